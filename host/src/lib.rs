@@ -1,0 +1,1 @@
+//! Carillon, the notification gateway: library behind the `carillon` binary.

@@ -1,0 +1,215 @@
+//! Native tests through the SDK harness: signing against the published
+//! Standard Webhooks vectors, the body, config checks and answer classes.
+
+use carillon_sdk::testing::{Harness, sample_message};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Outgoing};
+use serde_json::json;
+
+use super::*;
+
+fn request_of(outgoing: Outgoing) -> HttpRequest {
+    match outgoing {
+        Outgoing::Http(r) => r,
+        Outgoing::Mail(_) => panic!("the webhook plugin never sends mail"),
+    }
+}
+
+#[test]
+fn standard_webhooks_vectors() {
+    // spec/standard-webhooks.md reference libraries (Python/Go, and Rust).
+    let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    assert_eq!(
+        signature(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            br#"{"test": 2432232314}"#
+        ),
+        "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    );
+    let key = signing_key("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").unwrap();
+    assert_eq!(
+        signature(
+            &key,
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            "1649367553",
+            br#"{"email":"test@example.com","username":"test_user"}"#
+        ),
+        "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+    );
+}
+
+#[test]
+fn signed_request_carries_the_three_headers() {
+    let h = Harness::<Webhook>::new().at(1_614_265_330_000);
+    let config = json!({
+        "url": "https://hooks.example.com/in",
+        "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "headers": { "Authorization": "Bearer t0ken" }
+    });
+    let request = request_of(h.render(&config, &sample_message()).unwrap());
+    let header = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("webhook-id").as_deref(), Some("dlv_test"));
+    assert_eq!(header("webhook-timestamp").as_deref(), Some("1614265330"));
+    assert_eq!(header("Authorization").as_deref(), Some("Bearer t0ken"));
+    let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    assert_eq!(
+        header("webhook-signature"),
+        Some(signature(&key, "dlv_test", "1614265330", &request.body))
+    );
+}
+
+#[test]
+fn default_body_is_the_whole_message() {
+    let h = Harness::<Webhook>::new();
+    let config = json!({ "url": "http://127.0.0.1:9/hook" });
+    let request = request_of(h.render(&config, &sample_message()).unwrap());
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "event_id": "evt_test",
+            "delivery_id": "dlv_test",
+            "title": "Nightly ETL succeeded",
+            "markdown": "Task **orders_daily** finished in 42 s.",
+            "text": "Task orders_daily finished in 42 s.",
+            "severity": "success",
+            "locale": "en",
+            "link": { "url": "https://etl.example.com/tasks/42", "label": "Open task" },
+            "mentions": [],
+            "fields": [{ "name": "owner", "value": "alice" }],
+            "table": null
+        })
+    );
+    assert_eq!(request.method, "POST");
+    assert!(
+        !request
+            .headers
+            .iter()
+            .any(|(n, _)| n.starts_with("webhook-"))
+    );
+}
+
+#[test]
+fn body_template_renders_with_json_escaping() {
+    let h = Harness::<Webhook>::new();
+    let config = json!({
+        "url": "https://x.example/hook",
+        "body_template": "{\"text\": {{ message.title | tojson }}, \"sev\": \"{{ message.severity }}\"}",
+    });
+    let mut message = sample_message();
+    message.title = "say \"hi\"".into();
+    let request = request_of(h.render(&config, &message).unwrap());
+    assert_eq!(
+        request.body_text(),
+        r#"{"text": "say \"hi\"", "sev": "success"}"#
+    );
+}
+
+#[test]
+fn config_problems_are_all_reported_with_paths() {
+    let h = Harness::<Webhook>::new();
+    let issues = h
+        .validate(&json!({
+            "url": "ftp://x",
+            "method": "GET",
+            "headers": { "webhook-id": "x", "bad header": "y" },
+            "signing_secret": "whsec_c2hvcnQ=",
+            "body_template": "{{ unclosed",
+        }))
+        .unwrap_err();
+    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/url",
+            "/method",
+            "/headers/bad header",
+            "/headers/webhook-id",
+            "/signing_secret",
+            "/body_template"
+        ]
+    );
+    let unknown = h
+        .validate(&json!({ "url": "https://x", "colour": "red" }))
+        .unwrap_err();
+    assert_eq!(unknown[0].path, "/colour");
+    assert!(unknown[0].message.contains("colour"), "{unknown:?}");
+    assert!(
+        h.validate(&json!({ "url": "https://x.example/a?b=c" }))
+            .is_ok()
+    );
+}
+
+fn outcome_for(response: HttpResponse) -> Result<Receipt, DeliverError> {
+    let h = Harness::<Webhook>::new().respond(move |_| Ok(response.clone()));
+    h.deliver(
+        &json!({ "url": "https://x.example/hook" }),
+        &sample_message(),
+    )
+}
+
+#[test]
+fn answers_map_to_outcomes() {
+    assert!(outcome_for(HttpResponse::text(200, "ok")).is_ok());
+    assert!(outcome_for(HttpResponse::text(204, "")).is_ok());
+    assert!(matches!(
+        outcome_for(HttpResponse::text(429, "").with_header("retry-after", "12")),
+        Err(DeliverError::RateLimited(l)) if l.after_ms == 12_000
+    ));
+    assert!(matches!(
+        outcome_for(HttpResponse::text(503, "").with_header("retry-after", "3")),
+        Err(DeliverError::RateLimited(l)) if l.after_ms == 3_000
+    ));
+    for status in [500, 502, 503, 504] {
+        assert!(
+            matches!(
+                outcome_for(HttpResponse::text(status, "x")),
+                Err(DeliverError::Retryable(_))
+            ),
+            "{status}"
+        );
+    }
+    assert!(matches!(
+        outcome_for(HttpResponse::text(410, "")),
+        Err(DeliverError::Rejected(r)) if r.contains("gone")
+    ));
+    for status in [301, 302, 400, 401, 403, 404, 422] {
+        assert!(
+            matches!(
+                outcome_for(HttpResponse::text(status, "")),
+                Err(DeliverError::Rejected(_))
+            ),
+            "{status}"
+        );
+    }
+}
+
+#[test]
+fn transport_failures_retry_and_grant_failures_do_not() {
+    let h = Harness::<Webhook>::new().respond(|_| Err(HttpError::Timeout));
+    let config = json!({ "url": "https://x.example/hook" });
+    assert!(matches!(
+        h.deliver(&config, &sample_message()),
+        Err(DeliverError::Retryable(_))
+    ));
+    let h = Harness::<Webhook>::new().respond(|_| Err(HttpError::Denied("x.example".into())));
+    assert!(matches!(
+        h.deliver(&config, &sample_message()),
+        Err(DeliverError::InvalidConfig(_))
+    ));
+    assert_eq!(h.requests().len(), 1);
+}
+
+#[test]
+fn manifest_is_well_formed() {
+    let m = Harness::<Webhook>::new().manifest();
+    assert_eq!(m.name, "webhook");
+    assert_eq!(m.endpoint_fields, ["/url"]);
+}

@@ -1,0 +1,375 @@
+//! Run a plugin natively in `cargo test`, with HTTP and SMTP answered by a
+//! script instead of the gateway.
+//!
+//! The [`Harness`] calls the same code paths as the exported component
+//! (config parsing, `render`, `deliver`, `classify`); only the host imports
+//! are replaced. Each test thread has its own script and records, so tests
+//! can run in parallel.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use crate::{
+    Channel, ConfigIssue, Context, DeliverError, Destination, HttpError, HttpRequest, HttpResponse,
+    Level, Mail, Manifest, Message, Outgoing, Receipt, Severity, SmtpError, SmtpReply,
+};
+
+type HttpResponder = Box<dyn FnMut(&HttpRequest) -> Result<HttpResponse, HttpError>>;
+type SmtpResponder = Box<dyn FnMut(&Mail) -> Result<SmtpReply, SmtpError>>;
+
+struct Script {
+    http: HttpResponder,
+    smtp: SmtpResponder,
+    requests: Vec<HttpRequest>,
+    mails: Vec<Mail>,
+    logs: Vec<(Level, String)>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            http: Box::new(|_| Err(HttpError::Connect("no HTTP responder scripted".into()))),
+            smtp: Box::new(|_| Err(SmtpError::Connect("no SMTP responder scripted".into()))),
+            requests: Vec::new(),
+            mails: Vec::new(),
+            logs: Vec::new(),
+        }
+    }
+}
+
+thread_local! {
+    static SCRIPT: RefCell<Script> = RefCell::new(Script::default());
+}
+
+pub(crate) fn dispatch_http(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+    SCRIPT.with(|s| {
+        let mut s = s.borrow_mut();
+        s.requests.push(request.clone());
+        (s.http)(request)
+    })
+}
+
+pub(crate) fn dispatch_smtp(mail: &Mail) -> Result<SmtpReply, SmtpError> {
+    SCRIPT.with(|s| {
+        let mut s = s.borrow_mut();
+        s.mails.push(mail.clone());
+        (s.smtp)(mail)
+    })
+}
+
+pub(crate) fn record_log(level: Level, message: &str) {
+    SCRIPT.with(|s| s.borrow_mut().logs.push((level, message.to_owned())));
+}
+
+/// Runs plugin `C` against scripted channel answers.
+pub struct Harness<C: Channel> {
+    context: Context,
+    destination: String,
+    _channel: PhantomData<C>,
+}
+
+impl<C: Channel> Default for Harness<C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Channel> Harness<C> {
+    /// A harness with a fresh script for this thread: no responders (every
+    /// request fails to connect), attempt 1 at 2023-11-14T22:13:20Z.
+    pub fn new() -> Self {
+        SCRIPT.with(|s| *s.borrow_mut() = Script::default());
+        Harness {
+            context: Context {
+                delivery_id: "dlv_test".into(),
+                event_id: "evt_test".into(),
+                attempt: 1,
+                now_ms: 1_700_000_000_000,
+            },
+            destination: "test".into(),
+            _channel: PhantomData,
+        }
+    }
+
+    /// Answers HTTP requests with `responder`.
+    pub fn respond(
+        self,
+        responder: impl FnMut(&HttpRequest) -> Result<HttpResponse, HttpError> + 'static,
+    ) -> Self {
+        SCRIPT.with(|s| s.borrow_mut().http = Box::new(responder));
+        self
+    }
+
+    /// Answers mails with `responder`.
+    pub fn respond_mail(
+        self,
+        responder: impl FnMut(&Mail) -> Result<SmtpReply, SmtpError> + 'static,
+    ) -> Self {
+        SCRIPT.with(|s| s.borrow_mut().smtp = Box::new(responder));
+        self
+    }
+
+    /// Sets the context passed to `render` and `deliver`.
+    pub fn with_context(mut self, context: Context) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Sets the attempt's clock, in milliseconds since the Unix epoch.
+    pub fn at(mut self, now_ms: u64) -> Self {
+        self.context.now_ms = now_ms;
+        self
+    }
+
+    /// The plugin's manifest, after checking that it is well formed.
+    pub fn manifest(&self) -> Manifest {
+        let manifest = C::manifest();
+        let problems = manifest_problems(&manifest);
+        assert!(problems.is_empty(), "malformed manifest: {problems:?}");
+        manifest
+    }
+
+    /// Validates a destination config as the gateway would call `validate`.
+    pub fn validate(&self, config: &serde_json::Value) -> Result<(), Vec<ConfigIssue>> {
+        crate::__private::validate::<C>(config.to_string())
+    }
+
+    /// Renders a message for a destination with this config.
+    pub fn render(
+        &self,
+        config: &serde_json::Value,
+        message: &Message,
+    ) -> Result<Outgoing, DeliverError> {
+        crate::__private::render::<C>(
+            self.context.clone(),
+            self.destination(config),
+            message.clone(),
+        )
+    }
+
+    /// Delivers a message for a destination with this config.
+    pub fn deliver(
+        &self,
+        config: &serde_json::Value,
+        message: &Message,
+    ) -> Result<Receipt, DeliverError> {
+        crate::__private::deliver::<C>(
+            self.context.clone(),
+            self.destination(config),
+            message.clone(),
+        )
+    }
+
+    /// Every HTTP request sent so far on this thread.
+    pub fn requests(&self) -> Vec<HttpRequest> {
+        SCRIPT.with(|s| s.borrow().requests.clone())
+    }
+
+    /// Every mail sent so far on this thread.
+    pub fn mails(&self) -> Vec<Mail> {
+        SCRIPT.with(|s| s.borrow().mails.clone())
+    }
+
+    /// Every log line recorded so far on this thread.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        SCRIPT.with(|s| s.borrow().logs.clone())
+    }
+
+    fn destination(&self, config: &serde_json::Value) -> Destination {
+        Destination {
+            name: self.destination.clone(),
+            config: config.to_string(),
+        }
+    }
+}
+
+/// What the gateway would refuse in a manifest: a bad name, a version that is
+/// not `x.y.z`, a schema that is not a JSON object, pointers that do not start
+/// with `/`.
+pub fn manifest_problems(manifest: &Manifest) -> Vec<String> {
+    let mut problems = Vec::new();
+    let name_ok = !manifest.name.is_empty()
+        && manifest
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !name_ok {
+        problems.push(format!(
+            "name {:?} must be lowercase letters, digits and -",
+            manifest.name
+        ));
+    }
+    let parts: Vec<&str> = manifest
+        .version
+        .split(['-', '+'])
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+        problems.push(format!(
+            "version {:?} is not semantic (x.y.z)",
+            manifest.version
+        ));
+    }
+    match serde_json::from_str::<serde_json::Value>(&manifest.config_schema) {
+        Ok(serde_json::Value::Object(_)) => {}
+        _ => problems.push("config-schema is not a JSON object".into()),
+    }
+    for pointer in manifest
+        .secret_fields
+        .iter()
+        .chain(&manifest.endpoint_fields)
+    {
+        if !pointer.starts_with('/') {
+            problems.push(format!("{pointer:?} is not a JSON pointer"));
+        }
+    }
+    if manifest.max_payload_bytes == 0 {
+        problems.push("max-payload-bytes is 0".into());
+    }
+    problems
+}
+
+/// A representative message: title, Markdown body, one field, a link.
+pub fn sample_message() -> Message {
+    Message {
+        title: "Nightly ETL succeeded".into(),
+        markdown: "Task **orders_daily** finished in 42 s.".into(),
+        text: "Task orders_daily finished in 42 s.".into(),
+        table: None,
+        link: Some(crate::Link {
+            url: "https://etl.example.com/tasks/42".into(),
+            label: Some("Open task".into()),
+        }),
+        mentions: Vec::new(),
+        severity: Severity::Success,
+        locale: "en".into(),
+        fields: vec![crate::Field {
+            name: "owner".into(),
+            value: "alice".into(),
+        }],
+    }
+}
+
+/// The representative messages every plugin's golden tests render, by name:
+/// `plain`, `long`, `table`, `mentions`, `cjk`, `markdown-special`.
+pub fn samples() -> Vec<(&'static str, Message)> {
+    use crate::{Column, Comparison, Condition, Mention, Table};
+
+    let plain = sample_message();
+
+    let mut long = sample_message();
+    long.title = "Backfill finished with warnings".into();
+    long.severity = Severity::Warning;
+    long.markdown = (1..=600)
+        .map(|i| format!("- partition `p{i:04}` loaded, 1,024 rows, 0 rejected\n"))
+        .collect();
+    long.text = crate::text::markdown_to_text(&long.markdown);
+
+    let mut table = sample_message();
+    table.title = "Data quality scores".into();
+    table.severity = Severity::Error;
+    table.markdown = "Two of three checks are below the **60%** threshold.".into();
+    table.text = "Two of three checks are below the 60% threshold.".into();
+    table.table = Some(Table {
+        columns: vec![
+            Column {
+                key: "check".into(),
+                title: "Check".into(),
+                prefix: String::new(),
+                suffix: String::new(),
+                condition: None,
+            },
+            Column {
+                key: "score".into(),
+                title: "Score".into(),
+                prefix: String::new(),
+                suffix: "%".into(),
+                condition: Some(Condition {
+                    op: Comparison::Ge,
+                    operand: "60".into(),
+                }),
+            },
+            Column {
+                key: "cost".into(),
+                title: "Cost".into(),
+                prefix: "$".into(),
+                suffix: String::new(),
+                condition: None,
+            },
+        ],
+        rows: vec![
+            vec!["completeness".into(), "92.5".into(), "1.20".into()],
+            vec!["freshness".into(), "41".into(), "0.35".into()],
+            vec!["uniqueness".into(), "58".into(), "0.80".into()],
+        ],
+    });
+
+    let mut mentions = sample_message();
+    mentions.title = "Disk almost full on db-7".into();
+    mentions.severity = Severity::Critical;
+    mentions.markdown = "Disk usage on **db-7** reached 97%.".into();
+    mentions.text = "Disk usage on db-7 reached 97%.".into();
+    mentions.mentions = vec![
+        Mention::All,
+        Mention::UserId("u_1001".into()),
+        Mention::Email("oncall@example.com".into()),
+        Mention::Mobile("13800000000".into()),
+    ];
+
+    let mut cjk = sample_message();
+    cjk.title = "数据同步任务失败".into();
+    cjk.severity = Severity::Error;
+    cjk.locale = "zh-CN".into();
+    cjk.markdown = "任务 **订单日报** 在 02:00 运行失败：连接数据库超时。请检查网络。".into();
+    cjk.text = "任务 订单日报 在 02:00 运行失败：连接数据库超时。请检查网络。".into();
+    cjk.fields = vec![crate::Field {
+        name: "负责人".into(),
+        value: "张三".into(),
+    }];
+    cjk.link = Some(crate::Link {
+        url: "https://etl.example.com/tasks/42?lang=zh".into(),
+        label: Some("查看详情".into()),
+    });
+
+    let mut special = sample_message();
+    special.title = "Price <b>alert</b> & *stars* _underscores_ [brackets]".into();
+    special.markdown =
+        "Literal \\*not bold\\*, a pipe | and a `code | span`, <script>x</script> & \"quotes\"."
+            .into();
+    special.text =
+        "Literal *not bold*, a pipe | and a code | span, <script>x</script> & \"quotes\".".into();
+
+    vec![
+        ("plain", plain),
+        ("long", long),
+        ("table", table),
+        ("mentions", mentions),
+        ("cjk", cjk),
+        ("markdown-special", special),
+    ]
+}
+
+/// Compares `actual` with the golden file at `path`, or rewrites the file
+/// when the environment variable `UPDATE_EXPECT=1` is set.
+pub fn check_golden(path: &std::path::Path, actual: &str) {
+    if std::env::var_os("UPDATE_EXPECT").is_some_and(|v| v == "1") {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("cannot create the golden directory");
+        }
+        std::fs::write(path, actual).expect("cannot write the golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read golden file {} ({e}); run with UPDATE_EXPECT=1 to create it",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "golden file {} differs (UPDATE_EXPECT=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}",
+        path.display()
+    );
+}

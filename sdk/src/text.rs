@@ -1,0 +1,248 @@
+//! Text helpers: Markdown to plain text, Markdown escaping, and trimming to a
+//! byte budget without cutting a UTF-8 character.
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+
+/// Plain text from CommonMark: emphasis and headings lose their markers,
+/// links keep their URL in brackets, list items get `- ` or `1. `, code
+/// stays as written, raw HTML is dropped.
+pub fn markdown_to_text(markdown: &str) -> String {
+    let mut out = String::with_capacity(markdown.len());
+    let mut links: Vec<String> = Vec::new();
+    let mut lists: Vec<Option<u64>> = Vec::new();
+    for event in Parser::new_ext(
+        markdown,
+        Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH,
+    ) {
+        match event {
+            Event::Text(t) | Event::Code(t) => out.push_str(&t),
+            Event::SoftBreak | Event::HardBreak => out.push('\n'),
+            Event::Rule => out.push_str("\n----\n"),
+            Event::Start(Tag::Item) => {
+                let depth = lists.len().saturating_sub(1);
+                out.push_str(&"  ".repeat(depth));
+                match lists.last_mut() {
+                    Some(Some(n)) => {
+                        out.push_str(&format!("{n}. "));
+                        *n += 1;
+                    }
+                    _ => out.push_str("- "),
+                }
+            }
+            Event::Start(Tag::List(start)) => {
+                end_block(&mut out);
+                lists.push(start);
+            }
+            Event::End(TagEnd::List(_)) => {
+                lists.pop();
+                if lists.is_empty() {
+                    out.push('\n');
+                }
+            }
+            Event::End(TagEnd::Item) => end_line(&mut out),
+            Event::Start(Tag::Link { dest_url, .. }) => links.push(dest_url.to_string()),
+            Event::End(TagEnd::Link) => {
+                if let Some(url) = links.pop() {
+                    if !out.ends_with(url.as_str()) {
+                        out.push_str(&format!(" ({url})"));
+                    }
+                }
+            }
+            Event::End(
+                TagEnd::Paragraph | TagEnd::Heading(_) | TagEnd::CodeBlock | TagEnd::BlockQuote(_),
+            ) => {
+                if lists.is_empty() {
+                    end_block(&mut out);
+                } else {
+                    end_line(&mut out);
+                }
+            }
+            Event::End(TagEnd::TableCell) => out.push_str(" | "),
+            Event::End(TagEnd::TableHead | TagEnd::TableRow) => {
+                let trimmed = out.trim_end_matches([' ', '|']).len();
+                out.truncate(trimmed);
+                out.push('\n');
+            }
+            Event::End(TagEnd::Table) => out.push('\n'),
+            Event::TaskListMarker(done) => out.push_str(if done { "[x] " } else { "[ ] " }),
+            _ => {}
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+fn end_line(out: &mut String) {
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+}
+
+fn end_block(out: &mut String) {
+    end_line(out);
+    if !out.is_empty() && !out.ends_with("\n\n") {
+        out.push('\n');
+    }
+}
+
+/// Escapes the characters that would start Markdown formatting, so user text
+/// shows as typed.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(
+            c,
+            '\\' | '`'
+                | '*'
+                | '_'
+                | '{'
+                | '}'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '#'
+                | '|'
+                | '<'
+                | '>'
+                | '~'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A string fitted to a byte budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trimmed {
+    /// The text, note included, at most the budget in bytes.
+    pub text: String,
+    /// How many bytes of the original were left out (0 when it fitted).
+    pub cut_bytes: usize,
+}
+
+impl Trimmed {
+    /// `true` when something was cut.
+    pub fn was_cut(&self) -> bool {
+        self.cut_bytes > 0
+    }
+}
+
+/// Fits `text` into `max_bytes` UTF-8 bytes. When it is too long, keeps the
+/// longest prefix that ends on a character boundary and still leaves room for
+/// the note `"\n… (truncated N bytes)"`.
+pub fn fit_bytes(text: &str, max_bytes: usize) -> Trimmed {
+    fit_bytes_with(text, max_bytes, |cut| {
+        format!("\n… (truncated {cut} bytes)")
+    })
+}
+
+/// Like [`fit_bytes`], with the note written by `note(cut_bytes)`.
+pub fn fit_bytes_with(text: &str, max_bytes: usize, note: impl Fn(usize) -> String) -> Trimmed {
+    if text.len() <= max_bytes {
+        return Trimmed {
+            text: text.to_owned(),
+            cut_bytes: 0,
+        };
+    }
+    // The note's length depends on the number it reports; settle it by
+    // iterating (it changes by a digit at most a couple of times).
+    let mut keep = floor_char_boundary(text, max_bytes);
+    for _ in 0..8 {
+        let written = note(text.len() - keep);
+        let room = max_bytes.saturating_sub(written.len());
+        let next = floor_char_boundary(text, room.min(keep));
+        if next == keep && next + written.len() <= max_bytes {
+            break;
+        }
+        keep = next;
+    }
+    let written = note(text.len() - keep);
+    if keep + written.len() > max_bytes {
+        // Not even the note fits: return as much of the note as fits.
+        let end = floor_char_boundary(&written, max_bytes);
+        return Trimmed {
+            text: written[..end].to_owned(),
+            cut_bytes: text.len(),
+        };
+    }
+    let mut out = String::with_capacity(keep + written.len());
+    out.push_str(&text[..keep]);
+    out.push_str(&written);
+    Trimmed {
+        text: out,
+        cut_bytes: text.len() - keep,
+    }
+}
+
+/// The largest index `<= index` that is a character boundary of `text`.
+pub fn floor_char_boundary(text: &str, index: usize) -> usize {
+    if index >= text.len() {
+        return text.len();
+    }
+    let mut i = index;
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_untouched() {
+        let t = fit_bytes("hello", 5);
+        assert_eq!(t.text, "hello");
+        assert!(!t.was_cut());
+    }
+
+    #[test]
+    fn trimming_never_splits_a_character() {
+        let text = "告警".repeat(100); // 600 bytes, 3 per character
+        for budget in 30..80 {
+            let t = fit_bytes(&text, budget);
+            assert!(t.text.len() <= budget, "{budget}: {}", t.text.len());
+            assert!(t.text.contains("truncated"));
+            let kept = t.text.split('\n').next().unwrap_or_default();
+            assert_eq!(kept.len() % 3, 0);
+            assert_eq!(kept.len() + t.cut_bytes, text.len());
+        }
+    }
+
+    #[test]
+    fn emoji_boundaries() {
+        let text = "ok 🚀🚀🚀🚀🚀🚀🚀🚀🚀🚀 done";
+        let t = fit_bytes_with(text, 12, |n| format!("…{n}"));
+        assert!(t.text.len() <= 12);
+        assert!(t.text.starts_with("ok 🚀"));
+        assert_eq!(t.text, format!("ok 🚀…{}", t.cut_bytes));
+    }
+
+    #[test]
+    fn budget_smaller_than_the_note() {
+        let t = fit_bytes(&"x".repeat(100), 5);
+        assert!(t.text.len() <= 5);
+        assert_eq!(t.cut_bytes, 100);
+    }
+
+    #[test]
+    fn markdown_becomes_text() {
+        let md = "# Title\n\nSome **bold** and `code` with a [link](https://x.io).\n\n- one\n- two\n\n1. a\n2. b";
+        assert_eq!(
+            markdown_to_text(md),
+            "Title\n\nSome bold and code with a link (https://x.io).\n\n- one\n- two\n\n1. a\n2. b"
+        );
+    }
+
+    #[test]
+    fn escaping_neutralises_markdown() {
+        assert_eq!(escape_markdown("a*b_[c]|d"), "a\\*b\\_\\[c\\]\\|d");
+        assert_eq!(
+            markdown_to_text(&escape_markdown("**not bold**")),
+            "**not bold**"
+        );
+    }
+}

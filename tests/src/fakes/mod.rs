@@ -1,0 +1,2 @@
+//! One fake per vendor: a real HTTP server on 127.0.0.1 that records every
+//! request, enforces the vendor's checks and can inject faults.
