@@ -1,1 +1,11 @@
-//! Carillon, the notification gateway: library behind the `carillon` binary.
+//! Carillon, the notification gateway: the library behind the `carillon`
+//! binary. See ARCHITECTURE.md for the map; in short:
+//!
+//! - [`plugin`]: the sandboxed WebAssembly runtime for channel plugins;
+//! - [`egress`]: which hosts and addresses plugins may reach;
+//! - [`message`]: the channel-neutral message.
+
+pub mod egress;
+pub mod message;
+pub mod plugin;
+pub mod tls;

@@ -66,7 +66,7 @@ pub fn describe(condition: &Condition) -> String {
     format!("{op} {}", condition.operand)
 }
 
-fn cell<'a>(row: &'a [String], index: usize) -> &'a str {
+fn cell(row: &[String], index: usize) -> &str {
     row.get(index).map_or("", String::as_str)
 }
 

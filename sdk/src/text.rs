@@ -42,10 +42,10 @@ pub fn markdown_to_text(markdown: &str) -> String {
             Event::End(TagEnd::Item) => end_line(&mut out),
             Event::Start(Tag::Link { dest_url, .. }) => links.push(dest_url.to_string()),
             Event::End(TagEnd::Link) => {
-                if let Some(url) = links.pop() {
-                    if !out.ends_with(url.as_str()) {
-                        out.push_str(&format!(" ({url})"));
-                    }
+                if let Some(url) = links.pop()
+                    && !out.ends_with(url.as_str())
+                {
+                    out.push_str(&format!(" ({url})"));
                 }
             }
             Event::End(

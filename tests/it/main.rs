@@ -1,1 +1,7 @@
-//! End-to-end tests, one binary with a module per area.
+//! End-to-end tests, one binary with a module per area (every test binary
+//! links wasmtime again, so there is only one).
+
+mod limits;
+mod loading;
+mod support;
+mod webhook;

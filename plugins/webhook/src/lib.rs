@@ -131,15 +131,15 @@ impl Channel for Webhook {
                 ));
             }
         }
-        if let Some(secret) = &config.signing_secret {
-            if let Err(problem) = signing_key(secret) {
-                issues.push(ConfigIssue::new("/signing_secret", problem));
-            }
+        if let Some(secret) = &config.signing_secret
+            && let Err(problem) = signing_key(secret)
+        {
+            issues.push(ConfigIssue::new("/signing_secret", problem));
         }
-        if let Some(template) = &config.body_template {
-            if let Err(e) = body::compile_check(template) {
-                issues.push(ConfigIssue::new("/body_template", e));
-            }
+        if let Some(template) = &config.body_template
+            && let Err(e) = body::compile_check(template)
+        {
+            issues.push(ConfigIssue::new("/body_template", e));
         }
         issues
     }

@@ -11,7 +11,7 @@
 //! | `alloc-forever` | allocates 1 MiB chunks until stopped |
 //! | `trap` | aborts (an `unreachable` trap, no message) |
 //! | `panic` | panics with a message |
-//! | `fetch` | `deliver` GETs `url` and reports the host's answer |
+//! | `fetch` | `deliver` GETs `fetch_url` (or `url`) and reports the host's answer |
 //! | `big` | renders a body of `bytes` bytes |
 //! | `log` | logs one line at each level, then behaves |
 
@@ -34,6 +34,11 @@ pub struct Config {
     iterations: u64,
     #[serde(default)]
     url: Option<String>,
+    /// For `fetch`: a URL to GET instead of `url`. Not an endpoint field,
+    /// so its host is not granted: this is how the fixture reaches for a
+    /// host it was never given.
+    #[serde(default)]
+    fetch_url: Option<String>,
 }
 
 impl Channel for Misbehave {
@@ -73,7 +78,7 @@ impl Channel for Misbehave {
             ("fetch", Some(url)) => {
                 let request = HttpRequest {
                     method: "GET".into(),
-                    url: url.clone(),
+                    url: config.fetch_url.clone().unwrap_or_else(|| url.clone()),
                     headers: Vec::new(),
                     body: Vec::new(),
                     timeout_ms: None,

@@ -1,0 +1,187 @@
+//! The cost of one plugin call: a fresh store from the pre-instantiated
+//! component plus `render` of a typical message, next to the same render in
+//! native Rust (the webhook plugin's code called directly), measured in the
+//! same run so the ratio survives a noisy machine.
+//!
+//! Run: `cargo bench -p carillon --bench plugin_call` (add `-- --quick` for a
+//! short run). Prints medians, p99 and the ratio; BENCHMARKS.md records them.
+
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
+use std::time::{Duration, Instant};
+
+use carillon::message::{Field, Link, Message, Severity};
+use carillon::plugin::types::DeliveryContext;
+use carillon::plugin::{Runtime, RuntimeConfig};
+use carillon_plugin_webhook::Webhook;
+use carillon_sdk::testing::Harness;
+
+fn message() -> Message {
+    Message {
+        title: "Nightly ETL orders_daily failed".into(),
+        markdown:
+            "Task **orders_daily** failed after 3 retries: connection to `warehouse-2` timed out."
+                .into(),
+        text: "Task orders_daily failed after 3 retries: connection to warehouse-2 timed out."
+            .into(),
+        table: None,
+        link: Some(Link {
+            url: "https://etl.example.com/tasks/42".into(),
+            label: Some("Open task".into()),
+        }),
+        mentions: Vec::new(),
+        severity: Severity::Error,
+        locale: "en".into(),
+        fields: vec![
+            Field {
+                name: "owner".into(),
+                value: "alice".into(),
+            },
+            Field {
+                name: "started".into(),
+                value: "2026-11-23 02:00".into(),
+            },
+        ],
+    }
+}
+
+fn sdk_message(m: &Message) -> carillon_sdk::Message {
+    carillon_sdk::Message {
+        title: m.title.clone(),
+        markdown: m.markdown.clone(),
+        text: m.text.clone(),
+        table: None,
+        link: m.link.as_ref().map(|l| carillon_sdk::Link {
+            url: l.url.clone(),
+            label: l.label.clone(),
+        }),
+        mentions: Vec::new(),
+        severity: carillon_sdk::Severity::Error,
+        locale: m.locale.clone(),
+        fields: m
+            .fields
+            .iter()
+            .map(|f| carillon_sdk::Field {
+                name: f.name.clone(),
+                value: f.value.clone(),
+            })
+            .collect(),
+    }
+}
+
+struct Stats {
+    median: Duration,
+    p99: Duration,
+    n: usize,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let n = samples.len();
+    Stats {
+        median: samples[n / 2],
+        p99: samples[(n * 99 / 100).min(n - 1)],
+        n,
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let iterations = if quick { 2_000 } else { 20_000 };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let config = serde_json::json!({
+        "url": "https://hooks.example.com/carillon",
+        "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    });
+    let msg = message();
+    let ctx = DeliveryContext {
+        delivery_id: "dlv_bench".into(),
+        event_id: "evt_bench".into(),
+        attempt: 1,
+        now_ms: 1_700_000_000_000,
+    };
+
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_calls: 16,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let wasm =
+        std::fs::read(carillon_builtin::path("carillon-plugin-webhook").expect("webhook built"))
+            .expect("read");
+    let plugin = rt.block_on(runtime.load(wasm)).expect("load");
+    let destination = runtime.destination(&plugin, "bench", config.clone(), &[]);
+
+    // Native: the same plugin code, called directly (no sandbox).
+    let harness = Harness::<Webhook>::new().at(ctx.now_ms);
+    let native_msg = sdk_message(&msg);
+    let native_body = match harness.render(&config, &native_msg).expect("native render") {
+        carillon_sdk::Outgoing::Http(r) => r.body,
+        carillon_sdk::Outgoing::Mail(_) => unreachable!("webhook renders HTTP"),
+    };
+    let wasm_body = match rt
+        .block_on(runtime.render(&plugin, &destination, &ctx, &msg))
+        .expect("call")
+        .expect("render")
+    {
+        carillon::plugin::types::Outgoing::Http(r) => r.body,
+        carillon::plugin::types::Outgoing::Mail(_) => unreachable!("webhook renders HTTP"),
+    };
+    assert_eq!(
+        native_body.len(),
+        wasm_body.len(),
+        "wasm and native render the same body size"
+    );
+
+    // Warm up both paths.
+    for _ in 0..iterations / 10 {
+        let _ = harness.render(&config, &native_msg);
+        let _ = rt.block_on(runtime.render(&plugin, &destination, &ctx, &msg));
+    }
+    let mut native = Vec::with_capacity(iterations);
+    let mut sandboxed = Vec::with_capacity(iterations);
+    // Interleave the two so machine noise hits both alike.
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let out = harness.render(&config, &native_msg);
+        native.push(t.elapsed());
+        std::hint::black_box(out).ok();
+        let t = Instant::now();
+        let out = rt.block_on(runtime.render(&plugin, &destination, &ctx, &msg));
+        sandboxed.push(t.elapsed());
+        std::hint::black_box(out).ok();
+    }
+    let native = stats(native);
+    let sandboxed = stats(sandboxed);
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "plugin_call: webhook render of a typical message ({} bytes), {} iterations each",
+        wasm_body.len(),
+        sandboxed.n
+    );
+    println!(
+        "  native render           median {:8.2} µs   p99 {:8.2} µs",
+        us(native.median),
+        us(native.p99)
+    );
+    println!(
+        "  fresh sandbox + render  median {:8.2} µs   p99 {:8.2} µs",
+        us(sandboxed.median),
+        us(sandboxed.p99)
+    );
+    println!(
+        "  ratio sandbox/native    {:.1}x (median)",
+        us(sandboxed.median) / us(native.median)
+    );
+    println!(
+        "  target: ≤ 25 µs median per fresh-sandbox call → {}",
+        if us(sandboxed.median) <= 25.0 {
+            "met"
+        } else {
+            "missed"
+        }
+    );
+}

@@ -1,0 +1,131 @@
+//! The one place that knows the on-disk layout: tree names and key
+//! encodings. Everything else asks this module for keys.
+//!
+//! | tree          | key                                        | value |
+//! |---------------|--------------------------------------------|-------|
+//! | `meta`        | `schema_version`                           | `u32` big-endian |
+//! | `events`      | event id (`evt_…`)                         | `EventRecord` (JSON) |
+//! | `bodies`      | event id or delivery id                    | raw bytes: event body / delivery payload |
+//! | `deliveries`  | delivery id (`dlv_…`)                      | `DeliveryRecord` (JSON) |
+//! | `due`         | time (`u64` BE ms) ‖ delivery id           | empty: due time of a pending or scheduled delivery, lease expiry of a claimed one |
+//! | `dead`        | destination ‖ `0x00` ‖ delivery id         | empty |
+//! | `idempotency` | source ‖ `0x00` ‖ idempotency key          | inserted-at (`u64` BE ms) ‖ event id |
+//! | `attempts`    | delivery id ‖ sequence (`u32` BE)          | `AttemptRecord` (JSON) |
+//! | `delivered`   | delivered-at (`u64` BE ms) ‖ delivery id   | empty: the purge index |
+//!
+//! Ids have a fixed length, so a time prefix followed by an id sorts by time
+//! and then by id; destinations and sources may not contain `0x00`.
+
+use crate::id::DeliveryId;
+use crate::time::Timestamp;
+
+/// Tree names, in the order of [`Trees`](crate::outbox) slots.
+pub(crate) const EVENTS: &str = "events";
+pub(crate) const BODIES: &str = "bodies";
+pub(crate) const DELIVERIES: &str = "deliveries";
+pub(crate) const DUE: &str = "due";
+pub(crate) const DEAD: &str = "dead";
+pub(crate) const IDEMPOTENCY: &str = "idempotency";
+pub(crate) const ATTEMPTS: &str = "attempts";
+pub(crate) const DELIVERED: &str = "delivered";
+/// The tree holding the schema version.
+pub(crate) const META: &str = "meta";
+/// The schema version key in [`META`].
+pub(crate) const SCHEMA_VERSION: &[u8] = b"schema_version";
+
+/// All transactional trees, in slot order.
+pub(crate) const TX_TREES: [&str; 8] = [
+    EVENTS,
+    BODIES,
+    DELIVERIES,
+    DUE,
+    DEAD,
+    IDEMPOTENCY,
+    ATTEMPTS,
+    DELIVERED,
+];
+
+/// `time ‖ id`: keys of the `due` and `delivered` indexes.
+pub(crate) fn time_key(at: Timestamp, id: &DeliveryId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + id.as_str().len());
+    k.extend_from_slice(&at.to_be_bytes());
+    k.extend_from_slice(id.as_str().as_bytes());
+    k
+}
+
+/// The first key strictly after every `time_key(t, _)` with `t <= at`.
+pub(crate) fn time_upper_bound(at: Timestamp) -> Vec<u8> {
+    match at.as_millis().checked_add(1) {
+        Some(next) => next.to_be_bytes().to_vec(),
+        None => vec![0xff; 9],
+    }
+}
+
+/// Splits a `time ‖ id` key.
+pub(crate) fn split_time_key(key: &[u8]) -> Option<(Timestamp, DeliveryId)> {
+    let (t, id) = key.split_at_checked(8)?;
+    let t = u64::from_be_bytes(t.try_into().ok()?);
+    let id = DeliveryId::parse(std::str::from_utf8(id).ok()?)?;
+    Some((Timestamp::from_millis(t), id))
+}
+
+/// `destination ‖ 0x00`: the prefix of one destination's dead letters.
+pub(crate) fn dead_prefix(destination: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(destination.len() + 1);
+    k.extend_from_slice(destination.as_bytes());
+    k.push(0);
+    k
+}
+
+/// `destination ‖ 0x00 ‖ id`: a dead-letter key.
+pub(crate) fn dead_key(destination: &str, id: &DeliveryId) -> Vec<u8> {
+    let mut k = dead_prefix(destination);
+    k.extend_from_slice(id.as_str().as_bytes());
+    k
+}
+
+/// Splits a dead-letter key into destination and delivery id.
+pub(crate) fn split_dead_key(key: &[u8]) -> Option<(String, DeliveryId)> {
+    let nul = key.iter().position(|&b| b == 0)?;
+    let dest = std::str::from_utf8(&key[..nul]).ok()?.to_owned();
+    let id = DeliveryId::parse(std::str::from_utf8(&key[nul + 1..]).ok()?)?;
+    Some((dest, id))
+}
+
+/// `source ‖ 0x00 ‖ key`: an idempotency key.
+pub(crate) fn idempotency_key(source: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(source.len() + 1 + key.len());
+    k.extend_from_slice(source.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+/// `inserted_at ‖ event id`: an idempotency value.
+pub(crate) fn idempotency_value(at: Timestamp, event_id: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + event_id.len());
+    v.extend_from_slice(&at.to_be_bytes());
+    v.extend_from_slice(event_id.as_bytes());
+    v
+}
+
+/// Splits an idempotency value.
+pub(crate) fn split_idempotency_value(v: &[u8]) -> Option<(Timestamp, crate::EventId)> {
+    let (t, id) = v.split_at_checked(8)?;
+    let t = u64::from_be_bytes(t.try_into().ok()?);
+    let id = crate::EventId::parse(std::str::from_utf8(id).ok()?)?;
+    Some((Timestamp::from_millis(t), id))
+}
+
+/// `delivery id ‖ seq`: an attempt key.
+pub(crate) fn attempt_key(id: &DeliveryId, seq: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.as_str().len() + 4);
+    k.extend_from_slice(id.as_str().as_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Bytes shown in errors naming a key: UTF-8 where it is, escaped where not.
+pub(crate) fn display_key(key: &[u8]) -> String {
+    key.escape_ascii().to_string()
+}

@@ -1,0 +1,104 @@
+//! Carillon's durable outbox: the storage behind the promise that an
+//! acknowledged event is delivered, even across crashes. It is the only
+//! code that touches sled. Events and payloads are opaque bytes; the outbox
+//! knows nothing of message formats, plugins or HTTP.
+//!
+//! # Durability contract
+//!
+//! When [`Outbox::enqueue`] returns `Ok`, the event, its deliveries, their
+//! due-index entries and the idempotency entry were written in **one** sled
+//! transaction *and* a `flush` (fsync) that started after that transaction
+//! committed has completed: they survive a crash, all together or not at
+//! all. That is when the gateway may answer 202. Concurrent enqueues share
+//! flushes (group commit, see `commit`): a dedicated thread flushes
+//! whenever writes are pending and wakes every writer whose write preceded
+//! the flush. `Enqueued::Duplicate` is also returned only after a flush, as
+//! the earlier write may still be in flight.
+//!
+//! Every other change (claim, complete, requeue, purge) is one atomic
+//! transaction but does not wait for a flush: sled flushes on its own
+//! schedule (every 500 ms) and on the next group commit. Losing such a
+//! change in a crash is safe under at-least-once delivery: a lost claim or
+//! outcome leaves the delivery claimable again (pending, or claimed with a
+//! lease that expires), so it is re-attempted, never lost.
+//!
+//! # State machine
+//!
+//! Types in [`state`]; each transition is one transaction over the trees it
+//! touches.
+//!
+//! ```text
+//! Pending ──claim──▶ Claimed ──Delivered──▶ Delivered ──purge──▶ (removed)
+//!   ▲                  │  │ ╲─Retry(at)──▶ ScheduledRetry ──claim when due──▶ Claimed
+//!   │                  │  └─ lease expired: claim again (new owner, new token)
+//!   └──requeue── Dead ◀┘ Dead(fallback?) ── + one new Pending delivery to the fallback
+//! ```
+//!
+//! - A claim leases the delivery to an owner until `now + lease` and bumps
+//!   its claim token. The `due` index then holds the *lease expiry*, so
+//!   `claim_due` finds expired leases with the same range scan as due
+//!   deliveries: after a crash, whatever the dead process held is claimed
+//!   again once its lease runs out.
+//! - `complete` is accepted only from the current (owner, token); anything
+//!   else gets `Completion::LeaseLost` and writes nothing. An expired lease
+//!   nobody re-claimed is still accepted.
+//! - `Retry { counts_as_attempt: false }` (rate limits) does not add to the
+//!   attempt count; every completion is still recorded in `attempts`.
+//!   A lease that expires is not an attempt.
+//! - `Dead { fallback: Some(d) }` dead-letters the delivery and creates one
+//!   pending delivery to `d` with the same payload, linked both ways
+//!   (`fallback_to` / `fallback_of`) and appended to the event.
+//! - `requeue_dead` makes a dead delivery pending again, due now, with its
+//!   attempt count **reset to 0** (its history stays).
+//!
+//! # Key layout
+//!
+//! One module, `keys`, owns it (the table is repeated here):
+//!
+//! | tree          | key                                        | value |
+//! |---------------|--------------------------------------------|-------|
+//! | `meta`        | `schema_version`                           | `u32` BE |
+//! | `events`      | `evt_…`                                    | event record (JSON) |
+//! | `bodies`      | `evt_…` or `dlv_…`                         | raw bytes: event body / payload |
+//! | `deliveries`  | `dlv_…`                                    | delivery record (JSON) |
+//! | `due`         | `u64` BE ms ‖ `dlv_…`                      | empty: due time, or lease expiry if claimed |
+//! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
+//! | `idempotency` | source ‖ `0x00` ‖ key                      | inserted-at `u64` BE ms ‖ `evt_…` |
+//! | `attempts`    | `dlv_…` ‖ seq `u32` BE                     | attempt record (JSON) |
+//! | `delivered`   | delivered-at `u64` BE ms ‖ `dlv_…`         | empty (purge index) |
+//!
+//! Ids are ULID-like (48-bit ms ‖ 80-bit random-then-counting tail, 26
+//! Crockford base32 characters after the prefix), so they sort by time.
+//! Records are private, versioned serde structs encoded as JSON; blobs are
+//! never inside JSON. The schema version is checked at open by
+//! [`migrate::migrate`]: older versions are upgraded in one transaction,
+//! newer ones refused.
+//!
+//! # Counters
+//!
+//! [`Outbox::depth`] is kept in memory, updated after each committed
+//! transaction and recounted from `deliveries` at open. Backpressure reads
+//! it, so the bound is exact for one process and soft under races (it may
+//! be exceeded by the deliveries of writers already past the check).
+
+mod commit;
+mod error;
+mod id;
+mod keys;
+pub mod migrate;
+mod outbox;
+mod record;
+pub mod state;
+mod time;
+mod types;
+
+pub use commit::FlushStats;
+pub use error::{EnqueueError, OpenError, OutboxError};
+pub use id::{DeliveryId, EventId};
+pub use outbox::Outbox;
+pub use state::{DeliveryState, StateKind};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use types::{
+    Attempt, AttemptOutcome, Claim, Completion, DeadCursor, DeadLetter, DeadPage, DeliveryView,
+    Depth, Enqueued, EventView, NewDelivery, NewEvent, OutboxConfig, Outcome, PurgeReport, Requeue,
+};

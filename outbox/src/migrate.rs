@@ -1,0 +1,218 @@
+//! Schema versions and upgrades. The version lives in `meta/schema_version`
+//! (`u32` big-endian). [`migrate`] runs at open: a fresh database gets the
+//! current version, an older one is upgraded in one transaction, a newer
+//! one is refused.
+//!
+//! Versions:
+//! - **0** (pre-release): `events` held `{source, idempotency_key,
+//!   received_at, body: [bytes], deliveries: [{destination, id}]}`,
+//!   `deliveries` held `{event_id, destination, created_at, due, attempts,
+//!   payload: [bytes]}` (pending only: v0 had no claims and deleted
+//!   delivered records), `idempotency` values were the bare event id, and
+//!   there was no `due` index, `bodies` tree or record version field.
+//! - **1** (current): the layout in `keys`.
+
+use serde::Deserialize;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::error::{OpenError, OutboxError};
+use crate::id::DeliveryId;
+use crate::keys;
+use crate::record::{self, DeliveryRecord, DeliveryRef, EventRecord, RECORD_VERSION, StoredState};
+use crate::time::Timestamp;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// An upgrade that [`migrate`] performed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migration {
+    /// The version found.
+    pub from: u32,
+    /// The version written.
+    pub to: u32,
+}
+
+#[derive(Deserialize)]
+struct V0Event {
+    source: String,
+    idempotency_key: Option<String>,
+    received_at: u64,
+    body: Vec<u8>,
+    deliveries: Vec<V0Ref>,
+}
+
+#[derive(Deserialize)]
+struct V0Ref {
+    destination: String,
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct V0Delivery {
+    event_id: String,
+    destination: String,
+    created_at: u64,
+    due: u64,
+    attempts: u32,
+    payload: Vec<u8>,
+}
+
+fn storage(e: impl Into<OutboxError>) -> OpenError {
+    OpenError::Storage {
+        path: String::from("(open database)"),
+        source: e.into(),
+    }
+}
+
+/// Brings `db` to [`SCHEMA_VERSION`]; `Ok(None)` if it already was.
+pub fn migrate(db: &sled::Db) -> Result<Option<Migration>, OpenError> {
+    let meta = db.open_tree(keys::META).map_err(storage)?;
+    let found = match meta.get(keys::SCHEMA_VERSION).map_err(storage)? {
+        None => {
+            let events = db.open_tree(keys::EVENTS).map_err(storage)?;
+            if !events.is_empty() {
+                return Err(OpenError::BadSchemaVersion(
+                    "no schema version on a database that holds events".into(),
+                ));
+            }
+            meta.insert(keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())
+                .map_err(storage)?;
+            return Ok(None);
+        }
+        Some(v) => {
+            let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| {
+                OpenError::BadSchemaVersion(format!("{} bytes, expected 4", v.len()))
+            })?;
+            u32::from_be_bytes(bytes)
+        }
+    };
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(None);
+    }
+    // found == 0: the only older version.
+    v0_to_v1(db, &meta).map_err(storage)?;
+    Ok(Some(Migration {
+        from: found,
+        to: SCHEMA_VERSION,
+    }))
+}
+
+/// Reads the v0 records, then rewrites everything in one transaction with
+/// the new version number, so a crash leaves either v0 or v1.
+fn v0_to_v1(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
+    let open = |n| db.open_tree(n);
+    let (events, bodies, deliveries, due, idem) = (
+        open(keys::EVENTS)?,
+        open(keys::BODIES)?,
+        open(keys::DELIVERIES)?,
+        open(keys::DUE)?,
+        open(keys::IDEMPOTENCY)?,
+    );
+    let mut ev0 = Vec::new();
+    for kv in events.iter() {
+        let (k, v) = kv?;
+        let e: V0Event = serde_json::from_slice(&v).map_err(|e| OutboxError::Corrupt {
+            tree: keys::EVENTS,
+            key: keys::display_key(&k),
+            reason: format!("v0 event: {e}"),
+        })?;
+        ev0.push((k, e));
+    }
+    let mut dl0 = Vec::new();
+    for kv in deliveries.iter() {
+        let (k, v) = kv?;
+        let d: V0Delivery = serde_json::from_slice(&v).map_err(|e| OutboxError::Corrupt {
+            tree: keys::DELIVERIES,
+            key: keys::display_key(&k),
+            reason: format!("v0 delivery: {e}"),
+        })?;
+        let id = std::str::from_utf8(&k)
+            .ok()
+            .and_then(DeliveryId::parse)
+            .ok_or_else(|| OutboxError::Corrupt {
+                tree: keys::DELIVERIES,
+                key: keys::display_key(&k),
+                reason: "v0 delivery id".into(),
+            })?;
+        dl0.push((id, d));
+    }
+    let mut id0 = Vec::new();
+    for kv in idem.iter() {
+        let (k, v) = kv?;
+        id0.push((k, v));
+    }
+    let received: std::collections::HashMap<Vec<u8>, u64> = ev0
+        .iter()
+        .map(|(k, e)| (k.to_vec(), e.received_at))
+        .collect();
+
+    let r = (&events, &bodies, &deliveries, &due, &idem, meta).transaction(
+        |(te, tb, td, tu, ti, tm)| {
+            for (k, e) in &ev0 {
+                let rec = EventRecord {
+                    v: RECORD_VERSION,
+                    source: e.source.clone(),
+                    idempotency_key: e.idempotency_key.clone(),
+                    received_at: e.received_at,
+                    deliveries: e
+                        .deliveries
+                        .iter()
+                        .map(|r| DeliveryRef {
+                            destination: r.destination.clone(),
+                            id: r.id.clone(),
+                        })
+                        .collect(),
+                };
+                let bytes = record::encode(keys::EVENTS, k, &rec)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                te.insert(k, bytes)?;
+                tb.insert(k, e.body.as_slice())?;
+            }
+            for (id, d) in &dl0 {
+                let rec = DeliveryRecord {
+                    v: RECORD_VERSION,
+                    event_id: d.event_id.clone(),
+                    destination: d.destination.clone(),
+                    created_at: d.created_at,
+                    attempts: d.attempts,
+                    log_len: 0,
+                    claims: 0,
+                    fallback_of: None,
+                    fallback_to: None,
+                    state: StoredState::Pending { due: d.due },
+                };
+                let k = id.as_str().as_bytes();
+                let bytes = record::encode(keys::DELIVERIES, k, &rec)
+                    .map_err(ConflictableTransactionError::Abort)?;
+                td.insert(k, bytes)?;
+                tb.insert(k, d.payload.as_slice())?;
+                tu.insert(keys::time_key(Timestamp::from_millis(d.due), id), &[][..])?;
+            }
+            for (k, v) in &id0 {
+                let at = received.get(v.as_ref()).copied().unwrap_or(0);
+                let event_id = String::from_utf8_lossy(v);
+                ti.insert(
+                    k,
+                    keys::idempotency_value(Timestamp::from_millis(at), &event_id),
+                )?;
+            }
+            tm.insert(keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+            Ok(())
+        },
+    );
+    match r {
+        Ok(()) => Ok(()),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+    }?;
+    db.flush()?;
+    Ok(())
+}

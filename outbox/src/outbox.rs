@@ -1,0 +1,955 @@
+//! `Outbox`: every operation on the stored events and deliveries. Each
+//! state change is one sled transaction across the trees it touches; only
+//! `enqueue` waits for a flush (see the crate docs for why).
+
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::commit::{FlushStats, GroupCommit, WaitError};
+use crate::error::{EnqueueError, OpenError, OutboxError};
+use crate::id::{DeliveryId, EventId, IdGen};
+use crate::keys;
+use crate::migrate;
+use crate::record::{
+    self, AttemptRecord, DeliveryRecord, DeliveryRef, EventRecord, RECORD_VERSION, StoredOutcome,
+};
+use crate::state::{DeliveryState, Pending, StateKind};
+use crate::time::{Clock, Timestamp};
+use crate::types::{
+    Attempt, AttemptOutcome, Claim, Completion, DeadCursor, DeadLetter, DeadPage, DeliveryView,
+    Depth, Enqueued, EventView, NewDelivery, NewEvent, OutboxConfig, Outcome, PurgeReport, Requeue,
+};
+
+// Slots of the transactional trees, in `keys::TX_TREES` order.
+const EV: usize = 0;
+const BO: usize = 1;
+const DL: usize = 2;
+const DU: usize = 3;
+const DE: usize = 4;
+const ID: usize = 5;
+const AT: usize = 6;
+const DV: usize = 7;
+
+/// Deliveries handled per transaction by bulk operations (requeue, purge).
+const CHUNK: usize = 256;
+
+/// Why a transaction stopped without writing.
+enum Abort {
+    Corrupt(OutboxError),
+    Duplicate(EventId, Vec<(String, DeliveryId)>),
+    Backpressure,
+    Collision,
+}
+
+type Tx<T> = Result<T, ConflictableTransactionError<Abort>>;
+
+/// A state-counter move made by a transaction (`None` = created/removed).
+type Moves = Vec<(Option<StateKind>, Option<StateKind>)>;
+
+fn abort<T>(e: OutboxError) -> Tx<T> {
+    Err(ConflictableTransactionError::Abort(Abort::Corrupt(e)))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn corrupt(tree: &'static str, key: &[u8], reason: &str) -> OutboxError {
+    OutboxError::Corrupt {
+        tree,
+        key: keys::display_key(key),
+        reason: reason.to_owned(),
+    }
+}
+
+fn parse_event_id(tree: &'static str, key: &[u8], s: &str) -> Result<EventId, OutboxError> {
+    EventId::parse(s).ok_or_else(|| corrupt(tree, key, "malformed event id"))
+}
+
+fn parse_delivery_id(tree: &'static str, key: &[u8], s: &str) -> Result<DeliveryId, OutboxError> {
+    DeliveryId::parse(s).ok_or_else(|| corrupt(tree, key, "malformed delivery id"))
+}
+
+fn tx_get_delivery(t: &[TransactionalTree], id: &DeliveryId) -> Tx<Option<DeliveryRecord>> {
+    let key = id.as_str().as_bytes();
+    match t[DL].get(key)? {
+        None => Ok(None),
+        Some(b) => record::decode(keys::DELIVERIES, key, &b)
+            .map(Some)
+            .or_else(abort),
+    }
+}
+
+fn tx_get_event(t: &[TransactionalTree], id: &str) -> Tx<Option<EventRecord>> {
+    match t[EV].get(id.as_bytes())? {
+        None => Ok(None),
+        Some(b) => record::decode(keys::EVENTS, id.as_bytes(), &b)
+            .map(Some)
+            .or_else(abort),
+    }
+}
+
+fn tx_put<T: Serialize>(t: &TransactionalTree, tree: &'static str, key: &[u8], rec: &T) -> Tx<()> {
+    let bytes = record::encode(tree, key, rec).or_else(abort)?;
+    t.insert(key, bytes)?;
+    Ok(())
+}
+
+fn refs_to_pairs(
+    refs: &[DeliveryRef],
+    event_key: &[u8],
+) -> Result<Vec<(String, DeliveryId)>, OutboxError> {
+    refs.iter()
+        .map(|r| {
+            Ok((
+                r.destination.clone(),
+                parse_delivery_id(keys::EVENTS, event_key, &r.id)?,
+            ))
+        })
+        .collect()
+}
+
+fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
+    if s.as_bytes().contains(&0) {
+        Err(EnqueueError::Invalid {
+            field,
+            reason: "contains a NUL byte",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// The durable outbox. Cheap to share behind an `Arc`; every method takes
+/// `&self`.
+pub struct Outbox {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    commit: GroupCommit,
+    ids: IdGen,
+    depth: Mutex<Depth>,
+    idempotency_window: Duration,
+    max_pending: u64,
+    retry_after: Duration,
+    clock: std::sync::Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("depth", &self.depth())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// Opens (or creates) the outbox at `config.path`, migrating an older
+    /// schema and refusing a newer one, then counts deliveries by state.
+    pub fn open(config: OutboxConfig) -> Result<Self, OpenError> {
+        if config.max_pending == 0 {
+            return Err(OpenError::Config("max_pending must be at least 1".into()));
+        }
+        let path = config.path.display().to_string();
+        let storage = |e: OutboxError| OpenError::Storage {
+            path: path.clone(),
+            source: e,
+        };
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity)
+            .open()
+            .map_err(|e| storage(e.into()))?;
+        if let Some(m) = migrate::migrate(&db)? {
+            tracing::info!(from = m.from, to = m.to, "migrated the outbox schema");
+        }
+        let trees = keys::TX_TREES
+            .iter()
+            .map(|name| db.open_tree(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| storage(e.into()))?;
+        let depth = count_states(&trees[DL]).map_err(storage)?;
+        let commit = GroupCommit::start(db.clone())
+            .map_err(|e| storage(OutboxError::Storage(sled::Error::Io(e))))?;
+        Ok(Self {
+            db,
+            trees,
+            commit,
+            ids: IdGen::new(),
+            depth: Mutex::new(depth),
+            idempotency_window: config.idempotency_window,
+            max_pending: config.max_pending,
+            retry_after: config.backpressure_retry_after,
+            clock: config.clock,
+        })
+    }
+
+    /// Runs `f` as one transaction over all trees. Corruption and storage
+    /// failures become `Err`; other aborts are returned as values.
+    fn run<T>(
+        &self,
+        f: impl Fn(&[TransactionalTree]) -> Tx<T>,
+    ) -> Result<Result<T, Abort>, OutboxError> {
+        let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |v| f(v));
+        match r {
+            Ok(t) => Ok(Ok(t)),
+            Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),
+            Err(TransactionError::Abort(a)) => Ok(Err(a)),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    fn apply(&self, moves: &Moves) {
+        let mut d = lock(&self.depth);
+        for (from, to) in moves {
+            d.apply(*from, *to);
+        }
+    }
+
+    async fn durable(&self) -> Result<(), EnqueueError> {
+        self.commit.wait_durable().await.map_err(|e| match e {
+            WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
+            WaitError::Closed => EnqueueError::Closed,
+        })
+    }
+
+    /// Stores `event` and one pending delivery (due now) per entry of
+    /// `deliveries`, with the idempotency entry, in one transaction, and
+    /// returns once a flush covers it: an `Ok` answer survives a crash.
+    ///
+    /// A (source, idempotency key) accepted within the window answers
+    /// [`Enqueued::Duplicate`] (also only once durable) and writes nothing.
+    /// Past `max_pending` unfinished deliveries it writes nothing and
+    /// answers [`EnqueueError::Backpressure`].
+    pub async fn enqueue(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<Enqueued, EnqueueError> {
+        no_nul("source", &event.source)?;
+        for d in &deliveries {
+            no_nul("destination", &d.destination)?;
+        }
+        let now = self.clock.now();
+        let n = u64::try_from(deliveries.len()).unwrap_or(u64::MAX);
+        for _ in 0..4 {
+            let event_id = EventId::from_raw(self.ids.next(now));
+            let ids: Vec<DeliveryId> = deliveries
+                .iter()
+                .map(|_| DeliveryId::from_raw(self.ids.next(now)))
+                .collect();
+            let idem = event
+                .idempotency_key
+                .as_deref()
+                .map(|k| keys::idempotency_key(&event.source, k));
+            let rec = EventRecord {
+                v: RECORD_VERSION,
+                source: event.source.clone(),
+                idempotency_key: event.idempotency_key.clone(),
+                received_at: now.as_millis(),
+                deliveries: deliveries
+                    .iter()
+                    .zip(&ids)
+                    .map(|(d, id)| DeliveryRef {
+                        destination: d.destination.clone(),
+                        id: id.as_str().to_owned(),
+                    })
+                    .collect(),
+            };
+            let r = self.run(|t| {
+                if let Some(ik) = &idem
+                    && let Some(v) = t[ID].get(ik)?
+                {
+                    let Some((at, earlier)) = keys::split_idempotency_value(&v) else {
+                        return abort(corrupt(keys::IDEMPOTENCY, ik, "malformed value"));
+                    };
+                    if now < at.saturating_add(self.idempotency_window) {
+                        let pairs = match tx_get_event(t, earlier.as_str())? {
+                            Some(e) => refs_to_pairs(&e.deliveries, earlier.as_str().as_bytes())
+                                .or_else(abort)?,
+                            None => Vec::new(),
+                        };
+                        return Err(ConflictableTransactionError::Abort(Abort::Duplicate(
+                            earlier, pairs,
+                        )));
+                    }
+                }
+                if lock(&self.depth).active().saturating_add(n) > self.max_pending {
+                    return Err(ConflictableTransactionError::Abort(Abort::Backpressure));
+                }
+                let ek = event_id.as_str().as_bytes();
+                if t[EV].get(ek)?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(Abort::Collision));
+                }
+                tx_put(&t[EV], keys::EVENTS, ek, &rec)?;
+                t[BO].insert(ek, event.body.as_slice())?;
+                for (d, id) in deliveries.iter().zip(&ids) {
+                    let dk = id.as_str().as_bytes();
+                    if t[DL].get(dk)?.is_some() {
+                        return Err(ConflictableTransactionError::Abort(Abort::Collision));
+                    }
+                    let drec = DeliveryRecord {
+                        v: RECORD_VERSION,
+                        event_id: event_id.as_str().to_owned(),
+                        destination: d.destination.clone(),
+                        created_at: now.as_millis(),
+                        attempts: 0,
+                        log_len: 0,
+                        claims: 0,
+                        fallback_of: None,
+                        fallback_to: None,
+                        state: record::StoredState::Pending {
+                            due: now.as_millis(),
+                        },
+                    };
+                    tx_put(&t[DL], keys::DELIVERIES, dk, &drec)?;
+                    t[BO].insert(dk, d.payload.as_slice())?;
+                    t[DU].insert(keys::time_key(now, id), &[][..])?;
+                }
+                if let Some(ik) = &idem {
+                    t[ID].insert(
+                        ik.as_slice(),
+                        keys::idempotency_value(now, event_id.as_str()),
+                    )?;
+                }
+                Ok(())
+            })?;
+            match r {
+                Ok(()) => {
+                    self.apply(&vec![(None, Some(StateKind::Pending)); deliveries.len()]);
+                    self.durable().await?;
+                    let pairs = deliveries
+                        .iter()
+                        .map(|d| d.destination.clone())
+                        .zip(ids)
+                        .collect();
+                    return Ok(Enqueued::Accepted {
+                        event_id,
+                        deliveries: pairs,
+                    });
+                }
+                Err(Abort::Duplicate(event_id, deliveries)) => {
+                    // The earlier write may still be waiting for its flush.
+                    self.durable().await?;
+                    return Ok(Enqueued::Duplicate {
+                        event_id,
+                        deliveries,
+                    });
+                }
+                Err(Abort::Backpressure) => {
+                    return Err(EnqueueError::Backpressure {
+                        retry_after: self.retry_after,
+                    });
+                }
+                Err(Abort::Collision) => continue,
+                Err(Abort::Corrupt(e)) => return Err(e.into()),
+            }
+        }
+        Err(OutboxError::Corrupt {
+            tree: keys::EVENTS,
+            key: String::new(),
+            reason: "id generator collided repeatedly".into(),
+        }
+        .into())
+    }
+
+    /// Leases up to `limit` deliveries to `owner` until `now + lease`:
+    /// pending and scheduled deliveries due by `now` and claimed ones whose
+    /// lease expired by `now`, oldest due time first, in one transaction.
+    pub fn claim_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, OutboxError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let upper = keys::time_upper_bound(now);
+        let mut due = Vec::with_capacity(limit);
+        for kv in self.trees[DU].range(..upper).take(limit) {
+            let (k, _) = kv?;
+            let Some((at, id)) = keys::split_time_key(&k) else {
+                return Err(corrupt(keys::DUE, &k, "malformed due key"));
+            };
+            due.push((at, id));
+        }
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lease_until = now.saturating_add(lease);
+        let r = self.run(|t| {
+            let mut claims = Vec::new();
+            let mut moves = Moves::new();
+            for (at, id) in &due {
+                let dk = keys::time_key(*at, id);
+                if t[DU].get(&dk)?.is_none() {
+                    continue; // taken by a concurrent claimer
+                }
+                let Some(mut rec) = tx_get_delivery(t, id)? else {
+                    return abort(corrupt(keys::DUE, &dk, "due entry without a delivery"));
+                };
+                let state = DeliveryState::from(rec.state.clone());
+                if state.index_time() != Some(*at) {
+                    return abort(corrupt(
+                        keys::DUE,
+                        &dk,
+                        "due entry disagrees with its delivery",
+                    ));
+                }
+                let token = rec.claims + 1;
+                let from = state.kind();
+                let claimed = match state {
+                    DeliveryState::Pending(p) => p.claim(owner, lease_until, token),
+                    DeliveryState::Scheduled(s) => s.claim(owner, lease_until, token),
+                    DeliveryState::Claimed(c) => match c.reclaim(now, owner, lease_until, token) {
+                        Ok(c) => c,
+                        Err(_) => continue,
+                    },
+                    DeliveryState::Delivered(_) | DeliveryState::Dead(_) => continue,
+                };
+                let Some(payload) = t[BO].get(id.as_str().as_bytes())? else {
+                    return abort(corrupt(
+                        keys::BODIES,
+                        id.as_str().as_bytes(),
+                        "missing payload",
+                    ));
+                };
+                let event_id =
+                    parse_event_id(keys::DELIVERIES, id.as_str().as_bytes(), &rec.event_id)
+                        .or_else(abort)?;
+                rec.claims = token;
+                rec.state = (&DeliveryState::Claimed(claimed)).into();
+                tx_put(&t[DL], keys::DELIVERIES, id.as_str().as_bytes(), &rec)?;
+                t[DU].remove(dk)?;
+                t[DU].insert(keys::time_key(lease_until, id), &[][..])?;
+                moves.push((Some(from), Some(StateKind::Claimed)));
+                claims.push(Claim {
+                    delivery_id: id.clone(),
+                    event_id,
+                    destination: rec.destination.clone(),
+                    attempt: rec.attempts.saturating_add(1),
+                    payload: payload.to_vec(),
+                    owner: owner.to_owned(),
+                    lease_until,
+                    token,
+                });
+            }
+            Ok((claims, moves))
+        })?;
+        match r {
+            Ok((claims, moves)) => {
+                self.apply(&moves);
+                Ok(claims)
+            }
+            Err(_) => Ok(Vec::new()), // only corruption aborts here, returned above
+        }
+    }
+
+    /// Records the outcome of `claim` at `now`, in one transaction. Refused
+    /// with [`Completion::LeaseLost`] (nothing written) unless the delivery
+    /// is still claimed by the same owner under the same token; a claim
+    /// whose lease expired but that nobody re-claimed is still accepted.
+    ///
+    /// `Dead { fallback: Some(dest) }` also creates one pending delivery to
+    /// `dest` (due now, same payload, same event) and links both ways.
+    pub fn complete(
+        &self,
+        claim: &Claim,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<Completion, OutboxError> {
+        if let Outcome::Dead {
+            fallback: Some(f), ..
+        } = &outcome
+            && f.as_bytes().contains(&0)
+        {
+            return Ok(Completion::InvalidFallback);
+        }
+        let fallback_id = DeliveryId::from_raw(self.ids.next(now));
+        let id = &claim.delivery_id;
+        let dk = id.as_str().as_bytes();
+        let r = self.run(|t| {
+            let mut moves = Moves::new();
+            let Some(mut rec) = tx_get_delivery(t, id)? else {
+                return Ok((Completion::LeaseLost { current: None }, moves));
+            };
+            let state = DeliveryState::from(rec.state.clone());
+            let claimed = match state {
+                DeliveryState::Claimed(c) if c.held_by(&claim.owner, claim.token) => c,
+                other => {
+                    return Ok((
+                        Completion::LeaseLost {
+                            current: Some(other.kind()),
+                        },
+                        moves,
+                    ));
+                }
+            };
+            t[DU].remove(keys::time_key(claimed.lease_until, id))?;
+            let seq = rec.log_len;
+            rec.log_len = rec.log_len.saturating_add(1);
+            let (new_state, stored_outcome, counted, completion) = match &outcome {
+                Outcome::Delivered { detail } => {
+                    t[DV].insert(keys::time_key(now, id), &[][..])?;
+                    (
+                        DeliveryState::Delivered(claimed.deliver(now, detail.clone())),
+                        StoredOutcome::Delivered {
+                            detail: detail.clone(),
+                        },
+                        true,
+                        Completion::Delivered,
+                    )
+                }
+                Outcome::Retry {
+                    at,
+                    error,
+                    counts_as_attempt,
+                } => {
+                    t[DU].insert(keys::time_key(*at, id), &[][..])?;
+                    (
+                        DeliveryState::Scheduled(claimed.retry(*at, error.clone())),
+                        StoredOutcome::Retry {
+                            error: error.clone(),
+                            next_due: at.as_millis(),
+                        },
+                        *counts_as_attempt,
+                        Completion::Scheduled { due: *at },
+                    )
+                }
+                Outcome::Dead { error, fallback } => {
+                    t[DE].insert(keys::dead_key(&rec.destination, id), &[][..])?;
+                    let made = match fallback {
+                        None => None,
+                        Some(dest) => {
+                            let fk = fallback_id.as_str().as_bytes();
+                            if t[DL].get(fk)?.is_some() {
+                                return Err(ConflictableTransactionError::Abort(Abort::Collision));
+                            }
+                            let Some(payload) = t[BO].get(dk)? else {
+                                return abort(corrupt(keys::BODIES, dk, "missing payload"));
+                            };
+                            let frec = DeliveryRecord {
+                                v: RECORD_VERSION,
+                                event_id: rec.event_id.clone(),
+                                destination: dest.clone(),
+                                created_at: now.as_millis(),
+                                attempts: 0,
+                                log_len: 0,
+                                claims: 0,
+                                fallback_of: Some(id.as_str().to_owned()),
+                                fallback_to: None,
+                                state: record::StoredState::Pending {
+                                    due: now.as_millis(),
+                                },
+                            };
+                            tx_put(&t[DL], keys::DELIVERIES, fk, &frec)?;
+                            t[BO].insert(fk, payload)?;
+                            t[DU].insert(keys::time_key(now, &fallback_id), &[][..])?;
+                            if let Some(mut ev) = tx_get_event(t, &rec.event_id)? {
+                                ev.deliveries.push(DeliveryRef {
+                                    destination: dest.clone(),
+                                    id: fallback_id.as_str().to_owned(),
+                                });
+                                tx_put(&t[EV], keys::EVENTS, rec.event_id.as_bytes(), &ev)?;
+                            }
+                            rec.fallback_to = Some(fallback_id.as_str().to_owned());
+                            moves.push((None, Some(StateKind::Pending)));
+                            Some(fallback_id.clone())
+                        }
+                    };
+                    (
+                        DeliveryState::Dead(claimed.die(now, error.clone())),
+                        StoredOutcome::Dead {
+                            error: error.clone(),
+                            fallback_to: made.as_ref().map(|f| f.as_str().to_owned()),
+                        },
+                        true,
+                        Completion::Dead { fallback: made },
+                    )
+                }
+            };
+            if counted {
+                rec.attempts = rec.attempts.saturating_add(1);
+            }
+            moves.push((Some(StateKind::Claimed), Some(new_state.kind())));
+            rec.state = (&new_state).into();
+            tx_put(&t[DL], keys::DELIVERIES, dk, &rec)?;
+            let attempt = AttemptRecord {
+                v: RECORD_VERSION,
+                at: now.as_millis(),
+                counted,
+                outcome: stored_outcome,
+            };
+            tx_put(
+                &t[AT],
+                keys::ATTEMPTS,
+                &keys::attempt_key(id, seq),
+                &attempt,
+            )?;
+            Ok((completion, moves))
+        })?;
+        match r {
+            Ok((c, moves)) => {
+                self.apply(&moves);
+                Ok(c)
+            }
+            Err(_) => Err(corrupt(keys::DELIVERIES, dk, "fallback id collided")),
+        }
+    }
+
+    /// The earliest time in the due index: when the next delivery becomes
+    /// due or the next lease expires. `None` when nothing is unfinished.
+    pub fn next_due(&self) -> Result<Option<Timestamp>, OutboxError> {
+        match self.trees[DU].first()? {
+            None => Ok(None),
+            Some((k, _)) => keys::split_time_key(&k)
+                .map(|(t, _)| Some(t))
+                .ok_or_else(|| corrupt(keys::DUE, &k, "malformed due key")),
+        }
+    }
+
+    /// One delivery with its history.
+    pub fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryView>, OutboxError> {
+        let key = id.as_str().as_bytes();
+        let Some(b) = self.trees[DL].get(key)? else {
+            return Ok(None);
+        };
+        let rec: DeliveryRecord = record::decode(keys::DELIVERIES, key, &b)?;
+        let mut history = Vec::new();
+        for kv in self.trees[AT].scan_prefix(key) {
+            let (k, v) = kv?;
+            let seq = k
+                .get(key.len()..)
+                .and_then(|s| <[u8; 4]>::try_from(s).ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| corrupt(keys::ATTEMPTS, &k, "malformed attempt key"))?;
+            let a: AttemptRecord = record::decode(keys::ATTEMPTS, &k, &v)?;
+            let outcome = match a.outcome {
+                StoredOutcome::Delivered { detail } => AttemptOutcome::Delivered { detail },
+                StoredOutcome::Retry { error, next_due } => AttemptOutcome::Retry {
+                    error,
+                    next_due: Timestamp::from_millis(next_due),
+                },
+                StoredOutcome::Dead { error, fallback_to } => AttemptOutcome::Dead {
+                    error,
+                    fallback_to: fallback_to
+                        .map(|f| parse_delivery_id(keys::ATTEMPTS, &k, &f))
+                        .transpose()?,
+                },
+            };
+            history.push(Attempt {
+                seq,
+                at: Timestamp::from_millis(a.at),
+                counted: a.counted,
+                outcome,
+            });
+        }
+        let link = |s: &Option<String>| {
+            s.as_deref()
+                .map(|f| parse_delivery_id(keys::DELIVERIES, key, f))
+                .transpose()
+        };
+        Ok(Some(DeliveryView {
+            id: id.clone(),
+            event_id: parse_event_id(keys::DELIVERIES, key, &rec.event_id)?,
+            destination: rec.destination.clone(),
+            created_at: Timestamp::from_millis(rec.created_at),
+            fallback_of: link(&rec.fallback_of)?,
+            fallback_to: link(&rec.fallback_to)?,
+            state: rec.state.into(),
+            attempts: rec.attempts,
+            history,
+        }))
+    }
+
+    /// An event with its body, its deliveries and every attempt.
+    pub fn event(&self, id: &EventId) -> Result<Option<EventView>, OutboxError> {
+        let key = id.as_str().as_bytes();
+        let Some(b) = self.trees[EV].get(key)? else {
+            return Ok(None);
+        };
+        let rec: EventRecord = record::decode(keys::EVENTS, key, &b)?;
+        let body = self.trees[BO]
+            .get(key)?
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        let mut deliveries = Vec::new();
+        for (_, did) in refs_to_pairs(&rec.deliveries, key)? {
+            if let Some(d) = self.delivery(&did)? {
+                deliveries.push(d);
+            }
+        }
+        Ok(Some(EventView {
+            id: id.clone(),
+            source: rec.source,
+            idempotency_key: rec.idempotency_key,
+            received_at: Timestamp::from_millis(rec.received_at),
+            body,
+            deliveries,
+        }))
+    }
+
+    /// Dead letters, by destination then delivery id: all of them, or one
+    /// destination's; up to `limit` after `after`.
+    pub fn dead_letters(
+        &self,
+        destination: Option<&str>,
+        after: Option<&DeadCursor>,
+        limit: usize,
+    ) -> Result<DeadPage, OutboxError> {
+        let prefix = destination.map(keys::dead_prefix).unwrap_or_default();
+        let start = match after {
+            Some(c) => Bound::Excluded(c.0.clone()),
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut items = Vec::new();
+        let mut last = None;
+        let mut more = false;
+        for kv in self.trees[DE].range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (k, _) = kv?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            let Some((dest, id)) = keys::split_dead_key(&k) else {
+                return Err(corrupt(keys::DEAD, &k, "malformed dead-letter key"));
+            };
+            let Some(d) = self.delivery(&id)? else {
+                return Err(corrupt(keys::DEAD, &k, "dead letter without a delivery"));
+            };
+            let DeliveryState::Dead(dead) = d.state else {
+                return Err(corrupt(
+                    keys::DEAD,
+                    &k,
+                    "dead letter for a delivery that is not dead",
+                ));
+            };
+            items.push(DeadLetter {
+                delivery_id: id,
+                event_id: d.event_id,
+                destination: dest,
+                dead_at: dead.at,
+                error: dead.error,
+                attempts: d.attempts,
+                fallback_to: d.fallback_to,
+            });
+            last = Some(k.to_vec());
+        }
+        Ok(DeadPage {
+            items,
+            next: if more { last.map(DeadCursor) } else { None },
+        })
+    }
+
+    /// Requeues ids in one transaction; returns what happened to each.
+    fn requeue_many(
+        &self,
+        ids: &[DeliveryId],
+        now: Timestamp,
+    ) -> Result<Vec<Requeue>, OutboxError> {
+        let r = self.run(|t| {
+            let mut out = Vec::new();
+            let mut moves = Moves::new();
+            for id in ids {
+                let Some(mut rec) = tx_get_delivery(t, id)? else {
+                    out.push(Requeue::NotFound);
+                    continue;
+                };
+                let dead = match DeliveryState::from(rec.state.clone()) {
+                    DeliveryState::Dead(d) => d,
+                    other => {
+                        out.push(Requeue::NotDead(other.kind()));
+                        continue;
+                    }
+                };
+                t[DE].remove(keys::dead_key(&rec.destination, id))?;
+                t[DU].insert(keys::time_key(now, id), &[][..])?;
+                let pending: Pending = dead.requeue(now);
+                rec.state = (&DeliveryState::Pending(pending)).into();
+                rec.attempts = 0;
+                tx_put(&t[DL], keys::DELIVERIES, id.as_str().as_bytes(), &rec)?;
+                moves.push((Some(StateKind::Dead), Some(StateKind::Pending)));
+                out.push(Requeue::Requeued);
+            }
+            Ok((out, moves))
+        })?;
+        match r {
+            Ok((out, moves)) => {
+                self.apply(&moves);
+                Ok(out)
+            }
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Sends one dead delivery again: pending, due `now`, attempt count
+    /// reset to 0 (its history is kept).
+    pub fn requeue_dead(&self, id: &DeliveryId, now: Timestamp) -> Result<Requeue, OutboxError> {
+        Ok(self
+            .requeue_many(std::slice::from_ref(id), now)?
+            .pop()
+            .unwrap_or(Requeue::NotFound))
+    }
+
+    /// Requeues every dead delivery of `destination` (as `requeue_dead`),
+    /// 256 per transaction; returns how many.
+    pub fn requeue_dead_destination(
+        &self,
+        destination: &str,
+        now: Timestamp,
+    ) -> Result<u64, OutboxError> {
+        let mut ids = Vec::new();
+        for kv in self.trees[DE].scan_prefix(keys::dead_prefix(destination)) {
+            let (k, _) = kv?;
+            let Some((_, id)) = keys::split_dead_key(&k) else {
+                return Err(corrupt(keys::DEAD, &k, "malformed dead-letter key"));
+            };
+            ids.push(id);
+        }
+        let mut n = 0;
+        for chunk in ids.chunks(CHUNK) {
+            n += self
+                .requeue_many(chunk, now)?
+                .iter()
+                .filter(|r| **r == Requeue::Requeued)
+                .count() as u64;
+        }
+        Ok(n)
+    }
+
+    /// Removes deliveries delivered before `now - retention`, their
+    /// payloads and attempts, and events left with no delivery, 256
+    /// deliveries per transaction.
+    pub fn purge_delivered(
+        &self,
+        now: Timestamp,
+        retention: Duration,
+    ) -> Result<PurgeReport, OutboxError> {
+        let cutoff = now.saturating_sub(retention);
+        let mut keys_found = Vec::new();
+        for kv in self.trees[DV].range(..cutoff.to_be_bytes()) {
+            let (k, _) = kv?;
+            let Some((at, id)) = keys::split_time_key(&k) else {
+                return Err(corrupt(keys::DELIVERED, &k, "malformed key"));
+            };
+            keys_found.push((at, id));
+        }
+        let mut report = PurgeReport::default();
+        for chunk in keys_found.chunks(CHUNK) {
+            let r = self.run(|t| {
+                let mut rep = PurgeReport::default();
+                let mut moves = Moves::new();
+                let mut events = Vec::new();
+                for (at, id) in chunk {
+                    t[DV].remove(keys::time_key(*at, id))?;
+                    let Some(rec) = tx_get_delivery(t, id)? else {
+                        continue;
+                    };
+                    if !matches!(rec.state, record::StoredState::Delivered { .. }) {
+                        continue; // stale index entry; the record moved on
+                    }
+                    let dk = id.as_str().as_bytes();
+                    t[DL].remove(dk)?;
+                    t[BO].remove(dk)?;
+                    for seq in 0..rec.log_len {
+                        t[AT].remove(keys::attempt_key(id, seq))?;
+                    }
+                    rep.deliveries += 1;
+                    rep.attempts += u64::from(rec.log_len);
+                    moves.push((Some(StateKind::Delivered), None));
+                    if !events.contains(&rec.event_id) {
+                        events.push(rec.event_id);
+                    }
+                }
+                for eid in &events {
+                    let Some(ev) = tx_get_event(t, eid)? else {
+                        continue;
+                    };
+                    let mut left = false;
+                    for r in &ev.deliveries {
+                        if t[DL].get(r.id.as_bytes())?.is_some() {
+                            left = true;
+                            break;
+                        }
+                    }
+                    if !left {
+                        t[EV].remove(eid.as_bytes())?;
+                        t[BO].remove(eid.as_bytes())?;
+                        rep.events += 1;
+                    }
+                }
+                Ok((rep, moves))
+            })?;
+            if let Ok((rep, moves)) = r {
+                self.apply(&moves);
+                report.deliveries += rep.deliveries;
+                report.attempts += rep.attempts;
+                report.events += rep.events;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes idempotency entries older than the window; returns how many.
+    /// Expired entries are already ignored by `enqueue`; this reclaims space.
+    pub fn purge_idempotency(&self, now: Timestamp) -> Result<u64, OutboxError> {
+        let mut n = 0;
+        for kv in self.trees[ID].iter() {
+            let (k, v) = kv?;
+            let Some((at, _)) = keys::split_idempotency_value(&v) else {
+                return Err(corrupt(keys::IDEMPOTENCY, &k, "malformed value"));
+            };
+            if now >= at.saturating_add(self.idempotency_window)
+                && self.trees[ID]
+                    .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
+                    .is_ok()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deliveries by state (kept in memory, counted at open).
+    pub fn depth(&self) -> Depth {
+        *lock(&self.depth)
+    }
+
+    /// Group-commit statistics since open.
+    pub fn flush_stats(&self) -> FlushStats {
+        self.commit.stats()
+    }
+
+    /// Flushes everything written so far (blocking; slow, like any fsync).
+    pub fn flush(&self) -> Result<(), OutboxError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Stops the flusher, flushes, and closes the database.
+    pub fn close(mut self) -> Result<(), OutboxError> {
+        self.commit.stop();
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Counts deliveries by state: one pass over `deliveries` at open.
+fn count_states(deliveries: &sled::Tree) -> Result<Depth, OutboxError> {
+    let mut d = Depth::default();
+    for kv in deliveries.iter() {
+        let (k, v) = kv?;
+        let rec: DeliveryRecord = record::decode(keys::DELIVERIES, &k, &v)?;
+        d.apply(None, Some(DeliveryState::from(rec.state).kind()));
+    }
+    Ok(d)
+}

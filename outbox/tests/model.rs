@@ -1,0 +1,507 @@
+//! The model test: random sequences of enqueue (with repeated idempotency
+//! keys), claim, complete (delivered / retry / rate-limited / dead, with and
+//! without fallback), clock advances past leases, and *reopen* of the
+//! database, run against the outbox and against plain `BTreeMap`s; after
+//! every step the two must agree. Shrunk failures are pinned below as
+//! `model_bug_NN` with a one-line postmortem.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carillon_outbox::{
+    Claim, Completion, DeliveryId, DeliveryState, EnqueueError, Enqueued, EventId, ManualClock,
+    NewDelivery, NewEvent, Outbox, OutboxConfig, Outcome, StateKind, Timestamp,
+};
+use proptest::prelude::*;
+
+const T0: u64 = 1_700_000_000_000;
+const LEASE_MS: u64 = 10_000;
+const WINDOW_MS: u64 = 60_000;
+const MAX_PENDING: u64 = 12;
+const DESTS: [&str; 3] = ["a", "b", "c"];
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Delivered,
+    Retry { delay: u64, counted: bool },
+    Dead { fallback: Option<usize> },
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Enqueue { key: Option<u8>, dests: Vec<usize> },
+    Claim { limit: usize, owner: u8 },
+    Complete { claim: usize, kind: Kind },
+    Advance { ms: u64 },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let kind = prop_oneof![
+        Just(Kind::Delivered),
+        (0u64..5_000, any::<bool>()).prop_map(|(delay, counted)| Kind::Retry { delay, counted }),
+        proptest::option::of(0usize..3).prop_map(|fallback| Kind::Dead { fallback }),
+    ];
+    prop_oneof![
+        3 => (proptest::option::of(0u8..3), proptest::collection::vec(0usize..3, 1..3))
+            .prop_map(|(key, dests)| Op::Enqueue { key, dests }),
+        3 => (1usize..4, 0u8..2).prop_map(|(limit, owner)| Op::Claim { limit, owner }),
+        3 => (0usize..8, kind).prop_map(|(claim, kind)| Op::Complete { claim, kind }),
+        2 => prop_oneof![0u64..100, 9_000u64..25_000, 50_000u64..70_000].prop_map(|ms| Op::Advance { ms }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum MState {
+    Pending(u64),
+    Claimed {
+        owner: String,
+        until: u64,
+        token: u64,
+    },
+    Scheduled(u64),
+    Delivered,
+    Dead,
+}
+
+#[derive(Clone, Debug)]
+struct MDelivery {
+    event: EventId,
+    destination: String,
+    state: MState,
+    attempts: u32,
+    claims: u64,
+    history: usize,
+    fallback_of: Option<DeliveryId>,
+    fallback_to: Option<DeliveryId>,
+}
+
+impl MDelivery {
+    fn index_time(&self) -> Option<u64> {
+        match self.state {
+            MState::Pending(t) | MState::Scheduled(t) => Some(t),
+            MState::Claimed { until, .. } => Some(until),
+            MState::Delivered | MState::Dead => None,
+        }
+    }
+    fn kind(&self) -> StateKind {
+        match self.state {
+            MState::Pending(_) => StateKind::Pending,
+            MState::Claimed { .. } => StateKind::Claimed,
+            MState::Scheduled(_) => StateKind::Scheduled,
+            MState::Delivered => StateKind::Delivered,
+            MState::Dead => StateKind::Dead,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Model {
+    deliveries: BTreeMap<DeliveryId, MDelivery>,
+    events: BTreeMap<EventId, Vec<DeliveryId>>,
+    idempotency: BTreeMap<u8, (u64, EventId)>,
+}
+
+impl Model {
+    fn active(&self) -> u64 {
+        self.deliveries
+            .values()
+            .filter(|d| d.index_time().is_some())
+            .count() as u64
+    }
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    rt: tokio::runtime::Runtime,
+    ob: Option<Outbox>,
+    model: Model,
+    claims: Vec<Claim>,
+}
+
+fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Outbox {
+    let mut c = OutboxConfig::new(dir);
+    c.clock = clock.clone();
+    c.idempotency_window = Duration::from_millis(WINDOW_MS);
+    c.max_pending = MAX_PENDING;
+    c.cache_capacity = 8 * 1024 * 1024;
+    Outbox::open(c).expect("open")
+}
+
+impl Harness {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+        let ob = Some(open(dir.path(), &clock));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        Self {
+            dir,
+            clock,
+            rt,
+            ob,
+            model: Model::default(),
+            claims: Vec::new(),
+        }
+    }
+
+    fn ob(&self) -> &Outbox {
+        self.ob.as_ref().expect("open")
+    }
+
+    fn now(&self) -> u64 {
+        use carillon_outbox::Clock;
+        self.clock.now().as_millis()
+    }
+
+    fn step(&mut self, op: &Op) {
+        let now = self.now();
+        match op {
+            Op::Enqueue { key, dests } => {
+                let event = NewEvent {
+                    source: "app".into(),
+                    idempotency_key: key.map(|k| format!("key-{k}")),
+                    body: format!("event at {now}").into_bytes(),
+                };
+                let deliveries: Vec<NewDelivery> = dests
+                    .iter()
+                    .map(|&d| NewDelivery {
+                        destination: DESTS[d].into(),
+                        payload: vec![u8::try_from(d).unwrap_or(0); 3],
+                    })
+                    .collect();
+                let got = self.rt.block_on(self.ob().enqueue(event, deliveries));
+                let live = key.and_then(|k| {
+                    self.model
+                        .idempotency
+                        .get(&k)
+                        .filter(|(at, _)| now < at + WINDOW_MS)
+                        .cloned()
+                });
+                if let Some((_, earlier)) = live {
+                    let Ok(Enqueued::Duplicate {
+                        event_id,
+                        deliveries,
+                    }) = got
+                    else {
+                        panic!("expected a duplicate of {earlier}, got {got:?}");
+                    };
+                    assert_eq!(event_id, earlier);
+                    let ids: Vec<_> = deliveries.into_iter().map(|(_, id)| id).collect();
+                    assert_eq!(Some(&ids), self.model.events.get(&earlier));
+                } else if self.model.active() + dests.len() as u64 > MAX_PENDING {
+                    assert!(
+                        matches!(got, Err(EnqueueError::Backpressure { .. })),
+                        "{got:?}"
+                    );
+                } else {
+                    let Ok(Enqueued::Accepted {
+                        event_id,
+                        deliveries,
+                    }) = got
+                    else {
+                        panic!("expected Accepted, got {got:?}");
+                    };
+                    let mut ids = Vec::new();
+                    for (dest, id) in deliveries {
+                        self.model.deliveries.insert(
+                            id.clone(),
+                            MDelivery {
+                                event: event_id.clone(),
+                                destination: dest,
+                                state: MState::Pending(now),
+                                attempts: 0,
+                                claims: 0,
+                                history: 0,
+                                fallback_of: None,
+                                fallback_to: None,
+                            },
+                        );
+                        ids.push(id);
+                    }
+                    self.model.events.insert(event_id.clone(), ids);
+                    if let Some(k) = key {
+                        self.model.idempotency.insert(*k, (now, event_id));
+                    }
+                }
+            }
+            Op::Claim { limit, owner } => {
+                let owner = format!("w{owner}");
+                let mut due: Vec<(u64, DeliveryId)> = self
+                    .model
+                    .deliveries
+                    .iter()
+                    .filter_map(|(id, d)| {
+                        d.index_time()
+                            .filter(|t| *t <= now)
+                            .map(|t| (t, id.clone()))
+                    })
+                    .collect();
+                due.sort();
+                due.truncate(*limit);
+                let got = self
+                    .ob()
+                    .claim_due(
+                        Timestamp::from_millis(now),
+                        *limit,
+                        &owner,
+                        Duration::from_millis(LEASE_MS),
+                    )
+                    .expect("claim");
+                let got_ids: Vec<_> = got.iter().map(|c| c.delivery_id.clone()).collect();
+                let want: Vec<_> = due.iter().map(|(_, id)| id.clone()).collect();
+                assert_eq!(got_ids, want, "claim order");
+                for c in got {
+                    let d = self
+                        .model
+                        .deliveries
+                        .get_mut(&c.delivery_id)
+                        .expect("modelled");
+                    d.claims += 1;
+                    assert_eq!(c.token, d.claims);
+                    assert_eq!(c.attempt, d.attempts + 1);
+                    assert_eq!(c.destination, d.destination);
+                    d.state = MState::Claimed {
+                        owner: owner.clone(),
+                        until: now + LEASE_MS,
+                        token: d.claims,
+                    };
+                    self.claims.push(c);
+                }
+            }
+            Op::Complete { claim, kind } => {
+                if self.claims.is_empty() {
+                    return;
+                }
+                let claim = self.claims[claim % self.claims.len()].clone();
+                let outcome = match kind {
+                    Kind::Delivered => Outcome::Delivered {
+                        detail: "ok".into(),
+                    },
+                    Kind::Retry { delay, counted } => Outcome::Retry {
+                        at: Timestamp::from_millis(now + delay),
+                        error: "later".into(),
+                        counts_as_attempt: *counted,
+                    },
+                    Kind::Dead { fallback } => Outcome::Dead {
+                        error: "no".into(),
+                        fallback: fallback.map(|f| DESTS[f].to_owned()),
+                    },
+                };
+                let got = self
+                    .ob()
+                    .complete(&claim, outcome, Timestamp::from_millis(now))
+                    .expect("complete");
+                let d = self
+                    .model
+                    .deliveries
+                    .get_mut(&claim.delivery_id)
+                    .expect("modelled");
+                let held = matches!(&d.state, MState::Claimed { owner, token, .. } if *owner == claim.owner && *token == claim.token);
+                if !held {
+                    assert_eq!(
+                        got,
+                        Completion::LeaseLost {
+                            current: Some(d.kind())
+                        }
+                    );
+                    return;
+                }
+                d.history += 1;
+                match kind {
+                    Kind::Delivered => {
+                        d.attempts += 1;
+                        d.state = MState::Delivered;
+                        assert_eq!(got, Completion::Delivered);
+                    }
+                    Kind::Retry { delay, counted } => {
+                        d.attempts += u32::from(*counted);
+                        d.state = MState::Scheduled(now + delay);
+                        assert_eq!(
+                            got,
+                            Completion::Scheduled {
+                                due: Timestamp::from_millis(now + delay)
+                            }
+                        );
+                    }
+                    Kind::Dead { fallback } => {
+                        d.attempts += 1;
+                        d.state = MState::Dead;
+                        let Completion::Dead { fallback: made } = got else {
+                            panic!("expected Dead, got {got:?}")
+                        };
+                        assert_eq!(made.is_some(), fallback.is_some());
+                        if let (Some(fid), Some(f)) = (made, fallback) {
+                            d.fallback_to = Some(fid.clone());
+                            let event = d.event.clone();
+                            self.model.deliveries.insert(
+                                fid.clone(),
+                                MDelivery {
+                                    event: event.clone(),
+                                    destination: DESTS[*f].into(),
+                                    state: MState::Pending(now),
+                                    attempts: 0,
+                                    claims: 0,
+                                    history: 0,
+                                    fallback_of: Some(claim.delivery_id.clone()),
+                                    fallback_to: None,
+                                },
+                            );
+                            self.model.events.get_mut(&event).expect("event").push(fid);
+                        }
+                    }
+                }
+            }
+            Op::Advance { ms } => self.clock.advance(Duration::from_millis(*ms)),
+            Op::Reopen => {
+                self.ob = None;
+                self.ob = Some(open(self.dir.path(), &self.clock));
+            }
+        }
+    }
+
+    fn check(&self) {
+        let ob = self.ob();
+        let mut depth = carillon_outbox::Depth::default();
+        for (id, m) in &self.model.deliveries {
+            let v = ob
+                .delivery(id)
+                .expect("read")
+                .unwrap_or_else(|| panic!("{id} missing"));
+            let state_ok = match (&m.state, &v.state) {
+                (MState::Pending(t), DeliveryState::Pending(p)) => p.due.as_millis() == *t,
+                (MState::Scheduled(t), DeliveryState::Scheduled(s)) => s.due.as_millis() == *t,
+                (
+                    MState::Claimed {
+                        owner,
+                        until,
+                        token,
+                    },
+                    DeliveryState::Claimed(c),
+                ) => c.owner == *owner && c.lease_until.as_millis() == *until && c.token == *token,
+                (MState::Delivered, DeliveryState::Delivered(_))
+                | (MState::Dead, DeliveryState::Dead(_)) => true,
+                _ => false,
+            };
+            assert!(state_ok, "{id}: model {:?}, outbox {:?}", m.state, v.state);
+            assert_eq!(v.attempts, m.attempts, "{id} attempts");
+            assert_eq!(v.history.len(), m.history, "{id} history");
+            assert_eq!(v.destination, m.destination);
+            assert_eq!(v.event_id, m.event);
+            assert_eq!(v.fallback_of, m.fallback_of, "{id} fallback_of");
+            assert_eq!(v.fallback_to, m.fallback_to, "{id} fallback_to");
+            match m.kind() {
+                StateKind::Pending => depth.pending += 1,
+                StateKind::Claimed => depth.claimed += 1,
+                StateKind::Scheduled => depth.scheduled += 1,
+                StateKind::Delivered => depth.delivered += 1,
+                StateKind::Dead => depth.dead += 1,
+            }
+        }
+        assert_eq!(ob.depth(), depth, "depth");
+        let next = self
+            .model
+            .deliveries
+            .values()
+            .filter_map(MDelivery::index_time)
+            .min();
+        assert_eq!(
+            ob.next_due().expect("next").map(Timestamp::as_millis),
+            next,
+            "next_due"
+        );
+        let dead = ob.dead_letters(None, None, 1000).expect("dead").items.len();
+        assert_eq!(dead as u64, depth.dead, "dead letters");
+        for (eid, ids) in &self.model.events {
+            let e = ob.event(eid).expect("read").expect("event");
+            let got: Vec<_> = e.deliveries.iter().map(|d| d.id.clone()).collect();
+            assert_eq!(&got, ids, "{eid} deliveries");
+        }
+    }
+}
+
+fn run(ops: &[Op]) {
+    let mut h = Harness::new();
+    for op in ops {
+        h.step(op);
+        h.check();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn outbox_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
+        run(&ops);
+    }
+}
+
+// Pinned sequences. The property test has found no failure so far (48
+// cases per run, 600 in one longer run); these pin the interleavings it
+// exists for, and shrunk failures get added here as `model_bug_NN`.
+
+/// Scenario: a worker claims, the process restarts, the lease runs out and
+/// another worker takes over; the first worker's late answer is refused.
+#[test]
+fn model_case_00_restart_then_lease_takeover() {
+    run(&[
+        Op::Enqueue {
+            key: Some(0),
+            dests: vec![0, 1],
+        },
+        Op::Claim { limit: 2, owner: 0 },
+        Op::Reopen,
+        Op::Advance { ms: 10_000 },
+        Op::Claim { limit: 1, owner: 1 },
+        Op::Complete {
+            claim: 0,
+            kind: Kind::Delivered,
+        },
+        Op::Complete {
+            claim: 2,
+            kind: Kind::Dead { fallback: Some(2) },
+        },
+        Op::Reopen,
+        Op::Enqueue {
+            key: Some(0),
+            dests: vec![2],
+        },
+    ]);
+}
+
+/// Scenario: a rate-limited retry, then a duplicate after the idempotency
+/// window expired, with backpressure reached in between.
+#[test]
+fn model_case_01_window_expiry_and_backpressure() {
+    let mut ops = vec![Op::Enqueue {
+        key: Some(1),
+        dests: vec![0],
+    }];
+    ops.extend((0..7).map(|_| Op::Enqueue {
+        key: None,
+        dests: vec![0, 1],
+    }));
+    ops.extend([
+        Op::Claim { limit: 1, owner: 0 },
+        Op::Complete {
+            claim: 0,
+            kind: Kind::Retry {
+                delay: 10,
+                counted: false,
+            },
+        },
+        Op::Advance { ms: 60_000 },
+        Op::Enqueue {
+            key: Some(1),
+            dests: vec![1],
+        },
+        Op::Reopen,
+        Op::Claim { limit: 3, owner: 1 },
+    ]);
+    run(&ops);
+}

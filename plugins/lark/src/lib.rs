@@ -1,0 +1,316 @@
+//! The `lark` channel: Lark / Feishu custom group bots (自定义机器人).
+//!
+//! Sends an interactive card by default (header coloured by severity, a
+//! `lark_md` body, the card table component with coloured option tags for
+//! conditional columns, a URL button for the link), or a `post` / `text`
+//! message when configured. Vendor facts: channels reference §2.
+//!
+//! - Signing (§2.3): `timestamp` is the attempt's Unix **seconds** (from the
+//!   context, never a clock) and `sign` = Base64(HMAC-SHA256) keyed by
+//!   `timestamp + "\n" + secret` over an **empty** message; both go in the
+//!   JSON body. (DingTalk's mirror image gets 19021.)
+//! - Keywords (§2.3): when keywords are configured and none appears in the
+//!   rendered text, the first one is put in front of the title, visibly.
+//! - Mentions (§2.6): `<at id=…></at>` in cards, `{"tag":"at"}` in posts,
+//!   `<at user_id="…"></at>` in text; user ids must be open_ids for cards.
+//!   Emails and phone numbers cannot be expressed by a custom bot (it cannot
+//!   look up open_ids) and are dropped with a warning.
+//! - Size (§2.5): the body stays within 20,000 bytes (20 KB read strictly);
+//!   table rows and then body text are trimmed with a visible note.
+//! - Answers (§2.4, §7): classified by the body's `code`, not the status.
+
+use carillon_sdk::{
+    Channel, ConfigIssue, Context, DeliverError, HttpResponse, Manifest, Message, Outgoing,
+    Receipt, classify, export_channel, sign,
+};
+use serde::Deserialize;
+
+mod fit;
+mod render;
+
+/// The Lark / Feishu channel.
+pub struct Lark;
+
+/// The largest request body sent, in bytes (§2.5: 20 KB; read as 20,000).
+pub const MAX_PAYLOAD_BYTES: usize = 20_000;
+
+/// How long to wait after a rate-limit answer that names no time: the
+/// longest documented window (100 requests per minute, §2.5).
+pub const RATE_LIMIT_WAIT_MS: u64 = 60_000;
+
+/// The most keywords a bot can have (§2.3).
+const MAX_KEYWORDS: usize = 10;
+
+/// A Lark / Feishu custom bot destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LarkConfig {
+    /// The bot's webhook URL, e.g.
+    /// `https://open.feishu.cn/open-apis/bot/v2/hook/<token>`. Used as
+    /// configured; the token in it is a credential.
+    pub webhook: String,
+    /// The signing secret, when the bot has "signature verification" on.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The bot's custom keywords; a message must contain one of them.
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// The message type to send.
+    #[serde(default)]
+    pub msg_type: MsgType,
+    /// People mentioned in every message: open_ids, or `all`.
+    #[serde(default)]
+    pub mentions: Vec<String>,
+    /// A BCP 47 tag overriding the message's locale for the post language
+    /// and Carillon's own notes, e.g. `zh-CN` or `en`.
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+/// The Lark message type used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MsgType {
+    /// A message card (`msg_type: interactive`).
+    #[default]
+    Interactive,
+    /// A rich-text post.
+    Post,
+    /// Plain text.
+    Text,
+}
+
+const SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "Lark / Feishu custom bot destination",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["webhook"],
+  "properties": {
+    "webhook": {
+      "type": "string",
+      "pattern": "^https?://",
+      "description": "The bot's webhook URL, e.g. https://open.feishu.cn/open-apis/bot/v2/hook/<token> (Feishu) or https://open.larksuite.com/open-apis/bot/v2/hook/<token> (Lark). The token is a secret."
+    },
+    "secret": { "type": "string", "minLength": 1, "description": "Signing secret, when signature verification is on." },
+    "keywords": {
+      "type": "array",
+      "maxItems": 10,
+      "items": { "type": "string", "minLength": 1 },
+      "description": "The bot's custom keywords; the first is added to the title when a message contains none."
+    },
+    "msg_type": { "enum": ["interactive", "post", "text"], "default": "interactive" },
+    "mentions": {
+      "type": "array",
+      "items": { "type": "string", "minLength": 1 },
+      "description": "Mentioned in every message: open_ids (ou_…) or \"all\"."
+    },
+    "locale": { "type": "string", "description": "BCP 47 tag, e.g. zh-CN or en; overrides the message's locale." }
+  }
+}"#;
+
+impl Channel for Lark {
+    type Config = LarkConfig;
+
+    fn manifest() -> Manifest {
+        Manifest::new(
+            "lark",
+            env!("CARGO_PKG_VERSION"),
+            "Sends messages to Lark / Feishu group chats through custom bot webhooks, as cards, posts or text.",
+        )
+        .schema(SCHEMA)
+        .endpoint_field("/webhook")
+        .secret_field("/secret")
+        .secret_field("/webhook")
+        .allowed_host("open.feishu.cn")
+        .allowed_host("open.larksuite.com")
+        .max_payload_bytes(MAX_PAYLOAD_BYTES as u32)
+        .rate_limit(5, 1_000)
+        .rate_limit(100, 60_000)
+    }
+
+    fn check(config: &LarkConfig) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        match url_host_path(&config.webhook) {
+            None => issues.push(ConfigIssue::new(
+                "/webhook",
+                "expected an absolute http:// or https:// URL with a host",
+            )),
+            Some((host, path)) => {
+                let official = matches!(host.as_str(), "open.feishu.cn" | "open.larksuite.com");
+                let token = path.strip_prefix("/open-apis/bot/v2/hook/").unwrap_or("");
+                if official && (token.is_empty() || token.contains('/')) {
+                    issues.push(ConfigIssue::new(
+                        "/webhook",
+                        "expected https://<host>/open-apis/bot/v2/hook/<token>",
+                    ));
+                }
+            }
+        }
+        if let Some(secret) = &config.secret
+            && secret.trim().is_empty()
+        {
+            issues.push(ConfigIssue::new(
+                "/secret",
+                "the secret is empty; remove it or paste the bot's secret",
+            ));
+        }
+        if config.keywords.len() > MAX_KEYWORDS {
+            issues.push(ConfigIssue::new(
+                "/keywords",
+                format!("a bot has at most {MAX_KEYWORDS} keywords"),
+            ));
+        }
+        for (i, keyword) in config.keywords.iter().enumerate() {
+            if keyword.trim().is_empty() {
+                issues.push(ConfigIssue::new(
+                    &format!("/keywords/{i}"),
+                    "a keyword must not be empty",
+                ));
+            }
+        }
+        for (i, id) in config.mentions.iter().enumerate() {
+            if !render::valid_user_id(id) {
+                issues.push(ConfigIssue::new(
+                    &format!("/mentions/{i}"),
+                    "expected an open_id (letters, digits, _ and -) or \"all\"",
+                ));
+            }
+        }
+        if let Some(locale) = &config.locale {
+            let ok = !locale.is_empty()
+                && locale.split('-').all(|part| {
+                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric())
+                });
+            if !ok {
+                issues.push(ConfigIssue::new(
+                    "/locale",
+                    "expected a BCP 47 tag such as en or zh-CN",
+                ));
+            }
+        }
+        issues
+    }
+
+    fn render(
+        ctx: &Context,
+        config: &LarkConfig,
+        message: &Message,
+    ) -> Result<Outgoing, DeliverError> {
+        render::request(ctx, config, message).map(Outgoing::Http)
+    }
+
+    fn classify(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
+        classify_answer(ctx, response)
+    }
+}
+
+export_channel!(Lark);
+
+/// `sign` for a Lark custom bot: Base64(HMAC-SHA256(key = `timestamp + "\n" +
+/// secret`, message = empty)), §2.3.
+pub fn signature(timestamp_secs: &str, secret: &str) -> String {
+    let key = format!("{timestamp_secs}\n{secret}");
+    sign::hmac_sha256_base64(key.as_bytes(), b"")
+}
+
+/// Classifies a Lark answer by its body `code` first (Lark reports business
+/// errors in HTTP 200 bodies), then by status (§2.4, §7).
+pub fn classify_answer(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
+    let summary = classify::summary(response);
+    let body = response.body_json();
+    let field = |names: [&str; 2]| {
+        body.as_ref()
+            .and_then(|b| names.iter().find_map(|n| b.get(*n).cloned()))
+    };
+    let code = field(["code", "StatusCode"]).and_then(|c| c.as_i64());
+    let msg = field(["msg", "StatusMessage"])
+        .and_then(|m| m.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let Some(code) = code else {
+        return match response.status {
+            200..=299 => Err(DeliverError::rejected(format!(
+                "{summary} (not a Lark answer: no code in the body; check the webhook URL)"
+            ))),
+            _ => classify::by_status(ctx, response),
+        };
+    };
+    let vendor = format!("code {code}: {msg} (HTTP {})", response.status);
+    let wait = || {
+        classify::retry_after_ms(ctx, response)
+            .or_else(|| reset_header_ms(response))
+            .unwrap_or(RATE_LIMIT_WAIT_MS)
+    };
+    match code {
+        0 if response.is_success() => Ok(Receipt {
+            remote_id: None,
+            detail: summary,
+        }),
+        11232 => Err(DeliverError::rate_limited(wait(), vendor)),
+        9499 if msg.to_ascii_lowercase().contains("too many request") => {
+            Err(DeliverError::rate_limited(wait(), vendor))
+        }
+        9499 => Err(DeliverError::rejected(format!(
+            "{vendor}: the request is malformed or larger than 20 KB"
+        ))),
+        19021 => Err(DeliverError::rejected(format!(
+            "{vendor}: signature mismatch or clock more than 1 hour off; check the secret and the gateway's clock"
+        ))),
+        19022 => Err(DeliverError::rejected(format!(
+            "{vendor}: the gateway's IP is not in the bot's allowlist"
+        ))),
+        19024 => Err(DeliverError::rejected(format!(
+            "{vendor}: the message contains none of the bot's keywords; configure them in keywords"
+        ))),
+        19001 => Err(DeliverError::invalid_config(format!(
+            "{vendor}: the webhook token is invalid or the bot was removed"
+        ))),
+        19002 => Err(DeliverError::rejected(format!(
+            "{vendor}: malformed message"
+        ))),
+        _ if response.status == 429 => Err(DeliverError::rate_limited(wait(), vendor)),
+        _ if response.status >= 500 => Err(DeliverError::retryable(vendor)),
+        _ => Err(DeliverError::rejected(vendor)),
+    }
+}
+
+/// The wait named by `x-ogw-ratelimit-reset` (seconds), if present.
+fn reset_header_ms(response: &HttpResponse) -> Option<u64> {
+    let seconds = response
+        .header("x-ogw-ratelimit-reset")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(seconds.saturating_mul(1000))
+}
+
+/// The lower-case host and the path of an http(s) URL.
+fn url_host_path(url: &str) -> Option<(String, String)> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if authority.is_empty() || authority.contains('@') || authority.contains(' ') {
+        return None;
+    }
+    let host = if authority.starts_with('[') {
+        &authority[..authority.find(']')? + 1]
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => {
+                port.parse::<u16>().ok()?;
+                host
+            }
+            None => authority,
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let path = rest[end..].split(['?', '#']).next().unwrap_or("");
+    Some((host.to_ascii_lowercase(), path.to_owned()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,505 @@
+//! Building the Lark request body: the card, post and text shapes of §2.2,
+//! mentions (§2.6), the table component (§2.7), signing, the keyword
+//! guarantee and the size budget.
+
+use carillon_sdk::table::{self, Tone};
+use carillon_sdk::{Context, DeliverError, HttpRequest, Mention, Message, Severity, Table, log};
+use serde_json::{Map, Value, json};
+
+use crate::fit::fit_payload;
+use crate::{LarkConfig, MAX_PAYLOAD_BYTES, MsgType, signature};
+
+/// The most table columns sent in a card: the older documented maximum (the
+/// current doc says 50; §9.5 leaves it open), so cards render everywhere.
+pub const MAX_CARD_COLUMNS: usize = 10;
+
+/// The most rows a card table shows per page (§2.7: `page_size` 1–10).
+const MAX_PAGE_SIZE: usize = 10;
+
+/// Keys whose string values are not shown as text, so do not count for the
+/// keyword check (§2.3: "not href").
+const NON_TEXT_KEYS: &[&str] = &[
+    "href",
+    "url",
+    "tag",
+    "template",
+    "data_type",
+    "name",
+    "color",
+    "type",
+    "user_id",
+    "id",
+    "image_key",
+    "timestamp",
+    "sign",
+    "msg_type",
+];
+
+/// Someone to mention.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    All,
+    Id(String),
+}
+
+/// Everything the payload needs besides the trimmed body and the row count.
+struct Parts<'a> {
+    ctx: &'a Context,
+    config: &'a LarkConfig,
+    message: &'a Message,
+    locale: &'a str,
+    title: String,
+    fields: Vec<(String, String)>,
+    table: Option<Table>,
+    omitted_columns: usize,
+    targets: Vec<Target>,
+}
+
+/// Builds the request for `message`.
+pub fn request(
+    ctx: &Context,
+    config: &LarkConfig,
+    message: &Message,
+) -> Result<HttpRequest, DeliverError> {
+    let locale = config.locale.as_deref().unwrap_or(&message.locale);
+    let (table, omitted_columns) = match (&message.table, config.msg_type) {
+        (Some(t), MsgType::Interactive) if t.columns.len() > MAX_CARD_COLUMNS => {
+            log::warn(&format!(
+                "the table has {} columns; the card shows the first {MAX_CARD_COLUMNS}",
+                t.columns.len()
+            ));
+            (
+                Some(first_columns(t, MAX_CARD_COLUMNS)),
+                t.columns.len() - MAX_CARD_COLUMNS,
+            )
+        }
+        (t, _) => (t.clone(), 0),
+    };
+    let mut parts = Parts {
+        ctx,
+        config,
+        message,
+        locale,
+        title: message.title.clone(),
+        fields: message
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), f.value.clone()))
+            .collect(),
+        table,
+        omitted_columns,
+        targets: targets(config, message),
+    };
+    let body = match config.msg_type {
+        MsgType::Interactive => defuse_at(&message.markdown),
+        MsgType::Post => message.text.clone(),
+        MsgType::Text => defuse_at(&message.text),
+    };
+    let mut bytes = parts.fit(&body)?;
+    if let Some(first) = config.keywords.first() {
+        let shown = serde_json::from_slice::<Value>(&bytes)
+            .map(|v| visible_text(&v))
+            .unwrap_or_default();
+        if !config.keywords.iter().any(|k| shown.contains(k.as_str())) {
+            parts.title = format!("{first} {}", parts.title);
+            bytes = parts.fit(&body)?;
+        }
+    }
+    Ok(HttpRequest {
+        method: "POST".to_owned(),
+        url: config.webhook.clone(),
+        headers: vec![(
+            "content-type".to_owned(),
+            "application/json; charset=utf-8".to_owned(),
+        )],
+        body: bytes,
+        timeout_ms: None,
+    })
+}
+
+impl Parts<'_> {
+    /// The serialized payload, trimmed to the limit.
+    fn fit(&self, body: &str) -> Result<Vec<u8>, DeliverError> {
+        let rows = self.table.as_ref().map_or(0, |t| t.rows.len());
+        let locale = self.locale;
+        let note = move |cut: usize| {
+            if locale.starts_with("zh") {
+                format!("\n…（已截断 {cut} 字节）")
+            } else {
+                format!("\n… (truncated {cut} bytes)")
+            }
+        };
+        let build = |text: &str, rows: usize| {
+            serde_json::to_vec(&self.payload(text, rows)).unwrap_or_default()
+        };
+        fit_payload(MAX_PAYLOAD_BYTES, body, rows, &note, &build).ok_or_else(|| {
+            DeliverError::rejected(format!(
+                "the message does not fit in {MAX_PAYLOAD_BYTES} bytes even without its body"
+            ))
+        })
+    }
+
+    /// The whole JSON body with `body` as the text and `rows` table rows.
+    fn payload(&self, body: &str, rows: usize) -> Value {
+        let mut out = Map::new();
+        if let Some(secret) = &self.config.secret {
+            let timestamp = (self.ctx.now_ms / 1000).to_string();
+            out.insert("sign".into(), signature(&timestamp, secret).into());
+            out.insert("timestamp".into(), timestamp.into());
+        }
+        match self.config.msg_type {
+            MsgType::Interactive => {
+                out.insert("msg_type".into(), "interactive".into());
+                out.insert("card".into(), self.card(body, rows));
+            }
+            MsgType::Post => {
+                out.insert("msg_type".into(), "post".into());
+                out.insert("content".into(), self.post(body, rows));
+            }
+            MsgType::Text => {
+                out.insert("msg_type".into(), "text".into());
+                out.insert("content".into(), json!({ "text": self.text(body, rows) }));
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn card(&self, body: &str, rows: usize) -> Value {
+        let lark_md = |content: String| json!({ "tag": "div", "text": { "tag": "lark_md", "content": content } });
+        let mut elements = Vec::new();
+        if !body.trim().is_empty() {
+            elements.push(lark_md(body.to_owned()));
+        }
+        if !self.fields.is_empty() {
+            let lines: Vec<String> = self
+                .fields
+                .iter()
+                .map(|(name, value)| format!("**{}**: {}", defuse_at(name), defuse_at(value)))
+                .collect();
+            elements.push(lark_md(lines.join("\n")));
+        }
+        if let Some(t) = &self.table {
+            elements.push(card_table(t, rows));
+            let mut notes = Vec::new();
+            if rows < t.rows.len() {
+                notes.push(self.rows_note(t.rows.len() - rows));
+            }
+            if self.omitted_columns > 0 {
+                notes.push(if self.locale.starts_with("zh") {
+                    format!("… 另有 {} 列未显示", self.omitted_columns)
+                } else {
+                    format!("… {} more columns not shown", self.omitted_columns)
+                });
+            }
+            if !notes.is_empty() {
+                elements.push(lark_md(notes.join("\n")));
+            }
+        }
+        if !self.targets.is_empty() {
+            let ats: Vec<String> = self
+                .targets
+                .iter()
+                .map(|t| match t {
+                    Target::All => "<at id=all></at>".to_owned(),
+                    Target::Id(id) => format!("<at id={id}></at>"),
+                })
+                .collect();
+            elements.push(lark_md(ats.join(" ")));
+        }
+        if let Some(link) = &self.message.link {
+            elements.push(json!({
+                "tag": "action",
+                "actions": [{
+                    "tag": "button",
+                    "text": { "tag": "plain_text", "content": self.link_label() },
+                    "type": "primary",
+                    "url": link.url,
+                }],
+            }));
+        }
+        json!({
+            "header": {
+                "title": { "tag": "plain_text", "content": self.title },
+                "template": header_colour(self.message.severity),
+            },
+            "elements": elements,
+        })
+    }
+
+    fn post(&self, body: &str, rows: usize) -> Value {
+        let text = |t: String| json!({ "tag": "text", "text": t });
+        let mut paragraphs: Vec<Value> = Vec::new();
+        if !body.trim().is_empty() {
+            paragraphs.extend(body.lines().map(|line| json!([text(line.to_owned())])));
+        }
+        for line in self.detail_lines(rows) {
+            paragraphs.push(json!([text(line)]));
+        }
+        if let Some(link) = &self.message.link {
+            paragraphs.push(json!([{ "tag": "a", "text": self.link_label(), "href": link.url }]));
+        }
+        if !self.targets.is_empty() {
+            let ats: Vec<Value> = self
+                .targets
+                .iter()
+                .map(|t| match t {
+                    Target::All => json!({ "tag": "at", "user_id": "all" }),
+                    Target::Id(id) => json!({ "tag": "at", "user_id": id }),
+                })
+                .collect();
+            paragraphs.push(Value::Array(ats));
+        }
+        let language = if self.locale.starts_with("zh") {
+            "zh_cn"
+        } else {
+            "en_us"
+        };
+        json!({ "post": { language: {
+            "title": format!("{}{}", severity_mark(self.message.severity), self.title),
+            "content": paragraphs,
+        } } })
+    }
+
+    fn text(&self, body: &str, rows: usize) -> String {
+        let mut lines = vec![format!(
+            "{}{}",
+            severity_mark(self.message.severity),
+            defuse_at(&self.title)
+        )];
+        if !body.trim().is_empty() {
+            lines.push(body.to_owned());
+        }
+        lines.extend(self.detail_lines(rows).into_iter().map(|l| defuse_at(&l)));
+        if let Some(link) = &self.message.link {
+            lines.push(format!("{}: {}", defuse_at(&self.link_label()), link.url));
+        }
+        if !self.targets.is_empty() {
+            let ats: Vec<String> = self
+                .targets
+                .iter()
+                .map(|t| match t {
+                    Target::All => r#"<at user_id="all"></at>"#.to_owned(),
+                    Target::Id(id) => format!(r#"<at user_id="{id}"></at>"#),
+                })
+                .collect();
+            lines.push(ats.join(" "));
+        }
+        lines.join("\n")
+    }
+
+    /// Fields and the table as plain lines, for posts and text.
+    fn detail_lines(&self, rows: usize) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}"))
+            .collect();
+        if let Some(t) = &self.table {
+            lines.push(
+                t.columns
+                    .iter()
+                    .map(|c| c.title.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+            );
+            for row in t.rows.iter().take(rows) {
+                let cells: Vec<String> = t
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, column)| {
+                        let value = row.get(i).map_or("", String::as_str);
+                        let mark = match table::tone(column, value) {
+                            Tone::Good => " ✓",
+                            Tone::Bad => " ✗",
+                            Tone::Neutral => "",
+                        };
+                        format!("{}{mark}", table::display(column, value))
+                    })
+                    .collect();
+                lines.push(cells.join(" | "));
+            }
+            if rows < t.rows.len() {
+                lines.push(self.rows_note(t.rows.len() - rows));
+            }
+        }
+        lines
+    }
+
+    fn rows_note(&self, omitted: usize) -> String {
+        table::more_rows_note(omitted, self.locale)
+            .trim_start_matches('\n')
+            .to_owned()
+    }
+
+    fn link_label(&self) -> String {
+        match self.message.link.as_ref().and_then(|l| l.label.clone()) {
+            Some(label) if !label.trim().is_empty() => label,
+            _ if self.locale.starts_with("zh") => "查看详情".to_owned(),
+            _ => "Open".to_owned(),
+        }
+    }
+}
+
+/// The card table component (§2.7): conditional columns are `options`
+/// columns whose cells are tags coloured green (good), red (bad) or neutral.
+fn card_table(t: &Table, rows: usize) -> Value {
+    let columns: Vec<Value> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({
+                "name": format!("c{i}"),
+                "display_name": c.title,
+                "data_type": if c.condition.is_some() { "options" } else { "text" },
+            })
+        })
+        .collect();
+    let body: Vec<Value> = t
+        .rows
+        .iter()
+        .take(rows)
+        .map(|row| {
+            let mut cells = Map::new();
+            for (i, column) in t.columns.iter().enumerate() {
+                let value = row.get(i).map_or("", String::as_str);
+                let shown = table::display(column, value);
+                let cell = if column.condition.is_some() {
+                    let color = match table::tone(column, value) {
+                        Tone::Good => "green",
+                        Tone::Bad => "red",
+                        Tone::Neutral => "neutral",
+                    };
+                    json!([{ "text": shown, "color": color }])
+                } else {
+                    Value::String(shown)
+                };
+                cells.insert(format!("c{i}"), cell);
+            }
+            Value::Object(cells)
+        })
+        .collect();
+    json!({
+        "tag": "table",
+        "page_size": rows.clamp(1, MAX_PAGE_SIZE),
+        "columns": columns,
+        "rows": body,
+    })
+}
+
+fn first_columns(t: &Table, count: usize) -> Table {
+    Table {
+        columns: t.columns.iter().take(count).cloned().collect(),
+        rows: t
+            .rows
+            .iter()
+            .map(|r| r.iter().take(count).cloned().collect())
+            .collect(),
+    }
+}
+
+/// The card header template for a severity.
+fn header_colour(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "blue",
+        Severity::Success => "green",
+        Severity::Warning => "orange",
+        Severity::Error => "red",
+        Severity::Critical => "carmine",
+    }
+}
+
+/// A severity marker for titles of posts and text, which have no colour.
+fn severity_mark(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "",
+        Severity::Success => "✅ ",
+        Severity::Warning => "⚠️ ",
+        Severity::Error => "❌ ",
+        Severity::Critical => "🚨 ",
+    }
+}
+
+/// The mentions of the config and the message that Lark can express, in
+/// order and without duplicates; the others are logged and dropped.
+fn targets(config: &LarkConfig, message: &Message) -> Vec<Target> {
+    let mut out = Vec::new();
+    let mut add = |target: Target| {
+        if !out.contains(&target) {
+            out.push(target);
+        }
+    };
+    for id in &config.mentions {
+        if id == "all" {
+            add(Target::All);
+        } else if valid_user_id(id) {
+            add(Target::Id(id.clone()));
+        }
+    }
+    for mention in &message.mentions {
+        match mention {
+            Mention::All => add(Target::All),
+            Mention::UserId(id) if id == "all" => add(Target::All),
+            Mention::UserId(id) if valid_user_id(id) => add(Target::Id(id.clone())),
+            Mention::UserId(_) => log::warn("dropped a mention: the user id is not a Lark open_id"),
+            Mention::Email(_) => log::warn(
+                "dropped a mention by email: a Lark custom bot can only mention by open_id",
+            ),
+            Mention::Mobile(_) => log::warn(
+                "dropped a mention by phone number: a Lark custom bot can only mention by open_id",
+            ),
+        }
+    }
+    out
+}
+
+/// An id safe inside `<at id=…>`: letters, digits, `_` and `-`, at most 128.
+pub fn valid_user_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Breaks `<at` sequences in user text with a zero-width space, so message
+/// content cannot mention people (e.g. `<at id=all></at>`) by itself.
+pub fn defuse_at(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        if rest.len() >= 2 && rest.as_bytes()[..2].eq_ignore_ascii_case(b"at") {
+            out.push('\u{200B}');
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The text a reader sees (what the keyword check scans): every string in
+/// the payload except URLs, ids and structural values.
+pub fn visible_text(value: &Value) -> String {
+    fn walk(value: &Value, out: &mut String) {
+        match value {
+            Value::String(s) => {
+                out.push_str(s);
+                out.push('\n');
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            Value::Object(map) => {
+                for (key, v) in map {
+                    if !NON_TEXT_KEYS.contains(&key.as_str()) {
+                        walk(v, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(value, &mut out);
+    out
+}

@@ -1,0 +1,336 @@
+//! The `teams` channel: Microsoft Teams through Power Automate "Workflows"
+//! webhooks (Adaptive Card 1.4) or legacy Office 365 connectors (MessageCard).
+//! Vendor facts: channels reference §4, §7 and §10.
+//!
+//! - Format: `format` in the config, or detected from the URL: the
+//!   connector hosts (`outlook.office.com`, `outlook.office365.com`,
+//!   `*.webhook.office.com`) get a MessageCard, everything else a Workflows
+//!   Adaptive Card.
+//! - Adaptive Card: version 1.4 (Workflows reportedly rejects newer), title
+//!   TextBlock coloured by severity, the body TextBlock, a `FactSet` for the
+//!   fields, and the table as a **`ColumnSet` grid** (one ColumnSet per row,
+//!   header bold, conditional cells coloured `good`/`attention`): the `Table`
+//!   element needs schema 1.5 and whether a 1.4 card containing it renders
+//!   is unconfirmed (§4.4), while ColumnSet renders at 1.4. The link is an
+//!   `Action.OpenUrl`.
+//! - Mentions (§4.3): `<at>id</at>` in a TextBlock plus a `msteams.entities`
+//!   entry whose `text` matches exactly; user ids and emails (UPNs) map, `all`
+//!   and phone numbers cannot be expressed and are dropped with a warning.
+//!   MessageCards cannot mention anyone; their mentions are dropped too.
+//! - Size (§4.1, §10): Teams allows 28 KB but measures the stored message,
+//!   which is larger than the request, so requests are kept within 24,000
+//!   bytes; table rows and then body text are trimmed with a visible note.
+//! - Answers (§7): Workflows succeed with 202 (or 200); connectors with
+//!   HTTP 200 and the body `1`, reporting failures as text in a 200.
+
+use carillon_sdk::{
+    Channel, ConfigIssue, Context, DeliverError, HttpResponse, Manifest, Message, Outgoing,
+    Receipt, classify, export_channel, http,
+};
+use serde::Deserialize;
+
+mod fit;
+mod render;
+
+/// The Teams channel.
+pub struct Teams;
+
+/// Teams' message limit (§4.1: 28 KB), declared in the manifest.
+pub const TEAMS_LIMIT_BYTES: u32 = 28 * 1024;
+
+/// The largest request body sent: a margin below 28 KB, because Teams counts
+/// the stored message, not the request (§10).
+pub const MAX_PAYLOAD_BYTES: usize = 24_000;
+
+/// The wait after a throttling answer that names no time.
+pub const RATE_LIMIT_WAIT_MS: u64 = classify::DEFAULT_RATE_LIMIT_WAIT_MS;
+
+/// A Teams destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsConfig {
+    /// The Workflows or connector webhook URL. Its `sig` (Workflows) or path
+    /// (connector) is a credential.
+    pub webhook: String,
+    /// The request format; detected from the URL when absent.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// People mentioned in every message (Workflows only).
+    #[serde(default)]
+    pub mentions: Vec<MentionConfig>,
+    /// A BCP 47 tag overriding the message's locale for Carillon's notes.
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+/// Which kind of Teams webhook the URL is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// A Power Automate Workflows webhook: Adaptive Card, answers 202.
+    Workflow,
+    /// A legacy Office 365 connector: MessageCard, answers `1`.
+    Connector,
+}
+
+/// A person mentioned in every message.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MentionConfig {
+    /// The user's UPN (usually the email) or Entra object id.
+    pub id: String,
+    /// The name shown; defaults to the id.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+const SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "Microsoft Teams destination",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["webhook"],
+  "properties": {
+    "webhook": {
+      "type": "string",
+      "pattern": "^https?://",
+      "description": "A Power Automate Workflows URL (…/workflows/<id>/triggers/manual/paths/invoke?…&sig=…) or a legacy connector URL (https://<tenant>.webhook.office.com/webhookb2/…). It contains a credential."
+    },
+    "format": { "enum": ["workflow", "connector"], "description": "Detected from the URL when absent." },
+    "mentions": {
+      "type": "array",
+      "description": "Mentioned in every message (Workflows only).",
+      "items": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id"],
+        "properties": {
+          "id": { "type": "string", "minLength": 1, "description": "UPN (email) or Entra object id." },
+          "name": { "type": "string", "minLength": 1 }
+        }
+      }
+    },
+    "locale": { "type": "string", "description": "BCP 47 tag, e.g. en or zh-CN; overrides the message's locale." }
+  }
+}"#;
+
+impl Channel for Teams {
+    type Config = TeamsConfig;
+
+    fn manifest() -> Manifest {
+        Manifest::new(
+            "teams",
+            env!("CARGO_PKG_VERSION"),
+            "Posts Adaptive Cards to Microsoft Teams channels through Power Automate Workflows, or MessageCards through legacy connectors.",
+        )
+        .schema(SCHEMA)
+        .endpoint_field("/webhook")
+        .secret_field("/webhook")
+        .allowed_host("*.logic.azure.com")
+        .allowed_host("*.environment.api.powerplatform.com")
+        .allowed_host("outlook.office.com")
+        .allowed_host("outlook.office365.com")
+        .allowed_host("*.webhook.office.com")
+        .max_payload_bytes(TEAMS_LIMIT_BYTES)
+        .rate_limit(4, 1_000)
+    }
+
+    fn check(config: &TeamsConfig) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        match host_of(&config.webhook) {
+            None => issues.push(ConfigIssue::new(
+                "/webhook",
+                "expected an absolute http:// or https:// URL with a host",
+            )),
+            Some(host) => {
+                let workflow_host = host.ends_with(".logic.azure.com")
+                    || host.ends_with(".environment.api.powerplatform.com");
+                if workflow_host && !config.webhook.contains("sig=") {
+                    issues.push(ConfigIssue::new(
+                        "/webhook",
+                        "a Workflows URL carries its credential in the sig query parameter; copy the whole URL",
+                    ));
+                }
+                if config.format == Some(Format::Connector) && workflow_host {
+                    issues.push(ConfigIssue::new(
+                        "/format",
+                        "this is a Workflows URL; use format workflow or leave format out",
+                    ));
+                }
+            }
+        }
+        for (i, mention) in config.mentions.iter().enumerate() {
+            if !render::valid_mention_id(&mention.id) {
+                issues.push(ConfigIssue::new(
+                    &format!("/mentions/{i}/id"),
+                    "expected a UPN (user@domain) or an Entra object id",
+                ));
+            }
+            if mention
+                .name
+                .as_deref()
+                .is_some_and(|n| n.trim().is_empty() || n.contains(['<', '>']))
+            {
+                issues.push(ConfigIssue::new(
+                    &format!("/mentions/{i}/name"),
+                    "a name must be non-empty and without < or >",
+                ));
+            }
+        }
+        if let Some(locale) = &config.locale {
+            let ok = !locale.is_empty()
+                && locale
+                    .split('-')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()));
+            if !ok {
+                issues.push(ConfigIssue::new(
+                    "/locale",
+                    "expected a BCP 47 tag such as en or zh-CN",
+                ));
+            }
+        }
+        issues
+    }
+
+    fn render(
+        ctx: &Context,
+        config: &TeamsConfig,
+        message: &Message,
+    ) -> Result<Outgoing, DeliverError> {
+        let _ = ctx;
+        render::request(config, message).map(Outgoing::Http)
+    }
+
+    /// Classifies a Workflows-style answer (status only); connector answers
+    /// need the format, which [`deliver`](Channel::deliver) knows.
+    fn classify(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
+        classify_workflow(ctx, response)
+    }
+
+    fn deliver(
+        ctx: &Context,
+        config: &TeamsConfig,
+        message: &Message,
+    ) -> Result<Receipt, DeliverError> {
+        let request = render::request(config, message)?;
+        let response = http::send(&request).map_err(classify::transport_error)?;
+        match format_of(config) {
+            Format::Workflow => classify_workflow(ctx, &response),
+            Format::Connector => classify_connector(ctx, &response),
+        }
+    }
+}
+
+export_channel!(Teams);
+
+/// The format used for a destination: configured, or detected from the URL.
+pub fn format_of(config: &TeamsConfig) -> Format {
+    if let Some(format) = config.format {
+        return format;
+    }
+    match host_of(&config.webhook) {
+        Some(host)
+            if host == "outlook.office.com"
+                || host == "outlook.office365.com"
+                || host.ends_with(".webhook.office.com") =>
+        {
+            Format::Connector
+        }
+        _ => Format::Workflow,
+    }
+}
+
+/// Workflows (§4.2, §7): 200/202 accepted (the flow posts later); 429
+/// honours `Retry-After`; 5xx retry; other statuses are refused, quoting the
+/// `{"error":{"code","message"}}` body when there is one.
+pub fn classify_workflow(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
+    match response.status {
+        200 | 202 => Ok(Receipt {
+            remote_id: None,
+            detail: format!(
+                "{} (accepted; the flow posts the card afterwards)",
+                classify::summary(response)
+            ),
+        }),
+        429 | 500..=599 | 408 => classify::by_status(ctx, response),
+        status => {
+            let error = response.body_json().and_then(|b| {
+                let e = b.get("error")?;
+                Some(format!(
+                    "{}: {}",
+                    e.get("code")?.as_str()?,
+                    e.get("message").and_then(|m| m.as_str()).unwrap_or("")
+                ))
+            });
+            Err(DeliverError::rejected(match error {
+                Some(e) => format!("HTTP {status} {e}"),
+                None => classify::summary(response),
+            }))
+        }
+    }
+}
+
+/// Legacy connectors (§4.1, §7): success is HTTP 200 with the body `1`;
+/// failures arrive as text in a 200 (`… returned HTTP error 429 …`) or as
+/// 4xx/5xx statuses.
+pub fn classify_connector(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
+    let body = response.body_text();
+    let text = body.trim();
+    let summary = classify::summary(response);
+    if !response.is_success() {
+        return classify::by_status(ctx, response);
+    }
+    if text == "1" {
+        return Ok(Receipt {
+            remote_id: None,
+            detail: summary,
+        });
+    }
+    match embedded_status(text) {
+        Some(429) => Err(DeliverError::rate_limited(
+            classify::retry_after_ms(ctx, response).unwrap_or(RATE_LIMIT_WAIT_MS),
+            summary,
+        )),
+        Some(status) if status >= 500 => Err(DeliverError::retryable(summary)),
+        Some(413) => Err(DeliverError::rejected(format!(
+            "{summary} (the message is too large for Teams)"
+        ))),
+        _ => Err(DeliverError::rejected(summary)),
+    }
+}
+
+/// The status in `… returned HTTP error NNN …`, if any.
+fn embedded_status(text: &str) -> Option<u16> {
+    let at = text.find("HTTP error ")? + "HTTP error ".len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// The lower-case host of an http(s) URL.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') || authority.contains(' ') {
+        return None;
+    }
+    let host = if authority.starts_with('[') {
+        &authority[..authority.find(']')? + 1]
+    } else {
+        match authority.split_once(':') {
+            Some((host, port)) => {
+                port.parse::<u16>().ok()?;
+                host
+            }
+            None => authority,
+        }
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! Building the Teams request body: the Workflows envelope with an Adaptive
+//! Card 1.4 (§4.2–4.4) or a connector MessageCard (§4.1), within the size
+//! budget.
+
+use carillon_sdk::table::{self, Tone};
+use carillon_sdk::{DeliverError, HttpRequest, Mention, Message, Severity, Table, log};
+use serde_json::{Map, Value, json};
+
+use crate::fit::fit_payload;
+use crate::{Format, MAX_PAYLOAD_BYTES, TeamsConfig, format_of};
+
+/// The Adaptive Card version sent: the highest Workflows accepts (§4.2).
+pub const CARD_VERSION: &str = "1.4";
+
+/// Someone mentioned in an Adaptive Card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    id: String,
+    name: String,
+}
+
+/// Everything the payload needs besides the trimmed body and the row count.
+struct Parts<'a> {
+    message: &'a Message,
+    locale: &'a str,
+    format: Format,
+    title: String,
+    targets: Vec<Target>,
+}
+
+/// Builds the request for `message`.
+pub fn request(config: &TeamsConfig, message: &Message) -> Result<HttpRequest, DeliverError> {
+    let format = format_of(config);
+    let locale = config.locale.as_deref().unwrap_or(&message.locale);
+    let parts = Parts {
+        message,
+        locale,
+        format,
+        title: defuse_at(&message.title),
+        targets: targets(config, message, format),
+    };
+    let body = defuse_at(&message.markdown);
+    let rows = message.table.as_ref().map_or(0, |t| t.rows.len());
+    let note = move |cut: usize| {
+        if locale.starts_with("zh") {
+            format!("\n\n…（已截断 {cut} 字节）")
+        } else {
+            format!("\n\n… (truncated {cut} bytes)")
+        }
+    };
+    let build = |text: &str, rows: usize| {
+        serde_json::to_vec(&parts.payload(text, rows)).unwrap_or_default()
+    };
+    let bytes = fit_payload(MAX_PAYLOAD_BYTES, &body, rows, &note, &build).ok_or_else(|| {
+        DeliverError::rejected(format!(
+            "the message does not fit in {MAX_PAYLOAD_BYTES} bytes even without its body"
+        ))
+    })?;
+    Ok(HttpRequest {
+        method: "POST".to_owned(),
+        url: config.webhook.clone(),
+        headers: vec![(
+            "content-type".to_owned(),
+            "application/json; charset=utf-8".to_owned(),
+        )],
+        body: bytes,
+        timeout_ms: None,
+    })
+}
+
+impl Parts<'_> {
+    fn payload(&self, body: &str, rows: usize) -> Value {
+        match self.format {
+            Format::Workflow => json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": null,
+                    "content": self.adaptive_card(body, rows),
+                }],
+            }),
+            Format::Connector => self.message_card(body, rows),
+        }
+    }
+
+    fn adaptive_card(&self, body: &str, rows: usize) -> Value {
+        let mut items = vec![json!({
+            "type": "TextBlock",
+            "text": self.title,
+            "weight": "Bolder",
+            "size": "Large",
+            "color": text_colour(self.message.severity),
+            "wrap": true,
+        })];
+        if !body.trim().is_empty() {
+            items.push(json!({ "type": "TextBlock", "text": body, "wrap": true }));
+        }
+        if !self.message.fields.is_empty() {
+            let facts: Vec<Value> = self
+                .message
+                .fields
+                .iter()
+                .map(|f| json!({ "title": defuse_at(&f.name), "value": defuse_at(&f.value) }))
+                .collect();
+            items.push(json!({ "type": "FactSet", "facts": facts }));
+        }
+        if let Some(t) = &self.message.table {
+            items.extend(column_set_grid(t, rows));
+            if rows < t.rows.len() {
+                items.push(json!({
+                    "type": "TextBlock",
+                    "text": self.rows_note(t.rows.len() - rows),
+                    "isSubtle": true,
+                    "wrap": true,
+                }));
+            }
+        }
+        let mut msteams = Map::new();
+        msteams.insert("width".into(), "Full".into());
+        if !self.targets.is_empty() {
+            let ats: Vec<String> = self
+                .targets
+                .iter()
+                .map(|t| format!("<at>{}</at>", t.name))
+                .collect();
+            items.push(json!({ "type": "TextBlock", "text": ats.join(" "), "wrap": true }));
+            let entities: Vec<Value> = self
+                .targets
+                .iter()
+                .map(|t| {
+                    json!({
+                        "type": "mention",
+                        "text": format!("<at>{}</at>", t.name),
+                        "mentioned": { "id": t.id, "name": t.name },
+                    })
+                })
+                .collect();
+            msteams.insert("entities".into(), Value::Array(entities));
+        }
+        let mut card = json!({
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "type": "AdaptiveCard",
+            "version": CARD_VERSION,
+            "body": items,
+            "msteams": msteams,
+        });
+        if let Some(link) = &self.message.link {
+            card["actions"] = json!([{
+                "type": "Action.OpenUrl",
+                "title": self.link_label(),
+                "url": link.url,
+            }]);
+        }
+        card
+    }
+
+    fn message_card(&self, body: &str, rows: usize) -> Value {
+        let summary = if self.title.trim().is_empty() {
+            "Carillon notification".to_owned()
+        } else {
+            self.title.clone()
+        };
+        let mut card = json!({
+            "@type": "MessageCard",
+            "@context": "http://schema.org/extensions",
+            "themeColor": theme_colour(self.message.severity),
+            "summary": summary,
+            "title": self.title,
+        });
+        if !body.trim().is_empty() {
+            card["text"] = body.into();
+        }
+        let mut sections = Vec::new();
+        if !self.message.fields.is_empty() {
+            let facts: Vec<Value> = self
+                .message
+                .fields
+                .iter()
+                .map(|f| json!({ "name": f.name, "value": f.value }))
+                .collect();
+            sections.push(json!({ "facts": facts }));
+        }
+        if let Some(t) = &self.message.table {
+            let mut lines = vec![format!(
+                "**{}**",
+                t.columns
+                    .iter()
+                    .map(|c| c.title.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            )];
+            lines.extend(t.rows.iter().take(rows).map(|row| row_line(t, row)));
+            if rows < t.rows.len() {
+                lines.push(self.rows_note(t.rows.len() - rows));
+            }
+            sections.push(json!({ "text": lines.join("\n\n") }));
+        }
+        if !sections.is_empty() {
+            card["sections"] = Value::Array(sections);
+        }
+        if let Some(link) = &self.message.link {
+            card["potentialAction"] = json!([{
+                "@type": "OpenUri",
+                "name": self.link_label(),
+                "targets": [{ "os": "default", "uri": link.url }],
+            }]);
+        }
+        card
+    }
+
+    fn rows_note(&self, omitted: usize) -> String {
+        table::more_rows_note(omitted, self.locale)
+            .trim_start_matches('\n')
+            .to_owned()
+    }
+
+    fn link_label(&self) -> String {
+        match self.message.link.as_ref().and_then(|l| l.label.clone()) {
+            Some(label) if !label.trim().is_empty() => label,
+            _ if self.locale.starts_with("zh") => "查看详情".to_owned(),
+            _ => "Open".to_owned(),
+        }
+    }
+}
+
+/// The table as ColumnSets (renders at card version 1.4, unlike `Table`):
+/// a bold header row, then one ColumnSet per row; cells of conditional
+/// columns are coloured `good` or `attention`.
+fn column_set_grid(t: &Table, rows: usize) -> Vec<Value> {
+    let cell = |text: String, weight: Option<&str>, color: Option<&str>| {
+        let mut block = json!({ "type": "TextBlock", "text": text, "wrap": true });
+        if let Some(w) = weight {
+            block["weight"] = w.into();
+        }
+        if let Some(c) = color {
+            block["color"] = c.into();
+        }
+        json!({ "type": "Column", "width": "stretch", "items": [block] })
+    };
+    let mut out = vec![json!({
+        "type": "ColumnSet",
+        "separator": true,
+        "columns": t.columns.iter().map(|c| cell(c.title.clone(), Some("Bolder"), None)).collect::<Vec<_>>(),
+    })];
+    for row in t.rows.iter().take(rows) {
+        let columns: Vec<Value> = t
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, column)| {
+                let value = row.get(i).map_or("", String::as_str);
+                let color = match table::tone(column, value) {
+                    Tone::Good => Some("good"),
+                    Tone::Bad => Some("attention"),
+                    Tone::Neutral => None,
+                };
+                cell(table::display(column, value), None, color)
+            })
+            .collect();
+        out.push(json!({ "type": "ColumnSet", "spacing": "Small", "columns": columns }));
+    }
+    out
+}
+
+/// One table row as a line, with ✓ / ✗ where the MessageCard has no colour.
+fn row_line(t: &Table, row: &[String]) -> String {
+    t.columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let value = row.get(i).map_or("", String::as_str);
+            let mark = match table::tone(column, value) {
+                Tone::Good => " ✓",
+                Tone::Bad => " ✗",
+                Tone::Neutral => "",
+            };
+            format!("{}{mark}", table::display(column, value))
+        })
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// The title TextBlock colour for a severity.
+fn text_colour(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "accent",
+        Severity::Success => "good",
+        Severity::Warning => "warning",
+        Severity::Error | Severity::Critical => "attention",
+    }
+}
+
+/// The MessageCard `themeColor` for a severity.
+fn theme_colour(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "0078D7",
+        Severity::Success => "2EB886",
+        Severity::Warning => "DAA038",
+        Severity::Error => "A30200",
+        Severity::Critical => "8C1A1A",
+    }
+}
+
+/// The mentions Teams can express, without duplicates; others are logged
+/// and dropped.
+fn targets(config: &TeamsConfig, message: &Message, format: Format) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    if format == Format::Connector {
+        if !config.mentions.is_empty() || !message.mentions.is_empty() {
+            log::warn("dropped the mentions: legacy connector MessageCards cannot mention anyone");
+        }
+        return out;
+    }
+    let mut add = |id: &str, name: Option<&str>| {
+        if !valid_mention_id(id) {
+            log::warn("dropped a mention: the id is not a UPN or Entra object id");
+            return;
+        }
+        let name = name.unwrap_or(id);
+        if name.contains(['<', '>']) {
+            log::warn("dropped a mention: the name contains < or >");
+            return;
+        }
+        if !out.iter().any(|t| t.id == id) {
+            out.push(Target {
+                id: id.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+    };
+    for mention in &config.mentions {
+        add(&mention.id, mention.name.as_deref());
+    }
+    for mention in &message.mentions {
+        match mention {
+            Mention::UserId(id) | Mention::Email(id) => add(id, None),
+            Mention::All => {
+                log::warn("dropped a mention of everyone: Teams webhooks cannot mention all")
+            }
+            Mention::Mobile(_) => log::warn(
+                "dropped a mention by phone number: Teams mentions need a UPN or Entra object id",
+            ),
+        }
+    }
+    out
+}
+
+/// An id usable in `msteams.entities`: no whitespace, quotes or angle
+/// brackets, at most 256 bytes.
+pub fn valid_mention_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 256
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+}
+
+/// Breaks `<at` sequences in user text with a zero-width space, so content
+/// cannot forge a mention.
+pub fn defuse_at(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        if rest.len() >= 2 && rest.as_bytes()[..2].eq_ignore_ascii_case(b"at") {
+            out.push('\u{200B}');
+        }
+    }
+    out.push_str(rest);
+    out
+}

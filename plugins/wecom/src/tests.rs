@@ -1,0 +1,338 @@
+//! Native tests through the SDK harness: golden requests for every sample
+//! message, mention mapping, byte limits, config checks and answer classes.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
+
+use std::path::PathBuf;
+
+use carillon_sdk::testing::{Harness, check_golden, sample_message, samples};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Level, Outgoing};
+use serde_json::{Value, json};
+
+use super::*;
+
+const HOOK: &str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx";
+
+fn request_of(outgoing: Outgoing) -> HttpRequest {
+    match outgoing {
+        Outgoing::Http(r) => r,
+        Outgoing::Mail(_) => panic!("the wecom plugin never sends mail"),
+    }
+}
+
+fn body_json(request: &HttpRequest) -> Value {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+/// The content of any message type.
+fn content(body: &Value) -> String {
+    let kind = body["msgtype"].as_str().unwrap();
+    body[kind]["content"].as_str().unwrap().to_owned()
+}
+
+fn sample(name: &str) -> Message {
+    samples().into_iter().find(|(n, _)| *n == name).unwrap().1
+}
+
+/// Method, URL, headers and the body as pretty JSON (SDK candidate).
+fn pretty(request: &HttpRequest) -> String {
+    let body = body_json(request);
+    let mut out = format!("{} {}\n", request.method, request.url);
+    for (name, value) in &request.headers {
+        out.push_str(&format!("{name}: {value}\n"));
+    }
+    out.push_str(&format!(
+        "body-bytes: {}\ncontent-bytes: {}\n\n",
+        request.body.len(),
+        content(&body).len()
+    ));
+    out.push_str(&serde_json::to_string_pretty(&body).unwrap());
+    out.push('\n');
+    out
+}
+
+fn configs() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "default",
+            json!({ "webhook": HOOK, "at_user_ids": ["lead"] }),
+        ),
+        (
+            "v2-tables",
+            json!({ "webhook": HOOK, "markdown_v2_tables": true }),
+        ),
+        (
+            "text",
+            json!({ "webhook": HOOK, "msg_type": "text", "at_mobiles": ["13900001111"] }),
+        ),
+    ]
+}
+
+#[test]
+fn golden_requests() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for (config_name, config) in configs() {
+        for (sample_name, message) in samples() {
+            let h = Harness::<WeCom>::new();
+            let request = request_of(h.render(&config, &message).unwrap());
+            let body = body_json(&request);
+            let limit = if body["msgtype"] == "text" {
+                TEXT_MAX_BYTES
+            } else {
+                MARKDOWN_MAX_BYTES
+            };
+            assert!(content(&body).len() <= limit, "{config_name}-{sample_name}");
+            assert!(request.body.len() <= MAX_BODY_BYTES);
+            check_golden(
+                &dir.join(format!("{config_name}-{sample_name}.txt")),
+                &pretty(&request),
+            );
+        }
+    }
+}
+
+#[test]
+fn markdown_colours_conditional_cells_and_mentions_user_ids() {
+    let h = Harness::<WeCom>::new();
+    let body = body_json(&request_of(
+        h.render(&json!({ "webhook": HOOK }), &sample("table"))
+            .unwrap(),
+    ));
+    assert_eq!(body["msgtype"], "markdown");
+    let text = content(&body);
+    assert!(
+        text.contains("Check: completeness, Score: <font color=\"info\">92.5%</font>, Cost: $1.20")
+    );
+    assert!(text.contains("Score: <font color=\"warning\">41%</font>"));
+
+    let body = body_json(&request_of(
+        h.render(&json!({ "webhook": HOOK }), &sample("mentions"))
+            .unwrap(),
+    ));
+    let text = content(&body);
+    assert!(text.ends_with("<@u_1001>"), "{text}");
+    assert!(!text.contains("13800000000"));
+    let warnings: Vec<String> = h
+        .logs()
+        .into_iter()
+        .filter(|(l, _)| *l == Level::Warn)
+        .map(|(_, m)| m)
+        .collect();
+    assert!(warnings.iter().any(|w| w.contains("email")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("mobile")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn text_mode_uses_mention_lists() {
+    let h = Harness::<WeCom>::new();
+    let body = body_json(&request_of(
+        h.render(
+            &json!({ "webhook": HOOK, "msg_type": "text" }),
+            &sample("mentions"),
+        )
+        .unwrap(),
+    ));
+    assert_eq!(body["text"]["mentioned_list"], json!(["u_1001", "@all"]));
+    assert_eq!(
+        body["text"]["mentioned_mobile_list"],
+        json!(["13800000000"])
+    );
+}
+
+#[test]
+fn v2_tables_are_pipe_tables_without_mentions() {
+    let h = Harness::<WeCom>::new();
+    let mut message = sample("table");
+    message.mentions = vec![carillon_sdk::Mention::UserId("u1".into())];
+    let body = body_json(&request_of(
+        h.render(
+            &json!({ "webhook": HOOK, "markdown_v2_tables": true }),
+            &message,
+        )
+        .unwrap(),
+    ));
+    assert_eq!(body["msgtype"], "markdown_v2");
+    let text = content(&body);
+    assert!(text.contains("| Check | Score | Cost |\n| --- | --- | --- |"));
+    assert!(text.contains("| freshness | 41% ✗ | $0.35 |"));
+    assert!(!text.contains("<@u1>"));
+    // Without a table the flag changes nothing.
+    let body = body_json(&request_of(
+        h.render(
+            &json!({ "webhook": HOOK, "markdown_v2_tables": true }),
+            &sample_message(),
+        )
+        .unwrap(),
+    ));
+    assert_eq!(body["msgtype"], "markdown");
+}
+
+#[test]
+fn long_messages_fit_the_byte_limits_with_a_note() {
+    for (config, limit) in [
+        (json!({ "webhook": HOOK }), MARKDOWN_MAX_BYTES),
+        (
+            json!({ "webhook": HOOK, "msg_type": "text" }),
+            TEXT_MAX_BYTES,
+        ),
+    ] {
+        let h = Harness::<WeCom>::new();
+        let body = body_json(&request_of(h.render(&config, &sample("long")).unwrap()));
+        let text = content(&body);
+        assert!(text.len() <= limit, "{}", text.len());
+        assert!(text.len() > limit - 100, "uses the room");
+        assert!(text.contains("bytes truncated)"), "{text}");
+    }
+    let mut cjk = sample("cjk");
+    cjk.markdown = "告警内容".repeat(1000);
+    let h = Harness::<WeCom>::new();
+    let body = body_json(&request_of(
+        h.render(&json!({ "webhook": HOOK }), &cjk).unwrap(),
+    ));
+    let text = content(&body);
+    assert!(text.len() <= MARKDOWN_MAX_BYTES);
+    assert!(text.contains("已截断"));
+}
+
+#[test]
+fn big_tables_keep_the_rows_that_fit() {
+    let mut message = sample("table");
+    if let Some(t) = message.table.as_mut() {
+        for i in 0..500 {
+            t.rows
+                .push(vec![format!("check_{i}"), "75".into(), "0.10".into()]);
+        }
+    }
+    let h = Harness::<WeCom>::new();
+    let body = body_json(&request_of(
+        h.render(&json!({ "webhook": HOOK }), &message).unwrap(),
+    ));
+    let text = content(&body);
+    assert!(text.len() <= MARKDOWN_MAX_BYTES);
+    assert!(text.contains(" more rows"), "{text}");
+    assert!(text.contains("Open task"), "the link is kept");
+}
+
+#[test]
+fn config_problems_are_all_reported_with_paths() {
+    let h = Harness::<WeCom>::new();
+    let issues = h
+        .validate(&json!({
+            "webhook": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?kee=x",
+            "markdown_v2_tables": true,
+            "msg_type": "text",
+            "at_user_ids": ["ok", "@all"],
+            "at_mobiles": ["13800000000", "x1"],
+            "locale": "z",
+        }))
+        .unwrap_err();
+    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/webhook",
+            "/markdown_v2_tables",
+            "/at_user_ids/1",
+            "/at_mobiles/1",
+            "/locale"
+        ]
+    );
+    let issues = h
+        .validate(&json!({ "webhook": HOOK, "at_mobiles": ["1"], "at_all": true }))
+        .unwrap_err();
+    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(paths, ["/at_mobiles", "/at_all"]);
+    let unknown = h
+        .validate(&json!({ "webhook": HOOK, "secret": "x" }))
+        .unwrap_err();
+    assert_eq!(unknown[0].path, "/secret");
+    assert!(
+        h.validate(&json!({
+            "webhook": "http://127.0.0.1:9000/cgi-bin/webhook/send?key=k1",
+            "msg_type": "text",
+            "at_user_ids": ["u1"],
+            "at_mobiles": ["13800000000"],
+            "at_all": true,
+            "locale": "zh-CN"
+        }))
+        .is_ok()
+    );
+}
+
+fn outcome_for(response: HttpResponse) -> Result<Receipt, DeliverError> {
+    let h = Harness::<WeCom>::new().respond(move |_| Ok(response.clone()));
+    h.deliver(&json!({ "webhook": HOOK }), &sample_message())
+}
+
+fn vendor(errcode: i64, errmsg: &str) -> HttpResponse {
+    HttpResponse::json(200, &json!({ "errcode": errcode, "errmsg": errmsg }))
+}
+
+#[test]
+fn answers_map_to_outcomes() {
+    assert!(outcome_for(vendor(0, "ok")).is_ok());
+    assert!(matches!(
+        outcome_for(vendor(45009, "api freq out of limit, hint: [1], from ip: 1.2.3.4, more info at https://open.work.weixin.qq.com/devtool/query?e=45009")),
+        Err(DeliverError::RateLimited(l)) if l.after_ms == FREQUENCY_WAIT_MS && l.reason.contains("45009")
+    ));
+    assert!(matches!(
+        outcome_for(vendor(45033, "api concurrent out of limit")),
+        Err(DeliverError::RateLimited(l)) if l.after_ms == CONCURRENCY_WAIT_MS
+    ));
+    assert!(matches!(
+        outcome_for(vendor(-1, "system busy")),
+        Err(DeliverError::Retryable(r)) if r.contains("-1")
+    ));
+    assert!(matches!(
+        outcome_for(HttpResponse::text(502, "")),
+        Err(DeliverError::Retryable(_))
+    ));
+    for (code, msg, hint) in [
+        (93000, "invalid webhook url, hint: [1]", "key"),
+        (
+            40058,
+            "markdown.content exceed max length 4096. Invalid input invalid Request Parameter, hint: [1]",
+            "longer",
+        ),
+        (40008, "invalid message type", "type"),
+        (44004, "empty content", "empty"),
+        (45002, "content too large", "longer"),
+        (40007, "invalid media_id", "40007"),
+    ] {
+        match outcome_for(vendor(code, msg)) {
+            Err(DeliverError::Rejected(r)) => {
+                assert!(r.contains(&format!("errcode {code}")), "{r}");
+                assert!(r.contains(msg), "{r}");
+                assert!(r.contains(hint), "{r}");
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        outcome_for(HttpResponse::text(200, "ok")),
+        Err(DeliverError::Rejected(_))
+    ));
+}
+
+#[test]
+fn transport_failures_retry() {
+    let h = Harness::<WeCom>::new().respond(|_| Err(HttpError::Connect("refused".into())));
+    assert!(matches!(
+        h.deliver(&json!({ "webhook": HOOK }), &sample_message()),
+        Err(DeliverError::Retryable(_))
+    ));
+}
+
+#[test]
+fn manifest_is_well_formed() {
+    let m = Harness::<WeCom>::new().manifest();
+    assert_eq!(m.name, "wecom");
+    assert_eq!(m.endpoint_fields, ["/webhook"]);
+    assert_eq!(m.secret_fields, ["/webhook"]);
+    assert_eq!(m.allowed_hosts, ["qyapi.weixin.qq.com"]);
+    assert_eq!(m.rate_limits[0].requests, 20);
+    assert_eq!(m.rate_limits[0].window_ms, 60_000);
+}

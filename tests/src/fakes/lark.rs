@@ -1,0 +1,705 @@
+//! A fake Lark / Feishu custom-bot webhook (channels reference §2): a real
+//! HTTP server on 127.0.0.1 that checks what the vendor checks and answers
+//! with the vendor's bodies and codes, so the `lark` plugin is tested against
+//! an independent reading of the facts (it does not use carillon-sdk).
+//!
+//! Enforced, in this order, per hook token:
+//! 1. injected faults (`fail_next`, `rate_limit_next`), then delays;
+//! 2. unknown token → 19001;
+//! 3. 5 requests/s and 100/min → 11232 "frequency limited";
+//! 4. body > 20,000 bytes or not JSON → HTTP 400, 9499 "Bad Request";
+//! 5. with a secret: `timestamp` within 3600 s of the fake's clock and
+//!    `sign` = Base64(HMAC-SHA256(key = "timestamp\nsecret", empty)) → else
+//!    19021;
+//! 6. with keywords: one must appear in a text value (not `href`/`url`) →
+//!    else 19024;
+//! 7. `msg_type` present → else 19002; a valid shape for it → else 400/9499.
+//!
+//! HTTP statuses marked UNCONFIRMED in §2.4 (19001, 19002, oversize) are
+//! answered with 200 for the business codes and 400 for 9499.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// The path prefix of a hook URL.
+pub const HOOK_PATH: &str = "/open-apis/bot/v2/hook/";
+
+/// The largest body accepted (§2.5: 20 KB, read strictly as 20,000 bytes).
+pub const MAX_BODY_BYTES: usize = 20_000;
+
+/// Allowed clock skew of a signed timestamp (§2.3).
+pub const SKEW_SECS: i64 = 3_600;
+
+/// A configured custom bot.
+#[derive(Debug, Clone, Default)]
+pub struct Bot {
+    /// The hook token (last path segment).
+    pub token: String,
+    /// The signing secret, when signature verification is on.
+    pub secret: Option<String>,
+    /// Custom keywords; a message must contain one.
+    pub keywords: Vec<String>,
+}
+
+impl Bot {
+    /// A bot with no secret and no keywords.
+    pub fn new(token: &str) -> Self {
+        Bot {
+            token: token.to_owned(),
+            ..Bot::default()
+        }
+    }
+
+    /// Turns on signature verification.
+    pub fn secret(mut self, secret: &str) -> Self {
+        self.secret = Some(secret.to_owned());
+        self
+    }
+
+    /// Sets the keywords.
+    pub fn keywords(mut self, keywords: &[&str]) -> Self {
+        self.keywords = keywords.iter().map(|k| (*k).to_owned()).collect();
+        self
+    }
+}
+
+/// A request the fake saw and what it answered.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The hook token from the path.
+    pub token: String,
+    /// Headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The Lark `code` answered (`None` for injected non-Lark answers).
+    pub code: Option<i64>,
+}
+
+impl Recorded {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// `true` when the fake delivered the message (code 0).
+    pub fn delivered(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Fault {
+    Status(u16),
+    RateLimit,
+}
+
+#[derive(Default)]
+struct Shared {
+    bots: HashMap<String, Bot>,
+    hits: HashMap<String, VecDeque<Instant>>,
+    faults: VecDeque<Fault>,
+    delays: VecDeque<Duration>,
+    requests: Vec<Recorded>,
+    clock_secs: Option<i64>,
+    no_rate_limits: bool,
+}
+
+/// A running fake Lark server.
+#[derive(Clone)]
+pub struct Fake {
+    addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl Fake {
+    /// Starts a fake with one bot.
+    pub async fn start(bot: Bot) -> Fake {
+        Fake::start_many([bot]).await
+    }
+
+    /// Starts a fake with several bots.
+    pub async fn start_many(bots: impl IntoIterator<Item = Bot>) -> Fake {
+        let shared = Arc::new(Mutex::new(Shared {
+            bots: bots.into_iter().map(|b| (b.token.clone(), b)).collect(),
+            ..Shared::default()
+        }));
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Fake { addr, shared }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The hook URL of a bot.
+    pub fn url(&self, token: &str) -> String {
+        format!("http://{}{HOOK_PATH}{token}", self.addr)
+    }
+
+    /// Adds or replaces a bot.
+    pub fn add_bot(&self, bot: Bot) {
+        self.lock().bots.insert(bot.token.clone(), bot);
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    /// The requests that were delivered (code 0).
+    pub fn delivered(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(Recorded::delivered)
+            .collect()
+    }
+
+    /// The next `n` requests are answered with `status` (e.g. 502) and a
+    /// non-Lark text body, before any check.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        let mut s = self.lock();
+        s.faults
+            .extend(std::iter::repeat_n(Fault::Status(status), n));
+    }
+
+    /// The next `n` requests get Lark's 11232 "frequency limited" answer.
+    pub fn rate_limit_next(&self, n: usize) {
+        let mut s = self.lock();
+        s.faults.extend(std::iter::repeat_n(Fault::RateLimit, n));
+    }
+
+    /// The next `n` answers are delayed by `delay`.
+    pub fn delay_next(&self, n: usize, delay: Duration) {
+        self.lock().delays.extend(std::iter::repeat_n(delay, n));
+    }
+
+    /// Fixes the fake's clock (Unix seconds) for timestamp checks; `None`
+    /// goes back to the system clock.
+    pub fn set_clock(&self, unix_secs: Option<i64>) {
+        self.lock().clock_secs = unix_secs;
+    }
+
+    /// Turns the 5/s and 100/min limits off (on by default).
+    pub fn disable_rate_limits(&self) {
+        self.lock().no_rate_limits = true;
+    }
+}
+
+/// Lark's `sign`: Base64(HMAC-SHA256(key = `timestamp + "\n" + secret`,
+/// message = empty)), written independently of the SDK.
+pub fn lark_sign(timestamp: &str, secret: &str) -> String {
+    let key = format!("{timestamp}\n{secret}");
+    let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// The success body (§2.1), with the legacy pair.
+fn success() -> Value {
+    json!({"StatusCode":0,"StatusMessage":"success","code":0,"data":{},"msg":"success"})
+}
+
+fn lark_error(code: i64, msg: &str) -> Value {
+    json!({ "code": code, "msg": msg, "data": {} })
+}
+
+async fn handle(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = uri
+        .path()
+        .strip_prefix(HOOK_PATH)
+        .unwrap_or_default()
+        .to_owned();
+    let (delay, status, answer) = {
+        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+        let delay = s.delays.pop_front();
+        let (status, answer) = decide(&mut s, &token, &body);
+        let code = answer.as_ref().ok().and_then(|v| v["code"].as_i64());
+        s.requests.push(Recorded {
+            token: token.clone(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_owned(),
+                        v.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
+            status,
+            code,
+        });
+        (delay, status, answer)
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match answer {
+        Ok(json) => (status, axum::Json(json)).into_response(),
+        Err(text) => (status, text).into_response(),
+    }
+}
+
+/// The fake's answer: status and either a Lark JSON body or a text body.
+fn decide(s: &mut Shared, token: &str, body: &[u8]) -> (u16, Result<Value, String>) {
+    match s.faults.pop_front() {
+        Some(Fault::Status(status)) => return (status, Err("upstream error".to_owned())),
+        Some(Fault::RateLimit) => return (200, Ok(frequency_limited())),
+        None => {}
+    }
+    let Some(bot) = s.bots.get(token).cloned() else {
+        return (
+            200,
+            Ok(lark_error(
+                19001,
+                "param invalid: incoming webhook access token invalid",
+            )),
+        );
+    };
+    if !s.no_rate_limits {
+        let now = Instant::now();
+        let hits = s.hits.entry(token.to_owned()).or_default();
+        while hits
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            hits.pop_front();
+        }
+        let last_second = hits
+            .iter()
+            .filter(|t| now.duration_since(**t) < Duration::from_secs(1))
+            .count();
+        if last_second >= 5 || hits.len() >= 100 {
+            return (200, Ok(frequency_limited()));
+        }
+        hits.push_back(now);
+    }
+    let now = s.clock_secs.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    });
+    let (status, value) = check(&bot, body, now);
+    (status, Ok(value))
+}
+
+fn frequency_limited() -> Value {
+    lark_error(
+        11232,
+        "frequency limited psm[lark.oapi.app_platform_runtime]appID[1500]",
+    )
+}
+
+/// The vendor checks on one request for `bot`, at `now` (Unix seconds).
+pub fn check(bot: &Bot, body: &[u8], now: i64) -> (u16, Value) {
+    let bad_request = (400, lark_error(9499, "Bad Request"));
+    if body.len() > MAX_BODY_BYTES {
+        return bad_request;
+    }
+    let Ok(payload) = serde_json::from_slice::<Value>(body) else {
+        return bad_request;
+    };
+    if let Some(secret) = &bot.secret
+        && !signature_ok(&payload, secret, now)
+    {
+        return (
+            200,
+            lark_error(
+                19021,
+                "sign match fail or timestamp is not within one hour from current time",
+            ),
+        );
+    }
+    if !bot.keywords.is_empty() {
+        let mut text = String::new();
+        for key in ["content", "card"] {
+            if let Some(v) = payload.get(key) {
+                collect_text(v, &mut text);
+            }
+        }
+        if !bot.keywords.iter().any(|k| text.contains(k.as_str())) {
+            return (200, lark_error(19024, "Key Words Not Found"));
+        }
+    }
+    let Some(msg_type) = payload.get("msg_type").and_then(Value::as_str) else {
+        return (200, lark_error(19002, "params error, msg_type need"));
+    };
+    if let Err(_problem) = shape(msg_type, &payload) {
+        return bad_request;
+    }
+    (200, success())
+}
+
+fn signature_ok(payload: &Value, secret: &str, now: i64) -> bool {
+    let timestamp = match payload.get("timestamp") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return false,
+    };
+    let Ok(ts) = timestamp.parse::<i64>() else {
+        return false;
+    };
+    if (now - ts).abs() > SKEW_SECS {
+        return false;
+    }
+    let Some(sign) = payload.get("sign").and_then(Value::as_str) else {
+        return false;
+    };
+    let expected = lark_sign(&timestamp, secret);
+    expected.as_bytes().ct_eq(sign.as_bytes()).into()
+}
+
+/// Text values a reader sees: every string except links, ids and
+/// structural keys (§2.3: `text` and `title`, not `href`).
+fn collect_text(value: &Value, out: &mut String) {
+    const SKIP: &[&str] = &[
+        "href",
+        "url",
+        "tag",
+        "template",
+        "data_type",
+        "name",
+        "color",
+        "type",
+        "user_id",
+        "id",
+        "image_key",
+    ];
+    match value {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        Value::Object(map) => {
+            for (k, v) in map {
+                if !SKIP.contains(&k.as_str()) {
+                    collect_text(v, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Validates a message's shape per §2.2 / §2.7.
+fn shape(msg_type: &str, payload: &Value) -> Result<(), String> {
+    let content = payload.get("content");
+    // Whether a JSON-string `content` is accepted is UNCONFIRMED (§9.2): allow it.
+    if matches!(content, Some(Value::String(_))) && msg_type != "interactive" {
+        return Ok(());
+    }
+    match msg_type {
+        "text" => content
+            .and_then(|c| c.get("text"))
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(|_| ())
+            .ok_or_else(|| "text needs content.text".to_owned()),
+        "post" => {
+            let post = content
+                .and_then(|c| c.get("post"))
+                .and_then(Value::as_object)
+                .ok_or("post needs content.post")?;
+            if !post.contains_key("zh_cn") && !post.contains_key("en_us") {
+                return Err("post needs zh_cn or en_us".into());
+            }
+            for lang in post.values() {
+                let paragraphs = lang
+                    .get("content")
+                    .and_then(Value::as_array)
+                    .ok_or("post content must be an array")?;
+                for paragraph in paragraphs {
+                    for node in paragraph.as_array().ok_or("a paragraph is an array")? {
+                        let ok = match node.get("tag").and_then(Value::as_str) {
+                            Some("text") => node.get("text").is_some_and(Value::is_string),
+                            Some("a") => node.get("href").is_some_and(Value::is_string),
+                            Some("at") => node.get("user_id").is_some_and(Value::is_string),
+                            Some("img") => node.get("image_key").is_some_and(Value::is_string),
+                            _ => false,
+                        };
+                        if !ok {
+                            return Err(format!("bad post node {node}"));
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        "image" => content
+            .and_then(|c| c.get("image_key"))
+            .and_then(Value::as_str)
+            .map(|_| ())
+            .ok_or_else(|| "image needs content.image_key".to_owned()),
+        "share_chat" => content
+            .and_then(|c| c.get("share_chat_id"))
+            .and_then(Value::as_str)
+            .map(|_| ())
+            .ok_or_else(|| "share_chat needs content.share_chat_id".to_owned()),
+        "interactive" => {
+            let card = payload
+                .get("card")
+                .and_then(Value::as_object)
+                .ok_or("interactive needs a card object")?;
+            let elements = card
+                .get("elements")
+                .or_else(|| card.get("body").and_then(|b| b.get("elements")))
+                .and_then(Value::as_array)
+                .ok_or("a card needs elements")?;
+            let mut tables = 0;
+            for element in elements {
+                match element.get("tag").and_then(Value::as_str) {
+                    Some("table") => {
+                        tables += 1;
+                        table_shape(element)?;
+                    }
+                    Some(_) => {}
+                    None => return Err("an element needs a tag".into()),
+                }
+            }
+            if tables > 5 {
+                return Err("at most 5 tables per card".into());
+            }
+            Ok(())
+        }
+        other => Err(format!("unknown msg_type {other}")),
+    }
+}
+
+fn table_shape(table: &Value) -> Result<(), String> {
+    if let Some(size) = table.get("page_size") {
+        let size = size.as_u64().ok_or("page_size is a number")?;
+        if !(1..=10).contains(&size) {
+            return Err("page_size must be 1-10".into());
+        }
+    }
+    let columns = table
+        .get("columns")
+        .and_then(Value::as_array)
+        .ok_or("a table needs columns")?;
+    if columns.len() > 50 {
+        return Err("at most 50 columns".into());
+    }
+    for column in columns {
+        column
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("a column needs a name")?;
+    }
+    for row in table
+        .get("rows")
+        .and_then(Value::as_array)
+        .ok_or("a table needs rows")?
+    {
+        if !row.is_object() {
+            return Err("a row is an object keyed by column name".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_vectors() {
+        // channels reference §8.
+        assert_eq!(
+            lark_sign("100", "demo"),
+            "jquNHnVOwmDRfw+vqTIrY5dooJAgi5EcRtLsQE4wfXg="
+        );
+        assert_eq!(
+            lark_sign("1599360473", "demo"),
+            "l1N0gAcBjdwBvGm1xMjOF0XSyaLRpR7tuO5dHfhAYc8="
+        );
+    }
+
+    fn signed(ts: &str, sign: &str) -> Vec<u8> {
+        json!({"timestamp": ts, "sign": sign, "msg_type": "text", "content": {"text": "hi"}})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn signature_checks() {
+        let bot = Bot::new("t").secret("demo");
+        let ok = check(
+            &bot,
+            &signed("100", "jquNHnVOwmDRfw+vqTIrY5dooJAgi5EcRtLsQE4wfXg="),
+            100,
+        );
+        assert_eq!(ok.1["code"], 0);
+        // The DingTalk-shaped HMAC (key = secret, message = "100\ndemo").
+        let wrong = check(
+            &bot,
+            &signed("100", "Al3fIG80paFjFaF1GYFq01nD+HwK+W12x7pPHOz3pJo="),
+            100,
+        );
+        assert_eq!(wrong.1["code"], 19021);
+        // Right signature, clock more than an hour off.
+        let stale = check(
+            &bot,
+            &signed("100", "jquNHnVOwmDRfw+vqTIrY5dooJAgi5EcRtLsQE4wfXg="),
+            100 + SKEW_SECS + 1,
+        );
+        assert_eq!(stale.1["code"], 19021);
+        let within = check(
+            &bot,
+            &signed("1599360473", "l1N0gAcBjdwBvGm1xMjOF0XSyaLRpR7tuO5dHfhAYc8="),
+            1_599_360_473 - SKEW_SECS,
+        );
+        assert_eq!(within.1["code"], 0);
+    }
+
+    async fn send(url: &str, body: &Value) -> reqwest::Response {
+        reqwest::Client::builder()
+            .build()
+            .expect("client")
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("send")
+    }
+
+    async fn post(url: &str, body: &Value) -> (u16, Value) {
+        let response = send(url, body).await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn now() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+
+    fn card(title: &str) -> Value {
+        json!({"msg_type": "interactive", "card": {
+            "header": {"title": {"tag": "plain_text", "content": title}, "template": "red"},
+            "elements": [{"tag": "div", "text": {"tag": "lark_md", "content": "**disk full**"}},
+                         {"tag": "action", "actions": [{"tag": "button", "text": {"tag": "plain_text", "content": "Open"}, "url": "https://x.example/alert", "type": "primary"}]}]}})
+    }
+
+    fn sign_into(mut body: Value, secret: &str) -> Value {
+        let ts = now().to_string();
+        body["sign"] = lark_sign(&ts, secret).into();
+        body["timestamp"] = ts.into();
+        body
+    }
+
+    #[tokio::test]
+    async fn over_http() {
+        let fake = Fake::start(Bot::new("t1").secret("s3cret").keywords(&["alert"])).await;
+        let url = fake.url("t1");
+
+        // Valid: signed, keyword in the title.
+        let (status, body) = post(&url, &sign_into(card("alert: db-1"), "s3cret")).await;
+        assert_eq!((status, body["code"].as_i64()), (200, Some(0)));
+        assert_eq!(body["StatusMessage"], "success");
+
+        // Bad signature.
+        let mut bad = sign_into(card("alert"), "s3cret");
+        bad["sign"] = lark_sign("100", "s3cret").into();
+        let (status, body) = post(&url, &bad).await;
+        assert_eq!((status, body["code"].as_i64()), (200, Some(19021)));
+
+        // Keyword only in a URL does not count.
+        let (_, body) = post(&url, &sign_into(card("disk full"), "s3cret")).await;
+        assert_eq!(body["code"], 19024);
+        assert_eq!(body["msg"], "Key Words Not Found");
+
+        // Oversize.
+        let mut big = card("alert");
+        big["card"]["elements"][0]["text"]["content"] = "x".repeat(MAX_BODY_BYTES).into();
+        let (status, body) = post(&url, &sign_into(big, "s3cret")).await;
+        assert_eq!((status, body["code"].as_i64()), (400, Some(9499)));
+
+        // Invalid shape: a table with page_size 20.
+        let mut table = card("alert");
+        table["card"]["elements"] =
+            json!([{"tag":"table","page_size":20,"columns":[{"name":"a"}],"rows":[]}]);
+        let (status, _) = post(&url, &sign_into(table, "s3cret")).await;
+        assert_eq!(status, 400);
+
+        // Unknown token.
+        let (_, body) = post(&fake.url("nope"), &card("alert")).await;
+        assert_eq!(body["code"], 19001);
+
+        // Injected faults.
+        fake.fail_next(1, 502);
+        let response = send(&url, &card("x")).await;
+        assert_eq!(response.status().as_u16(), 502);
+        fake.rate_limit_next(1);
+        let (_, body) = post(&url, &card("x")).await;
+        assert_eq!(body["code"], 11232);
+
+        assert_eq!(fake.requests().len(), 8);
+        assert_eq!(fake.delivered().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn rate_limit_is_five_per_second() {
+        let fake = Fake::start(Bot::new("t2")).await;
+        let url = fake.url("t2");
+        let mut codes = Vec::new();
+        for _ in 0..6 {
+            codes.push(post(&url, &card("x")).await.1["code"].as_i64());
+        }
+        assert_eq!(codes[..5], [Some(0); 5]);
+        assert_eq!(codes[5], Some(11232));
+    }
+
+    #[tokio::test]
+    async fn post_and_text_shapes() {
+        let fake = Fake::start(Bot::new("t3")).await;
+        fake.disable_rate_limits();
+        let url = fake.url("t3");
+        let post_ok = json!({"msg_type":"post","content":{"post":{"zh_cn":{"title":"T","content":[[{"tag":"text","text":"a"},{"tag":"a","text":"l","href":"https://x"},{"tag":"at","user_id":"all"}]]}}}});
+        assert_eq!(post(&url, &post_ok).await.1["code"], 0);
+        let post_bad = json!({"msg_type":"post","content":{"post":{"fr_fr":{"content":[]}}}});
+        assert_eq!(post(&url, &post_bad).await.0, 400);
+        let text = json!({"msg_type":"text","content":{"text":"<at user_id=\"all\"></at> hi"}});
+        assert_eq!(post(&url, &text).await.1["code"], 0);
+        let untyped = json!({"content":{"text":"hi"}});
+        assert_eq!(post(&url, &untyped).await.1["code"], 19002);
+    }
+}
