@@ -148,7 +148,42 @@ pub struct Message {
     pub fields: Vec<Field>,
 }
 
+/// Why a stored message could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("stored message: {0}")]
+pub struct PayloadError(#[from] serde_json::Error);
+
+#[derive(Serialize)]
+struct PayloadRef<'a> {
+    v: u32,
+    message: &'a Message,
+}
+
+/// The stored form of a delivery's message, versioned on purpose: the
+/// outbox keeps it across upgrades.
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    v: u32,
+    message: Message,
+}
+
 impl Message {
+    /// The bytes the outbox stores for a delivery of this message.
+    pub fn to_payload(&self) -> Vec<u8> {
+        let payload = PayloadRef {
+            v: 1,
+            message: self,
+        };
+        // Serializing plain data structs to JSON cannot fail.
+        serde_json::to_vec(&payload).unwrap_or_default()
+    }
+
+    /// Reads a stored delivery message.
+    pub fn from_payload(bytes: &[u8]) -> Result<Message, PayloadError> {
+        let payload: Payload = serde_json::from_slice(bytes)?;
+        Ok(payload.message)
+    }
+
     /// A sample message for test pushes and previews.
     pub fn sample() -> Self {
         Message {

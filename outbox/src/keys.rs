@@ -4,14 +4,17 @@
 //! | tree          | key                                        | value |
 //! |---------------|--------------------------------------------|-------|
 //! | `meta`        | `schema_version`                           | `u32` big-endian |
-//! | `events`      | event id (`evt_…`)                         | `EventRecord` (JSON) |
-//! | `bodies`      | event id or delivery id                    | raw bytes: event body / delivery payload |
+//! | `events`      | event id (`evt_…`)                         | `EventRecord` (binary): event, body, every delivery's destination, id and payload |
 //! | `deliveries`  | delivery id (`dlv_…`)                      | `DeliveryRecord` (JSON) |
 //! | `due`         | time (`u64` BE ms) ‖ delivery id           | empty: due time of a pending or scheduled delivery, lease expiry of a claimed one |
 //! | `dead`        | destination ‖ `0x00` ‖ delivery id         | empty |
 //! | `idempotency` | source ‖ `0x00` ‖ idempotency key          | inserted-at (`u64` BE ms) ‖ event id |
 //! | `attempts`    | delivery id ‖ sequence (`u32` BE)          | `AttemptRecord` (JSON) |
 //! | `delivered`   | delivered-at (`u64` BE ms) ‖ delivery id   | empty: the purge index |
+//!
+//! Schema 1 also had a `bodies` tree (event id or delivery id → raw body or
+//! payload); schema 2 moved the blobs into the event record and `migrate`
+//! empties it.
 //!
 //! Ids have a fixed length, so a time prefix followed by an id sorts by time
 //! and then by id; destinations and sources may not contain `0x00`.
@@ -21,6 +24,7 @@ use crate::time::Timestamp;
 
 /// Tree names, in the order of [`Trees`](crate::outbox) slots.
 pub(crate) const EVENTS: &str = "events";
+/// Schema 1's blob tree, read only by the migration.
 pub(crate) const BODIES: &str = "bodies";
 pub(crate) const DELIVERIES: &str = "deliveries";
 pub(crate) const DUE: &str = "due";
@@ -34,9 +38,8 @@ pub(crate) const META: &str = "meta";
 pub(crate) const SCHEMA_VERSION: &[u8] = b"schema_version";
 
 /// All transactional trees, in slot order.
-pub(crate) const TX_TREES: [&str; 8] = [
+pub(crate) const TX_TREES: [&str; 7] = [
     EVENTS,
-    BODIES,
     DELIVERIES,
     DUE,
     DEAD,

@@ -10,10 +10,12 @@
 //! transaction *and* a `flush` (fsync) that started after that transaction
 //! committed has completed: they survive a crash, all together or not at
 //! all. That is when the gateway may answer 202. Concurrent enqueues share
-//! flushes (group commit, see `commit`): a dedicated thread flushes
-//! whenever writes are pending and wakes every writer whose write preceded
-//! the flush. `Enqueued::Duplicate` is also returned only after a flush, as
-//! the earlier write may still be in flight.
+//! the transaction and the flush (group commit, see `commit`): a dedicated
+//! thread writes every queued enqueue in one transaction (each enqueue is
+//! checked before any of its writes, so a refused one writes nothing),
+//! flushes, then answers each writer on its own channel.
+//! `Enqueued::Duplicate` is also returned only after a flush, as the earlier
+//! write may still be in flight.
 //!
 //! Every other change (claim, complete, requeue, purge) is one atomic
 //! transaction but does not wait for a flush: sled flushes on its own
@@ -58,8 +60,7 @@
 //! | tree          | key                                        | value |
 //! |---------------|--------------------------------------------|-------|
 //! | `meta`        | `schema_version`                           | `u32` BE |
-//! | `events`      | `evt_…`                                    | event record (JSON) |
-//! | `bodies`      | `evt_…` or `dlv_…`                         | raw bytes: event body / payload |
+//! | `events`      | `evt_…`                                    | event record (binary): body, deliveries and their payloads |
 //! | `deliveries`  | `dlv_…`                                    | delivery record (JSON) |
 //! | `due`         | `u64` BE ms ‖ `dlv_…`                      | empty: due time, or lease expiry if claimed |
 //! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
@@ -69,10 +70,13 @@
 //!
 //! Ids are ULID-like (48-bit ms ‖ 80-bit random-then-counting tail, 26
 //! Crockford base32 characters after the prefix), so they sort by time.
-//! Records are private, versioned serde structs encoded as JSON; blobs are
-//! never inside JSON. The schema version is checked at open by
-//! [`migrate::migrate`]: older versions are upgraded in one transaction,
-//! newer ones refused.
+//! Records are private and versioned: the event record is a compact binary
+//! encoding holding the body and every payload (one write per event);
+//! delivery and attempt records are JSON and hold no blobs. A payload stays
+//! in its event until the event is purged. The schema version (2) is
+//! checked at open by
+//! [`migrate::migrate`]: older versions are upgraded one transaction per
+//! version step, newer ones refused.
 //!
 //! # Counters
 //!

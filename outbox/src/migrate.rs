@@ -1,7 +1,9 @@
 //! Schema versions and upgrades. The version lives in `meta/schema_version`
 //! (`u32` big-endian). [`migrate`] runs at open: a fresh database gets the
-//! current version, an older one is upgraded in one transaction, a newer
-//! one is refused.
+//! current version, an older one is upgraded one version at a time, each
+//! step in one transaction that also writes its version number (a crash
+//! leaves the old or the new version, and the next open goes on from
+//! there), a newer one is refused.
 //!
 //! Versions:
 //! - **0** (pre-release): `events` held `{source, idempotency_key,
@@ -10,9 +12,14 @@
 //!   payload: [bytes]}` (pending only: v0 had no claims and deleted
 //!   delivered records), `idempotency` values were the bare event id, and
 //!   there was no `due` index, `bodies` tree or record version field.
-//! - **1** (current): the layout in `keys`.
+//! - **1**: `events` held JSON `{v: 1, source, idempotency_key,
+//!   received_at, deliveries: [{destination, id}]}`, and a `bodies` tree
+//!   held the event body (key: event id) and each delivery payload (key:
+//!   delivery id) raw.
+//! - **2** (current): the layout in `keys`: the event record is binary and
+//!   carries the body and every payload; `bodies` is empty.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
@@ -20,10 +27,20 @@ use crate::error::{OpenError, OutboxError};
 use crate::id::DeliveryId;
 use crate::keys;
 use crate::record::{self, DeliveryRecord, DeliveryRef, EventRecord, RECORD_VERSION, StoredState};
+
+/// A schema-1 event record (JSON).
+#[derive(Serialize, Deserialize)]
+struct V1Event {
+    v: u32,
+    source: String,
+    idempotency_key: Option<String>,
+    received_at: u64,
+    deliveries: Vec<V0Ref>,
+}
 use crate::time::Timestamp;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// An upgrade that [`migrate`] performed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +60,7 @@ struct V0Event {
     deliveries: Vec<V0Ref>,
 }
 
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct V0Ref {
     destination: String,
     id: String,
@@ -97,8 +114,10 @@ pub fn migrate(db: &sled::Db) -> Result<Option<Migration>, OpenError> {
     if found == SCHEMA_VERSION {
         return Ok(None);
     }
-    // found == 0: the only older version.
-    v0_to_v1(db, &meta).map_err(storage)?;
+    if found == 0 {
+        v0_to_v1(db, &meta).map_err(storage)?;
+    }
+    v1_to_v2(db, &meta).map_err(storage)?;
     Ok(Some(Migration {
         from: found,
         to: SCHEMA_VERSION,
@@ -157,7 +176,7 @@ fn v0_to_v1(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
     let r = (&events, &bodies, &deliveries, &due, &idem, meta).transaction(
         |(te, tb, td, tu, ti, tm)| {
             for (k, e) in &ev0 {
-                let rec = EventRecord {
+                let rec = V1Event {
                     v: RECORD_VERSION,
                     source: e.source.clone(),
                     idempotency_key: e.idempotency_key.clone(),
@@ -165,7 +184,7 @@ fn v0_to_v1(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
                     deliveries: e
                         .deliveries
                         .iter()
-                        .map(|r| DeliveryRef {
+                        .map(|r| V0Ref {
                             destination: r.destination.clone(),
                             id: r.id.clone(),
                         })
@@ -204,10 +223,67 @@ fn v0_to_v1(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
                     keys::idempotency_value(Timestamp::from_millis(at), &event_id),
                 )?;
             }
-            tm.insert(keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+            tm.insert(keys::SCHEMA_VERSION, &1u32.to_be_bytes())?;
             Ok(())
         },
     );
+    match r {
+        Ok(()) => Ok(()),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+    }?;
+    db.flush()?;
+    Ok(())
+}
+
+/// Moves every blob of the `bodies` tree into its event record (binary,
+/// schema 2) and empties `bodies`, in one transaction with the version.
+/// A payload whose delivery was purged is gone from `bodies` in schema 1;
+/// its entry gets an empty payload (it is never claimed again).
+fn v1_to_v2(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
+    let events = db.open_tree(keys::EVENTS)?;
+    let bodies = db.open_tree(keys::BODIES)?;
+    let mut blobs = std::collections::HashMap::new();
+    for kv in bodies.iter() {
+        let (k, v) = kv?;
+        blobs.insert(k.to_vec(), v.to_vec());
+    }
+    let mut recs = Vec::new();
+    for kv in events.iter() {
+        let (k, v) = kv?;
+        let e: V1Event = serde_json::from_slice(&v).map_err(|e| OutboxError::Corrupt {
+            tree: keys::EVENTS,
+            key: keys::display_key(&k),
+            reason: format!("v1 event: {e}"),
+        })?;
+        let blob = |key: &[u8]| blobs.get(key).cloned().unwrap_or_default();
+        let rec = EventRecord {
+            body: blob(&k),
+            deliveries: e
+                .deliveries
+                .into_iter()
+                .map(|r| DeliveryRef {
+                    payload: blob(r.id.as_bytes()),
+                    destination: r.destination,
+                    id: r.id,
+                })
+                .collect(),
+            source: e.source,
+            idempotency_key: e.idempotency_key,
+            received_at: e.received_at,
+        };
+        recs.push((k, rec.encode()));
+    }
+    let r = (&events, &bodies, meta).transaction(|(te, tb, tm)| {
+        for (k, bytes) in &recs {
+            te.insert(k, bytes.as_slice())?;
+        }
+        for k in blobs.keys() {
+            tb.remove(k.as_slice())?;
+        }
+        tm.insert(keys::SCHEMA_VERSION, &2u32.to_be_bytes())?;
+        Ok::<(), ConflictableTransactionError<OutboxError>>(())
+    });
     match r {
         Ok(()) => Ok(()),
         Err(TransactionError::Abort(e)) => Err(e),

@@ -3,14 +3,14 @@
 //! `enqueue` waits for a flush (see the crate docs for why).
 
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use crate::commit::{FlushStats, GroupCommit, WaitError};
+use crate::commit::{Durability, FlushStats, GroupCommit, Policy, WaitError};
 use crate::error::{EnqueueError, OpenError, OutboxError};
 use crate::id::{DeliveryId, EventId, IdGen};
 use crate::keys;
@@ -27,13 +27,19 @@ use crate::types::{
 
 // Slots of the transactional trees, in `keys::TX_TREES` order.
 const EV: usize = 0;
-const BO: usize = 1;
-const DL: usize = 2;
-const DU: usize = 3;
-const DE: usize = 4;
-const ID: usize = 5;
-const AT: usize = 6;
-const DV: usize = 7;
+const DL: usize = 1;
+const DU: usize = 2;
+const DE: usize = 3;
+const ID: usize = 4;
+const AT: usize = 5;
+const DV: usize = 6;
+
+// Slots of the trees `enqueue` writes, in `Writer::trees`: the batch
+// transaction spans only these (sled's per-tree transaction cost).
+const W_EV: usize = 0;
+const W_DL: usize = 1;
+const W_DU: usize = 2;
+const W_ID: usize = 3;
 
 /// Deliveries handled per transaction by bulk operations (requeue, purge).
 const CHUNK: usize = 256;
@@ -41,8 +47,6 @@ const CHUNK: usize = 256;
 /// Why a transaction stopped without writing.
 enum Abort {
     Corrupt(OutboxError),
-    Duplicate(EventId, Vec<(String, DeliveryId)>),
-    Backpressure,
     Collision,
 }
 
@@ -88,10 +92,15 @@ fn tx_get_delivery(t: &[TransactionalTree], id: &DeliveryId) -> Tx<Option<Delive
 fn tx_get_event(t: &[TransactionalTree], id: &str) -> Tx<Option<EventRecord>> {
     match t[EV].get(id.as_bytes())? {
         None => Ok(None),
-        Some(b) => record::decode(keys::EVENTS, id.as_bytes(), &b)
+        Some(b) => EventRecord::decode(id.as_bytes(), &b)
             .map(Some)
             .or_else(abort),
     }
+}
+
+fn tx_put_event(t: &[TransactionalTree], id: &str, rec: &EventRecord) -> Tx<()> {
+    t[EV].insert(id.as_bytes(), rec.encode())?;
+    Ok(())
 }
 
 fn tx_put<T: Serialize>(t: &TransactionalTree, tree: &'static str, key: &[u8], rec: &T) -> Tx<()> {
@@ -125,18 +134,171 @@ fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
     }
 }
 
+/// One delivery of an [`EnqueueJob`], encoded.
+struct JobDelivery {
+    key: sled::IVec,
+    record: sled::IVec,
+    due: sled::IVec,
+}
+
+/// One `enqueue`, encoded by the caller and written by the committer.
+/// Values are `IVec`s so that re-running the transaction closure clones
+/// reference counts, not bytes.
+pub(crate) struct EnqueueJob {
+    now: Timestamp,
+    event_key: sled::IVec,
+    event: sled::IVec,
+    idempotency: Option<sled::IVec>,
+    idempotency_value: sled::IVec,
+    deliveries: Vec<JobDelivery>,
+}
+
+/// The committer's answer to one [`EnqueueJob`].
+pub(crate) enum JobOutcome {
+    Accepted,
+    Duplicate(EventId, Vec<(String, DeliveryId)>),
+    Backpressure,
+    Collision,
+    Failed(OutboxError),
+}
+
+/// What the committer needs to write enqueues: shared with `Outbox`.
+struct Writer {
+    trees: Vec<sled::Tree>,
+    depth: Arc<Mutex<Depth>>,
+    idempotency_window: Duration,
+    max_pending: u64,
+}
+
+impl Writer {
+    /// Writes a batch of enqueues in one transaction. Each job is checked
+    /// (idempotency, backpressure, id collision) before any of its writes,
+    /// so a refused job writes nothing while the others commit; later jobs
+    /// see earlier ones of the same batch (a repeated key is a duplicate).
+    fn apply(&self, jobs: &[EnqueueJob]) -> Vec<(JobOutcome, Durability)> {
+        let start_active = lock(&self.depth).active();
+        // A batch that accepts nothing aborts: refusals write nothing (and
+        // sled's commit would still seal and write log buffers).
+        let r =
+            <[sled::Tree] as Transactional<Vec<JobOutcome>>>::transaction(&self.trees[..], |t| {
+                let mut active = start_active;
+                let mut out = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    out.push(self.apply_one(t, job, &mut active)?);
+                }
+                if out.iter().any(|o| matches!(o, JobOutcome::Accepted)) {
+                    Ok(out)
+                } else {
+                    Err(ConflictableTransactionError::Abort(out))
+                }
+            });
+        let out = match r {
+            Ok(out) | Err(TransactionError::Abort(out)) => out,
+            Err(TransactionError::Storage(e)) => {
+                return jobs
+                    .iter()
+                    .map(|_| {
+                        (
+                            JobOutcome::Failed(OutboxError::Storage(e.clone())),
+                            Durability::Now,
+                        )
+                    })
+                    .collect();
+            }
+        };
+        let added: usize = out
+            .iter()
+            .zip(jobs)
+            .filter(|(o, _)| matches!(o, JobOutcome::Accepted))
+            .map(|(_, j)| j.deliveries.len())
+            .sum();
+        if added > 0 {
+            let mut d = lock(&self.depth);
+            for _ in 0..added {
+                d.apply(None, Some(StateKind::Pending));
+            }
+        }
+        out.into_iter()
+            .map(|o| {
+                let when = match o {
+                    // A duplicate's earlier write may still be waiting for
+                    // its flush.
+                    JobOutcome::Accepted | JobOutcome::Duplicate(..) => Durability::AfterFlush,
+                    _ => Durability::Now,
+                };
+                (o, when)
+            })
+            .collect()
+    }
+
+    fn apply_one(
+        &self,
+        t: &[TransactionalTree],
+        job: &EnqueueJob,
+        active: &mut u64,
+    ) -> Result<JobOutcome, ConflictableTransactionError<Vec<JobOutcome>>> {
+        if let Some(ik) = &job.idempotency
+            && let Some(v) = t[W_ID].get(ik)?
+        {
+            let Some((at, earlier)) = keys::split_idempotency_value(&v) else {
+                return Ok(JobOutcome::Failed(corrupt(
+                    keys::IDEMPOTENCY,
+                    ik,
+                    "malformed value",
+                )));
+            };
+            if job.now < at.saturating_add(self.idempotency_window) {
+                let ek = earlier.as_str().as_bytes();
+                let pairs = match t[W_EV].get(ek)? {
+                    None => Vec::new(),
+                    Some(b) => {
+                        match EventRecord::decode(ek, &b)
+                            .and_then(|e| refs_to_pairs(&e.deliveries, ek))
+                        {
+                            Ok(p) => p,
+                            Err(e) => return Ok(JobOutcome::Failed(e)),
+                        }
+                    }
+                };
+                return Ok(JobOutcome::Duplicate(earlier, pairs));
+            }
+        }
+        let n = u64::try_from(job.deliveries.len()).unwrap_or(u64::MAX);
+        if active.saturating_add(n) > self.max_pending {
+            return Ok(JobOutcome::Backpressure);
+        }
+        if t[W_EV].get(&job.event_key)?.is_some() {
+            return Ok(JobOutcome::Collision);
+        }
+        for d in &job.deliveries {
+            if t[W_DL].get(&d.key)?.is_some() {
+                return Ok(JobOutcome::Collision);
+            }
+        }
+        t[W_EV].insert(job.event_key.clone(), job.event.clone())?;
+        for d in &job.deliveries {
+            t[W_DL].insert(d.key.clone(), d.record.clone())?;
+            t[W_DU].insert(d.due.clone(), sled::IVec::default())?;
+        }
+        if let Some(ik) = &job.idempotency {
+            t[W_ID].insert(ik.clone(), job.idempotency_value.clone())?;
+        }
+        *active = active.saturating_add(n);
+        Ok(JobOutcome::Accepted)
+    }
+}
+
 /// The durable outbox. Cheap to share behind an `Arc`; every method takes
 /// `&self`.
 pub struct Outbox {
     db: sled::Db,
     trees: Vec<sled::Tree>,
-    commit: GroupCommit,
+    commit: GroupCommit<EnqueueJob, JobOutcome>,
     ids: IdGen,
-    depth: Mutex<Depth>,
+    depth: Arc<Mutex<Depth>>,
     idempotency_window: Duration,
-    max_pending: u64,
     retry_after: Duration,
-    clock: std::sync::Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -172,17 +334,26 @@ impl Outbox {
             .map(|name| db.open_tree(name))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| storage(e.into()))?;
-        let depth = count_states(&trees[DL]).map_err(storage)?;
-        let commit = GroupCommit::start(db.clone())
-            .map_err(|e| storage(OutboxError::Storage(sled::Error::Io(e))))?;
+        let depth = Arc::new(Mutex::new(count_states(&trees[DL]).map_err(storage)?));
+        let writer = Writer {
+            trees: [EV, DL, DU, ID].iter().map(|&i| trees[i].clone()).collect(),
+            depth: Arc::clone(&depth),
+            idempotency_window: config.idempotency_window,
+            max_pending: config.max_pending,
+        };
+        let commit = GroupCommit::start(
+            db.clone(),
+            Policy::default(),
+            Box::new(move |jobs: &[EnqueueJob]| writer.apply(jobs)),
+        )
+        .map_err(|e| storage(OutboxError::Storage(sled::Error::Io(e))))?;
         Ok(Self {
             db,
             trees,
             commit,
             ids: IdGen::new(),
-            depth: Mutex::new(depth),
+            depth,
             idempotency_window: config.idempotency_window,
-            max_pending: config.max_pending,
             retry_after: config.backpressure_retry_after,
             clock: config.clock,
         })
@@ -210,16 +381,10 @@ impl Outbox {
         }
     }
 
-    async fn durable(&self) -> Result<(), EnqueueError> {
-        self.commit.wait_durable().await.map_err(|e| match e {
-            WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
-            WaitError::Closed => EnqueueError::Closed,
-        })
-    }
-
     /// Stores `event` and one pending delivery (due now) per entry of
     /// `deliveries`, with the idempotency entry, in one transaction, and
     /// returns once a flush covers it: an `Ok` answer survives a crash.
+    /// Concurrent calls share that transaction and flush (see `commit`).
     ///
     /// A (source, idempotency key) accepted within the window answers
     /// [`Enqueued::Duplicate`] (also only once durable) and writes nothing.
@@ -235,118 +400,93 @@ impl Outbox {
             no_nul("destination", &d.destination)?;
         }
         let now = self.clock.now();
-        let n = u64::try_from(deliveries.len()).unwrap_or(u64::MAX);
+        let idem = event
+            .idempotency_key
+            .as_deref()
+            .map(|k| sled::IVec::from(keys::idempotency_key(&event.source, k)));
+        let destinations: Vec<String> = deliveries.iter().map(|d| d.destination.clone()).collect();
+        // One record holds the event, its body and every payload: one write.
+        let mut rec = EventRecord {
+            source: event.source,
+            idempotency_key: event.idempotency_key,
+            received_at: now.as_millis(),
+            body: event.body,
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| DeliveryRef {
+                    destination: d.destination,
+                    id: String::new(),
+                    payload: d.payload,
+                })
+                .collect(),
+        };
         for _ in 0..4 {
+            // Ids and records are made here, on the caller's thread, so the
+            // committer only runs the transaction.
             let event_id = EventId::from_raw(self.ids.next(now));
-            let ids: Vec<DeliveryId> = deliveries
+            let ids: Vec<DeliveryId> = destinations
                 .iter()
                 .map(|_| DeliveryId::from_raw(self.ids.next(now)))
                 .collect();
-            let idem = event
-                .idempotency_key
-                .as_deref()
-                .map(|k| keys::idempotency_key(&event.source, k));
-            let rec = EventRecord {
-                v: RECORD_VERSION,
-                source: event.source.clone(),
-                idempotency_key: event.idempotency_key.clone(),
-                received_at: now.as_millis(),
-                deliveries: deliveries
-                    .iter()
-                    .zip(&ids)
-                    .map(|(d, id)| DeliveryRef {
-                        destination: d.destination.clone(),
-                        id: id.as_str().to_owned(),
-                    })
-                    .collect(),
+            let ek = event_id.as_str().as_bytes();
+            for (r, id) in rec.deliveries.iter_mut().zip(&ids) {
+                id.as_str().clone_into(&mut r.id);
+            }
+            let mut rows = Vec::with_capacity(ids.len());
+            for (dest, id) in destinations.iter().zip(&ids) {
+                let dk = id.as_str().as_bytes();
+                let drec = DeliveryRecord {
+                    v: RECORD_VERSION,
+                    event_id: event_id.as_str().to_owned(),
+                    destination: dest.clone(),
+                    created_at: now.as_millis(),
+                    attempts: 0,
+                    log_len: 0,
+                    claims: 0,
+                    fallback_of: None,
+                    fallback_to: None,
+                    state: record::StoredState::Pending {
+                        due: now.as_millis(),
+                    },
+                };
+                rows.push(JobDelivery {
+                    key: sled::IVec::from(dk),
+                    record: record::encode(keys::DELIVERIES, dk, &drec)?.into(),
+                    due: keys::time_key(now, id).into(),
+                });
+            }
+            let job = EnqueueJob {
+                now,
+                event_key: sled::IVec::from(ek),
+                event: rec.encode().into(),
+                idempotency: idem.clone(),
+                idempotency_value: keys::idempotency_value(now, event_id.as_str()).into(),
+                deliveries: rows,
             };
-            let r = self.run(|t| {
-                if let Some(ik) = &idem
-                    && let Some(v) = t[ID].get(ik)?
-                {
-                    let Some((at, earlier)) = keys::split_idempotency_value(&v) else {
-                        return abort(corrupt(keys::IDEMPOTENCY, ik, "malformed value"));
-                    };
-                    if now < at.saturating_add(self.idempotency_window) {
-                        let pairs = match tx_get_event(t, earlier.as_str())? {
-                            Some(e) => refs_to_pairs(&e.deliveries, earlier.as_str().as_bytes())
-                                .or_else(abort)?,
-                            None => Vec::new(),
-                        };
-                        return Err(ConflictableTransactionError::Abort(Abort::Duplicate(
-                            earlier, pairs,
-                        )));
-                    }
-                }
-                if lock(&self.depth).active().saturating_add(n) > self.max_pending {
-                    return Err(ConflictableTransactionError::Abort(Abort::Backpressure));
-                }
-                let ek = event_id.as_str().as_bytes();
-                if t[EV].get(ek)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(Abort::Collision));
-                }
-                tx_put(&t[EV], keys::EVENTS, ek, &rec)?;
-                t[BO].insert(ek, event.body.as_slice())?;
-                for (d, id) in deliveries.iter().zip(&ids) {
-                    let dk = id.as_str().as_bytes();
-                    if t[DL].get(dk)?.is_some() {
-                        return Err(ConflictableTransactionError::Abort(Abort::Collision));
-                    }
-                    let drec = DeliveryRecord {
-                        v: RECORD_VERSION,
-                        event_id: event_id.as_str().to_owned(),
-                        destination: d.destination.clone(),
-                        created_at: now.as_millis(),
-                        attempts: 0,
-                        log_len: 0,
-                        claims: 0,
-                        fallback_of: None,
-                        fallback_to: None,
-                        state: record::StoredState::Pending {
-                            due: now.as_millis(),
-                        },
-                    };
-                    tx_put(&t[DL], keys::DELIVERIES, dk, &drec)?;
-                    t[BO].insert(dk, d.payload.as_slice())?;
-                    t[DU].insert(keys::time_key(now, id), &[][..])?;
-                }
-                if let Some(ik) = &idem {
-                    t[ID].insert(
-                        ik.as_slice(),
-                        keys::idempotency_value(now, event_id.as_str()),
-                    )?;
-                }
-                Ok(())
+            let outcome = self.commit.submit(job).await.map_err(|e| match e {
+                WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
+                WaitError::Closed => EnqueueError::Closed,
             })?;
-            match r {
-                Ok(()) => {
-                    self.apply(&vec![(None, Some(StateKind::Pending)); deliveries.len()]);
-                    self.durable().await?;
-                    let pairs = deliveries
-                        .iter()
-                        .map(|d| d.destination.clone())
-                        .zip(ids)
-                        .collect();
+            match outcome {
+                JobOutcome::Accepted => {
                     return Ok(Enqueued::Accepted {
                         event_id,
-                        deliveries: pairs,
+                        deliveries: destinations.into_iter().zip(ids).collect(),
                     });
                 }
-                Err(Abort::Duplicate(event_id, deliveries)) => {
-                    // The earlier write may still be waiting for its flush.
-                    self.durable().await?;
+                JobOutcome::Duplicate(event_id, deliveries) => {
                     return Ok(Enqueued::Duplicate {
                         event_id,
                         deliveries,
                     });
                 }
-                Err(Abort::Backpressure) => {
+                JobOutcome::Backpressure => {
                     return Err(EnqueueError::Backpressure {
                         retry_after: self.retry_after,
                     });
                 }
-                Err(Abort::Collision) => continue,
-                Err(Abort::Corrupt(e)) => return Err(e.into()),
+                JobOutcome::Collision => continue,
+                JobOutcome::Failed(e) => return Err(e.into()),
             }
         }
         Err(OutboxError::Corrupt {
@@ -413,10 +553,14 @@ impl Outbox {
                     },
                     DeliveryState::Delivered(_) | DeliveryState::Dead(_) => continue,
                 };
-                let Some(payload) = t[BO].get(id.as_str().as_bytes())? else {
+                let Some(payload) = tx_get_event(t, &rec.event_id)?
+                    .as_ref()
+                    .and_then(|e| e.payload_of(id.as_str()))
+                    .map(<[u8]>::to_vec)
+                else {
                     return abort(corrupt(
-                        keys::BODIES,
-                        id.as_str().as_bytes(),
+                        keys::EVENTS,
+                        rec.event_id.as_bytes(),
                         "missing payload",
                     ));
                 };
@@ -434,7 +578,7 @@ impl Outbox {
                     event_id,
                     destination: rec.destination.clone(),
                     attempt: rec.attempts.saturating_add(1),
-                    payload: payload.to_vec(),
+                    payload,
                     owner: owner.to_owned(),
                     lease_until,
                     token,
@@ -531,8 +675,16 @@ impl Outbox {
                             if t[DL].get(fk)?.is_some() {
                                 return Err(ConflictableTransactionError::Abort(Abort::Collision));
                             }
-                            let Some(payload) = t[BO].get(dk)? else {
-                                return abort(corrupt(keys::BODIES, dk, "missing payload"));
+                            let Some(mut ev) = tx_get_event(t, &rec.event_id)? else {
+                                return abort(corrupt(keys::DELIVERIES, dk, "event missing"));
+                            };
+                            let Some(payload) = ev.payload_of(id.as_str()).map(<[u8]>::to_vec)
+                            else {
+                                return abort(corrupt(
+                                    keys::EVENTS,
+                                    rec.event_id.as_bytes(),
+                                    "missing payload",
+                                ));
                             };
                             let frec = DeliveryRecord {
                                 v: RECORD_VERSION,
@@ -549,15 +701,13 @@ impl Outbox {
                                 },
                             };
                             tx_put(&t[DL], keys::DELIVERIES, fk, &frec)?;
-                            t[BO].insert(fk, payload)?;
                             t[DU].insert(keys::time_key(now, &fallback_id), &[][..])?;
-                            if let Some(mut ev) = tx_get_event(t, &rec.event_id)? {
-                                ev.deliveries.push(DeliveryRef {
-                                    destination: dest.clone(),
-                                    id: fallback_id.as_str().to_owned(),
-                                });
-                                tx_put(&t[EV], keys::EVENTS, rec.event_id.as_bytes(), &ev)?;
-                            }
+                            ev.deliveries.push(DeliveryRef {
+                                destination: dest.clone(),
+                                id: fallback_id.as_str().to_owned(),
+                                payload,
+                            });
+                            tx_put_event(t, &rec.event_id, &ev)?;
                             rec.fallback_to = Some(fallback_id.as_str().to_owned());
                             moves.push((None, Some(StateKind::Pending)));
                             Some(fallback_id.clone())
@@ -674,11 +824,7 @@ impl Outbox {
         let Some(b) = self.trees[EV].get(key)? else {
             return Ok(None);
         };
-        let rec: EventRecord = record::decode(keys::EVENTS, key, &b)?;
-        let body = self.trees[BO]
-            .get(key)?
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
+        let rec = EventRecord::decode(key, &b)?;
         let mut deliveries = Vec::new();
         for (_, did) in refs_to_pairs(&rec.deliveries, key)? {
             if let Some(d) = self.delivery(&did)? {
@@ -690,7 +836,7 @@ impl Outbox {
             source: rec.source,
             idempotency_key: rec.idempotency_key,
             received_at: Timestamp::from_millis(rec.received_at),
-            body,
+            body: rec.body,
             deliveries,
         }))
     }
@@ -859,7 +1005,6 @@ impl Outbox {
                     }
                     let dk = id.as_str().as_bytes();
                     t[DL].remove(dk)?;
-                    t[BO].remove(dk)?;
                     for seq in 0..rec.log_len {
                         t[AT].remove(keys::attempt_key(id, seq))?;
                     }
@@ -883,7 +1028,6 @@ impl Outbox {
                     }
                     if !left {
                         t[EV].remove(eid.as_bytes())?;
-                        t[BO].remove(eid.as_bytes())?;
                         rep.events += 1;
                     }
                 }

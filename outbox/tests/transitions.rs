@@ -585,6 +585,73 @@ fn migrates_a_v0_fixture() {
     assert_eq!(ob.depth().claimed, 1, "migration runs once");
 }
 
+#[test]
+fn migrates_a_v1_fixture() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let eid = "evt_01HF00000000000000000000AA";
+    let did = "dlv_01HF00000000000000000000AB";
+    let gone = "dlv_01HF00000000000000000000AC";
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        let tree = |n: &str| db.open_tree(n).expect("tree");
+        tree("meta")
+            .insert("schema_version", &1u32.to_be_bytes())
+            .expect("insert");
+        let ev = serde_json::json!({
+            "v": 1, "source": "app", "idempotency_key": "k", "received_at": T0,
+            "deliveries": [{"destination": "a", "id": did}, {"destination": "b", "id": gone}],
+        });
+        let dl = serde_json::json!({
+            "v": 1, "event_id": eid, "destination": "a", "created_at": T0, "attempts": 1,
+            "log_len": 0, "claims": 1, "fallback_of": null, "fallback_to": null,
+            "state": {"state": "pending", "due": T0 + 5},
+        });
+        tree("events")
+            .insert(eid, serde_json::to_vec(&ev).expect("json"))
+            .expect("insert");
+        tree("deliveries")
+            .insert(did, serde_json::to_vec(&dl).expect("json"))
+            .expect("insert");
+        let mut due = (T0 + 5).to_be_bytes().to_vec();
+        due.extend_from_slice(did.as_bytes());
+        tree("due").insert(due, &[][..]).expect("insert");
+        tree("bodies")
+            .insert(eid, &[1u8, 2, 3][..])
+            .expect("insert");
+        tree("bodies").insert(did, &[9u8, 8][..]).expect("insert");
+        db.flush().expect("flush");
+    }
+    let clock = Arc::new(ManualClock::new(t(10)));
+    let ob = open_with(dir.path(), &clock, |_| {});
+    let eid = carillon_outbox::EventId::parse(eid).expect("id");
+    let view = ob.event(&eid).expect("read").expect("migrated");
+    assert_eq!(view.body, vec![1, 2, 3]);
+    assert_eq!(
+        view.deliveries.len(),
+        1,
+        "the purged delivery has no record"
+    );
+    let claims = ob.claim_due(t(10), 10, "w", LEASE).expect("claim");
+    assert_eq!(claims[0].payload, vec![9, 8]);
+    assert_eq!(claims[0].attempt, 2);
+    drop(ob);
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        assert!(
+            db.open_tree("bodies").expect("tree").is_empty(),
+            "blobs moved"
+        );
+        let v = db
+            .open_tree("meta")
+            .expect("tree")
+            .get("schema_version")
+            .expect("get");
+        assert_eq!(v.as_deref(), Some(&2u32.to_be_bytes()[..]));
+    }
+    let ob = open_with(dir.path(), &clock, |_| {});
+    assert_eq!(ob.depth().claimed, 1, "migration runs once");
+}
+
 #[tokio::test]
 async fn duplicate_is_detected_after_migration() {
     // (covered above via the idempotency value rewrite) — a duplicate of the
@@ -628,7 +695,7 @@ fn refuses_a_newer_schema() {
             err,
             OpenError::SchemaTooNew {
                 found: 99,
-                supported: 1
+                supported: 2
             }
         ),
         "{err}"

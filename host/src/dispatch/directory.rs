@@ -1,0 +1,96 @@
+//! What the dispatcher delivers to: destinations by name and the loaded
+//! plugins they use. Lookups happen per delivery, so a plugin swapped in
+//! later serves later deliveries while running ones finish on the version
+//! they started with (they hold its `Arc`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::plugin::types::RateLimit;
+use crate::plugin::{Destination, Plugin};
+
+/// One configured destination, ready to deliver to.
+#[derive(Debug, Clone)]
+pub struct DestinationEntry {
+    /// The name events and routes use.
+    pub name: String,
+    /// The plugin's name (looked up per delivery).
+    pub plugin: String,
+    /// Config and grant, as the runtime takes them.
+    pub destination: Destination,
+    /// Where a dead delivery goes next, if anywhere.
+    pub fallback: Option<String>,
+    /// The rate limits to shape to (the config's override or the manifest's).
+    pub rate_limits: Vec<RateLimit>,
+    /// Deliveries to this destination that may run at once.
+    pub concurrency: usize,
+    /// A disabled destination keeps its deliveries waiting.
+    pub enabled: bool,
+}
+
+/// Destinations and plugins, shared by the dispatcher and the API.
+#[derive(Debug, Default)]
+pub struct Directory {
+    destinations: RwLock<HashMap<String, Arc<DestinationEntry>>>,
+    plugins: RwLock<HashMap<String, Arc<Plugin>>>,
+    global_fallback: RwLock<Option<String>>,
+}
+
+impl Directory {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces a destination.
+    pub fn set_destination(&self, entry: DestinationEntry) {
+        let mut map = self.destinations.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(entry.name.clone(), Arc::new(entry));
+    }
+
+    /// Adds or replaces a plugin under its manifest name.
+    pub fn set_plugin(&self, plugin: Arc<Plugin>) {
+        let mut map = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(plugin.name().to_owned(), plugin);
+    }
+
+    /// Removes a plugin; its destinations' deliveries wait until one returns.
+    pub fn remove_plugin(&self, name: &str) -> Option<Arc<Plugin>> {
+        let mut map = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        map.remove(name)
+    }
+
+    /// Sets the destination every chain of fallbacks ends at.
+    pub fn set_global_fallback(&self, name: Option<String>) {
+        *self
+            .global_fallback
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = name;
+    }
+
+    /// A destination by name.
+    pub fn destination(&self, name: &str) -> Option<Arc<DestinationEntry>> {
+        let map = self.destinations.read().unwrap_or_else(|p| p.into_inner());
+        map.get(name).cloned()
+    }
+
+    /// A plugin by name.
+    pub fn plugin(&self, name: &str) -> Option<Arc<Plugin>> {
+        let map = self.plugins.read().unwrap_or_else(|p| p.into_inner());
+        map.get(name).cloned()
+    }
+
+    /// Where a delivery to `destination` goes when it is dead-lettered: the
+    /// destination's own fallback, else the global fallback, never itself.
+    pub fn fallback_for(&self, destination: &str) -> Option<String> {
+        let own = self
+            .destination(destination)
+            .and_then(|d| d.fallback.clone());
+        let global = self
+            .global_fallback
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        own.or(global).filter(|next| next != destination)
+    }
+}

@@ -1,0 +1,484 @@
+//! The dispatcher: claims due deliveries from the outbox, shapes traffic per
+//! destination, calls the plugin's `deliver`, and records the outcome.
+//!
+//! Flow: one claim loop leases due deliveries in batches and hands each to
+//! its destination's **lane** (a bounded queue with the destination's token
+//! buckets and a concurrency limit). A lane waits for a token, then runs the
+//! delivery as its own task under a global limit of `workers`. So a slow or
+//! throttled destination fills only its own lane; a full lane defers new
+//! claims back to the outbox (not counted as an attempt) instead of blocking
+//! the claim loop. Every attempt ends in exactly one outbox transition
+//! (`outcome::decide`). A delivery whose lease expires (the process died, or
+//! it outlived the lease) is claimed again: delivery is at least once.
+
+pub mod directory;
+pub mod limit;
+pub mod metrics;
+pub mod outcome;
+pub mod retry;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use carillon_outbox::{Claim, Clock, Completion, Outbox, Outcome};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+
+use self::directory::Directory;
+use self::limit::Limiter;
+use self::metrics::Metrics;
+use self::outcome::{Attempt, Decision, decide};
+use self::retry::RetryPolicy;
+use crate::message::Message;
+use crate::plugin::Runtime;
+use crate::plugin::types::DeliveryContext;
+
+/// How the dispatcher runs.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// Deliveries running at once, across all destinations.
+    pub workers: usize,
+    /// Deliveries claimed per outbox scan.
+    pub claim_batch: usize,
+    /// How long a claim is held before another process may take it; longer
+    /// than a call's wall-clock limit plus the wait in a lane.
+    pub lease: Duration,
+    /// The longest the claim loop sleeps without being woken.
+    pub poll_interval: Duration,
+    /// The retry schedule.
+    pub retry: RetryPolicy,
+    /// How long shutdown waits for running deliveries.
+    pub shutdown_grace: Duration,
+    /// A name for this process's leases.
+    pub owner: String,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            workers: 64,
+            claim_batch: 256,
+            lease: Duration::from_secs(120),
+            poll_interval: Duration::from_millis(500),
+            retry: RetryPolicy::default(),
+            shutdown_grace: Duration::from_secs(30),
+            owner: format!("carillon-{}", std::process::id()),
+        }
+    }
+}
+
+struct Lane {
+    queue: mpsc::Sender<Claim>,
+    limiter: Arc<Mutex<Limiter>>,
+}
+
+struct Shared {
+    outbox: Arc<Outbox>,
+    runtime: Runtime,
+    directory: Arc<Directory>,
+    clock: Arc<dyn Clock>,
+    config: DispatchConfig,
+    metrics: Arc<Metrics>,
+    wake: Notify,
+    stop: watch::Sender<bool>,
+    workers: Arc<Semaphore>,
+    held: AtomicUsize,
+    lanes: Mutex<HashMap<String, Lane>>,
+}
+
+/// A running dispatcher.
+pub struct Dispatcher {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// Starts the claim loop on the current tokio runtime.
+    pub fn start(
+        outbox: Arc<Outbox>,
+        runtime: Runtime,
+        directory: Arc<Directory>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        config: DispatchConfig,
+    ) -> Dispatcher {
+        let (stop, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            workers: Arc::new(Semaphore::new(config.workers.max(1))),
+            outbox,
+            runtime,
+            directory,
+            clock,
+            config,
+            metrics,
+            wake: Notify::new(),
+            stop,
+            held: AtomicUsize::new(0),
+            lanes: Mutex::new(HashMap::new()),
+        });
+        let task = tokio::spawn(claim_loop(shared.clone()));
+        Dispatcher { shared, task }
+    }
+
+    /// Wakes the claim loop, e.g. right after an enqueue.
+    pub fn wake(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// Stops claiming, hands queued claims back to the outbox (due now),
+    /// waits up to the grace period for running deliveries, and flushes.
+    /// Anything unfinished is delivered after the next start.
+    pub async fn shutdown(self) {
+        let shared = self.shared;
+        let _ = shared.stop.send(true);
+        shared.wake.notify_one();
+        let _ = self.task.await;
+        // Closing the lanes makes their tasks release what is queued.
+        shared
+            .lanes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let all = u32::try_from(shared.config.workers.max(1)).unwrap_or(u32::MAX);
+        let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
+            loop {
+                if shared.held.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = shared.workers.acquire_many(all).await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                still_running = shared.held.load(Ordering::SeqCst),
+                "shutdown grace period over; unfinished deliveries resume after restart"
+            );
+        }
+        if let Err(error) = shared.outbox.flush() {
+            tracing::error!(%error, "cannot flush the outbox at shutdown");
+        }
+    }
+}
+
+async fn claim_loop(shared: Arc<Shared>) {
+    let mut stop = shared.stop.subscribe();
+    let capacity = max_held(&shared.config);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let room = capacity.saturating_sub(shared.held.load(Ordering::SeqCst));
+        let want = room.min(shared.config.claim_batch);
+        let mut claimed = 0;
+        if want > 0 {
+            let now = shared.clock.now();
+            match shared
+                .outbox
+                .claim_due(now, want, &shared.config.owner, shared.config.lease)
+            {
+                Ok(claims) => {
+                    claimed = claims.len();
+                    for claim in claims {
+                        shared.held.fetch_add(1, Ordering::SeqCst);
+                        route(&shared, claim);
+                    }
+                }
+                Err(error) => tracing::error!(%error, "cannot claim due deliveries"),
+            }
+        }
+        if claimed > 0 && claimed == want {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let wait = match shared.outbox.next_due() {
+            Ok(Some(due)) if room > 0 => Duration::from_millis(
+                due.as_millis()
+                    .saturating_sub(shared.clock.now().as_millis()),
+            )
+            .min(shared.config.poll_interval),
+            _ => shared.config.poll_interval,
+        };
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Claims held in memory at most (queued in lanes or running). A lane of a
+/// rate-limited destination holds only what it can send within half a
+/// lease, so it cannot take the room other destinations need.
+fn max_held(config: &DispatchConfig) -> usize {
+    config.workers.max(1) * 16
+}
+
+/// Hands a claim to its destination's lane, creating the lane on first use.
+fn route(shared: &Arc<Shared>, claim: Claim) {
+    let Some(entry) = shared.directory.destination(&claim.destination) else {
+        let error = format!("destination {:?} is not configured", claim.destination);
+        let fallback = shared.directory.fallback_for(&claim.destination);
+        finish(
+            shared,
+            &claim,
+            Decision {
+                outcome: Outcome::Dead { error, fallback },
+                pause_until: None,
+                label: "dead",
+            },
+        );
+        return;
+    };
+    let mut lanes = shared.lanes.lock().unwrap_or_else(|p| p.into_inner());
+    let lane = lanes.entry(claim.destination.clone()).or_insert_with(|| {
+        let limiter = Limiter::new(&entry.rate_limits, shared.clock.now());
+        // Queue what the buckets can send within half a lease, so queued
+        // claims are sent before their lease runs out.
+        let within_lease = limiter
+            .allowance(shared.config.lease / 2)
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+        let capacity = within_lease.clamp(1, max_held(&shared.config));
+        let (queue, rx) = mpsc::channel(capacity);
+        let limiter = Arc::new(Mutex::new(limiter));
+        let concurrency = Arc::new(Semaphore::new(entry.concurrency.max(1)));
+        tokio::spawn(run_lane(shared.clone(), rx, limiter.clone(), concurrency));
+        Lane { queue, limiter }
+    });
+    match lane.queue.try_send(claim) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(claim) | mpsc::error::TrySendError::Closed(claim)) => {
+            // The lane is full: give the claim back, due when the lane has
+            // likely drained; this is shaping, not a failed attempt.
+            let queued = lane.queue.max_capacity() as u64;
+            let estimate = {
+                let limiter = lane.limiter.lock().unwrap_or_else(|p| p.into_inner());
+                limiter
+                    .allowance(Duration::from_secs(60))
+                    .map_or(Duration::from_secs(1), |per_min| {
+                        Duration::from_millis(60_000 * queued / per_min.max(1))
+                    })
+            };
+            drop(lanes);
+            let at = shared
+                .clock
+                .now()
+                .saturating_add(estimate.max(Duration::from_millis(100)));
+            finish(
+                shared,
+                &claim,
+                Decision {
+                    outcome: Outcome::Retry {
+                        at,
+                        error: "deferred: the destination's rate limit is saturated".into(),
+                        counts_as_attempt: false,
+                    },
+                    pause_until: None,
+                    label: "deferred",
+                },
+            );
+        }
+    }
+}
+
+async fn run_lane(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Claim>,
+    limiter: Arc<Mutex<Limiter>>,
+    concurrency: Arc<Semaphore>,
+) {
+    let stop = shared.stop.subscribe();
+    while let Some(claim) = rx.recv().await {
+        // Wait for a token from every bucket of the destination.
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let attempt = limiter
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_acquire(shared.clock.now());
+            match attempt {
+                Ok(()) => break,
+                Err(wait) => tokio::time::sleep(wait.min(shared.config.poll_interval)).await,
+            }
+        }
+        if *stop.borrow() {
+            release(&shared, &claim);
+            continue;
+        }
+        let Ok(lane_permit) = concurrency.clone().acquire_owned().await else {
+            release(&shared, &claim);
+            continue;
+        };
+        let Ok(worker) = shared.workers.clone().acquire_owned().await else {
+            release(&shared, &claim);
+            continue;
+        };
+        let shared = shared.clone();
+        let limiter = limiter.clone();
+        tokio::spawn(async move {
+            let decision = attempt(&shared, &claim).await;
+            if let Some(until) = decision.pause_until {
+                limiter
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pause_until(until);
+            }
+            finish(&shared, &claim, decision);
+            drop((lane_permit, worker));
+        });
+    }
+}
+
+/// Hands an unstarted claim back, due now (shutdown).
+fn release(shared: &Arc<Shared>, claim: &Claim) {
+    finish(
+        shared,
+        claim,
+        Decision {
+            outcome: Outcome::Retry {
+                at: shared.clock.now(),
+                error: "released: the gateway is shutting down".into(),
+                counts_as_attempt: false,
+            },
+            pause_until: None,
+            label: "deferred",
+        },
+    );
+}
+
+/// One attempt: look up the destination and plugin, call `deliver`, decide.
+async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
+    let now = shared.clock.now();
+    let wait = |error: String| Decision {
+        outcome: Outcome::Retry {
+            at: now.saturating_add(Duration::from_secs(30)),
+            error,
+            counts_as_attempt: false,
+        },
+        pause_until: None,
+        label: "deferred",
+    };
+    let Some(entry) = shared.directory.destination(&claim.destination) else {
+        return Decision {
+            outcome: Outcome::Dead {
+                error: format!("destination {:?} is not configured", claim.destination),
+                fallback: shared.directory.fallback_for(&claim.destination),
+            },
+            pause_until: None,
+            label: "dead",
+        };
+    };
+    if !entry.enabled {
+        return wait(format!("destination {:?} is disabled; waiting", entry.name));
+    }
+    let Some(plugin) = shared.directory.plugin(&entry.plugin) else {
+        return wait(format!("plugin {:?} is not loaded; waiting", entry.plugin));
+    };
+    let message = match Message::from_payload(&claim.payload) {
+        Ok(message) => message,
+        Err(error) => {
+            return Decision {
+                outcome: Outcome::Dead {
+                    error: format!("the stored message cannot be read: {error}"),
+                    fallback: None,
+                },
+                pause_until: None,
+                label: "dead",
+            };
+        }
+    };
+    let ctx = DeliveryContext {
+        delivery_id: claim.delivery_id.to_string(),
+        event_id: claim.event_id.to_string(),
+        attempt: claim.attempt,
+        now_ms: now.as_millis(),
+    };
+    let span = tracing::info_span!("delivery", delivery = %claim.delivery_id, event = %claim.event_id, destination = %claim.destination, attempt = claim.attempt);
+    let result = shared
+        .runtime
+        .deliver(&plugin, &entry.destination, &ctx, &message)
+        .instrument(span.clone())
+        .await;
+    let age = Duration::from_millis(now.as_millis().saturating_sub(created_ms(claim)));
+    let fallback = shared.directory.fallback_for(&claim.destination);
+    let decision = decide(
+        result,
+        &Attempt {
+            number: claim.attempt,
+            age,
+            now,
+            fallback: fallback.as_deref(),
+            jitter: fastrand::f64(),
+        },
+        &shared.config.retry,
+    );
+    match &decision.outcome {
+        Outcome::Delivered { .. } => {
+            shared.metrics.latency.observe(age.as_secs_f64());
+            tracing::debug!(parent: &span, "delivered");
+        }
+        Outcome::Retry { error, at, .. } => {
+            tracing::warn!(parent: &span, %error, retry_at_ms = at.as_millis(), "delivery will be retried")
+        }
+        Outcome::Dead { error, fallback } => {
+            tracing::error!(parent: &span, %error, fallback = fallback.as_deref().unwrap_or("none"), "delivery dead-lettered")
+        }
+    }
+    decision
+}
+
+/// Applies a decision to the outbox and counts it.
+fn finish(shared: &Arc<Shared>, claim: &Claim, decision: Decision) {
+    shared.metrics.attempt(&claim.destination, decision.label);
+    match shared
+        .outbox
+        .complete(claim, decision.outcome, shared.clock.now())
+    {
+        Ok(Completion::LeaseLost { current }) => tracing::warn!(
+            delivery = %claim.delivery_id, ?current,
+            "the lease on a delivery was lost before its outcome was recorded; it will be delivered again"
+        ),
+        Ok(Completion::InvalidFallback) => tracing::error!(
+            delivery = %claim.delivery_id, "the fallback destination name is invalid"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(delivery = %claim.delivery_id, %error, "cannot record a delivery outcome")
+        }
+    }
+    shared.held.fetch_sub(1, Ordering::SeqCst);
+    shared.wake.notify_one();
+}
+
+/// When a delivery was created: the millisecond timestamp in the top 48
+/// bits of its time-ordered id (Crockford base32, 26 characters).
+fn created_ms(claim: &Claim) -> u64 {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let body = claim
+        .delivery_id
+        .as_str()
+        .strip_prefix("dlv_")
+        .unwrap_or_default();
+    let mut raw: u128 = 0;
+    for b in body.bytes() {
+        let Some(v) = ALPHABET.iter().position(|&a| a == b) else {
+            return u64::MAX;
+        };
+        raw = (raw << 5) | v as u128;
+    }
+    u64::try_from(raw >> 80).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,372 @@
+//! The dispatcher end to end: real outbox on disk, real webhook plugin, real
+//! receivers on 127.0.0.1. Time is a manual clock the tests advance; waits
+//! poll for an expected state with a generous bound (no timing assertions).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use carillon::dispatch::directory::{DestinationEntry, Directory};
+use carillon::dispatch::metrics::Metrics;
+use carillon::dispatch::retry::RetryPolicy;
+use carillon::dispatch::{DispatchConfig, Dispatcher};
+use carillon::plugin::Runtime;
+use carillon::plugin::types::RateLimit;
+use carillon_outbox::{
+    Clock, DeliveryId, Enqueued, ManualClock, NewDelivery, NewEvent, Outbox, OutboxConfig,
+    StateKind, Timestamp,
+};
+use carillon_tests::fakes::webhook::{Answer, Receiver};
+use serde_json::json;
+
+use crate::support::{load, message, runtime};
+
+struct Gateway {
+    outbox: Arc<Outbox>,
+    clock: Arc<ManualClock>,
+    directory: Arc<Directory>,
+    runtime: Runtime,
+    dispatcher: Option<Dispatcher>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    async fn start(retry: RetryPolicy) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
+        let mut config = OutboxConfig::new(dir.path().join("outbox"));
+        config.clock = clock.clone();
+        let outbox = Arc::new(Outbox::open(config).expect("outbox opens"));
+        let runtime = runtime(&["127.0.0.1/32"]);
+        let directory = Arc::new(Directory::new());
+        directory.set_plugin(load(&runtime, "carillon-plugin-webhook").await);
+        let dispatcher = Dispatcher::start(
+            outbox.clone(),
+            runtime.clone(),
+            directory.clone(),
+            clock.clone(),
+            Arc::new(Metrics::default()),
+            DispatchConfig {
+                workers: 8,
+                poll_interval: Duration::from_millis(5),
+                // The manual clock runs far ahead of real time while a
+                // request is in flight; a short lease would expire under it.
+                lease: Duration::from_secs(24 * 3600),
+                retry,
+                shutdown_grace: Duration::from_secs(5),
+                ..DispatchConfig::default()
+            },
+        );
+        Gateway {
+            outbox,
+            clock,
+            directory,
+            runtime,
+            dispatcher: Some(dispatcher),
+            _dir: dir,
+        }
+    }
+
+    fn destination(
+        &self,
+        name: &str,
+        url: &str,
+        rate_limits: Vec<RateLimit>,
+        fallback: Option<&str>,
+    ) {
+        let plugin = self.directory.plugin("webhook").expect("webhook loaded");
+        let destination =
+            self.runtime
+                .destination(&plugin, name, json!({ "url": url, "timeout_ms": 500 }), &[]);
+        self.directory.set_destination(DestinationEntry {
+            name: name.to_owned(),
+            plugin: "webhook".to_owned(),
+            destination,
+            fallback: fallback.map(str::to_owned),
+            rate_limits,
+            concurrency: 4,
+            enabled: true,
+        });
+    }
+
+    async fn enqueue(&self, title: &str, destinations: &[&str]) -> Vec<DeliveryId> {
+        let payload = message(title).to_payload();
+        let enqueued = self
+            .outbox
+            .enqueue(
+                NewEvent {
+                    source: "test".into(),
+                    idempotency_key: None,
+                    body: b"{}".to_vec(),
+                },
+                destinations
+                    .iter()
+                    .map(|d| NewDelivery {
+                        destination: (*d).to_owned(),
+                        payload: payload.clone(),
+                    })
+                    .collect(),
+            )
+            .await
+            .expect("enqueued");
+        if let Some(d) = &self.dispatcher {
+            d.wake();
+        }
+        match enqueued {
+            Enqueued::Accepted { deliveries, .. } | Enqueued::Duplicate { deliveries, .. } => {
+                deliveries.into_iter().map(|(_, id)| id).collect()
+            }
+        }
+    }
+
+    fn state(&self, id: &DeliveryId) -> Option<StateKind> {
+        self.outbox
+            .delivery(id)
+            .expect("read")
+            .map(|d| d.state.kind())
+    }
+
+    /// Advances the manual clock in steps until `done`, or fails after 10 s
+    /// of real time.
+    async fn advance_until(&self, step: Duration, what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gave up waiting for: {what}"
+            );
+            self.clock.advance(step);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueued_messages_are_delivered() {
+    let gw = Gateway::start(RetryPolicy::default()).await;
+    let receiver = Receiver::start(None).await;
+    gw.destination("team", &receiver.url("/hook"), vec![], None);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.extend(gw.enqueue(&format!("event {i}"), &["team"]).await);
+    }
+    wait_for("5 deliveries", || receiver.received().len() == 5).await;
+    wait_for("all delivered", || {
+        ids.iter()
+            .all(|id| gw.state(id) == Some(StateKind::Delivered))
+    })
+    .await;
+    let view = gw.outbox.delivery(&ids[0]).expect("read").expect("exists");
+    assert_eq!(view.history.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_faults_end_delivered_once_it_recovers() {
+    let gw = Gateway::start(RetryPolicy::default()).await;
+    let receiver = Receiver::start(None).await;
+    gw.destination("flaky", &receiver.url("/hook"), vec![], None);
+    receiver.script([
+        Answer::status(500),
+        Answer::status(503),
+        Answer::status(429).header("retry-after", "30"),
+        Answer::status(200).delay(Duration::from_secs(2)), // times out (timeout_ms 500)
+    ]);
+    let id = gw.enqueue("flaky", &["flaky"]).await[0].clone();
+    gw.advance_until(Duration::from_secs(5), "delivered after faults", || {
+        gw.state(&id) == Some(StateKind::Delivered)
+    })
+    .await;
+    let view = gw.outbox.delivery(&id).expect("read").expect("exists");
+    // 500, 503 and the timeout count; the 429 does not.
+    assert_eq!(view.history.len(), 5, "{:#?}", view.history);
+    assert_eq!(
+        view.history.iter().filter(|a| a.counted).count(),
+        4,
+        "{:#?}",
+        view.history
+    );
+    assert_eq!(receiver.received().len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_retries_until_a_receiver_listens() {
+    let gw = Gateway::start(RetryPolicy::default()).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    gw.destination(
+        "later",
+        &format!("http://127.0.0.1:{port}/hook"),
+        vec![],
+        None,
+    );
+    let id = gw.enqueue("later", &["later"]).await[0].clone();
+    gw.advance_until(Duration::from_secs(1), "a failed attempt", || {
+        gw.outbox
+            .delivery(&id)
+            .expect("read")
+            .is_some_and(|d| !d.history.is_empty())
+    })
+    .await;
+    assert_eq!(gw.state(&id), Some(StateKind::Scheduled));
+    // Now something listens on that port.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("rebind");
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    gw.advance_until(Duration::from_secs(30), "delivered", || {
+        gw.state(&id) == Some(StateKind::Delivered)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_deliveries_go_to_the_fallback_and_can_be_requeued() {
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        ..RetryPolicy::default()
+    };
+    let gw = Gateway::start(retry).await;
+    let primary = Receiver::start(None).await;
+    let backup = Receiver::start(None).await;
+    gw.destination("primary", &primary.url("/hook"), vec![], Some("backup"));
+    gw.destination("backup", &backup.url("/hook"), vec![], None);
+    primary.script([
+        Answer::status(500),
+        Answer::status(500),
+        Answer::status(500),
+    ]);
+    let id = gw.enqueue("important", &["primary"]).await[0].clone();
+    gw.advance_until(Duration::from_secs(30), "dead-lettered", || {
+        gw.state(&id) == Some(StateKind::Dead)
+    })
+    .await;
+    wait_for("the fallback received it", || backup.received().len() == 1).await;
+    assert_eq!(backup.received()[0].json()["title"], "important");
+    let view = gw.outbox.delivery(&id).expect("read").expect("exists");
+    let fallback_id = view.fallback_to.clone().expect("the chain is recorded");
+    let fallback = gw
+        .outbox
+        .delivery(&fallback_id)
+        .expect("read")
+        .expect("exists");
+    assert_eq!(fallback.fallback_of.as_ref(), Some(&id));
+    assert_eq!(fallback.destination, "backup");
+
+    // The receiver is fixed (its script is exhausted: it answers 200 now);
+    // re-queueing the dead letter delivers it.
+    gw.outbox
+        .requeue_dead(&id, gw.clock.now())
+        .expect("requeue");
+    gw.dispatcher.as_ref().expect("running").wake();
+    gw.advance_until(Duration::from_secs(1), "redelivered", || {
+        gw.state(&id) == Some(StateKind::Delivered)
+    })
+    .await;
+    assert_eq!(primary.received().len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_destination_is_spread_out_and_slows_nobody_else() {
+    let gw = Gateway::start(RetryPolicy::default()).await;
+    let slow = Receiver::start(None).await;
+    let fast = Receiver::start(None).await;
+    let per_minute = vec![RateLimit {
+        requests: 20,
+        window: Duration::from_secs(60),
+    }];
+    gw.destination("bot", &slow.url("/hook"), per_minute, None);
+    gw.destination("hook", &fast.url("/hook"), vec![], None);
+    for i in 0..60 {
+        gw.enqueue(&format!("m{i}"), &["bot", "hook"]).await;
+    }
+    // Without the clock moving, the unlimited destination gets everything
+    // and the bot only its burst of 20.
+    wait_for("all 60 to the unlimited destination", || {
+        fast.received().len() == 60
+    })
+    .await;
+    wait_for("the burst of 20", || slow.received().len() == 20).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        slow.received().len(),
+        20,
+        "no more than the burst without time passing"
+    );
+    // 30 s later, 10 more tokens; a minute after that, 20 more.
+    gw.clock.advance(Duration::from_secs(30));
+    wait_for("10 more after 30 s", || slow.received().len() == 30).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(slow.received().len(), 30);
+    gw.advance_until(Duration::from_secs(3), "all 60 to the bot", || {
+        slow.received().len() == 60
+    })
+    .await;
+    assert!(slow.received().iter().all(|r| r.path == "/hook"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_left_by_a_dead_process_is_delivered_after_its_lease() {
+    let mut gw = Gateway::start(RetryPolicy::default()).await;
+    let receiver = Receiver::start(None).await;
+    // Stop this dispatcher, then claim as a process that will never finish.
+    gw.dispatcher.take().expect("running").shutdown().await;
+    gw.destination("team", &receiver.url("/hook"), vec![], None);
+    let id = gw.enqueue("orphan", &["team"]).await[0].clone();
+    let claims = gw
+        .outbox
+        .claim_due(
+            gw.clock.now(),
+            10,
+            "crashed-process",
+            Duration::from_secs(60),
+        )
+        .expect("claim");
+    assert_eq!(claims.len(), 1);
+    let dispatcher = Dispatcher::start(
+        gw.outbox.clone(),
+        gw.runtime.clone(),
+        gw.directory.clone(),
+        gw.clock.clone(),
+        Arc::new(Metrics::default()),
+        DispatchConfig {
+            poll_interval: Duration::from_millis(5),
+            ..DispatchConfig::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(receiver.received().is_empty(), "the lease is still held");
+    gw.clock.advance(Duration::from_secs(61));
+    wait_for("delivered after the lease expired", || {
+        gw.state(&id) == Some(StateKind::Delivered)
+    })
+    .await;
+    assert_eq!(receiver.received().len(), 1);
+    dispatcher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_running_deliveries_finish() {
+    let mut gw = Gateway::start(RetryPolicy::default()).await;
+    let receiver = Receiver::start(None).await;
+    gw.destination("team", &receiver.url("/hook"), vec![], None);
+    receiver.script([Answer::status(200).delay(Duration::from_millis(300))]);
+    let id = gw.enqueue("in flight", &["team"]).await[0].clone();
+    wait_for("the request is in flight", || {
+        !receiver.received().is_empty()
+    })
+    .await;
+    gw.dispatcher.take().expect("running").shutdown().await;
+    assert_eq!(gw.state(&id), Some(StateKind::Delivered));
+}
