@@ -116,7 +116,12 @@ fn main() {
     let destination = runtime.destination(&plugin, "bench", config.clone(), &[]);
 
     // Native: the same plugin code, called directly (no sandbox).
-    let harness = Harness::<Webhook>::new().at(ctx.now_ms);
+    let harness = Harness::<Webhook>::new().with_context(carillon_sdk::Context {
+        delivery_id: ctx.delivery_id.clone(),
+        event_id: ctx.event_id.clone(),
+        attempt: ctx.attempt,
+        now_ms: ctx.now_ms,
+    });
     let native_msg = sdk_message(&msg);
     let native_body = match harness.render(&config, &native_msg).expect("native render") {
         carillon_sdk::Outgoing::Http(r) => r.body,
@@ -131,10 +136,18 @@ fn main() {
         carillon::plugin::types::Outgoing::Mail(_) => unreachable!("webhook renders HTTP"),
     };
     assert_eq!(
-        native_body.len(),
-        wasm_body.len(),
-        "wasm and native render the same body size"
+        native_body, wasm_body,
+        "wasm and native render the same bytes"
     );
+
+    // The fixed cost of a fresh sandbox: a fixture plugin whose render does
+    // almost nothing, so what is left is store + instantiate + call overhead.
+    let fixture =
+        std::fs::read(carillon_builtin::path("carillon-fixture-misbehave").expect("fixture built"))
+            .expect("read");
+    let trivial = rt.block_on(runtime.load(fixture)).expect("load fixture");
+    let trivial_dest =
+        runtime.destination(&trivial, "bench", serde_json::json!({ "mode": "ok" }), &[]);
 
     // Warm up both paths.
     for _ in 0..iterations / 10 {
@@ -143,6 +156,7 @@ fn main() {
     }
     let mut native = Vec::with_capacity(iterations);
     let mut sandboxed = Vec::with_capacity(iterations);
+    let mut fixed = Vec::with_capacity(iterations);
     // Interleave the two so machine noise hits both alike.
     for _ in 0..iterations {
         let t = Instant::now();
@@ -153,9 +167,14 @@ fn main() {
         let out = rt.block_on(runtime.render(&plugin, &destination, &ctx, &msg));
         sandboxed.push(t.elapsed());
         std::hint::black_box(out).ok();
+        let t = Instant::now();
+        let out = rt.block_on(runtime.render(&trivial, &trivial_dest, &ctx, &msg));
+        fixed.push(t.elapsed());
+        std::hint::black_box(out).ok();
     }
     let native = stats(native);
     let sandboxed = stats(sandboxed);
+    let fixed = stats(fixed);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
         "plugin_call: webhook render of a typical message ({} bytes), {} iterations each",
@@ -171,6 +190,11 @@ fn main() {
         "  fresh sandbox + render  median {:8.2} µs   p99 {:8.2} µs",
         us(sandboxed.median),
         us(sandboxed.p99)
+    );
+    println!(
+        "  fresh sandbox, trivial  median {:8.2} µs   p99 {:8.2} µs   (fixed per-call cost)",
+        us(fixed.median),
+        us(fixed.p99)
     );
     println!(
         "  ratio sandbox/native    {:.1}x (median)",

@@ -1,10 +1,13 @@
 //! Subcommands of the `carillon` binary.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use carillon::config::{Config, ConfigError};
 use carillon::plugin::{Plugin, Runtime, RuntimeConfig};
 use clap::{Parser, Subcommand};
 
@@ -21,6 +24,20 @@ enum Command {
     /// Work with plugin files.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file: syntax, values, secrets, references, and each
+    /// destination's config against its plugin. Prints every problem with
+    /// its key path and line; exits 1 when there are any.
+    Check {
+        /// The config file; without it, the embedded defaults are checked.
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +64,7 @@ enum PluginCommand {
 /// Runs the parsed command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
+        Command::Config(ConfigCommand::Check { file }) => config_check(file.as_deref()).await,
         Command::Plugin(PluginCommand::Inspect { file, json }) => {
             let (_, plugin) = load(&file).await?;
             print_manifest(&plugin, json)?;
@@ -83,6 +101,76 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `carillon config check`: every problem as `path (line L, column C): message`.
+async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let (config, what) = match file {
+        Some(path) => (Config::load(path), format!("{} is valid", path.display())),
+        None => (
+            Config::embedded_defaults().map_err(ConfigError::Invalid),
+            "the embedded defaults are valid".to_owned(),
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    let config = match config {
+        Ok(config) => config,
+        Err(ConfigError::Invalid(problems)) => {
+            for problem in problems.iter() {
+                writeln!(out, "{problem}")?;
+            }
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_calls: 4,
+        ..RuntimeConfig::default()
+    })?;
+    let mut plugins: HashMap<String, Arc<Plugin>> = HashMap::new();
+    for artifact in carillon_builtin::BUILTIN {
+        let plugin = runtime
+            .load(artifact.wasm.to_vec())
+            .await
+            .with_context(|| format!("cannot load the built-in plugin {}", artifact.crate_name))?;
+        plugins.insert(plugin.name().to_owned(), plugin);
+    }
+    // Plugins from the plugin directory (relative to the working directory),
+    // when it exists; one that does not load is reported, not fatal here.
+    if let Ok(entries) = std::fs::read_dir(&config.server.plugin_dir) {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let loaded = match std::fs::read(&path) {
+                Ok(wasm) => runtime.load(wasm).await.map_err(anyhow::Error::from),
+                Err(e) => Err(e.into()),
+            };
+            match loaded {
+                Ok(plugin) => {
+                    plugins.insert(plugin.name().to_owned(), plugin);
+                }
+                Err(e) => eprintln!("warning: cannot load {}: {e:#}", path.display()),
+            }
+        }
+    }
+    let problems = config.check_plugins(&plugins);
+    if !problems.is_empty() {
+        for problem in problems.iter() {
+            writeln!(out, "{problem}")?;
+        }
+        return Ok(ExitCode::from(1));
+    }
+    writeln!(
+        out,
+        "ok: {what} ({} destinations, {} routes, {} templates)",
+        config.destinations.len(),
+        config.routes.len(),
+        config.templates.len()
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn load(file: &Path) -> anyhow::Result<(Runtime, std::sync::Arc<Plugin>)> {

@@ -89,3 +89,94 @@ fn a_file_that_is_not_a_plugin_is_refused_with_the_reason() {
         "{err}"
     );
 }
+
+#[test]
+fn inspect_works_for_every_builtin_channel() {
+    let cases = [
+        ("webhook", None),
+        ("dingtalk", Some("rate limits:    20 per 60000 ms")),
+        (
+            "lark",
+            Some("rate limits:    5 per 1000 ms, 100 per 60000 ms"),
+        ),
+        ("wecom", Some("rate limits:    20 per 60000 ms")),
+        ("teams", Some("rate limits:    4 per 1000 ms")),
+    ];
+    for (name, limits) in cases {
+        let crate_name = format!("carillon-plugin-{name}");
+        let path = carillon_builtin::path(&crate_name)
+            .unwrap_or_else(|| panic!("the {name} plugin is built"));
+        let (code, out, err) = carillon(&["plugin", "inspect", path]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(out.contains(&format!("name:           {name}\n")), "{out}");
+        assert!(out.contains("rate limits:    "), "{out}");
+        if let Some(limits) = limits {
+            assert!(out.contains(limits), "{name}: {out}");
+        }
+        assert!(out.contains("\"webhook\"") || name == "webhook", "{out}");
+
+        let (code, out, _) = carillon(&["plugin", "inspect", path, "--json"]);
+        assert_eq!(code, 0, "{name}");
+        let json: serde_json::Value = serde_json::from_str(&out).expect("JSON output");
+        assert_eq!(json["manifest"]["name"], name);
+    }
+}
+
+/// `carillon config check` on a valid and an invalid file.
+#[test]
+fn config_check_reports_every_problem_or_ok() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[auth]\nadmin_token = \"${file:admin.token}\"\n\n[destinations.ops]\nplugin = \"webhook\"\nconfig = { url = \"https://hooks.example.com/in\" }\n\n[[routes]]\nname = \"all\"\ndestinations = [\"ops\"]\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("admin.token"), "cli-file-secret\n").expect("write");
+    let (code, out, err) = carillon(&["config", "check", good.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    assert!(!out.contains("cli-file-secret") && !err.contains("cli-file-secret"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"nowhere\"\n\n[destinations.ops]\nplugin = \"webhook\"\nconfig = { url = \"ftp://x/?token=cli-literal-secret\" }\n\n[[routes]]\nname = \"all\"\ndestinations = [\"missing\"]\n",
+    )
+    .expect("write");
+    let (code, out, err) = carillon(&["config", "check", bad.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("server.listen (line 2, column 10): "),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("routes[0].destinations[0] (line 10, column 17): "),
+        "{out}"
+    );
+    assert!(!out.contains("cli-literal-secret"), "{out}");
+
+    // The file is valid on its own; the plugin's schema refuses the URL.
+    let schema = dir.path().join("schema.toml");
+    std::fs::write(
+        &schema,
+        "[destinations.ops]\nplugin = \"webhook\"\nconfig = { url = \"ftp://x/?token=cli-literal-secret\" }\n",
+    )
+    .expect("write");
+    let (code, out, _) = carillon(&["config", "check", schema.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("destinations.ops.config/url (line 3, column 18): "),
+        "{out}"
+    );
+    assert!(!out.contains("cli-literal-secret"), "{out}");
+
+    let (code, out, err) = carillon(&["config", "check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("ok: the embedded defaults are valid"),
+        "{out}"
+    );
+}

@@ -5,7 +5,8 @@
 //! WIT package), parses the destination configuration into your own type, and
 //! offers what every channel needs: HTTP helpers over the host import
 //! ([`http`]), signing ([`sign`]), Markdown-to-text and byte-budget trimming
-//! ([`text`]), table rendering ([`table`]) and logging ([`log`]).
+//! ([`text`]), table rendering ([`table`]), fitting a whole payload into a
+//! channel's byte limit ([`fit`]) and logging ([`log`]).
 //!
 //! Built for `wasm32-wasip2`, the plugin is a component the gateway loads.
 //! Built natively (as in `cargo test`), the same code runs against the
@@ -60,6 +61,7 @@
 pub mod bindings;
 pub mod classify;
 mod convert;
+pub mod fit;
 pub mod http;
 pub mod log;
 pub mod sign;

@@ -351,6 +351,53 @@ pub fn samples() -> Vec<(&'static str, Message)> {
     ]
 }
 
+/// A request as golden files show it: method and URL, headers, the body size,
+/// then the body (pretty JSON when it parses as JSON, else the text). Mails
+/// show the envelope and the message.
+pub fn pretty_outgoing(outgoing: &Outgoing) -> String {
+    pretty_outgoing_with(outgoing, &[])
+}
+
+/// Like [`pretty_outgoing`], with extra `# note` lines after the body size
+/// (e.g. a channel's own content size).
+pub fn pretty_outgoing_with(outgoing: &Outgoing, notes: &[String]) -> String {
+    let (mut out, body) = match outgoing {
+        Outgoing::Http(request) => {
+            let mut out = format!("{} {}\n", request.method, request.url);
+            for (name, value) in &request.headers {
+                out.push_str(&format!("{name}: {value}\n"));
+            }
+            if let Some(ms) = request.timeout_ms {
+                out.push_str(&format!("# timeout: {ms} ms\n"));
+            }
+            (out, &request.body)
+        }
+        Outgoing::Mail(mail) => {
+            let out = format!(
+                "SMTP {}:{}\nMAIL FROM: {}\nRCPT TO: {}\n",
+                mail.server.host,
+                mail.server.port,
+                mail.envelope_from,
+                mail.envelope_to.join(", ")
+            );
+            (out, &mail.message)
+        }
+    };
+    out.push_str(&format!("# body: {} bytes\n", body.len()));
+    for note in notes {
+        out.push_str(&format!("# {note}\n"));
+    }
+    out.push('\n');
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(json) => out.push_str(
+            &serde_json::to_string_pretty(&json).unwrap_or_else(|e| format!("<unprintable: {e}>")),
+        ),
+        Err(_) => out.push_str(&String::from_utf8_lossy(body)),
+    }
+    out.push('\n');
+    out
+}
+
 /// Compares `actual` with the golden file at `path`, or rewrites the file
 /// when the environment variable `UPDATE_EXPECT=1` is set.
 pub fn check_golden(path: &std::path::Path, actual: &str) {

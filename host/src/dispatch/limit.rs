@@ -1,81 +1,93 @@
-//! Per-destination traffic shaping: token buckets (one per window the
-//! channel enforces, e.g. Lark's 5/s and 100/min) plus a pause set when the
+//! Per-destination traffic shaping: one sliding window per rate the channel
+//! enforces (e.g. Lark's 5/s and 100/min), plus a pause set when the
 //! channel itself said "slow down". The gateway stays inside the vendor's
 //! limits instead of learning them from rejections.
+//!
+//! A sliding log (the send times within the window) is exact: no window of
+//! the channel's length ever sees more than its limit. A token bucket would
+//! let a full burst and a full refill land in the same minute, twice the
+//! vendor's limit.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use carillon_outbox::Timestamp;
 
 use crate::plugin::types::RateLimit;
 
-/// One bucket: `capacity` tokens, refilled continuously over `window`.
+/// The sends within one window.
 #[derive(Debug, Clone)]
-struct Bucket {
-    capacity: f64,
-    per_ms: f64,
-    tokens: f64,
-    updated: u64,
+struct Window {
+    limit: usize,
+    length_ms: u64,
+    sent: VecDeque<u64>,
 }
 
-/// The buckets of one destination.
+impl Window {
+    fn expire(&mut self, now: u64) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|&t| t + self.length_ms <= now)
+        {
+            self.sent.pop_front();
+        }
+    }
+
+    /// How long until one more send fits (zero if it fits now).
+    fn wait(&self, now: u64) -> u64 {
+        if self.sent.len() < self.limit {
+            return 0;
+        }
+        // The send that must leave the window first.
+        let index = self.sent.len() - self.limit;
+        self.sent
+            .get(index)
+            .map_or(0, |&t| (t + self.length_ms).saturating_sub(now))
+    }
+}
+
+/// The windows of one destination.
 #[derive(Debug, Clone)]
 pub struct Limiter {
-    buckets: Vec<Bucket>,
+    windows: Vec<Window>,
     paused_until: u64,
 }
 
 impl Limiter {
-    /// A limiter enforcing every limit in `limits` (none: unlimited), full at `now`.
-    pub fn new(limits: &[RateLimit], now: Timestamp) -> Self {
-        let buckets = limits
+    /// A limiter enforcing every limit in `limits` (none: unlimited).
+    pub fn new(limits: &[RateLimit], _now: Timestamp) -> Self {
+        let windows = limits
             .iter()
             .filter(|l| l.requests > 0 && !l.window.is_zero())
-            .map(|l| Bucket {
-                capacity: f64::from(l.requests),
-                per_ms: f64::from(l.requests) / l.window.as_millis() as f64,
-                tokens: f64::from(l.requests),
-                updated: now.as_millis(),
+            .map(|l| Window {
+                limit: l.requests as usize,
+                length_ms: u64::try_from(l.window.as_millis()).unwrap_or(u64::MAX),
+                sent: VecDeque::with_capacity(l.requests.min(1024) as usize),
             })
             .collect();
         Limiter {
-            buckets,
+            windows,
             paused_until: 0,
         }
     }
 
-    fn refill(&mut self, now: u64) {
-        for b in &mut self.buckets {
-            let elapsed = now.saturating_sub(b.updated) as f64;
-            b.tokens = (b.tokens + elapsed * b.per_ms).min(b.capacity);
-            b.updated = b.updated.max(now);
-        }
-    }
-
-    /// Takes a token from every bucket if all have one; otherwise returns
-    /// how long until they will (nothing is taken then).
+    /// Records a send if every window has room; otherwise returns how long
+    /// until they all will (nothing is recorded then).
     pub fn try_acquire(&mut self, now: Timestamp) -> Result<(), Duration> {
         let now = now.as_millis();
         if now < self.paused_until {
             return Err(Duration::from_millis(self.paused_until - now));
         }
-        self.refill(now);
-        let wait_ms = self
-            .buckets
-            .iter()
-            .map(|b| {
-                if b.tokens >= 1.0 {
-                    0.0
-                } else {
-                    ((1.0 - b.tokens) / b.per_ms).ceil()
-                }
-            })
-            .fold(0.0, f64::max);
-        if wait_ms > 0.0 {
-            return Err(Duration::from_millis(wait_ms as u64));
+        for w in &mut self.windows {
+            w.expire(now);
         }
-        for b in &mut self.buckets {
-            b.tokens -= 1.0;
+        let wait = self.windows.iter().map(|w| w.wait(now)).max().unwrap_or(0);
+        if wait > 0 {
+            return Err(Duration::from_millis(wait));
+        }
+        for w in &mut self.windows {
+            w.sent.push_back(now);
         }
         Ok(())
     }
@@ -85,11 +97,13 @@ impl Limiter {
         self.paused_until = self.paused_until.max(until.as_millis());
     }
 
-    /// Requests the buckets allow within `span` from full: burst plus refill.
+    /// Sends the windows allow within `span`, starting empty (`None`:
+    /// unlimited).
     pub fn allowance(&self, span: Duration) -> Option<u64> {
-        self.buckets
+        let span_ms = u64::try_from(span.as_millis()).unwrap_or(u64::MAX);
+        self.windows
             .iter()
-            .map(|b| (b.capacity + b.per_ms * span.as_millis() as f64).floor() as u64)
+            .map(|w| (w.limit as u64).saturating_mul(span_ms / w.length_ms.max(1) + 1))
             .min()
     }
 }
@@ -103,7 +117,7 @@ mod tests {
     }
 
     #[test]
-    fn twenty_per_minute_bursts_then_spaces() {
+    fn no_window_ever_sees_more_than_its_limit() {
         let mut l = Limiter::new(
             &[RateLimit {
                 requests: 20,
@@ -111,12 +125,14 @@ mod tests {
             }],
             at(0),
         );
-        for _ in 0..20 {
-            assert_eq!(l.try_acquire(at(0)), Ok(()));
+        for i in 0..20 {
+            assert_eq!(l.try_acquire(at(i * 100)), Ok(()));
         }
-        assert_eq!(l.try_acquire(at(0)), Err(Duration::from_secs(3)));
-        assert_eq!(l.try_acquire(at(3_000)), Ok(()));
-        assert!(l.try_acquire(at(3_000)).is_err());
+        // The first send leaves the window at 60 s, the second at 60.1 s.
+        assert_eq!(l.try_acquire(at(30_000)), Err(Duration::from_secs(30)));
+        assert_eq!(l.try_acquire(at(60_000)), Ok(()));
+        assert_eq!(l.try_acquire(at(60_000)), Err(Duration::from_millis(100)));
+        assert_eq!(l.try_acquire(at(60_100)), Ok(()));
     }
 
     #[test]
@@ -142,8 +158,8 @@ mod tests {
             }
             t += 100;
         }
-        assert!(sent <= 100 + 1, "{sent}");
-        assert!(sent >= 99, "{sent}");
+        // 5 a second for 20 s, then the minute's 100 are used up.
+        assert_eq!(sent, 100);
     }
 
     #[test]

@@ -120,3 +120,32 @@ impl Metrics {
             .inc_by(stats.writes.saturating_sub(seen));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_exported_with_their_labels() {
+        let metrics = Metrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics.attempt("ops-bot", "delivered");
+        metrics.attempt("ops-bot", "delivered");
+        metrics.attempt("ops-bot", "retry");
+        metrics.latency.observe(0.25);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(
+                r#"carillon_delivery_attempts_total{destination="ops-bot",outcome="delivered"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"outcome="retry"} 1"#), "{text}");
+        assert!(
+            text.contains("carillon_delivery_latency_seconds_count 1"),
+            "{text}"
+        );
+    }
+}

@@ -24,9 +24,9 @@
 //! per row, `- Title: value, Title: value`, with `✓` / `✗` after cells that
 //! pass or fail their column's condition.
 //!
-//! Size: the whole JSON body stays within 20,000 bytes; the body text and
-//! then the table rows are trimmed with a visible note, on character
-//! boundaries.
+//! Size: the whole JSON body stays within 20,000 bytes (measured on the
+//! serialized request, with `carillon_sdk::fit`): table rows are cut first,
+//! then the body text at a line boundary, each with a visible note.
 //!
 //! Answers: `errcode` 0 delivered; 130101 / 410100 rate-limited for the
 //! 10-minute throttle; -1 and HTTP 5xx retryable; 310000 (keyword, signature,
@@ -39,7 +39,6 @@ use carillon_sdk::{
 };
 use serde::Deserialize;
 
-mod fit;
 mod render;
 
 /// The DingTalk custom-robot channel.

@@ -1,10 +1,9 @@
 //! Turning a channel-neutral message into a DingTalk robot body: picks the
 //! message type, maps mentions, guarantees a keyword and fits the size limit.
 
-use carillon_sdk::{DeliverError, Mention, Message, Severity, Table, log, table, text};
+use carillon_sdk::{DeliverError, Mention, Message, Severity, Table, fit, log, table, text};
 use serde_json::{Value, json};
 
-use crate::fit::{Parts, fit_json};
 use crate::{DingTalkConfig, MAX_BODY_BYTES, MsgType};
 
 /// Who to @: DingTalk's `at` object.
@@ -134,7 +133,14 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
     let zh = locale.starts_with("zh");
 
     let render_table = move |t: &Table| table_lines(t, markdown);
-    let compose = |keyword: Option<&str>, budget: usize| -> (String, String) {
+    let body_text = if markdown {
+        &message.markdown
+    } else {
+        &message.text
+    };
+    let rows = message.table.as_ref().map_or(0, |t| t.rows.len());
+    // The title (with `keyword` in front when given) and the visible text.
+    let compose = |keyword: Option<&str>, body: &str, rows: usize| -> (String, String) {
         let prefix = keyword.map(|k| format!("{k} ")).unwrap_or_default();
         let title = format!("{prefix}{}", message.title);
         let head = if markdown {
@@ -161,6 +167,11 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
                 }
             })
             .collect();
+        let table_text = message
+            .table
+            .as_ref()
+            .map(|t| fit::rows_text(t, rows, render_table, locale))
+            .unwrap_or_default();
         let mut sections = vec![fields.join("\n")];
         if kind != MsgType::ActionCard
             && let Some(link) = &message.link
@@ -176,38 +187,15 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
             });
         }
         sections.push(at.line());
-        sections.retain(|s| !s.is_empty());
-        let parts = Parts {
-            head,
-            body: if markdown {
-                message.markdown.clone()
-            } else {
-                message.text.clone()
-            },
-            table: message
-                .table
-                .as_ref()
-                .map(|t| (t, &render_table as &dyn Fn(&Table) -> String)),
-            tail: sections.join("\n\n"),
-            locale,
-        };
-        (title, parts.compose(budget))
+        let tail = fit::join_sections(&sections.iter().map(String::as_str).collect::<Vec<_>>());
+        (
+            title,
+            fit::join_sections(&[&head, body, &table_text, &tail]),
+        )
     };
-    // The keyword must be in the visible text; add the first one to the title
-    // line when the fitted text has none.
-    let compose_with_keyword = |budget: usize| {
-        let (title, content) = compose(None, budget);
-        let has_keyword = config.keywords.is_empty()
-            || config.keywords.iter().any(|k| content.contains(k.as_str()));
-        if has_keyword {
-            (title, content)
-        } else {
-            compose(config.keywords.first().map(String::as_str), budget)
-        }
-    };
-    let build = |budget: usize| -> Value {
-        let (title, content) = compose_with_keyword(budget);
-        let mut body = match kind {
+    let build = |keyword: Option<&str>, body: &str, rows: usize| -> Value {
+        let (title, content) = compose(keyword, body, rows);
+        let mut out = match kind {
             MsgType::Text => json!({ "msgtype": "text", "text": { "content": content } }),
             MsgType::Markdown => json!({
                 "msgtype": "markdown",
@@ -232,11 +220,38 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
             },
         };
         if !at.is_empty()
-            && let Some(object) = body.as_object_mut()
+            && let Some(object) = out.as_object_mut()
         {
             object.insert("at".to_owned(), at.json());
         }
-        body
+        out
     };
-    fit_json(MAX_BODY_BYTES, MAX_BODY_BYTES, build)
+    let fitted = fit::fit_json(MAX_BODY_BYTES, body_text, rows, locale, |b, r| {
+        build(None, b, r)
+    })?;
+    // The keyword must be in the visible text: when the fitted message has
+    // none, the first keyword goes in front of the title and it is refitted.
+    let Some(first) = config.keywords.first() else {
+        return Ok(fitted);
+    };
+    let shown = serde_json::from_slice::<Value>(&fitted)
+        .map(|v| visible_text(&v))
+        .unwrap_or_default();
+    if config.keywords.iter().any(|k| shown.contains(k.as_str())) {
+        return Ok(fitted);
+    }
+    fit::fit_json(MAX_BODY_BYTES, body_text, rows, locale, |b, r| {
+        build(Some(first), b, r)
+    })
+}
+
+/// The text DingTalk shows: the message text or content (the keyword check
+/// reads these, not the conversation-list `title`).
+fn visible_text(body: &Value) -> String {
+    ["markdown", "actionCard"]
+        .iter()
+        .filter_map(|k| body[*k]["text"].as_str())
+        .chain(body["text"]["content"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }

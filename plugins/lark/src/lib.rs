@@ -25,7 +25,6 @@ use carillon_sdk::{
 };
 use serde::Deserialize;
 
-mod fit;
 mod render;
 
 /// The Lark / Feishu channel.

@@ -3,10 +3,11 @@
 //! guarantee and the size budget.
 
 use carillon_sdk::table::{self, Tone};
-use carillon_sdk::{Context, DeliverError, HttpRequest, Mention, Message, Severity, Table, log};
+use carillon_sdk::{
+    Context, DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, log,
+};
 use serde_json::{Map, Value, json};
 
-use crate::fit::fit_payload;
 use crate::{LarkConfig, MAX_PAYLOAD_BYTES, MsgType, signature};
 
 /// The most table columns sent in a card: the older documented maximum (the
@@ -121,21 +122,8 @@ impl Parts<'_> {
     /// The serialized payload, trimmed to the limit.
     fn fit(&self, body: &str) -> Result<Vec<u8>, DeliverError> {
         let rows = self.table.as_ref().map_or(0, |t| t.rows.len());
-        let locale = self.locale;
-        let note = move |cut: usize| {
-            if locale.starts_with("zh") {
-                format!("\n…（已截断 {cut} 字节）")
-            } else {
-                format!("\n… (truncated {cut} bytes)")
-            }
-        };
-        let build = |text: &str, rows: usize| {
-            serde_json::to_vec(&self.payload(text, rows)).unwrap_or_default()
-        };
-        fit_payload(MAX_PAYLOAD_BYTES, body, rows, &note, &build).ok_or_else(|| {
-            DeliverError::rejected(format!(
-                "the message does not fit in {MAX_PAYLOAD_BYTES} bytes even without its body"
-            ))
+        fit::fit_json(MAX_PAYLOAD_BYTES, body, rows, self.locale, |text, rows| {
+            self.payload(text, rows)
         })
     }
 

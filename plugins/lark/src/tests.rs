@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use carillon_sdk::testing::{Harness, check_golden, sample_message, samples};
+use carillon_sdk::testing::{Harness, check_golden, pretty_outgoing, sample_message, samples};
 use carillon_sdk::{DeliverError, HttpError, HttpRequest, HttpResponse, Level, Outgoing, Receipt};
 use serde_json::{Value, json};
 
@@ -21,17 +21,9 @@ fn request_of(outgoing: Outgoing) -> HttpRequest {
     }
 }
 
-/// The request as golden text: method, URL, headers, size and pretty body.
+/// The golden form of a request.
 fn pretty(request: &HttpRequest) -> String {
-    let mut out = format!("{} {}\n", request.method, request.url);
-    for (name, value) in &request.headers {
-        out.push_str(&format!("{name}: {value}\n"));
-    }
-    out.push_str(&format!("# body: {} bytes\n\n", request.body.len()));
-    let body: Value = serde_json::from_slice(&request.body).unwrap();
-    out.push_str(&serde_json::to_string_pretty(&body).unwrap());
-    out.push('\n');
-    out
+    pretty_outgoing(&Outgoing::Http(request.clone()))
 }
 
 fn golden(case: &str) -> PathBuf {

@@ -29,7 +29,6 @@ use carillon_sdk::{
 };
 use serde::Deserialize;
 
-mod fit;
 mod render;
 
 /// The Teams channel.

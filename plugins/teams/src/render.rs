@@ -3,10 +3,9 @@
 //! budget.
 
 use carillon_sdk::table::{self, Tone};
-use carillon_sdk::{DeliverError, HttpRequest, Mention, Message, Severity, Table, log};
+use carillon_sdk::{DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, log};
 use serde_json::{Map, Value, json};
 
-use crate::fit::fit_payload;
 use crate::{Format, MAX_PAYLOAD_BYTES, TeamsConfig, format_of};
 
 /// The Adaptive Card version sent: the highest Workflows accepts (§4.2).
@@ -41,20 +40,8 @@ pub fn request(config: &TeamsConfig, message: &Message) -> Result<HttpRequest, D
     };
     let body = defuse_at(&message.markdown);
     let rows = message.table.as_ref().map_or(0, |t| t.rows.len());
-    let note = move |cut: usize| {
-        if locale.starts_with("zh") {
-            format!("\n\n…（已截断 {cut} 字节）")
-        } else {
-            format!("\n\n… (truncated {cut} bytes)")
-        }
-    };
-    let build = |text: &str, rows: usize| {
-        serde_json::to_vec(&parts.payload(text, rows)).unwrap_or_default()
-    };
-    let bytes = fit_payload(MAX_PAYLOAD_BYTES, &body, rows, &note, &build).ok_or_else(|| {
-        DeliverError::rejected(format!(
-            "the message does not fit in {MAX_PAYLOAD_BYTES} bytes even without its body"
-        ))
+    let bytes = fit::fit_json(MAX_PAYLOAD_BYTES, &body, rows, locale, |text, rows| {
+        parts.payload(text, rows)
     })?;
     Ok(HttpRequest {
         method: "POST".to_owned(),

@@ -21,9 +21,10 @@
 //! cannot mention anyone. Email mentions are never expressible.
 //!
 //! Size: WeCom counts UTF-8 bytes of the content: `markdown` and
-//! `markdown_v2` at most 4096, `text` at most 2048. The body text and then the
-//! table rows are trimmed with a visible note, on character boundaries; the
-//! whole JSON body is also kept within [`MAX_BODY_BYTES`].
+//! `markdown_v2` at most 4096, `text` at most 2048; the whole JSON body is
+//! also kept within [`MAX_BODY_BYTES`]. Both are measured on the rebuilt
+//! request (`carillon_sdk::fit`): table rows are cut first, then the body
+//! text at a line boundary, each with a visible note.
 //!
 //! Answers: `errcode` 0 delivered; 45009 (frequency) and 45033 (concurrency)
 //! rate-limited; -1 and HTTP 5xx retryable; 93000 (bad key), 40058 (too
@@ -36,7 +37,6 @@ use carillon_sdk::{
 };
 use serde::Deserialize;
 
-mod fit;
 mod render;
 
 /// The WeCom group-robot channel.

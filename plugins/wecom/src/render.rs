@@ -2,10 +2,9 @@
 //! message type, maps mentions, colours conditional cells and fits the
 //! content into WeCom's byte limits.
 
-use carillon_sdk::{DeliverError, Mention, Message, Severity, Table, log, table, text};
+use carillon_sdk::{DeliverError, Mention, Message, Severity, Table, fit, log, table, text};
 use serde_json::{Value, json};
 
-use crate::fit::{Parts, fit_json};
 use crate::{MARKDOWN_MAX_BYTES, MAX_BODY_BYTES, MsgType, TEXT_MAX_BYTES, WeComConfig};
 
 /// The body flavour actually sent.
@@ -197,27 +196,25 @@ pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverE
         Kind::MarkdownV2 => pipe_table(t),
         _ => table_lines(t, markdown),
     };
-    let parts = Parts {
-        head,
-        body: if markdown {
-            message.markdown.clone()
-        } else {
-            message.text.clone()
-        },
-        table: message
-            .table
-            .as_ref()
-            .map(|t| (t, &render_table as &dyn Fn(&Table) -> String)),
-        tail: tail.join("\n\n"),
-        locale,
+    let tail = tail.join("\n\n");
+    let body_text = if markdown {
+        &message.markdown
+    } else {
+        &message.text
     };
+    let rows = message.table.as_ref().map_or(0, |t| t.rows.len());
     let limit = if kind == Kind::Text {
         TEXT_MAX_BYTES
     } else {
         MARKDOWN_MAX_BYTES
     };
-    let build = |budget: usize| -> Value {
-        let content = parts.compose(budget.min(limit));
+    let build = |body: &str, rows: usize| -> Value {
+        let table_text = message
+            .table
+            .as_ref()
+            .map(|t| fit::rows_text(t, rows, render_table, locale))
+            .unwrap_or_default();
+        let content = fit::join_sections(&[&head, body, &table_text, &tail]);
         match kind {
             Kind::Markdown => json!({ "msgtype": "markdown", "markdown": { "content": content } }),
             Kind::MarkdownV2 => {
@@ -241,5 +238,32 @@ pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverE
             }
         }
     };
-    fit_json(MAX_BODY_BYTES, limit, build)
+    // Two limits: the content (measured as WeCom does, in UTF-8 bytes of the
+    // string) and the whole serialized body.
+    let encode = |body: &str, rows: usize| {
+        let value = build(body, rows);
+        let content_bytes = content_of(&value).map_or(usize::MAX, str::len);
+        serde_json::to_vec(&value)
+            .ok()
+            .map(|bytes| (bytes, content_bytes))
+    };
+    let fits = |candidate: &Option<(Vec<u8>, usize)>| {
+        candidate
+            .as_ref()
+            .is_some_and(|(bytes, content)| *content <= limit && bytes.len() <= MAX_BODY_BYTES)
+    };
+    fit::fit_payload(body_text, rows, locale, encode, fits)
+        .flatten()
+        .map(|(bytes, _)| bytes)
+        .ok_or_else(|| {
+            DeliverError::rejected(format!(
+                "the message does not fit in {limit} bytes of content even without its body and table"
+            ))
+        })
+}
+
+/// The `content` string of a WeCom body of any type.
+fn content_of(body: &Value) -> Option<&str> {
+    let kind = body["msgtype"].as_str()?;
+    body[kind]["content"].as_str()
 }

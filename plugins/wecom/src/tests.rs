@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use carillon_sdk::testing::{Harness, check_golden, sample_message, samples};
+use carillon_sdk::testing::{Harness, check_golden, pretty_outgoing_with, sample_message, samples};
 use carillon_sdk::{DeliverError, HttpError, HttpResponse, Level, Outgoing};
 use serde_json::{Value, json};
 
@@ -34,21 +34,13 @@ fn sample(name: &str) -> Message {
     samples().into_iter().find(|(n, _)| *n == name).unwrap().1
 }
 
-/// Method, URL, headers and the body as pretty JSON (SDK candidate).
+/// The golden form of a request, with WeCom's content size.
 fn pretty(request: &HttpRequest) -> String {
-    let body = body_json(request);
-    let mut out = format!("{} {}\n", request.method, request.url);
-    for (name, value) in &request.headers {
-        out.push_str(&format!("{name}: {value}\n"));
-    }
-    out.push_str(&format!(
-        "body-bytes: {}\ncontent-bytes: {}\n\n",
-        request.body.len(),
-        content(&body).len()
-    ));
-    out.push_str(&serde_json::to_string_pretty(&body).unwrap());
-    out.push('\n');
-    out
+    let content_bytes = content(&body_json(request)).len();
+    pretty_outgoing_with(
+        &Outgoing::Http(request.clone()),
+        &[format!("content: {content_bytes} bytes")],
+    )
 }
 
 fn configs() -> Vec<(&'static str, Value)> {
@@ -184,7 +176,7 @@ fn long_messages_fit_the_byte_limits_with_a_note() {
         let text = content(&body);
         assert!(text.len() <= limit, "{}", text.len());
         assert!(text.len() > limit - 100, "uses the room");
-        assert!(text.contains("bytes truncated)"), "{text}");
+        assert!(text.contains("(truncated "), "{text}");
     }
     let mut cjk = sample("cjk");
     cjk.markdown = "告警内容".repeat(1000);

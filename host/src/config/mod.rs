@@ -1,0 +1,466 @@
+//! Carillon's configuration, `carillon.toml`: read raw, then validated.
+//!
+//! 1. `parse` reads the TOML into the serde types of `raw`
+//!    (`deny_unknown_fields` everywhere), section by section, keeping spans.
+//! 2. `validate` resolves secrets (`${env:NAME}`, `${file:PATH}`) on the
+//!    typed fields meant for them, checks values and cross-references
+//!    (route → destination → fallback, templates) and builds a [`Config`].
+//! 3. [`Config::check_plugins`] checks what needs the loaded plugins:
+//!    each destination's plugin exists and its config passes the plugin's
+//!    JSON Schema.
+//!
+//! Every step reports *all* its problems, each with its dotted key path and,
+//! where the file shows it, the line and column. Secrets are held in
+//! [`Secret`] and never printed. With no file, the gateway runs on the
+//! embedded `defaults.toml` ([`Config::embedded_defaults`]), plus tokens
+//! generated once into the data directory ([`LocalTokens`]).
+//! The file format is documented in `docs/configuration.md`.
+
+mod defaults;
+mod matcher;
+mod parse;
+mod problem;
+pub mod raw;
+mod secret;
+mod validate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+pub use self::defaults::{DEFAULTS_TOML, LocalTokens, TokenFileError};
+pub use self::matcher::{Condition, FieldRef, Glob, GlobError, Scope, Test};
+pub use self::problem::{KeyPath, Problem, Problems, Segment};
+pub use self::secret::{
+    BadReference, REDACTED, Resolver, Secret, SecretError, SecretSource, process_env,
+};
+use crate::dispatch::retry::RetryPolicy;
+use crate::egress::{EgressPolicy, HostPattern};
+use crate::message::Severity;
+use crate::plugin::types::{ConfigIssue, RateLimit};
+use crate::plugin::{Limits, Plugin, RuntimeConfig};
+
+/// The configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file has problems; all of them are listed.
+    #[error("the config has {count} problem(s):\n{0}", count = .0.len())]
+    Invalid(Problems),
+}
+
+/// A validated configuration. Secrets inside are [`Secret`]s (or redacted
+/// inside [`PluginConfig`]), so `Debug` and `Serialize` never show them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// `[server]`.
+    pub server: Server,
+    /// `[auth]`.
+    pub auth: Auth,
+    /// `[runtime]`.
+    pub runtime: RuntimeSettings,
+    /// `[egress]`: networks allowed although private.
+    #[serde(serialize_with = "view::egress")]
+    pub egress: EgressPolicy,
+    /// `[dispatch]`.
+    pub dispatch: DispatchSettings,
+    /// `[channels]`: channel types switched off (or explicitly on) as a whole.
+    pub channels: BTreeMap<String, bool>,
+    /// `[destinations.NAME]`.
+    pub destinations: BTreeMap<String, DestinationConfig>,
+    /// `[[routes]]`, in file order.
+    pub routes: Vec<Route>,
+    /// `[templates.NAME]`.
+    pub templates: BTreeMap<String, Template>,
+    /// The text it came from, to locate problems found later.
+    #[serde(skip)]
+    source: Source,
+}
+
+/// `[server]`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    /// The address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Outbox, plugin cache and generated tokens.
+    pub data_dir: PathBuf,
+    /// Extra `.wasm` plugins.
+    pub plugin_dir: PathBuf,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+/// `[auth]`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Auth {
+    /// The admin API's token; `None` when the file names none (then `serve`
+    /// uses the generated one, see [`LocalTokens`]).
+    pub admin_token: Option<Secret>,
+    /// Tokens applications post events with.
+    pub ingest: Vec<IngestToken>,
+}
+
+/// One ingest token and what it may do.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestToken {
+    /// Its name, for logs and metrics.
+    pub name: String,
+    /// The token.
+    pub token: Secret,
+    /// Event types it may post; `None`: any.
+    pub event_types: Option<Vec<Glob>>,
+    /// Destinations its events may reach; `None`: any.
+    pub destinations: Option<Vec<String>>,
+}
+
+/// `[runtime]`, validated: the plugin runtime's limits.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuntimeSettings {
+    /// Per-call limits.
+    #[serde(serialize_with = "view::limits")]
+    pub limits: Limits,
+    /// Plugin calls at once.
+    pub max_concurrent_calls: u32,
+}
+
+/// `[dispatch]`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct DispatchSettings {
+    /// Deliveries running at once.
+    pub workers: usize,
+    /// The retry schedule.
+    #[serde(serialize_with = "view::retry")]
+    pub retry: RetryPolicy,
+    /// Where dead deliveries go when their own fallbacks fail.
+    pub global_fallback: Option<String>,
+}
+
+/// One destination, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationConfig {
+    /// The plugin's name.
+    pub plugin: String,
+    /// Off: deliveries wait.
+    pub enabled: bool,
+    /// Where dead deliveries go next.
+    pub fallback: Option<String>,
+    /// The override of the plugin's rate limits.
+    pub rate_limits: Option<Vec<RateLimit>>,
+    /// Deliveries at once; `None`: the dispatcher's default.
+    pub concurrency: Option<usize>,
+    /// Hosts granted in addition to the plugin's.
+    #[serde(serialize_with = "view::hosts")]
+    pub allow_hosts: Vec<HostPattern>,
+    /// The plugin config, secrets resolved.
+    pub config: PluginConfig,
+}
+
+/// A destination's plugin config with its secrets resolved. `Debug` and
+/// `Serialize` show it redacted: values that came from `${env:…}` /
+/// `${file:…}`, values under keys that name secrets (`*secret*`, `*token*`,
+/// `*password*`, `*key`) and the path and query of URLs (which often carry
+/// tokens). [`PluginConfig::expose`] gives the real value to the runtime.
+#[derive(Clone, PartialEq)]
+pub struct PluginConfig {
+    value: serde_json::Value,
+    secret_pointers: Vec<String>,
+}
+
+impl PluginConfig {
+    /// A config whose values at `secret_pointers` are secrets.
+    pub fn new(value: serde_json::Value, secret_pointers: Vec<String>) -> Self {
+        PluginConfig {
+            value,
+            secret_pointers,
+        }
+    }
+
+    /// The real config, for the plugin runtime only.
+    pub fn expose(&self) -> &serde_json::Value {
+        &self.value
+    }
+
+    /// Marks one more pointer as secret (e.g. a manifest's `secret-fields`).
+    pub fn mark_secret(&mut self, pointer: &str) {
+        if !self.secret_pointers.iter().any(|p| p == pointer) {
+            self.secret_pointers.push(pointer.to_owned());
+        }
+    }
+
+    /// The config with every sensitive value replaced by `<redacted>`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = self.value.clone();
+        validate::redact(&mut value, "", &self.secret_pointers);
+        value
+    }
+
+    /// `text` with every sensitive string of this config replaced by
+    /// `<redacted>` (for messages that may quote values, e.g. a schema's).
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        let mut sensitive = Vec::new();
+        validate::sensitive_strings(&self.value, &self.redacted(), &mut sensitive);
+        sensitive.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        for (s, shown) in sensitive {
+            if !s.is_empty() {
+                out = out.replace(&s, &shown);
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for PluginConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PluginConfig({})", self.redacted())
+    }
+}
+
+impl Serialize for PluginConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.redacted().serialize(s)
+    }
+}
+
+/// A route, validated (the routing engine that runs it comes with `route/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    /// Its name.
+    pub name: String,
+    /// Event-type globs; empty: any type.
+    pub event: Vec<Glob>,
+    /// Source globs; empty: any source.
+    pub source: Vec<Glob>,
+    /// The severity criterion.
+    pub severity: SeverityMatch,
+    /// Conditions that must all hold.
+    pub conditions: Vec<Condition>,
+    /// Where matching events go.
+    pub destinations: Vec<String>,
+    /// The template, if any.
+    pub template: Option<String>,
+    /// Keep evaluating later routes after a match.
+    #[serde(rename = "continue")]
+    pub continue_: bool,
+}
+
+/// How a route looks at severity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeverityMatch {
+    /// Any severity.
+    Any,
+    /// One of these.
+    OneOf(Vec<Severity>),
+    /// This one or a more urgent one.
+    AtLeast(Severity),
+}
+
+/// A template: texts per locale (rendering comes with `render/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Template {
+    /// Locale (`en`, `zh`, `default`, …) → title and body.
+    pub locales: BTreeMap<String, TemplateText>,
+}
+
+/// A template's texts for one locale.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateText {
+    /// The title template.
+    pub title: String,
+    /// The body template.
+    pub body: String,
+}
+
+/// The config text, kept to locate problems found after validation. Its
+/// `Debug` does not print it (it may hold literal secrets).
+#[derive(Clone, Default)]
+struct Source(Arc<str>);
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Source({} bytes)", self.0.len())
+    }
+}
+
+/// What the config needs to know about the loaded plugins. Implemented for
+/// the runtime's plugin map; tests implement it without wasm.
+pub trait PluginCatalog {
+    /// Is a plugin with this name loaded?
+    fn has_plugin(&self, name: &str) -> bool;
+    /// The names of the loaded plugins, for messages.
+    fn plugin_names(&self) -> Vec<String>;
+    /// The JSON Schema problems of `config` for plugin `name` (empty when
+    /// the plugin is unknown).
+    fn schema_issues(&self, name: &str, config: &serde_json::Value) -> Vec<ConfigIssue>;
+}
+
+impl<S: std::hash::BuildHasher> PluginCatalog for HashMap<String, Arc<Plugin>, S> {
+    fn has_plugin(&self, name: &str) -> bool {
+        self.contains_key(name)
+    }
+
+    fn plugin_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn schema_issues(&self, name: &str, config: &serde_json::Value) -> Vec<ConfigIssue> {
+        self.get(name)
+            .map(|p| p.schema_issues(config))
+            .unwrap_or_default()
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`, resolving `${env:…}` from the process
+    /// environment and `${file:…}` relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let resolver = Resolver {
+            env: &process_env,
+            base_dir,
+        };
+        Config::from_toml(&text, &resolver).map_err(ConfigError::Invalid)
+    }
+
+    /// Parses and validates config text.
+    pub fn from_toml(text: &str, resolver: &Resolver<'_>) -> Result<Config, Problems> {
+        let doc = parse::Document::parse(text)?;
+        let mut problems = Vec::new();
+        let (raw, broken) = doc.raw(&mut problems);
+        let config = validate::validate(&doc, raw, &broken, resolver, &mut problems);
+        let mut problems = Problems(problems);
+        problems.sort();
+        match config {
+            Some(mut config) if problems.is_empty() => {
+                config.source = Source(Arc::from(text));
+                Ok(config)
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// The embedded defaults (`defaults.toml`): what `serve` runs on with no
+    /// config file. They name no tokens; see [`LocalTokens`].
+    pub fn embedded_defaults() -> Result<Config, Problems> {
+        let resolver = Resolver {
+            env: &process_env,
+            base_dir: Path::new("."),
+        };
+        Config::from_toml(DEFAULTS_TOML, &resolver)
+    }
+
+    /// Checks the config against the loaded plugins: every destination's
+    /// plugin is loaded and its config passes the plugin's JSON Schema, and
+    /// every `[channels]` entry names a loaded plugin. Problems inside a
+    /// destination's config carry the JSON pointer after the key path
+    /// (`destinations.ops-bot.config/url`).
+    pub fn check_plugins(&self, plugins: &dyn PluginCatalog) -> Problems {
+        let mut problems = Vec::new();
+        // The text parsed once already, so this does not fail; lines are
+        // simply missing if it ever did.
+        let doc = parse::Document::parse(&self.source.0).or_else(|_| parse::Document::parse(""));
+        if let Ok(doc) = doc {
+            validate::check_plugins(self, &doc, plugins, &mut problems);
+        }
+        let mut problems = Problems(problems);
+        problems.sort();
+        problems
+    }
+
+    /// Is `channel` (a plugin name) switched on? Channels are on unless
+    /// `[channels]` switches them off.
+    pub fn channel_enabled(&self, channel: &str) -> bool {
+        self.channels.get(channel).copied().unwrap_or(true)
+    }
+
+    /// Does `destination` take deliveries now: it exists, it is enabled, and
+    /// its channel is enabled?
+    pub fn destination_active(&self, destination: &str) -> bool {
+        self.destinations
+            .get(destination)
+            .is_some_and(|d| d.enabled && self.channel_enabled(&d.plugin))
+    }
+
+    /// The plugin runtime's configuration: these limits and egress policy,
+    /// with the compiled-plugin cache in `data_dir/cache`.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            limits: self.runtime.limits.clone(),
+            max_concurrent_calls: self.runtime.max_concurrent_calls,
+            cache_dir: Some(self.server.data_dir.join("cache")),
+            egress: self.egress.clone(),
+            ..RuntimeConfig::default()
+        }
+    }
+}
+
+/// Serializers for the runtime's own types, in the file's shape.
+mod view {
+    use serde::Serializer;
+    use serde::ser::{SerializeSeq as _, SerializeStruct as _};
+
+    use crate::dispatch::retry::RetryPolicy;
+    use crate::egress::{EgressPolicy, HostPattern};
+    use crate::plugin::Limits;
+
+    pub fn egress<S: Serializer>(policy: &EgressPolicy, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(policy.allow_private.len()))?;
+        for net in &policy.allow_private {
+            seq.serialize_element(&net.to_string())?;
+        }
+        seq.end()
+    }
+
+    pub fn hosts<S: Serializer>(hosts: &[HostPattern], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(hosts.len()))?;
+        for host in hosts {
+            seq.serialize_element(&host.to_string())?;
+        }
+        seq.end()
+    }
+
+    pub fn limits<S: Serializer>(l: &Limits, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Limits", 5)?;
+        st.serialize_field("memory_bytes", &l.memory_bytes)?;
+        st.serialize_field("cpu_time_ms", &l.cpu_time.as_millis())?;
+        st.serialize_field("wall_time_ms", &l.wall_time.as_millis())?;
+        st.serialize_field("max_output_bytes", &l.max_output_bytes)?;
+        st.serialize_field("max_log_lines", &l.max_log_lines)?;
+        st.end()
+    }
+
+    pub fn retry<S: Serializer>(r: &RetryPolicy, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("RetryPolicy", 6)?;
+        st.serialize_field("base_secs", &r.base.as_secs())?;
+        st.serialize_field("multiplier", &r.multiplier)?;
+        st.serialize_field("cap_secs", &r.cap.as_secs())?;
+        st.serialize_field("min_delay_secs", &r.min_delay.as_secs())?;
+        st.serialize_field("max_attempts", &r.max_attempts)?;
+        st.serialize_field("max_age_secs", &r.max_age.as_secs())?;
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests;

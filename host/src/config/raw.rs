@@ -1,0 +1,364 @@
+//! The file as written: serde types for `carillon.toml`, with
+//! `deny_unknown_fields` everywhere and the documented defaults.
+//!
+//! These types check shapes and the values serde can check with a good error
+//! (host patterns, networks, severities), so a typo fails
+//! with its key and line. Everything that needs the whole file (references
+//! between sections, listen addresses, regexes) is checked in `validate`.
+//! The defaults here must match `defaults.toml`; a test compares them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::egress::HostPattern;
+use crate::message::Severity;
+
+/// A value parsed from a string with its `FromStr`, so its error message is
+/// reported at the value's line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed<T>(pub T);
+
+impl<'de, T> Deserialize<'de> for Parsed<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map(Parsed).map_err(de::Error::custom)
+    }
+}
+
+/// A secret as written (a literal or a `${…}` reference), not yet read;
+/// its `Debug` does not print it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretText(pub String);
+
+impl fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretText(<redacted>)")
+    }
+}
+
+/// One value or a list of them (`x = "a"` or `x = ["a", "b"]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany(Vec::new())
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: DeserializeOwned> Visitor<'de> for V<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|t| OneOrMany(vec![t]))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                T::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|t| OneOrMany(vec![t]))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                T::deserialize(de::value::BoolDeserializer::<E>::new(v)).map(|t| OneOrMany(vec![t]))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                T::deserialize(de::value::I64Deserializer::<E>::new(v)).map(|t| OneOrMany(vec![t]))
+            }
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+/// `[server]`: where the gateway listens and keeps its files.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    /// `address:port` to listen on.
+    pub listen: String,
+    /// Outbox, plugin cache and generated tokens.
+    pub data_dir: PathBuf,
+    /// Where `.wasm` plugins are loaded from (in addition to the built-in ones).
+    pub plugin_dir: PathBuf,
+    /// Largest request body the API accepts.
+    pub body_limit_bytes: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "./data".into(),
+            plugin_dir: "./plugins".into(),
+            body_limit_bytes: 1 << 20,
+        }
+    }
+}
+
+/// `[auth]`: the admin token and the ingest tokens.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAuth {
+    /// The token for the admin API (a literal or a `${…}` reference, read
+    /// as a [`SecretSource`] in validation so every token's problem shows).
+    pub admin_token: Option<SecretText>,
+    /// `[[auth.ingest]]`: tokens applications post events with.
+    pub ingest: Vec<RawIngest>,
+}
+
+/// One `[[auth.ingest]]` token.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// A name for logs and metrics (never the token).
+    pub name: String,
+    /// The token (a literal or a `${…}` reference).
+    pub token: SecretText,
+    /// Event-type globs this token may post; absent: any.
+    pub event_types: Option<Vec<String>>,
+    /// Destinations this token's events may reach; absent: any.
+    pub destinations: Option<Vec<String>>,
+}
+
+/// `[runtime]`: per-call plugin limits and the instance pool.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRuntime {
+    /// Linear memory per call, in MiB.
+    pub memory_mib: u64,
+    /// CPU time per call running wasm, in milliseconds.
+    pub cpu_time_ms: u64,
+    /// Wall-clock time per call, host calls included, in milliseconds.
+    pub wall_time_ms: u64,
+    /// Largest rendered payload, in bytes.
+    pub max_output_bytes: u64,
+    /// Log lines per call.
+    pub max_log_lines: u32,
+    /// Plugin calls running at once.
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        RawRuntime {
+            memory_mib: 64,
+            cpu_time_ms: 10_000,
+            wall_time_ms: 30_000,
+            max_output_bytes: 4 << 20,
+            max_log_lines: 100,
+            max_concurrent_calls: 128,
+        }
+    }
+}
+
+/// `[egress]`: networks plugins may reach although they are not public.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawEgress {
+    /// E.g. `["127.0.0.1/32"]` for a receiver on this machine.
+    pub allow_private: Vec<Parsed<IpNet>>,
+}
+
+/// `[dispatch]`: workers, the retry schedule, the global fallback.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDispatch {
+    /// Deliveries running at once.
+    pub workers: u32,
+    /// Destination that dead deliveries go to when their own fallbacks fail.
+    pub global_fallback: Option<String>,
+    /// `[dispatch.retry]`.
+    pub retry: RawRetry,
+}
+
+impl Default for RawDispatch {
+    fn default() -> Self {
+        RawDispatch {
+            workers: 64,
+            global_fallback: None,
+            retry: RawRetry::default(),
+        }
+    }
+}
+
+/// `[dispatch.retry]`: exponential backoff with full jitter.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetry {
+    /// Ceiling of the first retry, in seconds.
+    pub base_secs: u64,
+    /// Growth per attempt.
+    pub multiplier: f64,
+    /// Largest ceiling, in seconds.
+    pub cap_secs: u64,
+    /// Smallest wait, in seconds.
+    pub min_delay_secs: u64,
+    /// Counted attempts before dead-lettering.
+    pub max_attempts: u32,
+    /// Age after which a delivery is dead-lettered, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        RawRetry {
+            base_secs: 5,
+            multiplier: 5.0,
+            cap_secs: 24 * 3600,
+            min_delay_secs: 1,
+            max_attempts: 12,
+            max_age_secs: 48 * 3600,
+        }
+    }
+}
+
+/// `[channels.NAME]`: a channel type switched on or off as a whole.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawChannel {
+    /// Off: every destination of this plugin holds its deliveries.
+    pub enabled: bool,
+}
+
+/// `[destinations.NAME]`: one place messages go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    /// The plugin's name (its manifest name, e.g. `webhook`).
+    pub plugin: String,
+    /// Off: deliveries wait (they are not dropped).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Destination that dead deliveries go to next.
+    pub fallback: Option<String>,
+    /// Replaces the plugin's declared rate limits.
+    pub rate_limit: Option<OneOrMany<RawRateLimit>>,
+    /// Deliveries to this destination at once.
+    pub concurrency: Option<u32>,
+    /// Hosts granted in addition to the manifest's and the endpoint fields'.
+    #[serde(default)]
+    pub allow_hosts: Vec<Parsed<HostPattern>>,
+    /// The plugin's config, checked against its JSON Schema.
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
+}
+
+/// `{ requests = 20, per_secs = 60 }`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Requests per window.
+    pub requests: u32,
+    /// The window, in seconds.
+    pub per_secs: u64,
+}
+
+/// `[[routes]]`: which events go where.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// A name for logs and the admin API.
+    pub name: String,
+    /// `[routes.match]`: all given criteria must hold; none given matches all.
+    #[serde(rename = "match", default)]
+    pub matcher: RawMatch,
+    /// Where matching events go.
+    pub destinations: Vec<String>,
+    /// The template to render with; absent: the event's own title and body.
+    pub template: Option<String>,
+    /// Keep evaluating later routes after this one matched.
+    #[serde(rename = "continue", default)]
+    pub continue_: bool,
+}
+
+/// The criteria of a route.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMatch {
+    /// Event-type globs (`task.*`); any one may match.
+    pub event: OneOrMany<String>,
+    /// Source globs; any one may match.
+    pub source: OneOrMany<String>,
+    /// Exactly these severities.
+    pub severity: OneOrMany<Severity>,
+    /// This severity or a more urgent one.
+    pub min_severity: Option<Severity>,
+    /// Conditions on labels and data fields; all must hold.
+    pub conditions: Vec<RawCondition>,
+}
+
+/// `{ field = "labels.team", equals = "data" }`, `regex = "…"` or
+/// `exists = true`: exactly one test per condition.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCondition {
+    /// `labels.NAME` or `data.PATH` (dots separate nested fields).
+    pub field: String,
+    /// The field equals this value.
+    pub equals: Option<serde_json::Value>,
+    /// The field is a string matching this regex.
+    pub regex: Option<String>,
+    /// The field is present (`true`) or absent (`false`).
+    pub exists: Option<bool>,
+}
+
+/// `[templates.NAME.LOCALE]`: a title and a body per locale.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplateText {
+    /// The title template.
+    pub title: String,
+    /// The body template (Markdown).
+    pub body: String,
+}
+
+/// A template: locale (`en`, `zh`, `default`, …) → texts.
+pub type RawTemplate = BTreeMap<String, RawTemplateText>;
+
+/// The whole file, section by section.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawConfig {
+    /// `[server]`.
+    pub server: RawServer,
+    /// `[auth]`.
+    pub auth: RawAuth,
+    /// `[runtime]`.
+    pub runtime: RawRuntime,
+    /// `[egress]`.
+    pub egress: RawEgress,
+    /// `[dispatch]`.
+    pub dispatch: RawDispatch,
+    /// `[channels]`.
+    pub channels: BTreeMap<String, RawChannel>,
+    /// `[destinations]`.
+    pub destinations: BTreeMap<String, RawDestination>,
+    /// `[[routes]]`, each with its index in the file.
+    pub routes: Vec<(usize, RawRoute)>,
+    /// `[templates]`.
+    pub templates: BTreeMap<String, RawTemplate>,
+}

@@ -1,0 +1,351 @@
+//! Unit tests of the configuration: defaults, a full valid file, secrets
+//! that never print, problems with their paths, checks against plugins and
+//! the generated local tokens. The golden error files are in
+//! `host/tests/config.rs`.
+
+use std::path::Path;
+
+use super::*;
+use crate::plugin::types::ConfigIssue;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "T_ADMIN" => Some("admin-SECRET-1".into()),
+        "T_CI" => Some("ci-SECRET-2".into()),
+        "T_HOOK" => Some("https://hooks.example.com/in/SECRET-3".into()),
+        "T_SIGN" => Some("whsec_SECRET4aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, Problems> {
+    let resolver = Resolver {
+        env: &env,
+        base_dir: Path::new("."),
+    };
+    Config::from_toml(text, &resolver)
+}
+
+fn problems(text: &str) -> String {
+    match parse(text) {
+        Ok(_) => "ok".to_owned(),
+        Err(p) => p.to_string(),
+    }
+}
+
+const FULL: &str = r#"
+[server]
+listen = "0.0.0.0:9000"
+
+[auth]
+admin_token = "${env:T_ADMIN}"
+
+[[auth.ingest]]
+name = "ci"
+token = "${env:T_CI}"
+event_types = ["task.*"]
+destinations = ["ops-bot"]
+
+[[auth.ingest]]
+name = "literal"
+token = "lit-SECRET-5"
+
+[egress]
+allow_private = ["127.0.0.1/32", "10.0.0.0/8"]
+
+[dispatch]
+global_fallback = "mail"
+
+[channels]
+teams = { enabled = false }
+
+[destinations.ops-bot]
+plugin = "webhook"
+fallback = "mail"
+rate_limit = { requests = 20, per_secs = 60 }
+allow_hosts = ["*.example.com"]
+config = { url = "${env:T_HOOK}", signing_secret = "${env:T_SIGN}", headers = { Authorization = "Bearer lit-SECRET-6" } }
+
+[destinations.mail]
+plugin = "webhook"
+rate_limit = [{ requests = 5, per_secs = 1 }, { requests = 100, per_secs = 60 }]
+config = { url = "https://mail.example.com/in?token=lit-SECRET-7" }
+
+[[routes]]
+name = "failures"
+match.event = "task.failed"
+match.min_severity = "warning"
+match.conditions = [
+  { field = "labels.team", equals = "data" },
+  { field = "data.task.name", regex = "^etl-" },
+  { field = "data.rows", exists = true },
+]
+destinations = ["ops-bot"]
+template = "task-failed"
+continue = true
+
+[templates.task-failed.en]
+title = "Task {{ task }} failed"
+body = "See {{ link }}"
+
+[templates.task-failed.zh-CN]
+title = "任务 {{ task }} 失败"
+body = "详见 {{ link }}"
+"#;
+
+#[test]
+fn the_embedded_defaults_load_and_match_the_built_in_defaults() {
+    let defaults = Config::embedded_defaults().expect("defaults.toml is valid");
+    assert_eq!(defaults.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(defaults.server.data_dir, Path::new("./data"));
+    assert_eq!(defaults.server.plugin_dir, Path::new("./plugins"));
+    assert!(defaults.destinations.is_empty() && defaults.routes.is_empty());
+    assert!(defaults.auth.admin_token.is_none() && defaults.auth.ingest.is_empty());
+    let empty = parse("").expect("an empty file is valid");
+    let json = |c: &Config| serde_json::to_value(c).expect("serializes");
+    assert_eq!(
+        json(&defaults),
+        json(&empty),
+        "defaults.toml and the serde defaults agree"
+    );
+    let runtime = defaults.runtime_config();
+    let stock = crate::plugin::RuntimeConfig::default();
+    assert_eq!(runtime.limits.memory_bytes, stock.limits.memory_bytes);
+    assert_eq!(runtime.limits.cpu_time, stock.limits.cpu_time);
+    assert_eq!(runtime.limits.wall_time, stock.limits.wall_time);
+    assert_eq!(runtime.max_concurrent_calls, stock.max_concurrent_calls);
+    assert_eq!(
+        defaults.dispatch.retry,
+        crate::dispatch::retry::RetryPolicy::default()
+    );
+}
+
+#[test]
+fn a_full_file_validates_into_typed_values() {
+    let c = parse(FULL).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(c.server.listen.port(), 9000);
+    assert_eq!(
+        c.auth.admin_token.as_ref().map(Secret::expose),
+        Some("admin-SECRET-1")
+    );
+    assert_eq!(c.auth.ingest[0].token.expose(), "ci-SECRET-2");
+    assert!(
+        c.auth.ingest[0]
+            .event_types
+            .as_ref()
+            .is_some_and(|g| g[0].matches("task.failed"))
+    );
+    assert!(c.egress.permits("10.1.2.3".parse().expect("ip")));
+    let bot = &c.destinations["ops-bot"];
+    assert_eq!(
+        bot.config.expose()["url"],
+        "https://hooks.example.com/in/SECRET-3"
+    );
+    assert_eq!(bot.rate_limits.as_ref().map(Vec::len), Some(1));
+    assert_eq!(
+        c.destinations["mail"].rate_limits.as_ref().map(Vec::len),
+        Some(2)
+    );
+    assert!(!c.channel_enabled("teams") && c.channel_enabled("webhook"));
+    assert!(c.destination_active("ops-bot"));
+    let route = &c.routes[0];
+    assert_eq!(route.severity, SeverityMatch::AtLeast(Severity::Warning));
+    assert_eq!(route.conditions.len(), 3);
+    assert!(route.continue_);
+    assert_eq!(c.templates["task-failed"].locales.len(), 2);
+}
+
+#[test]
+fn secrets_never_appear_in_debug_display_or_json() {
+    let c = parse(FULL).unwrap_or_else(|p| panic!("{p}"));
+    let secrets = validate::all_secrets(&c);
+    for s in ["admin-SECRET-1", "ci-SECRET-2", "lit-SECRET-5"] {
+        assert!(secrets.contains(s), "{s} is among the secrets: {secrets:?}");
+    }
+    let debug = format!("{c:?}");
+    let pretty = format!("{c:#?}");
+    let json = serde_json::to_string(&c).expect("serializes");
+    let display: String = c
+        .auth
+        .ingest
+        .iter()
+        .map(|t| t.token.to_string())
+        .chain(c.auth.admin_token.iter().map(ToString::to_string))
+        .collect();
+    for text in [&debug, &pretty, &json, &display] {
+        assert!(!text.contains("SECRET"), "a secret leaked: {text}");
+    }
+    assert!(
+        json.contains("https://hooks.example.com/<redacted>") || json.contains("\"<redacted>\"")
+    );
+    assert!(json.contains("mail.example.com/<redacted>"), "{json}");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path_and_line() {
+    let text = r#"
+[server]
+listen = "localhost"
+
+[destinations.a]
+plugin = "webhook"
+fallback = "b"
+
+[destinations.b]
+plugin = "webhook"
+fallback = "a"
+
+[[routes]]
+name = "r"
+destinations = ["a", "nope"]
+template = "missing"
+match.conditions = [{ field = "data.x", regex = "(" }]
+"#;
+    let out = problems(text);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("server.listen (line 3, column 10): \"localhost\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "destinations.a.fallback (line 7, column 12): fallbacks form a cycle: a → b → a"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "routes[0].destinations[1] (line 15, column 22): no destination is named \"nope\""
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("routes[0].template (line 16, column 12): no template is named \"missing\""),
+        "{out}"
+    );
+    assert!(out.contains("routes[0].match.conditions[0].regex"), "{out}");
+    assert_eq!(lines.len(), 5, "{out}");
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_their_key_and_line() {
+    let out = problems(
+        "[server]\nlisten = \"127.0.0.1:1\"\nlisne = 1\n\n[egress]\nallow_private = [\"nope\"]\n[extra]\n",
+    );
+    assert!(
+        out.contains("server.lisne (line 3, column 9): unknown field `lisne`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("egress.allow_private[0] (line 6, column 18)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("extra (line 7, column 2): unknown section `extra`"),
+        "{out}"
+    );
+    let out = problems("[server\n");
+    assert!(out.starts_with("(file) (line 1"), "{out}");
+}
+
+#[test]
+fn secret_references_report_the_key() {
+    let out = problems(
+        "[auth]\nadmin_token = \"${env:CARILLON_UNSET_X}\"\n[[auth.ingest]]\nname = \"a\"\ntoken = \"${vault:x}\"\n",
+    );
+    assert!(
+        out.contains(
+            "auth.admin_token (line 2, column 15): environment variable CARILLON_UNSET_X is not set"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "auth.ingest[0].token (line 5, column 9): \"${vault:x}\" is not a secret reference"
+        ),
+        "{out}"
+    );
+    let out =
+        problems("[destinations.d]\nplugin = \"webhook\"\nconfig = { url = \"${env:NOPE}\" }\n");
+    assert!(
+        out.contains(
+            "destinations.d.config/url (line 3, column 18): environment variable NOPE is not set"
+        ),
+        "{out}"
+    );
+}
+
+struct FakePlugins;
+
+impl PluginCatalog for FakePlugins {
+    fn has_plugin(&self, name: &str) -> bool {
+        name == "webhook" || name == "teams"
+    }
+    fn plugin_names(&self) -> Vec<String> {
+        vec!["teams".into(), "webhook".into()]
+    }
+    fn schema_issues(&self, _: &str, config: &serde_json::Value) -> Vec<ConfigIssue> {
+        match config.get("url").and_then(|u| u.as_str()) {
+            Some(u) if u.starts_with("https://") => Vec::new(),
+            Some(u) => vec![ConfigIssue {
+                path: "/url".into(),
+                message: format!("{u:?} does not match \"^https://\""),
+            }],
+            None => vec![ConfigIssue {
+                path: String::new(),
+                message: "\"url\" is a required property".into(),
+            }],
+        }
+    }
+}
+
+#[test]
+fn plugin_checks_point_into_the_destination_config() {
+    let text = "[channels]\nfax = { enabled = true }\n\n[destinations.a]\nplugin = \"webhook\"\nconfig = { url = \"ftp://x/SECRET\" }\n\n[destinations.b]\nplugin = \"pager\"\n\n[destinations.c]\nplugin = \"webhook\"\n";
+    let c = parse(text).unwrap_or_else(|p| panic!("{p}"));
+    let out = c.check_plugins(&FakePlugins).to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[0].starts_with("channels.fax (line 2, column 7): no plugin is named \"fax\" (loaded plugins: teams, webhook)"), "{out}");
+    assert_eq!(
+        lines[1],
+        "destinations.a.config/url (line 6, column 18): \"ftp://x/<redacted>\" does not match \"^https://\""
+    );
+    assert!(
+        lines[2]
+            .starts_with("destinations.b.plugin (line 9, column 10): no plugin is named \"pager\""),
+        "{out}"
+    );
+    assert!(
+        lines[3].starts_with(
+            "destinations.c.config (line 11, column 1): \"url\" is a required property"
+        ) || lines[3].starts_with("destinations.c.config"),
+        "{out}"
+    );
+    assert!(
+        parse(FULL)
+            .expect("valid")
+            .check_plugins(&FakePlugins)
+            .is_empty()
+    );
+}
+
+#[test]
+fn local_tokens_are_generated_once_and_reused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let first = LocalTokens::load_or_create(&data).expect("created");
+    assert!(first.created);
+    assert!(first.admin.expose().starts_with("adm_") && first.admin.expose().len() == 68);
+    let again = LocalTokens::load_or_create(&data).expect("read");
+    assert!(!again.created);
+    assert_eq!(again.admin, first.admin);
+    assert_eq!(again.ingest, first.ingest);
+    assert_ne!(first.admin, first.ingest);
+    let mut config = Config::embedded_defaults().expect("defaults");
+    again.apply(&mut config);
+    assert_eq!(config.auth.admin_token.as_ref(), Some(&first.admin));
+    assert_eq!(config.auth.ingest[0].name, "local");
+    std::fs::write(data.join(LocalTokens::FILE), "junk = 1").expect("write");
+    assert!(LocalTokens::load_or_create(&data).is_err());
+}
