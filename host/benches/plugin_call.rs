@@ -104,8 +104,14 @@ fn main() {
         now_ms: 1_700_000_000_000,
     };
 
+    // `KEEP_RESIDENT_KIB=…` sweeps the pool's resident-memory setting.
+    let keep_resident_bytes = std::env::var("KEEP_RESIDENT_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(carillon::plugin::DEFAULT_KEEP_RESIDENT, |kib| kib << 10);
     let runtime = Runtime::new(RuntimeConfig {
         max_concurrent_calls: 16,
+        keep_resident_bytes,
         ..RuntimeConfig::default()
     })
     .expect("runtime");
@@ -177,9 +183,10 @@ fn main() {
     let fixed = stats(fixed);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
-        "plugin_call: webhook render of a typical message ({} bytes), {} iterations each",
+        "plugin_call: webhook render of a typical message ({} bytes), {} iterations each, keep_resident {} KiB",
         wasm_body.len(),
-        sandboxed.n
+        sandboxed.n,
+        keep_resident_bytes >> 10
     );
     println!(
         "  native render           median {:8.2} µs   p99 {:8.2} µs",

@@ -20,4 +20,6 @@ pub mod types;
 
 pub use call::CallError;
 pub use load::{LoadError, Plugin, SUPPORTED_WIT};
-pub use runtime::{Destination, Limits, Runtime, RuntimeConfig, RuntimeError};
+pub use runtime::{
+    DEFAULT_KEEP_RESIDENT, Destination, Limits, Runtime, RuntimeConfig, RuntimeError,
+};

@@ -57,6 +57,11 @@ pub struct RuntimeConfig {
     pub egress: EgressPolicy,
     /// Limits on plugin HTTP requests.
     pub http: HttpLimits,
+    /// Bytes of each linear memory the pool keeps mapped (and zeroes with
+    /// `memset`) between instances, instead of returning them to the kernel.
+    /// Larger saves page faults in the next instance; it costs a `memset` of
+    /// up to this much per call.
+    pub keep_resident_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -67,9 +72,14 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             egress: EgressPolicy::strict(),
             http: HttpLimits::default(),
+            keep_resident_bytes: DEFAULT_KEEP_RESIDENT,
         }
     }
 }
+
+/// See [`RuntimeConfig::keep_resident_bytes`]; chosen with
+/// `cargo bench -p carillon --bench plugin_call` (BENCHMARKS.md).
+pub const DEFAULT_KEEP_RESIDENT: usize = 4 << 20;
 
 /// The runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -152,8 +162,11 @@ impl Runtime {
             .max_core_instances_per_component(32)
             // Keeping a little memory resident makes a fresh instance's first
             // touches cheap (limits.md §4: 32.6 µs → 19.5 µs per call).
-            .linear_memory_keep_resident(4 << 20)
-            .table_keep_resident(64 << 10);
+            .linear_memory_keep_resident(config.keep_resident_bytes)
+            .table_keep_resident(64 << 10)
+            // The async fiber stack is reused per call too: keeping its top
+            // resident avoids page faults on every call.
+            .async_stack_keep_resident(128 << 10);
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .concurrency_support(false)
