@@ -226,20 +226,23 @@ fn max_held(config: &DispatchConfig) -> usize {
     config.workers.max(1) * 16
 }
 
+/// A delivery to a destination the config no longer has: dead-lettered
+/// (re-queueable once the destination is back), via its fallback if any.
+fn unconfigured(shared: &Shared, claim: &Claim) -> Decision {
+    Decision {
+        outcome: Outcome::Dead {
+            error: format!("destination {:?} is not configured", claim.destination),
+            fallback: shared.directory.fallback_for(&claim.destination),
+        },
+        pause_until: None,
+        label: "dead",
+    }
+}
+
 /// Hands a claim to its destination's lane, creating the lane on first use.
 fn route(shared: &Arc<Shared>, claim: Claim) {
     let Some(entry) = shared.directory.destination(&claim.destination) else {
-        let error = format!("destination {:?} is not configured", claim.destination);
-        let fallback = shared.directory.fallback_for(&claim.destination);
-        finish(
-            shared,
-            &claim,
-            Decision {
-                outcome: Outcome::Dead { error, fallback },
-                pause_until: None,
-                label: "dead",
-            },
-        );
+        finish(shared, &claim, unconfigured(shared, &claim));
         return;
     };
     let mut lanes = shared.lanes.lock().unwrap_or_else(|p| p.into_inner());
@@ -373,14 +376,7 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
         label: "deferred",
     };
     let Some(entry) = shared.directory.destination(&claim.destination) else {
-        return Decision {
-            outcome: Outcome::Dead {
-                error: format!("destination {:?} is not configured", claim.destination),
-                fallback: shared.directory.fallback_for(&claim.destination),
-            },
-            pause_until: None,
-            label: "dead",
-        };
+        return unconfigured(shared, claim);
     };
     if !entry.enabled {
         return wait(format!("destination {:?} is disabled; waiting", entry.name));
