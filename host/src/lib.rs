@@ -6,11 +6,13 @@
 //! - [`dispatch`]: delivering what the outbox holds, with retries, rate
 //!   limits and fallbacks;
 //! - [`egress`]: which hosts and addresses plugins may reach;
+//! - [`event`]: the normalized event every input format becomes;
 //! - [`message`]: the channel-neutral message.
 
 pub mod config;
 pub mod dispatch;
 pub mod egress;
+pub mod event;
 pub mod message;
 pub mod plugin;
 pub mod tls;
