@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use carillon::config::{Config, ConfigError};
+use carillon::config::{Config, ConfigError, LocalTokens};
+use carillon::gateway::{Gateway, Options, StartError};
 use carillon::plugin::{Plugin, Runtime, RuntimeConfig};
 use clap::{Parser, Subcommand};
 
@@ -17,10 +18,49 @@ use clap::{Parser, Subcommand};
 pub struct Args {
     #[command(subcommand)]
     command: Command,
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(
+        long,
+        global = true,
+        env = "CARILLON_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per record.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway: the HTTP API and the dispatcher. Without a config
+    /// file it runs on the embedded defaults (127.0.0.1:8080, ./data,
+    /// built-in plugins) and prints a generated token once.
+    Serve {
+        /// The config file (default: the embedded defaults).
+        #[arg(long, short, env = "CARILLON_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen here instead of `server.listen`, e.g. 0.0.0.0:8080.
+        #[arg(long, env = "CARILLON_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Run a local webhook receiver that prints what it gets: for the
+    /// quickstart, and for seeing exactly what a webhook destination sends.
+    Receive {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The destination's `signing_secret` (`whsec_…`): verify each
+        /// request's Standard Webhooks signature and answer 401 to a bad one.
+        #[arg(long, env = "CARILLON_RECEIVE_SECRET")]
+        secret: Option<String>,
+    },
     /// Work with plugin files.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -64,6 +104,11 @@ enum PluginCommand {
 /// Runs the parsed command.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
+        Command::Serve { config, listen } => serve(config.as_deref(), listen).await,
+        Command::Receive { listen, secret } => {
+            carillon::receive::run(listen, secret.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Check { file }) => config_check(file.as_deref()).await,
         Command::Plugin(PluginCommand::Inspect { file, json }) => {
             let (_, plugin) = load(&file).await?;
@@ -100,6 +145,104 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// `carillon serve`: runs until SIGINT or SIGTERM, then stops gracefully.
+async fn serve(
+    file: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<ExitCode> {
+    let config = match file {
+        Some(path) => Config::load(path),
+        None => Config::embedded_defaults().map_err(ConfigError::Invalid),
+    };
+    let mut config = match config {
+        Ok(config) => config,
+        Err(ConfigError::Invalid(problems)) => {
+            let mut err = std::io::stderr().lock();
+            for problem in problems.iter() {
+                writeln!(err, "{problem}")?;
+            }
+            writeln!(
+                err,
+                "error: the config has {} problem(s); nothing was started",
+                problems.len()
+            )?;
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    match file {
+        Some(path) => tracing::info!(config = %path.display(), "starting"),
+        None => tracing::info!("starting on the embedded defaults (no --config given)"),
+    }
+    let gateway = match Gateway::start(config, Options::default()).await {
+        Ok(gateway) => gateway,
+        Err(StartError::Config(problems)) => {
+            let mut err = std::io::stderr().lock();
+            for problem in problems.iter() {
+                writeln!(err, "{problem}")?;
+            }
+            writeln!(
+                err,
+                "error: the config has {} problem(s); nothing was started",
+                problems.len()
+            )?;
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(tokens) = gateway.local_tokens().filter(|t| t.created) {
+        let addr = gateway.local_addr();
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "\nGenerated tokens (shown once; kept in {}):\n  admin token:  {}\n  ingest token: {}\n\n\
+             Post an event:\n  curl -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n       \
+             -d '{{\"type\":\"task.failed\",\"source\":\"etl\",\"title\":\"orders_daily failed\"}}' http://{addr}/v1/events\n",
+            gateway
+                .state()
+                .live()
+                .config
+                .server
+                .data_dir
+                .join(LocalTokens::FILE)
+                .display(),
+            tokens.admin.expose(),
+            tokens.ingest.expose(),
+            tokens.ingest.expose(),
+        )?;
+    }
+    wait_for_signal().await;
+    tracing::info!("stopping: finishing requests, handing back deliveries, flushing the outbox");
+    gateway.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

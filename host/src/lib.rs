@@ -1,18 +1,29 @@
 //! Carillon, the notification gateway: the library behind the `carillon`
 //! binary. See ARCHITECTURE.md for the map; in short:
 //!
-//! - [`plugin`]: the sandboxed WebAssembly runtime for channel plugins;
+//! - [`gateway`]: the running gateway (`carillon serve`), composed of:
+//! - [`api`]: the HTTP API (ingest, admin, metrics, health);
+//! - [`event`]: every accepted input format, normalized to one `Event`;
+//! - [`route`] and [`render`]: routing rules and templates;
+//! - [`plugin`]: the sandboxed WebAssembly runtime for channel plugins, and
+//!   [`catalog`], the installed plugins;
 //! - [`config`]: `carillon.toml`, parsed, validated and with secrets resolved;
 //! - [`dispatch`]: delivering what the outbox holds, with retries, rate
 //!   limits and fallbacks;
 //! - [`egress`]: which hosts and addresses plugins may reach;
-//! - [`event`]: the normalized event every input format becomes;
-//! - [`message`]: the channel-neutral message.
+//! - [`message`]: the channel-neutral message;
+//! - [`receive`]: `carillon receive`, a local webhook receiver.
 
+pub mod api;
+pub mod catalog;
 pub mod config;
 pub mod dispatch;
 pub mod egress;
 pub mod event;
+pub mod gateway;
 pub mod message;
 pub mod plugin;
+pub mod receive;
+pub mod render;
+pub mod route;
 pub mod tls;

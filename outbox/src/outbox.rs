@@ -595,6 +595,53 @@ impl Outbox {
         }
     }
 
+    /// Ends every lease still held, making those deliveries claimable at
+    /// `now`; returns how many. For start-up: sled allows one process per
+    /// database, so a lease found at open belongs to a process that died,
+    /// and waiting for it to expire would only delay redelivery.
+    pub fn release_leases(&self, now: Timestamp) -> Result<u64, OutboxError> {
+        let lower = keys::time_upper_bound(now);
+        let mut held = Vec::new();
+        for kv in self.trees[DU].range(lower..) {
+            let (k, _) = kv?;
+            let Some((at, id)) = keys::split_time_key(&k) else {
+                return Err(corrupt(keys::DUE, &k, "malformed due key"));
+            };
+            held.push((at, id));
+        }
+        let mut released = 0;
+        for chunk in held.chunks(256) {
+            let r = self.run(|t| {
+                let mut n = 0u64;
+                for (at, id) in chunk {
+                    let dk = keys::time_key(*at, id);
+                    if t[DU].get(&dk)?.is_none() {
+                        continue;
+                    }
+                    let Some(mut rec) = tx_get_delivery(t, id)? else {
+                        return abort(corrupt(keys::DUE, &dk, "due entry without a delivery"));
+                    };
+                    let DeliveryState::Claimed(claimed) = DeliveryState::from(rec.state.clone())
+                    else {
+                        continue; // pending or scheduled in the future: not a lease
+                    };
+                    let expired = crate::state::Claimed {
+                        lease_until: now,
+                        ..claimed
+                    };
+                    rec.state = (&DeliveryState::Claimed(expired)).into();
+                    tx_put(&t[DL], keys::DELIVERIES, id.as_str().as_bytes(), &rec)?;
+                    t[DU].remove(dk)?;
+                    t[DU].insert(keys::time_key(now, id), &[][..])?;
+                    n += 1;
+                }
+                Ok(n)
+            })?;
+            released += r.unwrap_or(0);
+        }
+        Ok(released)
+    }
+
     /// Records the outcome of `claim` at `now`, in one transaction. Refused
     /// with [`Completion::LeaseLost`] (nothing written) unless the delivery
     /// is still claimed by the same owner under the same token; a claim

@@ -727,3 +727,45 @@ fn corrupt_record_is_a_typed_error_naming_the_key() {
     );
     assert!(chain.contains("dlv_bad"), "{chain}");
 }
+
+#[tokio::test]
+async fn released_leases_are_claimable_at_once_and_future_retries_are_untouched() {
+    let (_d, _c, ob) = setup();
+    let (_, ids) = accept(&ob, &["a", "b"]).await;
+    let held = ob.claim_due(t(0), 1, "dead-process", LEASE).expect("claim");
+    assert_eq!(held.len(), 1);
+    // The other one waits for a retry due in the future.
+    let other = ob.claim_due(t(0), 1, "w", LEASE).expect("claim").remove(0);
+    ob.complete(
+        &other,
+        Outcome::Retry {
+            at: t(60_000),
+            error: "later".into(),
+            counts_as_attempt: true,
+        },
+        t(1),
+    )
+    .expect("complete");
+    assert!(
+        ob.claim_due(t(10), 10, "new", LEASE)
+            .expect("claim")
+            .is_empty()
+    );
+
+    assert_eq!(ob.release_leases(t(10)).expect("release"), 1);
+    let again = ob.claim_due(t(10), 10, "new", LEASE).expect("claim");
+    assert_eq!(again.len(), 1, "only the lease, not the future retry");
+    assert_eq!(again[0].delivery_id, held[0].delivery_id);
+    assert!(again[0].token > held[0].token);
+    assert!(ids.contains(&other.delivery_id));
+    assert!(matches!(
+        state(&ob, &other.delivery_id),
+        DeliveryState::Scheduled(_)
+    ));
+    assert_eq!(ob.depth().claimed, 1);
+    assert_eq!(
+        ob.release_leases(t(10)).expect("release"),
+        1,
+        "the new lease too"
+    );
+}

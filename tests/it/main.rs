@@ -1,8 +1,10 @@
 //! End-to-end tests, one binary with a module per area (every test binary
 //! links wasmtime again, so there is only one).
 
+mod api;
 mod channels;
 mod dispatch;
+mod email;
 mod limits;
 mod loading;
 mod support;

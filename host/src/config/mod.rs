@@ -4,7 +4,8 @@
 //!    (`deny_unknown_fields` everywhere), section by section, keeping spans.
 //! 2. `validate` resolves secrets (`${env:NAME}`, `${file:PATH}`) on the
 //!    typed fields meant for them, checks values and cross-references
-//!    (route → destination → fallback, templates) and builds a [`Config`].
+//!    (route → destination → fallback, templates, which must compile) and
+//!    builds a [`Config`].
 //! 3. [`Config::check_plugins`] checks what needs the loaded plugins:
 //!    each destination's plugin exists and its config passes the plugin's
 //!    JSON Schema.
@@ -29,6 +30,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
@@ -43,6 +45,7 @@ use crate::egress::{EgressPolicy, HostPattern};
 use crate::message::Severity;
 use crate::plugin::types::{ConfigIssue, RateLimit};
 use crate::plugin::{Limits, Plugin, RuntimeConfig};
+use crate::render::RenderSettings;
 
 /// The configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -77,15 +80,38 @@ pub struct Config {
     pub dispatch: DispatchSettings,
     /// `[channels]`: channel types switched off (or explicitly on) as a whole.
     pub channels: BTreeMap<String, bool>,
+    /// `[channels.NAME] sha256`: plugins pinned to one build (lower-case
+    /// hex SHA-256 of the `.wasm`); any other build is refused.
+    pub plugin_pins: BTreeMap<String, String>,
     /// `[destinations.NAME]`.
     pub destinations: BTreeMap<String, DestinationConfig>,
     /// `[[routes]]`, in file order.
     pub routes: Vec<Route>,
-    /// `[templates.NAME]`.
+    /// `[templates.NAME]` (compiled by [`crate::render::Renderer::new`];
+    /// validation has checked that they compile).
     pub templates: BTreeMap<String, Template>,
+    /// `[render]`: the time zone and the default locale of templates.
+    #[serde(serialize_with = "view::render")]
+    pub render: RenderSettings,
+    /// `[outbox]`.
+    #[serde(serialize_with = "view::outbox")]
+    pub outbox: OutboxSettings,
     /// The text it came from, to locate problems found later.
     #[serde(skip)]
     source: Source,
+}
+
+/// `[outbox]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxSettings {
+    /// Unfinished deliveries before ingest answers 503.
+    pub max_pending: u64,
+    /// How long idempotency keys are remembered.
+    pub idempotency_window: Duration,
+    /// How long delivered deliveries stay visible.
+    pub delivered_retention: Duration,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
 }
 
 /// `[server]`, validated.
@@ -99,6 +125,11 @@ pub struct Server {
     pub plugin_dir: PathBuf,
     /// Largest request body, in bytes.
     pub body_limit_bytes: usize,
+    /// Watch `plugin_dir` and hot-reload its files.
+    pub watch_plugins: bool,
+    /// How often `plugin_dir` is rescanned besides change notifications.
+    #[serde(rename = "plugin_rescan_secs", serialize_with = "view::secs")]
+    pub plugin_rescan: Duration,
 }
 
 /// `[auth]`, validated.
@@ -164,6 +195,8 @@ pub struct DestinationConfig {
     pub allow_hosts: Vec<HostPattern>,
     /// The plugin config, secrets resolved.
     pub config: PluginConfig,
+    /// The locale messages to it are rendered in; `None`: the event's.
+    pub locale: Option<String>,
 }
 
 /// A destination's plugin config with its secrets resolved. `Debug` and
@@ -233,7 +266,7 @@ impl Serialize for PluginConfig {
     }
 }
 
-/// A route, validated (the routing engine that runs it comes with `route/`).
+/// A route, validated; [`crate::route::Router`] evaluates them.
 #[derive(Debug, Clone, Serialize)]
 pub struct Route {
     /// Its name.
@@ -248,7 +281,7 @@ pub struct Route {
     pub conditions: Vec<Condition>,
     /// Where matching events go.
     pub destinations: Vec<String>,
-    /// The template, if any.
+    /// The template (a `[templates]` name or `builtin.NAME`), if any.
     pub template: Option<String>,
     /// Keep evaluating later routes after a match.
     #[serde(rename = "continue")]
@@ -267,7 +300,8 @@ pub enum SeverityMatch {
     AtLeast(Severity),
 }
 
-/// A template: texts per locale (rendering comes with `render/`).
+/// A template: texts per locale ([`crate::render`] compiles and renders
+/// them).
 #[derive(Debug, Clone, Serialize)]
 pub struct Template {
     /// Locale (`en`, `zh`, `default`, …) → title and body.
@@ -388,6 +422,11 @@ impl Config {
         problems
     }
 
+    /// The SHA-256 `plugin` is pinned to, if any (`[channels.NAME] sha256`).
+    pub fn plugin_pin(&self, plugin: &str) -> Option<&str> {
+        self.plugin_pins.get(plugin).map(String::as_str)
+    }
+
     /// Is `channel` (a plugin name) switched on? Channels are on unless
     /// `[channels]` switches them off.
     pub fn channel_enabled(&self, channel: &str) -> bool {
@@ -423,6 +462,7 @@ mod view {
     use crate::dispatch::retry::RetryPolicy;
     use crate::egress::{EgressPolicy, HostPattern};
     use crate::plugin::Limits;
+    use crate::render::RenderSettings;
 
     pub fn egress<S: Serializer>(policy: &EgressPolicy, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(policy.allow_private.len()))?;
@@ -448,6 +488,26 @@ mod view {
         st.serialize_field("max_output_bytes", &l.max_output_bytes)?;
         st.serialize_field("max_log_lines", &l.max_log_lines)?;
         st.end()
+    }
+
+    pub fn outbox<S: Serializer>(o: &super::OutboxSettings, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("OutboxSettings", 4)?;
+        st.serialize_field("max_pending", &o.max_pending)?;
+        st.serialize_field("idempotency_window_secs", &o.idempotency_window.as_secs())?;
+        st.serialize_field("delivered_retention_secs", &o.delivered_retention.as_secs())?;
+        st.serialize_field("cache_mib", &(o.cache_bytes >> 20))?;
+        st.end()
+    }
+
+    pub fn render<S: Serializer>(r: &RenderSettings, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("RenderSettings", 2)?;
+        st.serialize_field("time_zone", &r.time_zone.iana_name().unwrap_or("UTC"))?;
+        st.serialize_field("default_locale", &r.default_locale)?;
+        st.end()
+    }
+
+    pub fn secs<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
     }
 
     pub fn retry<S: Serializer>(r: &RetryPolicy, s: S) -> Result<S::Ok, S::Error> {

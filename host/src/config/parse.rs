@@ -23,6 +23,8 @@ const SECTIONS: &[&str] = &[
     "egress",
     "dispatch",
     "channels",
+    "render",
+    "outbox",
     "destinations",
     "routes",
     "templates",
@@ -186,6 +188,16 @@ impl<'a> Document<'a> {
                 "channels" => {
                     if let Some(v) = self.decode(value, &path, problems) {
                         raw.channels = v;
+                    }
+                }
+                "render" => {
+                    if let Some(v) = self.decode(value, &path, problems) {
+                        raw.render = v;
+                    }
+                }
+                "outbox" => {
+                    if let Some(v) = self.decode(value, &path, problems) {
+                        raw.outbox = v;
                     }
                 }
                 "destinations" => {

@@ -99,6 +99,10 @@ pub struct RawServer {
     pub plugin_dir: PathBuf,
     /// Largest request body the API accepts.
     pub body_limit_bytes: u64,
+    /// Watch `plugin_dir` and hot-reload added, changed and removed files.
+    pub watch_plugins: bool,
+    /// How often `plugin_dir` is rescanned besides the change notifications.
+    pub plugin_rescan_secs: u64,
 }
 
 impl Default for RawServer {
@@ -108,6 +112,8 @@ impl Default for RawServer {
             data_dir: "./data".into(),
             plugin_dir: "./plugins".into(),
             body_limit_bytes: 1 << 20,
+            watch_plugins: true,
+            plugin_rescan_secs: 30,
         }
     }
 }
@@ -229,12 +235,16 @@ impl Default for RawRetry {
     }
 }
 
-/// `[channels.NAME]`: a channel type switched on or off as a whole.
+/// `[channels.NAME]`: a channel type switched on or off as a whole, and
+/// optionally pinned to one build of its plugin.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawChannel {
     /// Off: every destination of this plugin holds its deliveries.
+    #[serde(default = "yes")]
     pub enabled: bool,
+    /// The SHA-256 (hex) of the only `.wasm` allowed to serve this plugin.
+    pub sha256: Option<String>,
 }
 
 /// `[destinations.NAME]`: one place messages go.
@@ -258,6 +268,9 @@ pub struct RawDestination {
     /// The plugin's config, checked against its JSON Schema.
     #[serde(default = "empty_object")]
     pub config: serde_json::Value,
+    /// The locale messages to this destination are rendered in (`en`,
+    /// `zh-CN`); absent: the event's, else `render.default_locale`.
+    pub locale: Option<String>,
 }
 
 fn yes() -> bool {
@@ -327,6 +340,53 @@ pub struct RawCondition {
     pub exists: Option<bool>,
 }
 
+/// `[outbox]`: how much the durable queue holds and for how long.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOutbox {
+    /// Unfinished deliveries (pending, scheduled, in progress) before ingest
+    /// answers 503 with `Retry-After`.
+    pub max_pending: u64,
+    /// How long an idempotency key is remembered, in seconds.
+    pub idempotency_window_secs: u64,
+    /// How long delivered deliveries stay visible in the API, in seconds.
+    pub delivered_retention_secs: u64,
+    /// sled's page cache, in MiB.
+    pub cache_mib: u64,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            max_pending: 1_000_000,
+            idempotency_window_secs: 86_400,
+            delivered_retention_secs: 604_800,
+            cache_mib: 128,
+        }
+    }
+}
+
+/// `[render]`: how templates see time and language.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRender {
+    /// The IANA time zone of `${date}`, `${timestamp}` and the time
+    /// expressions (`Asia/Shanghai`, `UTC`).
+    pub time_zone: String,
+    /// The locale used when neither the destination nor the event names one
+    /// the template has.
+    pub default_locale: String,
+}
+
+impl Default for RawRender {
+    fn default() -> Self {
+        RawRender {
+            time_zone: "UTC".into(),
+            default_locale: "en".into(),
+        }
+    }
+}
+
 /// `[templates.NAME.LOCALE]`: a title and a body per locale.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -355,6 +415,10 @@ pub struct RawConfig {
     pub dispatch: RawDispatch,
     /// `[channels]`.
     pub channels: BTreeMap<String, RawChannel>,
+    /// `[render]`.
+    pub render: RawRender,
+    /// `[outbox]`.
+    pub outbox: RawOutbox,
     /// `[destinations]`.
     pub destinations: BTreeMap<String, RawDestination>,
     /// `[[routes]]`, each with its index in the file.

@@ -68,6 +68,7 @@ config = { url = "${env:T_HOOK}", signing_secret = "${env:T_SIGN}", headers = { 
 
 [destinations.mail]
 plugin = "webhook"
+locale = "zh-CN"
 rate_limit = [{ requests = 5, per_secs = 1 }, { requests = 100, per_secs = 60 }]
 config = { url = "https://mail.example.com/in?token=lit-SECRET-7" }
 
@@ -84,13 +85,24 @@ destinations = ["ops-bot"]
 template = "task-failed"
 continue = true
 
+[[routes]]
+name = "the-rest"
+destinations = ["mail"]
+template = "builtin.generic"
+
 [templates.task-failed.en]
-title = "Task {{ task }} failed"
-body = "See {{ link }}"
+title = "Task ${ taskname } failed on ${yyyy-mm-dd}"
+body = """
+{% if owner is defined %}Owner: ${ owner }{% endif %}
+See ${ data.link | default("the log") }"""
 
 [templates.task-failed.zh-CN]
-title = "任务 {{ task }} 失败"
-body = "详见 {{ link }}"
+title = "任务 ${ taskname } 失败"
+body = "详见 ${ data.link }"
+
+[render]
+time_zone = "Asia/Shanghai"
+default_locale = "zh"
 "#;
 
 #[test]
@@ -153,6 +165,20 @@ fn a_full_file_validates_into_typed_values() {
     assert_eq!(route.conditions.len(), 3);
     assert!(route.continue_);
     assert_eq!(c.templates["task-failed"].locales.len(), 2);
+    assert_eq!(c.routes[1].template.as_deref(), Some("builtin.generic"));
+    assert_eq!(c.render.time_zone.iana_name(), Some("Asia/Shanghai"));
+    assert_eq!(c.render.default_locale, "zh");
+    assert_eq!(c.destinations["mail"].locale.as_deref(), Some("zh-CN"));
+    assert_eq!(c.destinations["ops-bot"].locale, None);
+    let json = serde_json::to_value(&c).expect("serializes");
+    assert_eq!(
+        json["render"],
+        serde_json::json!({ "time_zone": "Asia/Shanghai", "default_locale": "zh" })
+    );
+    // What validation accepted compiles into a renderer.
+    let renderer = crate::render::Renderer::new(&c.templates, c.render.clone())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(renderer.has_template("task-failed") && renderer.has_template("builtin.generic"));
 }
 
 #[test]
@@ -348,4 +374,90 @@ fn local_tokens_are_generated_once_and_reused() {
     assert_eq!(config.auth.ingest[0].name, "local");
     std::fs::write(data.join(LocalTokens::FILE), "junk = 1").expect("write");
     assert!(LocalTokens::load_or_create(&data).is_err());
+}
+
+#[test]
+fn templates_that_do_not_compile_are_reported_at_their_key() {
+    let text = r#"
+[templates.broken.en]
+title = "ok ${ taskname }"
+body = """
+line one
+{% if x %}
+never closed
+"""
+
+[templates.broken.zh]
+title = "${ oops"
+body = "fine"
+"#;
+    let out = problems(text);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(
+            "templates.broken.en.body (line 4, column 8): does not compile: syntax error: "
+        ),
+        "{out}"
+    );
+    assert!(lines[0].ends_with("(line 3 of the template)"), "{out}");
+    assert!(
+        lines[1].starts_with(
+            "templates.broken.zh.title (line 11, column 9): does not compile: syntax error: "
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn routes_may_name_built_in_templates() {
+    let base = "[destinations.d]\nplugin = \"webhook\"\n\n[[routes]]\nname = \"r\"\ndestinations = [\"d\"]\n";
+    let c = parse(&format!("{base}template = \"builtin.task-failed\"\n"))
+        .unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(c.routes[0].template.as_deref(), Some("builtin.task-failed"));
+    let out = problems(&format!("{base}template = \"builtin.nope\"\n"));
+    assert_eq!(
+        out,
+        "routes[0].template (line 7, column 12): no template is named \"builtin.nope\" (built-in templates: builtin.task-succeeded, builtin.task-failed, builtin.timeout, builtin.resource, builtin.alert, builtin.generic)"
+    );
+    assert!(
+        problems(&format!("{base}template = \"task-failed\"\n")).contains("no template is named")
+    );
+}
+
+#[test]
+fn built_in_templates_are_overridden_by_name_and_only_those_exist() {
+    let ok = "[templates.\"builtin.task-failed\".zh]\ntitle = \"失败：${ taskname }\"\nbody = \"${ message }\"\n";
+    let c = parse(ok).unwrap_or_else(|p| panic!("{p}"));
+    assert!(c.templates.contains_key("builtin.task-failed"));
+    let out = problems("[templates.\"builtin.nope\".en]\ntitle = \"t\"\nbody = \"b\"\n");
+    assert!(
+        out.starts_with("templates.\"builtin.nope\" (line 1, column 12): no built-in template is named \"builtin.nope\""),
+        "{out}"
+    );
+}
+
+#[test]
+fn render_settings_and_destination_locales_are_checked() {
+    let out = problems(
+        "[render]\ntime_zone = \"Mars/Olympus\"\ndefault_locale = \"default\"\n\n[destinations.d]\nplugin = \"webhook\"\nlocale = \"english!\"\n",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "render.time_zone (line 2, column 13): \"Mars/Olympus\" is not an IANA time zone such as \"UTC\" or \"Asia/Shanghai\"",
+            "render.default_locale (line 3, column 18): \"default\" is not a locale such as `en`, `zh` or `zh-CN`",
+            "destinations.d.locale (line 7, column 10): \"english!\" is not a locale such as `en`, `zh` or `zh-CN`",
+        ],
+        "{out}"
+    );
+    let out = problems("[render]\nzone = \"UTC\"\n");
+    assert!(
+        out.contains("render.zone (line 2, column 8): unknown field `zone`"),
+        "{out}"
+    );
+    let c = parse("[render]\ntime_zone = \"America/New_York\"\n").unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(c.render.time_zone.iana_name(), Some("America/New_York"));
+    assert_eq!(c.render.default_locale, "en");
 }

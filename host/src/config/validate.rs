@@ -13,13 +13,14 @@ use super::problem::{KeyPath, Problem};
 use super::raw::{RawConfig, RawDestination, RawRoute};
 use super::secret::{REDACTED, Resolver, Secret, SecretSource};
 use super::{
-    Auth, Config, DestinationConfig, DispatchSettings, IngestToken, PluginCatalog, PluginConfig,
-    Route, RuntimeSettings, Server, SeverityMatch, Template, TemplateText,
+    Auth, Config, DestinationConfig, DispatchSettings, IngestToken, OutboxSettings, PluginCatalog,
+    PluginConfig, Route, RuntimeSettings, Server, SeverityMatch, Template, TemplateText,
 };
 use crate::dispatch::retry::RetryPolicy;
 use crate::egress::EgressPolicy;
 use crate::plugin::Limits;
 use crate::plugin::types::RateLimit;
+use crate::render::{RenderSettings, Renderer, builtin};
 
 /// Collects problems against one document.
 struct Check<'d, 'a> {
@@ -113,6 +114,7 @@ pub(super) fn validate(
     };
     c.positive(raw.server.body_limit_bytes, &p.key("body_limit_bytes"));
     let body_limit_bytes = usize::try_from(raw.server.body_limit_bytes).unwrap_or(usize::MAX);
+    c.positive(raw.server.plugin_rescan_secs, &p.key("plugin_rescan_secs"));
 
     // [auth]
     let p = root.key("auth");
@@ -250,6 +252,61 @@ pub(super) fn validate(
         .iter()
         .map(|(k, v)| (k.clone(), v.enabled))
         .collect();
+    let mut plugin_pins = BTreeMap::new();
+    for (name, channel) in &raw.channels {
+        let Some(sha) = &channel.sha256 else { continue };
+        let sha = sha.trim().to_ascii_lowercase();
+        if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            plugin_pins.insert(name.clone(), sha);
+        } else {
+            c.add(
+                &root.key("channels").key(name.as_str()).key("sha256"),
+                "must be a SHA-256 in hex (64 characters), as `sha256sum` prints it or `GET /v1/plugins` shows it",
+            );
+        }
+    }
+
+    // [render]
+    let p = root.key("render");
+    let time_zone = match jiff::tz::TimeZone::get(&raw.render.time_zone) {
+        Ok(zone) => zone,
+        Err(_) => {
+            c.add(
+                &p.key("time_zone"),
+                format!(
+                    "{:?} is not an IANA time zone such as \"UTC\" or \"Asia/Shanghai\"",
+                    raw.render.time_zone
+                ),
+            );
+            jiff::tz::TimeZone::UTC
+        }
+    };
+    if raw.render.default_locale == "default" || !valid_locale(&raw.render.default_locale) {
+        c.add(
+            &p.key("default_locale"),
+            format!(
+                "{:?} is not a locale such as `en`, `zh` or `zh-CN`",
+                raw.render.default_locale
+            ),
+        );
+    }
+    let render = RenderSettings {
+        time_zone,
+        default_locale: raw.render.default_locale.clone(),
+    };
+
+    // [outbox]
+    let p = root.key("outbox");
+    let o = &raw.outbox;
+    c.positive(o.max_pending, &p.key("max_pending"));
+    c.positive(o.idempotency_window_secs, &p.key("idempotency_window_secs"));
+    c.positive(o.cache_mib, &p.key("cache_mib"));
+    let outbox = OutboxSettings {
+        max_pending: o.max_pending,
+        idempotency_window: Duration::from_secs(o.idempotency_window_secs),
+        delivered_retention: Duration::from_secs(o.delivered_retention_secs),
+        cache_bytes: o.cache_mib.saturating_mul(1 << 20),
+    };
 
     // [destinations]
     let p = root.key("destinations");
@@ -272,6 +329,15 @@ pub(super) fn validate(
         let tp = p.key(name.as_str());
         if !valid_name(name) {
             c.add(&tp, format!("the template name {NAME_RULE}"));
+        } else if name.starts_with(builtin::PREFIX) && !builtin::exists(name) {
+            c.add(
+                &tp,
+                format!(
+                    "no built-in template is named {name:?}; names starting with `builtin.` \
+                     override a built-in: {}",
+                    builtin_names()
+                ),
+            );
         }
         if locales.is_empty() {
             c.add(
@@ -288,9 +354,7 @@ pub(super) fn validate(
                     format!("{locale:?} is not a locale such as `en`, `zh-CN` or `default`"),
                 );
             }
-            // Compiling the templates hooks in here once `render/` lands:
-            // a template that does not compile is reported at `lp.key("title")`
-            // or `lp.key("body")` like any other problem.
+            // Whether they compile is checked below, all at once.
             for (field, value) in [("title", &text.title), ("body", &text.body)] {
                 if value.trim().is_empty() {
                     c.add(&lp.key(field), "must not be empty");
@@ -305,6 +369,22 @@ pub(super) fn validate(
             );
         }
         templates.insert(name.clone(), Template { locales: texts });
+    }
+    // Compiling the templates: a text that does not compile is reported at
+    // `templates.NAME.LOCALE.title` or `.body`, with minijinja's reason and
+    // the line inside the text.
+    if let Err(errors) = Renderer::new(&templates, render.clone()) {
+        for e in errors {
+            let at = p
+                .key(e.template.as_str())
+                .key(e.locale.as_str())
+                .key(e.part.key());
+            let line = e
+                .line
+                .map(|l| format!(" (line {l} of the template)"))
+                .unwrap_or_default();
+            c.add(&at, format!("does not compile: {}{line}", e.reason));
+        }
     }
 
     // [[routes]]
@@ -323,8 +403,9 @@ pub(super) fn validate(
         } else {
             route_names.insert(&r.name, *i);
         }
-        let template_exists =
-            |t: &str| raw.templates.contains_key(t) || broken.templates.contains(t);
+        let template_exists = |t: &str| {
+            raw.templates.contains_key(t) || broken.templates.contains(t) || builtin::exists(t)
+        };
         if let Some(route) = route(&mut c, &rp, r, &destination_exists, &template_exists) {
             routes.push(route);
         }
@@ -335,6 +416,8 @@ pub(super) fn validate(
         data_dir: raw.server.data_dir.clone(),
         plugin_dir: raw.server.plugin_dir.clone(),
         body_limit_bytes,
+        watch_plugins: raw.server.watch_plugins,
+        plugin_rescan: Duration::from_secs(raw.server.plugin_rescan_secs.max(1)),
     };
     Some(Config {
         server,
@@ -346,11 +429,23 @@ pub(super) fn validate(
         egress,
         dispatch,
         channels,
+        plugin_pins,
         destinations,
         routes,
         templates,
+        render,
+        outbox,
         source: Default::default(),
     })
+}
+
+/// The built-in template names, for messages.
+fn builtin_names() -> String {
+    builtin::NAMES
+        .iter()
+        .map(|n| format!("{}{n}", builtin::PREFIX))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn valid_locale(locale: &str) -> bool {
@@ -410,6 +505,14 @@ fn destination(
     if let Some(n) = d.concurrency {
         c.positive(u64::from(n), &dp.key("concurrency"));
     }
+    if let Some(locale) = &d.locale
+        && (locale == "default" || !valid_locale(locale))
+    {
+        c.add(
+            &dp.key("locale"),
+            format!("{locale:?} is not a locale such as `en`, `zh` or `zh-CN`"),
+        );
+    }
     let cp = dp.key("config");
     let mut config = d.config.clone();
     if !config.is_object() {
@@ -426,6 +529,7 @@ fn destination(
         concurrency: d.concurrency.map(|n| n as usize),
         allow_hosts: d.allow_hosts.iter().map(|h| h.0.clone()).collect(),
         config: PluginConfig::new(config, secret_pointers),
+        locale: d.locale.clone(),
     })
 }
 
@@ -586,7 +690,15 @@ fn route(
     if let Some(t) = &r.template
         && !template_exists(t)
     {
-        c.add(&rp.key("template"), format!("no template is named {t:?}"));
+        let hint = if t.starts_with(builtin::PREFIX) {
+            format!(" (built-in templates: {})", builtin_names())
+        } else {
+            String::new()
+        };
+        c.add(
+            &rp.key("template"),
+            format!("no template is named {t:?}{hint}"),
+        );
     }
     Some(Route {
         name: r.name.clone(),

@@ -54,6 +54,34 @@ impl Directory {
         map.insert(plugin.name().to_owned(), plugin);
     }
 
+    /// Swaps in `plugin` and, in the same step, the entries of the
+    /// destinations that use it (their grants follow the new manifest). An
+    /// attempt that [`resolve`](Self::resolve)s meanwhile sees either the
+    /// old plugin with the old entry or the new plugin with the new one.
+    pub fn swap_plugin(&self, plugin: Arc<Plugin>, entries: Vec<DestinationEntry>) {
+        // Lock order: destinations, then plugins (as in `resolve`).
+        let mut destinations = self.destinations.write().unwrap_or_else(|p| p.into_inner());
+        let mut plugins = self.plugins.write().unwrap_or_else(|p| p.into_inner());
+        for entry in entries {
+            destinations.insert(entry.name.clone(), Arc::new(entry));
+        }
+        plugins.insert(plugin.name().to_owned(), plugin);
+    }
+
+    /// A destination and the plugin serving it now, read together (see
+    /// [`swap_plugin`](Self::swap_plugin)); the plugin is `None` while no
+    /// version of it is loaded.
+    pub fn resolve(
+        &self,
+        destination: &str,
+    ) -> Option<(Arc<DestinationEntry>, Option<Arc<Plugin>>)> {
+        let destinations = self.destinations.read().unwrap_or_else(|p| p.into_inner());
+        let entry = destinations.get(destination)?.clone();
+        let plugins = self.plugins.read().unwrap_or_else(|p| p.into_inner());
+        let plugin = plugins.get(&entry.plugin).cloned();
+        Some((entry, plugin))
+    }
+
     /// Removes a plugin; its destinations' deliveries wait until one returns.
     pub fn remove_plugin(&self, name: &str) -> Option<Arc<Plugin>> {
         let mut map = self.plugins.write().unwrap_or_else(|p| p.into_inner());

@@ -54,6 +54,10 @@ pub struct DispatchConfig {
     pub shutdown_grace: Duration,
     /// A name for this process's leases.
     pub owner: String,
+    /// When a delivery that cannot be attempted now (its destination is
+    /// disabled, or no version of its plugin is loaded) is looked at again;
+    /// such a wait is not an attempt.
+    pub wait_retry: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -66,6 +70,7 @@ impl Default for DispatchConfig {
             retry: RetryPolicy::default(),
             shutdown_grace: Duration::from_secs(30),
             owner: format!("carillon-{}", std::process::id()),
+            wait_retry: Duration::from_secs(30),
         }
     }
 }
@@ -87,6 +92,26 @@ struct Shared {
     workers: Arc<Semaphore>,
     held: AtomicUsize,
     lanes: Mutex<HashMap<String, Lane>>,
+}
+
+/// Wakes a dispatcher's claim loop (after an enqueue or a re-queue), so a
+/// new delivery starts now rather than at the next poll.
+#[derive(Clone, Default)]
+pub struct Waker(Option<Arc<Shared>>);
+
+impl Waker {
+    /// Wakes the claim loop; nothing when there is no dispatcher.
+    pub fn wake(&self) {
+        if let Some(shared) = &self.0 {
+            shared.wake.notify_one();
+        }
+    }
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waker")
+    }
 }
 
 /// A running dispatcher.
@@ -134,6 +159,11 @@ impl Dispatcher {
     /// Wakes the claim loop, e.g. right after an enqueue.
     pub fn wake(&self) {
         self.shared.wake.notify_one();
+    }
+
+    /// A handle that wakes the claim loop, for the API.
+    pub fn waker(&self) -> Waker {
+        Waker(Some(self.shared.clone()))
     }
 
     /// Stops claiming, hands queued claims back to the outbox (due now),
@@ -368,20 +398,22 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
     let now = shared.clock.now();
     let wait = |error: String| Decision {
         outcome: Outcome::Retry {
-            at: now.saturating_add(Duration::from_secs(30)),
+            at: now.saturating_add(shared.config.wait_retry),
             error,
             counts_as_attempt: false,
         },
         pause_until: None,
         label: "deferred",
     };
-    let Some(entry) = shared.directory.destination(&claim.destination) else {
+    // The entry and the plugin together: a plugin swapped in meanwhile
+    // comes with its destinations' new grants.
+    let Some((entry, plugin)) = shared.directory.resolve(&claim.destination) else {
         return unconfigured(shared, claim);
     };
     if !entry.enabled {
         return wait(format!("destination {:?} is disabled; waiting", entry.name));
     }
-    let Some(plugin) = shared.directory.plugin(&entry.plugin) else {
+    let Some(plugin) = plugin else {
         return wait(format!("plugin {:?} is not loaded; waiting", entry.plugin));
     };
     let message = match Message::from_payload(&claim.payload) {

@@ -12,8 +12,11 @@
 //!
 //! The address check runs inside the HTTP client's resolver (`http`), so it
 //! applies to the addresses actually connected to, not to an earlier lookup.
+//! The SMTP client (`smtp`) resolves once, checks every address and connects
+//! to a checked address, so the same holds for mail.
 
 pub mod http;
+pub mod smtp;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

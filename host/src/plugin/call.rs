@@ -130,6 +130,7 @@ impl Runtime {
         let limits = &inner.limits;
         let (state, output) = HostState::new(
             inner.http.clone(),
+            inner.smtp.clone(),
             grant,
             Arc::from(name.as_str()),
             Arc::from(destination),

@@ -1,8 +1,7 @@
 //! The per-call store data and the host side of the plugin imports:
-//! `http` (through the egress client), `smtp` (grant and address checks;
-//! delivery arrives with the email plugin) and `log` (into `tracing`).
+//! `http` and `smtp` (through the egress clients, which check grants and
+//! addresses) and `log` (into `tracing`).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
@@ -13,6 +12,7 @@ use super::bindings::carillon::plugin::{http, log, smtp, types};
 use super::convert;
 use crate::egress::Grant;
 use crate::egress::http::HttpEgress;
+use crate::egress::smtp::{self as egress_smtp, SmtpEgress};
 
 /// Guest stdout/stderr kept per call; enough for a panic message.
 pub(crate) const OUTPUT_CAPTURE_BYTES: usize = 16 * 1024;
@@ -24,6 +24,7 @@ pub(crate) struct HostState {
     pub(crate) memory: MemoryLimiter,
     pub(crate) cpu_ticks: u64,
     http: HttpEgress,
+    smtp: SmtpEgress,
     grant: Arc<Grant>,
     plugin: Arc<str>,
     destination: Arc<str>,
@@ -37,6 +38,7 @@ impl HostState {
     /// guest's stdout and stderr go to bounded in-memory pipes.
     pub(crate) fn new(
         http: HttpEgress,
+        smtp: SmtpEgress,
         grant: Arc<Grant>,
         plugin: Arc<str>,
         destination: Arc<str>,
@@ -54,6 +56,7 @@ impl HostState {
             memory: MemoryLimiter::new(memory_bytes),
             cpu_ticks: 0,
             http,
+            smtp,
             grant,
             plugin,
             destination,
@@ -179,23 +182,69 @@ fn request_host(url: &str) -> String {
 
 impl smtp::Host for HostState {
     async fn send(&mut self, mail: types::Mail) -> Result<smtp::SmtpReply, smtp::SmtpError> {
-        let host = mail.server.host.clone();
-        if !self.grant.allows(&host, mail.server.port) {
-            return Err(smtp::SmtpError::Denied(format!(
-                "{host}:{}",
-                mail.server.port
-            )));
+        let mail = mail_from_wit(mail);
+        let (host, port, recipients) = (
+            mail.server.host.clone(),
+            mail.server.port,
+            mail.envelope_to.len(),
+        );
+        let started = std::time::Instant::now();
+        let result = self.smtp.send(&self.grant, mail).await;
+        // Hosts and counts only: never credentials, addresses or content.
+        match &result {
+            Ok(reply) => tracing::debug!(
+                plugin = %self.plugin, destination = %self.destination, host = %host, port,
+                recipients, code = reply.code, elapsed_ms = started.elapsed().as_millis() as u64,
+                "plugin SMTP mail"
+            ),
+            Err(error) => tracing::debug!(
+                plugin = %self.plugin, destination = %self.destination, host = %host, port,
+                recipients, %error, "plugin SMTP mail failed"
+            ),
         }
-        if let Ok(ip) = host.parse::<IpAddr>()
-            && !self.http.policy().permits(ip)
-        {
-            return Err(smtp::SmtpError::PrivateAddress(ip.to_string()));
-        }
-        // The SMTP transport ships with the email channel; until then the
-        // answer is an honest, retryable connection failure.
-        Err(smtp::SmtpError::Connect(
-            "this gateway has no SMTP transport yet".to_owned(),
-        ))
+        result
+            .map(|r| smtp::SmtpReply {
+                code: r.code,
+                message: r.message,
+            })
+            .map_err(smtp_error_to_wit)
+    }
+}
+
+fn mail_from_wit(mail: types::Mail) -> egress_smtp::OutgoingMail {
+    let server = mail.server;
+    egress_smtp::OutgoingMail {
+        server: egress_smtp::SmtpServer {
+            host: server.host,
+            port: server.port,
+            security: match server.security {
+                types::SmtpSecurity::ImplicitTls => egress_smtp::SmtpSecurity::ImplicitTls,
+                types::SmtpSecurity::Starttls => egress_smtp::SmtpSecurity::StartTls,
+                types::SmtpSecurity::None => egress_smtp::SmtpSecurity::None,
+            },
+            username: server.username,
+            password: server.password,
+        },
+        envelope_from: mail.envelope_from,
+        envelope_to: mail.envelope_to,
+        message: mail.message,
+    }
+}
+
+fn smtp_error_to_wit(error: egress_smtp::SmtpError) -> smtp::SmtpError {
+    use egress_smtp::SmtpError as E;
+    let reply = |r: egress_smtp::SmtpReply| smtp::SmtpReply {
+        code: r.code,
+        message: r.message,
+    };
+    match error {
+        E::Denied(what) => smtp::SmtpError::Denied(what),
+        E::PrivateAddress(what) => smtp::SmtpError::PrivateAddress(what),
+        E::InvalidMail(why) => smtp::SmtpError::InvalidMail(why),
+        E::Connect(why) => smtp::SmtpError::Connect(why),
+        E::Timeout => smtp::SmtpError::Timeout,
+        E::Transient(r) => smtp::SmtpError::Transient(reply(r)),
+        E::Permanent(r) => smtp::SmtpError::Permanent(reply(r)),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The process-wide runtime: engine, linker, limits, outbound HTTP, cache.
+//! The process-wide runtime: engine, linker, limits, outbound HTTP and SMTP,
+//! cache.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use super::bindings;
 use super::cache::ArtifactCache;
 use super::host::HostState;
 use crate::egress::http::{ClientError, HttpEgress, HttpLimits};
+use crate::egress::smtp::{SmtpEgress, SmtpSettings, SmtpSetupError};
 use crate::egress::{EgressPolicy, Grant};
 
 /// How often the epoch advances; the CPU budget is counted in these ticks.
@@ -57,6 +59,10 @@ pub struct RuntimeConfig {
     pub egress: EgressPolicy,
     /// Limits on plugin HTTP requests.
     pub http: HttpLimits,
+    /// Plugin SMTP: timeouts, pooling, and the extra root certificates
+    /// (PEM) trusted for SMTP TLS besides the system's
+    /// ([`SmtpSettings::extra_roots_pem`]).
+    pub smtp: SmtpSettings,
     /// Bytes of each linear memory the pool keeps mapped (and zeroes with
     /// `memset`) between instances, instead of returning them to the kernel.
     /// Larger saves page faults in the next instance; it costs a `memset` of
@@ -72,6 +78,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             egress: EgressPolicy::strict(),
             http: HttpLimits::default(),
+            smtp: SmtpSettings::default(),
             keep_resident_bytes: DEFAULT_KEEP_RESIDENT,
         }
     }
@@ -101,6 +108,9 @@ pub enum RuntimeError {
     /// The HTTP client could not be built.
     #[error(transparent)]
     Http(#[from] ClientError),
+    /// The SMTP settings are unusable (e.g. an extra root is not PEM).
+    #[error(transparent)]
+    Smtp(#[from] SmtpSetupError),
 }
 
 /// A destination as the runtime sees it: its name, its resolved config and
@@ -132,6 +142,7 @@ pub(crate) struct Inner {
     pub(crate) linker: Linker<HostState>,
     pub(crate) limits: Limits,
     pub(crate) http: HttpEgress,
+    pub(crate) smtp: SmtpEgress,
     pub(crate) calls: Semaphore,
     pub(crate) cache: Option<ArtifactCache>,
 }
@@ -145,7 +156,8 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// Builds the engine, linker and HTTP client, and starts the epoch ticker.
+    /// Builds the engine, linker, HTTP and SMTP clients, and starts the
+    /// epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let slots = config.max_concurrent_calls.max(1);
         // One extra slot per call in flight for `describe` at load time.
@@ -189,6 +201,7 @@ impl Runtime {
                 })?),
                 None => None,
             };
+        let smtp = SmtpEgress::new(Arc::new(config.egress.clone()), config.smtp)?;
         let http = HttpEgress::new(config.egress, config.http)?;
         start_epoch_ticker(&engine)
             .map_err(|e| RuntimeError::Engine(format!("cannot start the epoch ticker: {e}")))?;
@@ -198,6 +211,7 @@ impl Runtime {
                 linker,
                 limits: config.limits,
                 http,
+                smtp,
                 calls: Semaphore::new(slots as usize),
                 cache,
             }),

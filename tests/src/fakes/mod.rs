@@ -3,6 +3,7 @@
 
 pub mod dingtalk;
 pub mod lark;
+pub mod smtp;
 pub mod teams;
 pub mod webhook;
 pub mod wecom;

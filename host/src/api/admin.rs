@@ -1,0 +1,390 @@
+//! The admin API (admin token): plugins, destinations and their test push,
+//! events with their routing and attempts, dead letters and re-queueing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use carillon_outbox::{DeadCursor, DeliveryId, EventId, Requeue, StateKind};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::view::{DeadOut, EventOut};
+use super::{State, auth, body};
+use crate::event::Event;
+use crate::message::Message;
+use crate::plugin::types::{DeliveryContext, Outgoing};
+
+/// `GET /v1/events/{id}`: the event, how it was routed, its deliveries and
+/// every attempt.
+pub async fn event(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<EventOut>, ApiError> {
+    auth::admin(&state.live().config, &headers)?;
+    let not_found = || ApiError::NotFound(format!("no event {id:?}"));
+    let event_id = EventId::parse(&id).ok_or_else(not_found)?;
+    let view = state.outbox.event(&event_id)?.ok_or_else(not_found)?;
+    Ok(Json(EventOut::new(view)))
+}
+
+/// Query of `GET /v1/deliveries`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// Only `dead` is listed.
+    state: Option<String>,
+    /// One destination's.
+    destination: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    limit: Option<usize>,
+    /// The `next` token of the previous page.
+    after: Option<String>,
+}
+
+/// A page of dead letters.
+#[derive(Debug, Serialize)]
+pub struct DeadPageOut {
+    /// The dead letters, by destination then delivery id.
+    items: Vec<DeadOut>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// `GET /v1/deliveries?state=dead&destination=…&limit=…&after=…`.
+pub async fn deliveries(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<DeadPageOut>, ApiError> {
+    auth::admin(&state.live().config, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::InvalidParameter {
+        name: "query",
+        message: e.body_text(),
+    })?;
+    match q.state.as_deref() {
+        Some("dead") => {}
+        other => {
+            return Err(ApiError::InvalidParameter {
+                name: "state",
+                message: format!(
+                    "{other:?}: only `state=dead` is listed; see GET /v1/events/{{id}} for one event's deliveries"
+                ),
+            });
+        }
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidParameter {
+            name: "limit",
+            message: "must be between 1 and 1000".into(),
+        });
+    }
+    let after = match q.after.as_deref() {
+        Some(token) => Some(
+            DeadCursor::from_token(token).ok_or(ApiError::InvalidParameter {
+                name: "after",
+                message: "is not a `next` token from a previous page".into(),
+            })?,
+        ),
+        None => None,
+    };
+    let page = state
+        .outbox
+        .dead_letters(q.destination.as_deref(), after.as_ref(), limit)?;
+    Ok(Json(DeadPageOut {
+        items: page.items.into_iter().map(DeadOut::new).collect(),
+        next: page.next.map(|c| c.to_token()),
+    }))
+}
+
+/// `POST /v1/deliveries/{id}/retry`: a dead delivery, pending again now.
+pub async fn retry(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    auth::admin(&state.live().config, &headers)?;
+    let not_found = || ApiError::NotFound(format!("no delivery {id:?}"));
+    let delivery = DeliveryId::parse(&id).ok_or_else(not_found)?;
+    match state.outbox.requeue_dead(&delivery, state.clock.now())? {
+        Requeue::Requeued => {
+            state.waker.wake();
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({ "id": id, "state": "pending" })),
+            )
+                .into_response())
+        }
+        Requeue::NotDead(kind) => Err(ApiError::Conflict(format!(
+            "delivery {id} is {}, not dead; only dead deliveries are retried",
+            kind_name(kind)
+        ))),
+        Requeue::NotFound => Err(not_found()),
+    }
+}
+
+fn kind_name(kind: StateKind) -> &'static str {
+    match kind {
+        StateKind::Pending => "pending",
+        StateKind::Claimed => "being delivered",
+        StateKind::Scheduled => "scheduled for a retry",
+        StateKind::Delivered => "delivered",
+        StateKind::Dead => "dead",
+    }
+}
+
+/// `POST /v1/destinations/{name}/retry-dead`: every dead delivery of the
+/// destination, pending again now.
+pub async fn retry_dead(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let live = state.live();
+    auth::admin(&live.config, &headers)?;
+    if !live.config.destinations.contains_key(&name) {
+        return Err(ApiError::NotFound(format!("no destination {name:?}")));
+    }
+    let requeued = state
+        .outbox
+        .requeue_dead_destination(&name, state.clock.now())?;
+    if requeued > 0 {
+        state.waker.wake();
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "destination": name, "requeued": requeued })),
+    )
+        .into_response())
+}
+
+/// `GET /v1/plugins`: every installed plugin with its status.
+pub async fn plugins(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = state.live();
+    auth::admin(&live.config, &headers)?;
+    let items: Vec<serde_json::Value> = state
+        .catalog()
+        .statuses()
+        .into_iter()
+        .map(|s| {
+            let enabled = live.config.channel_enabled(&s.name);
+            let mut v = serde_json::to_value(&s).unwrap_or_default();
+            if let Some(map) = v.as_object_mut() {
+                map.insert("enabled".into(), enabled.into());
+            }
+            v
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+/// `GET /v1/destinations`: every destination, secrets redacted.
+pub async fn destinations(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = state.live();
+    auth::admin(&live.config, &headers)?;
+    let items: Vec<serde_json::Value> = live
+        .config
+        .destinations
+        .iter()
+        .map(|(name, d)| {
+            let entry = state.directory.destination(name);
+            serde_json::json!({
+                "name": name,
+                "plugin": d.plugin,
+                "active": live.config.destination_active(name),
+                "plugin_loaded": state.directory.plugin(&d.plugin).is_some(),
+                "rate_limits": entry.as_ref().map(|e| &e.rate_limits),
+                "concurrency": entry.as_ref().map(|e| e.concurrency),
+                "config": d,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+/// Body of a test push: a message, or an event to render as routing would
+/// for this destination; empty for a sample message.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    message: Option<Message>,
+    event: Option<serde_json::Value>,
+    template: Option<String>,
+}
+
+/// Query of a test push.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestQuery {
+    /// Really send it.
+    #[serde(default)]
+    send: bool,
+}
+
+/// `POST /v1/destinations/{name}/test[?send=true]`: the exact request the
+/// plugin would send (secrets redacted), and with `send=true` the result
+/// of really sending it.
+pub async fn test_push(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    query: Result<Query<TestQuery>, axum::extract::rejection::QueryRejection>,
+    request: Body,
+) -> Result<Response, ApiError> {
+    let live = state.live();
+    auth::admin(&live.config, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::InvalidParameter {
+        name: "send",
+        message: e.body_text(),
+    })?;
+    let config = live
+        .config
+        .destinations
+        .get(&name)
+        .ok_or_else(|| ApiError::NotFound(format!("no destination {name:?}")))?;
+    let entry = state.directory.destination(&name).ok_or_else(|| {
+        ApiError::Conflict(format!(
+            "destination {name:?} is not set up (its plugin failed to load?)"
+        ))
+    })?;
+    let plugin = state
+        .directory
+        .plugin(&entry.plugin)
+        .ok_or_else(|| ApiError::Conflict(format!("plugin {:?} is not loaded", entry.plugin)))?;
+    let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;
+    let test: TestBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        TestBody::default()
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?
+    };
+    let message = match (test.message, test.event) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidParameter {
+                name: "body",
+                message: "give either `message` or `event`, not both".into(),
+            });
+        }
+        (Some(message), None) => message,
+        (None, Some(event)) => {
+            let event = parse_one(event, state.clock.now())?;
+            super::ingest::render_for(&live, &event, &name, test.template.as_deref())?.0
+        }
+        (None, None) => Message::sample(),
+    };
+    let now = state.clock.now();
+    let ctx = DeliveryContext {
+        delivery_id: format!("test_{}", now.as_millis()),
+        event_id: "test".into(),
+        attempt: 1,
+        now_ms: now.as_millis(),
+    };
+    let rendered = state
+        .runtime
+        .render(&plugin, &entry.destination, &ctx, &message)
+        .await;
+    let scrub = |v: serde_json::Value| -> serde_json::Value {
+        let text = config.config.scrub(&v.to_string());
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    };
+    let mut out = serde_json::json!({
+        "destination": name,
+        "plugin": { "name": plugin.name(), "version": plugin.manifest().version.to_string() },
+    });
+    match rendered {
+        Ok(Ok(outgoing)) => {
+            out["request"] = scrub(redact_outgoing(&outgoing));
+        }
+        Ok(Err(e)) => {
+            out["render_error"] = scrub(serde_json::to_value(&e).unwrap_or_default());
+            return Ok((StatusCode::OK, Json(out)).into_response());
+        }
+        Err(e) => {
+            out["render_error"] = serde_json::json!({ "kind": "plugin_failure", "detail": config.config.scrub(&e.to_string()) });
+            return Ok((StatusCode::OK, Json(out)).into_response());
+        }
+    }
+    if q.send {
+        let sent = state
+            .runtime
+            .deliver(&plugin, &entry.destination, &ctx, &message)
+            .await;
+        out["sent"] = true.into();
+        match sent {
+            Ok(Ok(receipt)) => {
+                out["receipt"] = scrub(serde_json::to_value(&receipt).unwrap_or_default())
+            }
+            Ok(Err(e)) => out["error"] = scrub(serde_json::to_value(&e).unwrap_or_default()),
+            Err(e) => {
+                out["error"] = serde_json::json!({ "kind": "plugin_failure", "detail": config.config.scrub(&e.to_string()) })
+            }
+        }
+    } else {
+        out["sent"] = false.into();
+    }
+    Ok((StatusCode::OK, Json(out)).into_response())
+}
+
+/// The outgoing request as JSON with credential headers hidden (signed
+/// URLs and config secrets are scrubbed by the caller).
+fn redact_outgoing(outgoing: &Outgoing) -> serde_json::Value {
+    let mut value = serde_json::to_value(outgoing).unwrap_or_default();
+    if let Some(headers) = value.get_mut("headers").and_then(|h| h.as_array_mut()) {
+        for pair in headers {
+            let sensitive = pair.get(0).and_then(|n| n.as_str()).is_some_and(|n| {
+                let n = n.to_ascii_lowercase();
+                n == "authorization"
+                    || n.contains("token")
+                    || n.contains("secret")
+                    || n.contains("api-key")
+            });
+            if sensitive && let Some(v) = pair.get_mut(1) {
+                *v = crate::config::REDACTED.into();
+            }
+        }
+    }
+    value
+}
+
+/// One native event from a JSON value (test pushes).
+fn parse_one(value: serde_json::Value, now: carillon_outbox::Timestamp) -> Result<Event, ApiError> {
+    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let parsed = crate::event::parse_events(&headers, &bytes, super::ingest::jiff_time(now))
+        .map_err(super::ingest::parse_error)?;
+    match parsed.items.into_iter().next() {
+        Some(Ok(event)) if !parsed.batch => Ok(event),
+        Some(Err(errors)) => Err(ApiError::InvalidEvent(
+            errors
+                .into_iter()
+                .map(|mut e| {
+                    e.path = format!("/event{}", e.path);
+                    e
+                })
+                .collect(),
+        )),
+        _ => Err(ApiError::InvalidParameter {
+            name: "event",
+            message: "must be one event object".into(),
+        }),
+    }
+}

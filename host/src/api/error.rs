@@ -1,0 +1,198 @@
+//! One error type for every answer that is not a success, each with its
+//! HTTP status and a stable, machine-readable `code`. Bodies are
+//! `{"error": {"code": "...", "message": "...", "errors": [...]}}`.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::event::FieldError;
+
+/// Everything the API can answer with besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No token, or one that is not known.
+    #[error("missing or unknown token; send `Authorization: Bearer <token>`")]
+    Unauthorized,
+    /// The token is valid but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is larger than `server.body_limit_bytes`.
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The Content-Type is not one this endpoint reads.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The body is not JSON.
+    #[error("the body is not valid JSON (line {line}, column {column}): {message}")]
+    MalformedJson {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's words.
+        message: String,
+    },
+    /// The event does not match the schema; every problem is listed.
+    #[error("the event is invalid: {}", summary(.0))]
+    InvalidEvent(Vec<FieldError>),
+    /// A query or path parameter is wrong.
+    #[error("invalid parameter `{name}`: {message}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The event is valid but a template cannot render it.
+    #[error("{0}")]
+    Unrenderable(String),
+    /// The resource is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// The outbox is full; try again later.
+    #[error("the gateway is at capacity; retry after {} s", .retry_after.as_secs().max(1))]
+    Backpressure {
+        /// The hint sent as `Retry-After`.
+        retry_after: Duration,
+    },
+    /// The gateway is starting or stopping.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something failed inside the gateway; details are in its log.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    match errors {
+        [] => "no details".to_owned(),
+        [one] => format!("{}: {}", path_or_body(&one.path), one.message),
+        [first, ..] => format!(
+            "{}: {} (and {} more)",
+            path_or_body(&first.path),
+            first.message,
+            errors.len() - 1
+        ),
+    }
+}
+
+fn path_or_body(path: &str) -> &str {
+    if path.is_empty() { "(body)" } else { path }
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MalformedJson { .. }
+            | ApiError::InvalidEvent(_)
+            | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unrenderable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Backpressure { .. } | ApiError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::MalformedJson { .. } => "malformed_json",
+            ApiError::InvalidEvent(_) => "invalid_event",
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::Unrenderable(_) => "unrenderable",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Backpressure { .. } => "backpressure",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        let message = match self {
+            // The detail of an internal error is logged, not sent.
+            ApiError::Internal(_) => "internal error; the gateway's log has the details".to_owned(),
+            other => other.to_string(),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+                errors: match self {
+                    ApiError::InvalidEvent(errors) => errors.clone(),
+                    _ => Vec::new(),
+                },
+            },
+        }
+    }
+}
+
+/// `{"error": …}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The error's fields.
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Every schema problem (`invalid_event` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let status = self.status();
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let ApiError::Backpressure { retry_after } = &self {
+            let secs = retry_after.as_secs().max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"carillon\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<carillon_outbox::OutboxError> for ApiError {
+    fn from(e: carillon_outbox::OutboxError) -> Self {
+        ApiError::Internal(format!("outbox: {e}"))
+    }
+}

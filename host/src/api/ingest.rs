@@ -1,0 +1,379 @@
+//! Ingest: `POST /v1/events` (Carillon's envelope, single or batch, and
+//! CloudEvents in structured, batch and binary mode), `POST
+//! /v1/alertmanager`, and the published event schema.
+//!
+//! Per event: check the token may post its type (and name its
+//! destinations), route it, render one message per destination (a render
+//! error is a 422 now, never a surprise at send time), then enqueue the
+//! event and its deliveries in the outbox and answer only once that is
+//! durable.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State as Extract;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use carillon_outbox::{EnqueueError, Enqueued, NewDelivery, NewEvent, Timestamp};
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::stored::{Routing, StoredEvent, Target};
+use super::{Live, State, auth, body};
+use crate::config::IngestToken;
+use crate::event::{self, Event, FieldError, ParseError, Parsed};
+use crate::message::Message;
+
+/// `GET /v1/schema/event`: the JSON Schema of Carillon's event envelope.
+pub async fn schema() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/schema+json")],
+        Json(event::schema().clone()),
+    )
+}
+
+/// `POST /v1/events`.
+pub async fn events(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    ingest(state, headers, request, event::parse_events).await
+}
+
+/// `POST /v1/alertmanager`: Alertmanager's webhook (version 4); one event
+/// per alert.
+pub async fn alertmanager(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Response, ApiError> {
+    ingest(state, headers, request, |_, b, now| {
+        event::parse_alertmanager(b, now)
+    })
+    .await
+}
+
+async fn ingest(
+    state: Arc<State>,
+    headers: HeaderMap,
+    request: Body,
+    parse: impl FnOnce(&HeaderMap, &[u8], jiff::Timestamp) -> Result<Parsed, ParseError>,
+) -> Result<Response, ApiError> {
+    if !state.is_ready() {
+        return Err(ApiError::Unavailable(
+            "the gateway is not ready (starting or shutting down)".into(),
+        ));
+    }
+    let live = state.live();
+    let token = auth::ingest(&live.config, &headers)?;
+    let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;
+    let parsed = match parse(&headers, &bytes, jiff_time(state.clock.now())) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            state.metrics.event(&token.name, "invalid");
+            return Err(parse_error(e));
+        }
+    };
+    // The `Idempotency-Key` header stands for the key of a single event
+    // that does not carry one.
+    let header_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let single = !parsed.batch && parsed.items.len() == 1;
+    let work = parsed.items.into_iter().map(|item| {
+        let (state, live, header_key) = (&state, &live, header_key.clone());
+        async move {
+            let mut event = item.map_err(ApiError::InvalidEvent)?;
+            if single && event.idempotency_key.is_none() {
+                event.idempotency_key = header_key;
+            }
+            accept(state, live, token, event).await
+        }
+    });
+    let results = join_all(work).await;
+    for r in &results {
+        let outcome = match r {
+            Ok(a) if a.duplicate => "duplicate",
+            Ok(_) => "accepted",
+            Err(e) => e.code(),
+        };
+        state.metrics.event(&token.name, outcome);
+    }
+    if single {
+        return match results.into_iter().next() {
+            Some(Ok(accepted)) => Ok(accepted.into_response()),
+            Some(Err(e)) => Err(e),
+            None => Err(ApiError::Internal("no item".into())),
+        };
+    }
+    // A batch: one result per item, in order. If nothing was taken
+    // because the outbox is full, the whole request is a 503 to retry.
+    if !results.is_empty()
+        && results
+            .iter()
+            .all(|r| matches!(r, Err(ApiError::Backpressure { .. })))
+    {
+        if let Some(Err(e)) = results.into_iter().next() {
+            return Err(e);
+        }
+        return Err(ApiError::Internal("no item".into()));
+    }
+    let items: Vec<serde_json::Value> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(a) => {
+                let mut v = serde_json::to_value(&a.body).unwrap_or_default();
+                if let Some(map) = v.as_object_mut() {
+                    map.insert("status".into(), a.status().as_u16().into());
+                }
+                v
+            }
+            Err(e) => serde_json::json!({
+                "status": e.status().as_u16(),
+                "error": e.body().error,
+            }),
+        })
+        .collect();
+    Ok((StatusCode::OK, Json(serde_json::json!({ "items": items }))).into_response())
+}
+
+/// The answer for one accepted (or duplicate) event.
+#[derive(Debug)]
+struct Accepted {
+    duplicate: bool,
+    body: AcceptedBody,
+}
+
+/// `202`/`200` body.
+#[derive(Debug, Serialize)]
+struct AcceptedBody {
+    /// The event id (the original one for a duplicate).
+    id: String,
+    /// `accepted`, or `duplicate` for a repeated idempotency key.
+    result: &'static str,
+    /// No route matched: recorded, delivered nowhere.
+    unrouted: bool,
+    /// One delivery per destination.
+    deliveries: Vec<DeliveryRef>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryRef {
+    destination: String,
+    id: String,
+}
+
+impl Accepted {
+    fn status(&self) -> StatusCode {
+        if self.duplicate {
+            StatusCode::OK
+        } else {
+            StatusCode::ACCEPTED
+        }
+    }
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        (self.status(), Json(self.body)).into_response()
+    }
+}
+
+/// Routes, renders and durably enqueues one event, in a span that carries
+/// its id once it has one.
+async fn accept(
+    state: &State,
+    live: &Live,
+    token: &IngestToken,
+    event: Event,
+) -> Result<Accepted, ApiError> {
+    let span = tracing::info_span!(
+        "event",
+        r#type = %event.event_type,
+        token = %token.name,
+        event = tracing::field::Empty,
+    );
+    tracing::Instrument::instrument(
+        accept_in_span(state, live, token, event, &span),
+        span.clone(),
+    )
+    .await
+}
+
+async fn accept_in_span(
+    state: &State,
+    live: &Live,
+    token: &IngestToken,
+    event: Event,
+    span: &tracing::Span,
+) -> Result<Accepted, ApiError> {
+    if !auth::allows_type(token, &event.event_type) {
+        return Err(ApiError::Forbidden(format!(
+            "token {:?} may not post events of type {:?}",
+            token.name, event.event_type
+        )));
+    }
+    if let Some(named) = &event.destinations {
+        for (i, d) in named.iter().enumerate() {
+            if !live.config.destinations.contains_key(d) {
+                return Err(ApiError::InvalidEvent(vec![FieldError {
+                    path: format!("/destinations/{i}"),
+                    message: format!("no destination is named {d:?}"),
+                }]));
+            }
+            if !auth::allows_destination(token, d) {
+                return Err(ApiError::Forbidden(format!(
+                    "token {:?} may not send to destination {d:?}",
+                    token.name
+                )));
+            }
+        }
+    }
+    let decision = live.router.decide(&event);
+    let mut routing = Routing {
+        unrouted: decision.is_unrouted(),
+        explicit: decision.explicit,
+        matched: decision.matched.clone(),
+        targets: Vec::new(),
+    };
+    let mut deliveries = Vec::new();
+    for target in &decision.targets {
+        let (message, template, locale) = render_for(
+            live,
+            &event,
+            &target.destination,
+            target.template.as_deref(),
+        )?;
+        routing.targets.push(Target {
+            destination: target.destination.clone(),
+            route: target.route.clone(),
+            template,
+            locale,
+        });
+        deliveries.push(NewDelivery {
+            destination: target.destination.clone(),
+            payload: message.to_payload(),
+        });
+    }
+    let stored = StoredEvent {
+        v: 1,
+        token: token.name.clone(),
+        event,
+        routing,
+    };
+    let new_event = NewEvent {
+        // Idempotency keys are scoped to the token and the event's source,
+        // so one application cannot suppress another's events.
+        source: format!("{}/{}", token.name, stored.event.source),
+        idempotency_key: stored.event.idempotency_key.clone(),
+        body: stored.to_bytes(),
+    };
+    let enqueued = state
+        .outbox
+        .enqueue(new_event, deliveries)
+        .await
+        .map_err(|e| match e {
+            EnqueueError::Backpressure { retry_after } => ApiError::Backpressure { retry_after },
+            EnqueueError::Invalid { field, reason } => ApiError::InvalidEvent(vec![FieldError {
+                path: format!("/{field}"),
+                message: reason.to_owned(),
+            }]),
+            EnqueueError::Closed => ApiError::Unavailable("the gateway is shutting down".into()),
+            other => ApiError::Internal(format!("enqueue: {other}")),
+        })?;
+    let (duplicate, id, list) = match enqueued {
+        Enqueued::Accepted {
+            event_id,
+            deliveries,
+        } => (false, event_id, deliveries),
+        Enqueued::Duplicate {
+            event_id,
+            deliveries,
+        } => (true, event_id, deliveries),
+    };
+    span.record("event", tracing::field::display(&id));
+    if !duplicate {
+        state.waker.wake();
+        if stored.routing.unrouted {
+            state
+                .metrics
+                .unrouted
+                .get_or_create(&super::metrics::TokenLabels {
+                    token: token.name.clone(),
+                })
+                .inc();
+        }
+    }
+    tracing::info!(
+        deliveries = list.len(),
+        unrouted = stored.routing.unrouted,
+        duplicate,
+        "event accepted"
+    );
+    Ok(Accepted {
+        duplicate,
+        body: AcceptedBody {
+            id: id.to_string(),
+            result: if duplicate { "duplicate" } else { "accepted" },
+            unrouted: stored.routing.unrouted,
+            deliveries: list
+                .into_iter()
+                .map(|(destination, id)| DeliveryRef {
+                    destination,
+                    id: id.to_string(),
+                })
+                .collect(),
+        },
+    })
+}
+
+/// Renders `event` for `destination`: the message, the template used and
+/// the locale chosen. A template that cannot render it is a 422.
+pub(super) fn render_for(
+    live: &Live,
+    event: &Event,
+    destination: &str,
+    template: Option<&str>,
+) -> Result<(Message, String, String), ApiError> {
+    let locale = live
+        .config
+        .destinations
+        .get(destination)
+        .and_then(|d| d.locale.as_deref());
+    let message = live
+        .renderer
+        .render(event, template, locale)
+        .map_err(|e| ApiError::Unrenderable(format!("for destination {destination:?}: {e}")))?;
+    let template = template.map_or_else(|| crate::render::family(event).to_owned(), str::to_owned);
+    let locale = message.locale.clone();
+    Ok((message, template, locale))
+}
+
+/// A parse failure as an API error.
+pub(super) fn parse_error(e: ParseError) -> ApiError {
+    match e {
+        ParseError::UnsupportedMediaType { .. } => ApiError::UnsupportedMediaType(e.to_string()),
+        ParseError::Json {
+            line,
+            column,
+            message,
+        } => ApiError::MalformedJson {
+            line,
+            column,
+            message,
+        },
+        ParseError::Invalid(errors) => ApiError::InvalidEvent(errors),
+    }
+}
+
+/// The outbox clock's time as a `jiff` timestamp.
+pub(super) fn jiff_time(t: Timestamp) -> jiff::Timestamp {
+    i64::try_from(t.as_millis())
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}

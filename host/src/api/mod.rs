@@ -1,0 +1,238 @@
+//! The HTTP API: ingest for applications, the admin API for operators,
+//! and the operational endpoints (metrics, health, readiness, OpenAPI).
+//!
+//! Handlers are thin: they authenticate, read the body within the limit,
+//! and call the library (event parsing, routing, rendering, the outbox).
+//! Every failure is an [`ApiError`], which owns the status code and the
+//! stable `code` of the JSON error body.
+
+mod admin;
+mod auth;
+mod body;
+pub mod error;
+mod ingest;
+pub mod metrics;
+mod ops;
+pub mod stored;
+pub mod view;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use carillon_outbox::{Clock, Outbox};
+
+pub use self::error::ApiError;
+use self::metrics::ApiMetrics;
+use crate::catalog::Catalog;
+use crate::config::Config;
+use crate::dispatch::Waker;
+use crate::dispatch::directory::Directory;
+use crate::plugin::Runtime;
+use crate::render::Renderer;
+use crate::route::Router as EventRouter;
+
+/// Everything that comes from the configuration, swapped as a whole.
+pub struct Live {
+    /// The validated config (tokens filled in).
+    pub config: Config,
+    /// The routing rules.
+    pub router: EventRouter,
+    /// The compiled templates.
+    pub renderer: Renderer,
+}
+
+/// The state every handler shares.
+pub struct State {
+    live: RwLock<Arc<Live>>,
+    /// The durable outbox.
+    pub outbox: Arc<Outbox>,
+    /// The plugin runtime (test pushes).
+    pub runtime: Runtime,
+    /// Destinations and plugins, shared with the dispatcher.
+    pub directory: Arc<Directory>,
+    /// Installed plugins and their load status.
+    pub catalog: RwLock<Arc<Catalog>>,
+    /// Request and event metrics.
+    pub metrics: Arc<ApiMetrics>,
+    /// The dispatcher's metrics (refreshed at scrape time).
+    pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
+    registry: prometheus_client::registry::Registry,
+    /// Wakes the dispatcher after an enqueue.
+    pub waker: Waker,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    ready: AtomicBool,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").finish_non_exhaustive()
+    }
+}
+
+/// The parts a [`State`] is built from.
+#[allow(missing_docs)]
+pub struct Parts {
+    pub live: Live,
+    pub outbox: Arc<Outbox>,
+    pub runtime: Runtime,
+    pub directory: Arc<Directory>,
+    pub catalog: Arc<Catalog>,
+    pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
+    pub waker: Waker,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl State {
+    /// Builds the state (not ready until [`State::set_ready`]).
+    pub fn new(parts: Parts) -> Arc<State> {
+        let metrics = Arc::new(ApiMetrics::default());
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        parts.dispatch_metrics.register(&mut registry);
+        Arc::new(State {
+            live: RwLock::new(Arc::new(parts.live)),
+            outbox: parts.outbox,
+            runtime: parts.runtime,
+            directory: parts.directory,
+            catalog: RwLock::new(parts.catalog),
+            metrics,
+            dispatch_metrics: parts.dispatch_metrics,
+            registry,
+            waker: parts.waker,
+            clock: parts.clock,
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the configuration (reload).
+    pub fn set_live(&self, live: Live) {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
+    }
+
+    /// The installed plugins.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Marks the gateway ready (plugins loaded, outbox open) or not.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Is the gateway ready to accept events?
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+/// Every route: method and path as the router and the OpenAPI document
+/// spell them (a test keeps the three in step).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/events"),
+    ("POST", "/v1/alertmanager"),
+    ("GET", "/v1/schema/event"),
+    ("GET", "/v1/events/{id}"),
+    ("GET", "/v1/deliveries"),
+    ("POST", "/v1/deliveries/{id}/retry"),
+    ("GET", "/v1/plugins"),
+    ("GET", "/v1/destinations"),
+    ("POST", "/v1/destinations/{name}/test"),
+    ("POST", "/v1/destinations/{name}/retry-dead"),
+    ("GET", "/v1/openapi.json"),
+    ("GET", "/metrics"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+];
+
+/// The router with every route and the request log.
+pub fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/v1/events", post(ingest::events))
+        .route("/v1/alertmanager", post(ingest::alertmanager))
+        .route("/v1/schema/event", get(ingest::schema))
+        .route("/v1/events/{id}", get(admin::event))
+        .route("/v1/deliveries", get(admin::deliveries))
+        .route("/v1/deliveries/{id}/retry", post(admin::retry))
+        .route("/v1/plugins", get(admin::plugins))
+        .route("/v1/destinations", get(admin::destinations))
+        .route("/v1/destinations/{name}/test", post(admin::test_push))
+        .route(
+            "/v1/destinations/{name}/retry-dead",
+            post(admin::retry_dead),
+        )
+        .route("/v1/openapi.json", get(ops::openapi))
+        .route("/metrics", get(ops::metrics))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_log,
+        ))
+        .with_state(state)
+}
+
+/// Logs each request (method, route, status, time; never headers or
+/// bodies) and counts it.
+async fn request_log(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", %method, route = %route);
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .request(method.as_str(), &route, status, elapsed);
+    tracing::info!(parent: &span, status, elapsed_ms = elapsed.as_millis() as u64, "request");
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::ROUTES;
+
+    /// The OpenAPI document describes exactly the routes the router has
+    /// (the end-to-end tests check that the router serves each of them).
+    #[test]
+    fn openapi_documents_every_route_and_nothing_else() {
+        let doc: serde_json::Value = serde_json::from_str(super::ops::OPENAPI).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        assert_eq!(documented, routed);
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}

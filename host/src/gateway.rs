@@ -1,0 +1,323 @@
+//! The running gateway: composes the config, the plugin runtime and
+//! catalog, the outbox, the dispatcher and the HTTP API, and shuts them
+//! down in the order that loses nothing.
+//!
+//! Start: tokens → runtime → plugins → config checked against them →
+//! routes and templates → outbox → dispatcher → listener → ready. Stop:
+//! not ready → stop accepting (in-flight requests finish, so every 202
+//! sent is durable) → dispatcher hands back what it holds → outbox flush.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use carillon_outbox::{Clock, OpenError, Outbox, OutboxConfig, SystemClock};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, Live, Parts, State};
+use crate::catalog::{Catalog, CatalogError};
+use crate::config::{Config, LocalTokens, Problems, TokenFileError};
+use crate::dispatch::directory::{DestinationEntry, Directory};
+use crate::dispatch::metrics::Metrics;
+use crate::dispatch::{DispatchConfig, Dispatcher};
+use crate::plugin::{Runtime, RuntimeError};
+use crate::render::Renderer;
+use crate::route::Router;
+
+/// Deliveries to one destination running at once, unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// How to start a gateway beyond its config (tests shorten these).
+#[derive(Clone)]
+pub struct Options {
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Overrides of the dispatcher's settings (workers and retry come
+    /// from the config).
+    pub dispatch: DispatchConfig,
+    /// How often housekeeping (purging delivered deliveries and expired
+    /// idempotency keys) runs.
+    pub housekeeping_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            clock: Arc::new(SystemClock),
+            dispatch: DispatchConfig::default(),
+            housekeeping_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why the gateway did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The generated-token file could not be used.
+    #[error(transparent)]
+    Tokens(#[from] TokenFileError),
+    /// The plugin runtime could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A built-in plugin does not load.
+    #[error(transparent)]
+    Plugins(#[from] CatalogError),
+    /// The config does not fit the loaded plugins.
+    #[error("the config has {count} problem(s):\n{0}", count = .0.len())]
+    Config(Problems),
+    /// The templates do not compile (also caught by `config check`).
+    #[error("the templates do not compile: {0}")]
+    Templates(String),
+    /// The outbox could not be opened.
+    #[error(transparent)]
+    Outbox(#[from] OpenError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running gateway.
+pub struct Gateway {
+    state: Arc<State>,
+    dispatcher: Dispatcher,
+    server: JoinHandle<std::io::Result<()>>,
+    housekeeping: JoinHandle<()>,
+    stop: watch::Sender<bool>,
+    addr: SocketAddr,
+    tokens: Option<LocalTokens>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Starts everything and listens on `config.server.listen`.
+    pub async fn start(mut config: Config, options: Options) -> Result<Gateway, StartError> {
+        crate::tls::install_crypto_provider();
+        let data_dir = config.server.data_dir.clone();
+        // Generated tokens fill what the config leaves out.
+        let tokens = if config.auth.admin_token.is_none() || config.auth.ingest.is_empty() {
+            let tokens = LocalTokens::load_or_create(&data_dir)?;
+            tokens.apply(&mut config);
+            Some(tokens)
+        } else {
+            None
+        };
+
+        let runtime = Runtime::new(config.runtime_config())?;
+        let catalog = Arc::new(Catalog::load(&runtime, &config.server.plugin_dir).await?);
+        let plugins = catalog.plugins();
+        let problems = config.check_plugins(&plugins);
+        if !problems.is_empty() {
+            return Err(StartError::Config(problems));
+        }
+        let renderer =
+            Renderer::new(&config.templates, config.render.clone()).map_err(|errors| {
+                StartError::Templates(
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
+        let router = Router::new(config.routes.clone());
+
+        let mut outbox_config = OutboxConfig::new(data_dir.join("outbox"));
+        outbox_config.clock = options.clock.clone();
+        outbox_config.max_pending = config.outbox.max_pending;
+        outbox_config.idempotency_window = config.outbox.idempotency_window;
+        outbox_config.cache_capacity = config.outbox.cache_bytes;
+        let outbox = Arc::new(Outbox::open(outbox_config)?);
+        // sled admits one process per database: leases found now belong to
+        // a process that died, so its deliveries are due again at once.
+        match outbox.release_leases(options.clock.now()) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                deliveries = n,
+                "resuming deliveries a previous process held"
+            ),
+            Err(error) => tracing::error!(%error, "cannot release leases found at start"),
+        }
+
+        let directory = Arc::new(Directory::new());
+        for plugin in plugins.values() {
+            directory.set_plugin(plugin.clone());
+        }
+        directory.set_global_fallback(config.dispatch.global_fallback.clone());
+        for (name, d) in &config.destinations {
+            // check_plugins made sure every destination's plugin is loaded.
+            let Some(plugin) = plugins.get(&d.plugin) else {
+                continue;
+            };
+            let destination =
+                runtime.destination(plugin, name, d.config.expose().clone(), &d.allow_hosts);
+            directory.set_destination(DestinationEntry {
+                name: name.clone(),
+                plugin: d.plugin.clone(),
+                destination,
+                fallback: d.fallback.clone(),
+                rate_limits: d
+                    .rate_limits
+                    .clone()
+                    .unwrap_or_else(|| plugin.manifest().rate_limits.clone()),
+                concurrency: d.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+                enabled: config.destination_active(name),
+            });
+        }
+
+        let dispatch_metrics = Arc::new(Metrics::default());
+        let dispatcher = Dispatcher::start(
+            outbox.clone(),
+            runtime.clone(),
+            directory.clone(),
+            options.clock.clone(),
+            dispatch_metrics.clone(),
+            DispatchConfig {
+                workers: config.dispatch.workers,
+                retry: config.dispatch.retry.clone(),
+                ..options.dispatch.clone()
+            },
+        );
+
+        let listen = config.server.listen;
+        let retention = config.outbox.delivered_retention;
+        let state = State::new(Parts {
+            live: Live {
+                config,
+                router,
+                renderer,
+            },
+            outbox: outbox.clone(),
+            runtime,
+            directory,
+            catalog,
+            dispatch_metrics,
+            waker: dispatcher.waker(),
+            clock: options.clock.clone(),
+        });
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(source) => {
+                dispatcher.shutdown().await;
+                return Err(StartError::Bind {
+                    addr: listen,
+                    source,
+                });
+            }
+        };
+        let addr = listener.local_addr().unwrap_or(listen);
+        let (stop, stopped) = watch::channel(false);
+        let app = api::router(state.clone());
+        let mut until = stopped.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = until.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        let housekeeping = tokio::spawn(housekeeping(
+            outbox,
+            retention,
+            options.clock.clone(),
+            options.housekeeping_interval,
+            stopped,
+        ));
+        state.set_ready(true);
+        tracing::info!(%addr, "carillon is listening");
+        Ok(Gateway {
+            state,
+            dispatcher,
+            server,
+            housekeeping,
+            stop,
+            addr,
+            tokens,
+        })
+    }
+
+    /// The address the API listens on (the real port when the config said 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The generated tokens in use, when the config left them out.
+    pub fn local_tokens(&self) -> Option<&LocalTokens> {
+        self.tokens.as_ref()
+    }
+
+    /// The shared state (for reloads and tests).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Stops in the order that loses nothing: not ready, stop accepting
+    /// and finish in-flight requests, stop dispatching (unfinished
+    /// deliveries resume after the next start), flush the outbox.
+    pub async fn shutdown(self) {
+        self.state.set_ready(false);
+        let _ = self.stop.send(true);
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "the HTTP server failed"),
+            Err(error) => tracing::error!(%error, "the HTTP server task failed"),
+        }
+        let _ = self.housekeeping.await;
+        self.dispatcher.shutdown().await;
+        if let Err(error) = self.state.outbox.flush() {
+            tracing::error!(%error, "cannot flush the outbox");
+        }
+        tracing::info!("carillon stopped");
+    }
+}
+
+/// Purges delivered deliveries past their retention and expired
+/// idempotency keys, every `interval`.
+async fn housekeeping(
+    outbox: Arc<Outbox>,
+    retention: Duration,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = clock.now();
+        let outbox = outbox.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let purged = outbox.purge_delivered(now, retention)?;
+            let keys = outbox.purge_idempotency(now)?;
+            Ok::<_, carillon_outbox::OutboxError>((purged, keys))
+        })
+        .await;
+        match result {
+            Ok(Ok((purged, keys))) => {
+                if purged.deliveries > 0 || keys > 0 {
+                    tracing::debug!(
+                        deliveries = purged.deliveries,
+                        events = purged.events,
+                        idempotency_keys = keys,
+                        "housekeeping purged"
+                    );
+                }
+            }
+            Ok(Err(error)) => tracing::error!(%error, "housekeeping failed"),
+            Err(error) => tracing::error!(%error, "housekeeping task failed"),
+        }
+    }
+}

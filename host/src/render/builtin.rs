@@ -1,0 +1,367 @@
+//! The built-in templates, one per event family, in English and Chinese.
+//!
+//! Routes name them `builtin.NAME`; a target without a template gets the
+//! one for its event's family ([`family`]). A config template with the same
+//! name (`[templates."builtin.task-failed".zh]`) replaces a built-in locale
+//! or adds one. They are written for a phone: a one-line title with an icon,
+//! a bold lead sentence, a short list of the facts present, the message.
+//! A task event with a `title` but no `taskname` keeps the client's title.
+
+use crate::event::Event;
+
+/// The prefix of built-in template names.
+pub const PREFIX: &str = "builtin.";
+
+/// One locale of a built-in template.
+pub(crate) struct Text {
+    pub locale: &'static str,
+    pub title: &'static str,
+    pub body: &'static str,
+}
+
+/// A built-in template.
+pub(crate) struct Builtin {
+    /// Its name without the prefix (`task-failed`).
+    pub name: &'static str,
+    pub texts: &'static [Text],
+}
+
+/// The names of the built-in templates, without the prefix.
+pub const NAMES: &[&str] = &[
+    "task-succeeded",
+    "task-failed",
+    "timeout",
+    "resource",
+    "alert",
+    "generic",
+];
+
+/// Is `name` (`builtin.task-failed`) a built-in template?
+pub fn exists(name: &str) -> bool {
+    name.strip_prefix(PREFIX)
+        .is_some_and(|rest| NAMES.contains(&rest))
+}
+
+/// The built-in template for `event`'s family, by its type: a last segment
+/// `succeeded|success|completed` → `task-succeeded`,
+/// `failed|failure|error` → `task-failed`, `timeout|timed_out` →
+/// `timeout`; then `resource.*` → `resource`, `alert.*` → `alert`; else
+/// `generic`. Returns the full name (`builtin.task-failed`).
+pub fn family(event: &Event) -> &'static str {
+    let lower = event.event_type.to_ascii_lowercase();
+    let last = lower.rsplit('.').next().unwrap_or_default();
+    match last {
+        "succeeded" | "success" | "completed" => "builtin.task-succeeded",
+        "failed" | "failure" | "error" => "builtin.task-failed",
+        "timeout" | "timed_out" => "builtin.timeout",
+        _ if lower.starts_with("resource.") => "builtin.resource",
+        _ if lower.starts_with("alert.") => "builtin.alert",
+        _ => "builtin.generic",
+    }
+}
+
+pub(crate) const ALL: &[Builtin] = &[
+    Builtin {
+        name: "task-succeeded",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"✅ {% if title is defined and taskname is not defined %}${ title }{% else %}${ taskname | default(source) } succeeded{% endif %}"#,
+                body: r#"{% set name = taskname | default(source) %}
+**${ name }** finished successfully.
+
+{% if owner is defined %}
+- **Owner:** ${ owner }
+{% endif %}
+{% if tasktype is defined %}
+- **Type:** ${ tasktype }
+{% endif %}
+{% if rows is defined %}
+- **Rows:** ${ rows }
+{% elif affected_rows is defined %}
+- **Rows:** ${ affected_rows }
+{% endif %}
+{% if duration is defined %}
+- **Duration:** ${ duration }
+{% endif %}
+- **Finished:** ${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"✅ {% if title is defined and taskname is not defined %}${ title }{% else %}任务 ${ taskname | default(source) } 执行成功{% endif %}"#,
+                body: r#"{% set name = taskname | default(source) %}
+**${ name }** 已成功完成。
+
+{% if owner is defined %}
+- **负责人**：${ owner }
+{% endif %}
+{% if tasktype is defined %}
+- **任务类型**：${ tasktype }
+{% endif %}
+{% if rows is defined %}
+- **影响行数**：${ rows }
+{% elif affected_rows is defined %}
+- **影响行数**：${ affected_rows }
+{% endif %}
+{% if duration is defined %}
+- **耗时**：${ duration }
+{% endif %}
+- **完成时间**：${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+        ],
+    },
+    Builtin {
+        name: "task-failed",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"❌ {% if title is defined and taskname is not defined %}${ title }{% else %}${ taskname | default(source) } failed{% endif %}"#,
+                body: r#"{% set name = taskname | default(source) %}
+**${ name }** failed.
+
+{% if owner is defined %}
+- **Owner:** ${ owner }
+{% endif %}
+{% if tasktype is defined %}
+- **Type:** ${ tasktype }
+{% endif %}
+{% if duration is defined %}
+- **Ran for:** ${ duration }
+{% endif %}
+- **Failed at:** ${ timestamp }
+{% if error is defined %}
+
+**Error:** ${ error }
+{% endif %}
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"❌ {% if title is defined and taskname is not defined %}${ title }{% else %}任务 ${ taskname | default(source) } 执行失败{% endif %}"#,
+                body: r#"{% set name = taskname | default(source) %}
+**${ name }** 执行失败。
+
+{% if owner is defined %}
+- **负责人**：${ owner }
+{% endif %}
+{% if tasktype is defined %}
+- **任务类型**：${ tasktype }
+{% endif %}
+{% if duration is defined %}
+- **已运行**：${ duration }
+{% endif %}
+- **失败时间**：${ timestamp }
+{% if error is defined %}
+
+**错误**：${ error }
+{% endif %}
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+        ],
+    },
+    Builtin {
+        name: "timeout",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"⏰ {% if title is defined and taskname is not defined %}${ title }{% else %}${ taskname | default(source) } timed out{% endif %}"#,
+                body: r#"{% set name = taskname | default(source) %}
+**${ name }** did not finish in time.
+
+{% if owner is defined %}
+- **Owner:** ${ owner }
+{% endif %}
+{% if started_at is defined %}
+- **Started:** ${ started_at | datetime }
+{% endif %}
+{% if deadline is defined %}
+- **Deadline:** ${ deadline | datetime }
+{% endif %}
+- **Detected:** ${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"⏰ {% if title is defined and taskname is not defined %}${ title }{% else %}任务 ${ taskname | default(source) } 执行超时{% endif %}"#,
+                body: r#"{% set name = taskname | default(source) %}
+**${ name }** 未在规定时间内完成。
+
+{% if owner is defined %}
+- **负责人**：${ owner }
+{% endif %}
+{% if started_at is defined %}
+- **开始时间**：${ started_at | datetime }
+{% endif %}
+{% if deadline is defined %}
+- **截止时间**：${ deadline | datetime }
+{% endif %}
+- **发现时间**：${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+        ],
+    },
+    Builtin {
+        name: "resource",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"{% if status == "resolved" %}✅ ${ metric | default(title | default(type)) } back to normal{% else %}⚠️ ${ metric | default(title | default(type)) } above threshold{% endif %}{% if resourceid is defined %} on ${ resourceid }{% endif %}"#,
+                body: r#"{% set name = metric | default(title | default(type)) %}
+{% set unit = unit | default("") %}
+{% if status == "resolved" %}
+**${ name }** is back to normal{% if resourceid is defined %} on **${ resourceid }**{% endif %}.
+{% else %}
+**${ name }** crossed its threshold{% if resourceid is defined %} on **${ resourceid }**{% endif %}.
+{% endif %}
+
+{% if value is defined %}
+- **Value:** ${ value }${ unit }
+{% endif %}
+{% if threshold is defined %}
+- **Threshold:** ${ threshold }${ unit }
+{% endif %}
+- **Severity:** ${ severity }
+- **Time:** ${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"{% if status == "resolved" %}✅ ${ metric | default(title | default(type)) } 已恢复正常{% else %}⚠️ ${ metric | default(title | default(type)) } 超过阈值{% endif %}{% if resourceid is defined %}（${ resourceid }）{% endif %}"#,
+                body: r#"{% set name = metric | default(title | default(type)) %}
+{% set unit = unit | default("") %}
+{% set levels = {"info": "提示", "success": "成功", "warning": "警告", "error": "错误", "critical": "严重"} %}
+{% if status == "resolved" %}
+{% if resourceid is defined %}**${ resourceid }** 上的 {% endif %}**${ name }** 已恢复正常。
+{% else %}
+{% if resourceid is defined %}**${ resourceid }** 上的 {% endif %}**${ name }** 超过阈值。
+{% endif %}
+
+{% if value is defined %}
+- **当前值**：${ value }${ unit }
+{% endif %}
+{% if threshold is defined %}
+- **阈值**：${ threshold }${ unit }
+{% endif %}
+- **级别**：${ levels[severity] }
+- **时间**：${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+        ],
+    },
+    Builtin {
+        name: "alert",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"{% if status == "resolved" %}✅ [RESOLVED]{% else %}🔥 [FIRING]{% endif %} ${ labels.alertname | default(title | default(type)) }"#,
+                body: r#"{% if title is defined and title != labels.alertname | default("") %}
+**${ title }**
+
+{% endif %}
+{% if message is defined %}
+${ message }
+
+{% endif %}
+- **Alert:** ${ labels.alertname | default(type) }
+{% if labels.instance is defined %}
+- **Instance:** ${ labels.instance }
+{% endif %}
+- **Severity:** ${ labels.severity | default(severity) }
+- **${ "Resolved" if status == "resolved" else "Since" }:** ${ timestamp }
+{% for k, v in labels | items if k not in ["alertname", "instance", "severity"] %}
+{% if loop.first %}- **Labels:** {% else %} {% endif %}`${ k }=${ v }`{% if loop.last %}${ "\n" }{% endif %}
+{% endfor %}
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"{% if status == "resolved" %}✅ [已恢复]{% else %}🔥 [告警中]{% endif %} ${ labels.alertname | default(title | default(type)) }"#,
+                body: r#"{% set levels = {"info": "提示", "success": "成功", "warning": "警告", "error": "错误", "critical": "严重"} %}
+{% if title is defined and title != labels.alertname | default("") %}
+**${ title }**
+
+{% endif %}
+{% if message is defined %}
+${ message }
+
+{% endif %}
+- **告警**：${ labels.alertname | default(type) }
+{% if labels.instance is defined %}
+- **实例**：${ labels.instance }
+{% endif %}
+- **级别**：${ labels.severity | default(levels[severity]) }
+- **${ "恢复时间" if status == "resolved" else "开始时间" }**：${ timestamp }
+{% for k, v in labels | items if k not in ["alertname", "instance", "severity"] %}
+{% if loop.first %}- **标签**：{% else %} {% endif %}`${ k }=${ v }`{% if loop.last %}${ "\n" }{% endif %}
+{% endfor %}
+"#,
+            },
+        ],
+    },
+    Builtin {
+        name: "generic",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"${ {"info": "ℹ️", "success": "✅", "warning": "⚠️", "error": "❌", "critical": "🚨"}[severity] } ${ title | default(type) }"#,
+                body: r#"{% if message is defined %}
+${ message }
+
+{% endif %}
+- **Event:** `${ type }`
+- **Source:** ${ source }
+- **Severity:** ${ severity }
+- **Time:** ${ timestamp }
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"${ {"info": "ℹ️", "success": "✅", "warning": "⚠️", "error": "❌", "critical": "🚨"}[severity] } ${ title | default(type) }"#,
+                body: r#"{% set levels = {"info": "提示", "success": "成功", "warning": "警告", "error": "错误", "critical": "严重"} %}
+{% if message is defined %}
+${ message }
+
+{% endif %}
+- **事件**：`${ type }`
+- **来源**：${ source }
+- **级别**：${ levels[severity] }
+- **时间**：${ timestamp }
+"#,
+            },
+        ],
+    },
+];

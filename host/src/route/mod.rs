@@ -1,0 +1,156 @@
+//! The routing engine: which destinations an event goes to, and with which
+//! template.
+//!
+//! The config validates `[[routes]]` into [`config::Route`]s; a [`Router`]
+//! evaluates them against an [`Event`]:
+//!
+//! - routes are tried in file order; a route matches when every criterion it
+//!   gives holds (event-type globs, source globs, severity, conditions on
+//!   `labels.NAME` / `data.PATH`); a route without criteria matches all;
+//! - a matching route adds its destinations and stops the evaluation, unless
+//!   it sets `continue = true`;
+//! - each destination is reached once per event: the first route that
+//!   reaches it decides its template;
+//! - an event that names its own `destinations` is not routed: those are the
+//!   targets (the API checks that the token may do that).
+//!
+//! The result, a [`Decision`], is stored with the event and shown by the
+//! admin API, so it is `Serialize`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, Condition, Scope, SeverityMatch, Test};
+use crate::event::Event;
+
+mod condition;
+
+pub use self::condition::{display_text, json_equals, lookup_data};
+
+/// One place an event goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The destination's name.
+    pub destination: String,
+    /// The template to render with; `None`: the built-in one for the
+    /// event's family.
+    pub template: Option<String>,
+    /// The route that chose it; `None` for destinations the event named.
+    pub route: Option<String>,
+}
+
+/// Where an event goes, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The names of the routes that matched, in evaluation order.
+    pub matched: Vec<String>,
+    /// The destinations, each once, in the order they were reached.
+    pub targets: Vec<Target>,
+    /// The event named its destinations itself (routes were not evaluated).
+    pub explicit: bool,
+}
+
+impl Decision {
+    /// Does the event go nowhere?
+    pub fn is_unrouted(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Adds `destination` unless an earlier route (or name) already reached it.
+    fn add(&mut self, destination: &str, template: Option<&str>, route: Option<&str>) {
+        if self.targets.iter().any(|t| t.destination == destination) {
+            return;
+        }
+        self.targets.push(Target {
+            destination: destination.to_owned(),
+            template: template.map(str::to_owned),
+            route: route.map(str::to_owned),
+        });
+    }
+}
+
+/// The routes of one config, ready to evaluate. Cheap to share (`Send +
+/// Sync`); build one per loaded config.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    routes: Vec<config::Route>,
+}
+
+impl Router {
+    /// A router over `routes`, in the order given (the file's).
+    pub fn new(routes: Vec<config::Route>) -> Router {
+        Router { routes }
+    }
+
+    /// The routes, in evaluation order.
+    pub fn routes(&self) -> &[config::Route] {
+        &self.routes
+    }
+
+    /// Decides where `event` goes.
+    pub fn decide(&self, event: &Event) -> Decision {
+        let mut decision = Decision::default();
+        if let Some(named) = &event.destinations {
+            decision.explicit = true;
+            for destination in named {
+                decision.add(destination, None, None);
+            }
+            return decision;
+        }
+        for route in &self.routes {
+            if !route_matches(route, event) {
+                continue;
+            }
+            decision.matched.push(route.name.clone());
+            for destination in &route.destinations {
+                decision.add(destination, route.template.as_deref(), Some(&route.name));
+            }
+            if !route.continue_ {
+                break;
+            }
+        }
+        decision
+    }
+}
+
+/// Does every criterion of `route` hold for `event`?
+pub fn route_matches(route: &config::Route, event: &Event) -> bool {
+    let any_glob = |globs: &[config::Glob], text: &str| {
+        globs.is_empty() || globs.iter().any(|g| g.matches(text))
+    };
+    any_glob(&route.event, &event.event_type)
+        && any_glob(&route.source, &event.source)
+        && severity_matches(&route.severity, event)
+        && route.conditions.iter().all(|c| condition_holds(c, event))
+}
+
+fn severity_matches(criterion: &SeverityMatch, event: &Event) -> bool {
+    match criterion {
+        SeverityMatch::Any => true,
+        SeverityMatch::OneOf(list) => list.contains(&event.severity),
+        SeverityMatch::AtLeast(min) => event.severity >= *min,
+    }
+}
+
+/// Does `condition` hold for `event`? A missing field fails every test but
+/// `exists = false`.
+pub fn condition_holds(condition: &Condition, event: &Event) -> bool {
+    let path = &condition.field.path;
+    let value = match condition.field.scope {
+        // Labels are flat: `labels.app.kubernetes.io/name` names the label
+        // `app.kubernetes.io/name`.
+        Scope::Labels => event
+            .labels
+            .get(&path.join("."))
+            .map(|s| serde_json::Value::String(s.clone())),
+        Scope::Data => lookup_data(&event.data, path).cloned(),
+    };
+    match (&condition.test, value) {
+        (Test::Exists(wanted), value) => value.is_some() == *wanted,
+        (_, None) => false,
+        (Test::Equals(expected), Some(value)) => json_equals(expected, &value),
+        (Test::Regex(re), Some(value)) => re.is_match(&display_text(&value)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

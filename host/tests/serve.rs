@@ -1,0 +1,382 @@
+//! The `carillon` binary as users run it: the README's quickstart as
+//! written (with free ports), the embedded defaults, and `kill -9` in the
+//! middle of deliveries losing nothing that was acknowledged.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const SECRET: &str = "whsec_cXVpY2tzdGFydC1zZWNyZXQtZm9yLWxvY2FsLXVzZQ==";
+
+/// A child process whose stdout and stderr lines arrive on channels; killed
+/// on drop.
+struct Proc {
+    child: Child,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+    seen_out: Vec<String>,
+    seen_err: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], cwd: &Path) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_carillon"))
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .env_remove("CARILLON_CONFIG")
+            .env_remove("CARILLON_LISTEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn carillon");
+        let lines = |pipe: Box<dyn std::io::Read + Send>| {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        };
+        let stdout = lines(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = lines(Box::new(child.stderr.take().expect("stderr")));
+        Proc {
+            child,
+            stdout,
+            stderr,
+            seen_out: Vec::new(),
+            seen_err: Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        self.seen_out.extend(self.stdout.try_iter());
+        self.seen_err.extend(self.stderr.try_iter());
+    }
+
+    /// Waits until a stdout or stderr line satisfies `f`; returns it.
+    fn wait_line(&mut self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            self.drain();
+            if let Some(line) = self.seen_out.iter().chain(&self.seen_err).find(|l| f(l)) {
+                return line.clone();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.drain();
+                panic!(
+                    "carillon exited ({status}) before {what}:\n{}\n{}",
+                    self.seen_out.join("\n"),
+                    self.seen_err.join("\n")
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}\n{}",
+                self.seen_out.join("\n"),
+                self.seen_err.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn output(&mut self) -> String {
+        self.drain();
+        format!("{}\n{}", self.seen_out.join("\n"), self.seen_err.join("\n"))
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+        }
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The value after `label` in the token banner.
+fn token(line: &str, label: &str) -> String {
+    line.split(label)
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn wait_ready(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(r) = blocking_get(&format!("{base}/readyz"), None)
+            && r.0 == 200
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{base} never became ready");
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    carillon::tls::install_crypto_provider();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn blocking_get(url: &str, token: Option<&str>) -> Result<(u16, Value), reqwest::Error> {
+    runtime().block_on(async {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await?;
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await?;
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    })
+}
+
+fn blocking_post(url: &str, token: &str, body: &Value) -> (u16, Value) {
+    runtime().block_on(async {
+        let r = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("post");
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    })
+}
+
+/// README "Quickstart", step by step, with the example config as shipped
+/// except for the two ports (free ones, so the test cannot collide).
+#[test]
+fn the_quickstart_works_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, hook) = (free_port(), free_port());
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart.toml"),
+    )
+    .unwrap();
+    assert!(example.contains("127.0.0.1:8080") && example.contains("127.0.0.1:9000"));
+    let config = example
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{api}"))
+        .replace("127.0.0.1:9000", &format!("127.0.0.1:{hook}"));
+    std::fs::write(dir.path().join("quickstart.toml"), config).unwrap();
+
+    // 1. The receiver.
+    let mut receiver = Proc::spawn(
+        &[
+            "receive",
+            "--listen",
+            &format!("127.0.0.1:{hook}"),
+            "--secret",
+            SECRET,
+        ],
+        dir.path(),
+    );
+    receiver.wait_line("the receiver to listen", |l| {
+        l.contains("receiving webhooks")
+    });
+    // 2. The gateway, which prints its generated tokens once.
+    let mut gateway = Proc::spawn(&["serve", "--config", "quickstart.toml"], dir.path());
+    let ingest = token(
+        &gateway.wait_line("the ingest token", |l| l.contains("ingest token:")),
+        "ingest token:",
+    );
+    let admin = token(
+        &gateway.wait_line("the admin token", |l| l.contains("admin token:")),
+        "admin token:",
+    );
+    let base = format!("http://127.0.0.1:{api}");
+    wait_ready(&base);
+    // 3. POST an event.
+    let (status, body) = blocking_post(
+        &format!("{base}/v1/events"),
+        &ingest,
+        &json!({ "type": "task.failed", "source": "etl", "title": "orders_daily failed", "severity": "error" }),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    // 4. The receiver prints it, signature verified.
+    receiver.wait_line("the delivery", |l| l.contains("orders_daily failed"));
+    let out = receiver.output();
+    assert!(out.contains("signature: valid"), "{out}");
+    // 5. GET /v1/events/{id} shows it delivered.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, event) =
+            blocking_get(&format!("{base}/v1/events/{id}"), Some(&admin)).unwrap();
+        assert_eq!(status, 200, "{event}");
+        if event["deliveries"][0]["state"] == "delivered" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{event}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Graceful stop on SIGTERM.
+    assert!(gateway.terminate().success(), "{}", gateway.output());
+    let log = gateway.output();
+    assert!(log.contains("carillon stopped"), "{log}");
+    assert!(
+        !log.contains(&ingest[4..]) || log.matches(&ingest[4..]).count() <= 2,
+        "{log}"
+    );
+}
+
+/// No config: embedded defaults, tokens generated and printed once, kept
+/// in the data directory for the next start.
+#[test]
+fn serve_without_a_config_runs_on_the_embedded_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut first = Proc::spawn(&["serve", "--listen", &listen], dir.path());
+    let ingest = token(
+        &first.wait_line("the ingest token", |l| l.contains("ingest token:")),
+        "ingest token:",
+    );
+    first.wait_line("listening", |l| l.contains("carillon is listening"));
+    let base = format!("http://{listen}");
+    wait_ready(&base);
+    let (status, body) = blocking_post(
+        &format!("{base}/v1/events"),
+        &ingest,
+        &json!({ "type": "demo.hello", "source": "readme" }),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["unrouted"], true, "the defaults have no routes");
+    assert!(first.terminate().success());
+    let saved = std::fs::read_to_string(dir.path().join("data/local-tokens.toml")).unwrap();
+    assert!(saved.contains(&ingest));
+
+    let mut second = Proc::spawn(&["serve", "--listen", &listen], dir.path());
+    second.wait_line("listening", |l| l.contains("carillon is listening"));
+    wait_ready(&base);
+    assert!(
+        !second.output().contains("ingest token:"),
+        "printed once only"
+    );
+    let (status, _) = blocking_post(
+        &format!("{base}/v1/events"),
+        &ingest,
+        &json!({ "type": "demo.hello", "source": "readme" }),
+    );
+    assert_eq!(status, 202);
+}
+
+/// Every event acknowledged with 202 is delivered after the gateway is
+/// killed with SIGKILL while its deliveries were failing, and restarted.
+#[test]
+fn kill_9_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, hook) = (free_port(), free_port());
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{api}"
+data_dir = "./data"
+[auth]
+admin_token = "adm-kill9-test-token"
+[[auth.ingest]]
+name = "app"
+token = "ing-kill9-test-token"
+[egress]
+allow_private = ["127.0.0.1/32"]
+[dispatch.retry]
+base_secs = 1
+cap_secs = 1
+min_delay_secs = 1
+[destinations.local]
+plugin = "webhook"
+config = {{ url = "http://127.0.0.1:{hook}/in" }}
+[[routes]]
+name = "all"
+destinations = ["local"]
+"#
+    );
+    std::fs::write(dir.path().join("carillon.toml"), config).unwrap();
+    let base = format!("http://127.0.0.1:{api}");
+
+    // The receiver is down: deliveries fail and are retried.
+    let mut gateway = Proc::spawn(&["serve", "--config", "carillon.toml"], dir.path());
+    wait_ready(&base);
+    let mut accepted = Vec::new();
+    for i in 0..40 {
+        let (status, body) = blocking_post(
+            &format!("{base}/v1/events"),
+            "ing-kill9-test-token",
+            &json!({ "type": "kill.test", "source": "t", "title": format!("event-{i}") }),
+        );
+        assert_eq!(status, 202, "{body}");
+        accepted.push(format!("event-{i}"));
+    }
+    gateway.kill9();
+
+    // Receiver up, gateway back: everything acknowledged arrives.
+    let mut receiver = Proc::spawn(
+        &["receive", "--listen", &format!("127.0.0.1:{hook}")],
+        dir.path(),
+    );
+    receiver.wait_line("the receiver to listen", |l| {
+        l.contains("receiving webhooks")
+    });
+    let mut gateway = Proc::spawn(&["serve", "--config", "carillon.toml"], dir.path());
+    wait_ready(&base);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let out = receiver.output();
+        let missing: Vec<&String> = accepted
+            .iter()
+            .filter(|t| !out.contains(&format!(" {t}\"")))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered after kill -9: {missing:?}\n{}",
+            gateway.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
