@@ -1,12 +1,11 @@
 //! Subcommands of the `carillon` binary.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
+use carillon::catalog::Catalog;
 use carillon::config::{Config, ConfigError, LocalTokens};
 use carillon::gateway::{Gateway, Options, StartError};
 use carillon::plugin::{Plugin, Runtime, RuntimeConfig};
@@ -270,36 +269,16 @@ async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
         max_concurrent_calls: 4,
         ..RuntimeConfig::default()
     })?;
-    let mut plugins: HashMap<String, Arc<Plugin>> = HashMap::new();
-    for artifact in carillon_builtin::BUILTIN {
-        let plugin = runtime
-            .load(artifact.wasm.to_vec())
-            .await
-            .with_context(|| format!("cannot load the built-in plugin {}", artifact.crate_name))?;
-        plugins.insert(plugin.name().to_owned(), plugin);
-    }
-    // Plugins from the plugin directory (relative to the working directory),
-    // when it exists; one that does not load is reported, not fatal here.
-    if let Ok(entries) = std::fs::read_dir(&config.server.plugin_dir) {
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        paths.sort();
-        for path in paths {
-            let loaded = match std::fs::read(&path) {
-                Ok(wasm) => runtime.load(wasm).await.map_err(anyhow::Error::from),
-                Err(e) => Err(e.into()),
-            };
-            match loaded {
-                Ok(plugin) => {
-                    plugins.insert(plugin.name().to_owned(), plugin);
-                }
-                Err(e) => eprintln!("warning: cannot load {}: {e:#}", path.display()),
-            }
+    // The plugins the gateway would choose (built-in ones, files of the
+    // plugin directory relative to the working directory, pins); a file
+    // that does not load is reported, not fatal here.
+    let catalog = Catalog::load(&runtime, &config).await?;
+    for file in catalog.files() {
+        if let Some(error) = &file.error {
+            eprintln!("warning: {}: {error}", file.path.display());
         }
     }
-    let problems = config.check_plugins(&plugins);
+    let problems = config.check_plugins(&*catalog);
     if !problems.is_empty() {
         for problem in problems.iter() {
             writeln!(out, "{problem}")?;

@@ -3,9 +3,10 @@
 //! down in the order that loses nothing.
 //!
 //! Start: tokens → runtime → plugins → config checked against them →
-//! routes and templates → outbox → dispatcher → listener → ready. Stop:
-//! not ready → stop accepting (in-flight requests finish, so every 202
-//! sent is durable) → dispatcher hands back what it holds → outbox flush.
+//! routes and templates → outbox → dispatcher → listener → plugin-directory
+//! watch → ready. Stop: not ready → stop accepting (in-flight requests
+//! finish, so every 202 sent is durable) and watching → dispatcher hands
+//! back what it holds → outbox flush.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,12 +17,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Live, Parts, State};
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::watch::WatchSettings;
+use crate::catalog::{CatalogError, Reloader};
 use crate::config::{Config, LocalTokens, Problems, TokenFileError};
 use crate::dispatch::directory::{DestinationEntry, Directory};
 use crate::dispatch::metrics::Metrics;
 use crate::dispatch::{DispatchConfig, Dispatcher};
-use crate::plugin::{Runtime, RuntimeError};
+use crate::plugin::{Plugin, Runtime, RuntimeError};
 use crate::render::Renderer;
 use crate::route::Router;
 
@@ -39,6 +41,12 @@ pub struct Options {
     /// How often housekeeping (purging delivered deliveries and expired
     /// idempotency keys) runs.
     pub housekeeping_interval: Duration,
+    /// How long the plugin directory must be quiet after a change
+    /// notification before it is scanned.
+    pub plugin_debounce: Duration,
+    /// How long a plugin file must stay unchanged (size and modification
+    /// time) before it is loaded.
+    pub plugin_settle: Duration,
 }
 
 impl Default for Options {
@@ -47,6 +55,8 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             dispatch: DispatchConfig::default(),
             housekeeping_interval: Duration::from_secs(60),
+            plugin_debounce: Duration::from_millis(500),
+            plugin_settle: Duration::from_secs(1),
         }
     }
 }
@@ -88,6 +98,7 @@ pub struct Gateway {
     dispatcher: Dispatcher,
     server: JoinHandle<std::io::Result<()>>,
     housekeeping: JoinHandle<()>,
+    plugin_watch: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     addr: SocketAddr,
     tokens: Option<LocalTokens>,
@@ -116,9 +127,17 @@ impl Gateway {
         };
 
         let runtime = Runtime::new(config.runtime_config())?;
-        let catalog = Arc::new(Catalog::load(&runtime, &config.server.plugin_dir).await?);
-        let plugins = catalog.plugins();
-        let problems = config.check_plugins(&plugins);
+        // The reloader's first load fills the directory: the plugins chosen
+        // and the destinations that use them, with their grants.
+        let directory = Arc::new(Directory::new());
+        let reloader = Arc::new(Reloader::new(
+            runtime.clone(),
+            directory.clone(),
+            config.server.plugin_dir.clone(),
+            options.plugin_settle,
+        ));
+        let catalog = reloader.start(&config).await?;
+        let problems = config.check_plugins(&*catalog);
         if !problems.is_empty() {
             return Err(StartError::Config(problems));
         }
@@ -151,31 +170,7 @@ impl Gateway {
             Err(error) => tracing::error!(%error, "cannot release leases found at start"),
         }
 
-        let directory = Arc::new(Directory::new());
-        for plugin in plugins.values() {
-            directory.set_plugin(plugin.clone());
-        }
         directory.set_global_fallback(config.dispatch.global_fallback.clone());
-        for (name, d) in &config.destinations {
-            // check_plugins made sure every destination's plugin is loaded.
-            let Some(plugin) = plugins.get(&d.plugin) else {
-                continue;
-            };
-            let destination =
-                runtime.destination(plugin, name, d.config.expose().clone(), &d.allow_hosts);
-            directory.set_destination(DestinationEntry {
-                name: name.clone(),
-                plugin: d.plugin.clone(),
-                destination,
-                fallback: d.fallback.clone(),
-                rate_limits: d
-                    .rate_limits
-                    .clone()
-                    .unwrap_or_else(|| plugin.manifest().rate_limits.clone()),
-                concurrency: d.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-                enabled: config.destination_active(name),
-            });
-        }
 
         let dispatch_metrics = Arc::new(Metrics::default());
         let dispatcher = Dispatcher::start(
@@ -193,6 +188,10 @@ impl Gateway {
 
         let listen = config.server.listen;
         let retention = config.outbox.delivered_retention;
+        let watch_settings = config.server.watch_plugins.then_some(WatchSettings {
+            rescan: config.server.plugin_rescan,
+            debounce: options.plugin_debounce,
+        });
         let state = State::new(Parts {
             live: Live {
                 config,
@@ -202,7 +201,7 @@ impl Gateway {
             outbox: outbox.clone(),
             runtime,
             directory,
-            catalog,
+            plugins: reloader,
             dispatch_metrics,
             waker: dispatcher.waker(),
             clock: options.clock.clone(),
@@ -228,6 +227,8 @@ impl Gateway {
                 })
                 .await
         });
+        let plugin_watch = watch_settings
+            .map(|settings| crate::catalog::watch::spawn(state.clone(), settings, stopped.clone()));
         let housekeeping = tokio::spawn(housekeeping(
             outbox,
             retention,
@@ -242,6 +243,7 @@ impl Gateway {
             dispatcher,
             server,
             housekeeping,
+            plugin_watch,
             stop,
             addr,
             tokens,
@@ -268,19 +270,48 @@ impl Gateway {
     /// deliveries resume after the next start), flush the outbox.
     pub async fn shutdown(self) {
         self.state.set_ready(false);
-        let _ = self.stop.send(true);
+        self.stop.send_replace(true);
         match self.server.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(%error, "the HTTP server failed"),
             Err(error) => tracing::error!(%error, "the HTTP server task failed"),
         }
         let _ = self.housekeeping.await;
+        if let Some(task) = self.plugin_watch {
+            let _ = task.await;
+        }
         self.dispatcher.shutdown().await;
         if let Err(error) = self.state.outbox.flush() {
             tracing::error!(%error, "cannot flush the outbox");
         }
         tracing::info!("carillon stopped");
     }
+}
+
+/// The directory entry of destination `name` served by `plugin`: the grant
+/// for `plugin`'s manifest, the rate limits (the config's, else the
+/// manifest's), the concurrency and whether it is active. `None` when the
+/// config has no such destination.
+pub(crate) fn destination_entry(
+    runtime: &Runtime,
+    config: &Config,
+    name: &str,
+    plugin: &Plugin,
+) -> Option<DestinationEntry> {
+    let d = config.destinations.get(name)?;
+    let destination = runtime.destination(plugin, name, d.config.expose().clone(), &d.allow_hosts);
+    Some(DestinationEntry {
+        name: name.to_owned(),
+        plugin: d.plugin.clone(),
+        destination,
+        fallback: d.fallback.clone(),
+        rate_limits: d
+            .rate_limits
+            .clone()
+            .unwrap_or_else(|| plugin.manifest().rate_limits.clone()),
+        concurrency: d.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        enabled: config.destination_active(name),
+    })
 }
 
 /// Purges delivered deliveries past their retention and expired

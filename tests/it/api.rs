@@ -1007,3 +1007,118 @@ async fn secrets_never_appear_in_logs_or_api_answers() {
         assert!(!answers.contains(secret), "{secret} in answers:\n{answers}");
     }
 }
+
+/// One event through the running gateway to every channel: the four vendor
+/// fakes (which check signatures, keywords and sizes as the vendors do), a
+/// webhook receiver, and a real SMTP server for email.
+#[tokio::test]
+async fn one_event_reaches_every_channel_through_the_running_gateway() {
+    use carillon_tests::fakes::smtp::{Security, SmtpServer};
+    use carillon_tests::fakes::{dingtalk, lark, teams, wecom};
+    const DT_SECRET: &str = "SEC0123456789abcdef0123456789abcdef";
+    const LARK_SECRET: &str = "lark-secret-0123";
+    let ding = dingtalk::Fake::start(
+        dingtalk::Bot::new("tok")
+            .secret(DT_SECRET)
+            .keywords(&["告警"]),
+    )
+    .await;
+    let lark = lark::Fake::start(
+        lark::Bot::new("hook1")
+            .secret(LARK_SECRET)
+            .keywords(&["告警"]),
+    )
+    .await;
+    let wecom = wecom::Fake::start(wecom::Bot::new("key1")).await;
+    let teams = teams::Fake::start_many([teams::Hook::workflow("wf1", "s3cr3t")]).await;
+    let smtp = SmtpServer::start(Security::Plain).await;
+    let destinations = format!(
+        r#"
+[destinations.ding]
+plugin = "dingtalk"
+config = {{ webhook = "{ding}", secret = "{DT_SECRET}", keywords = ["告警"] }}
+
+[destinations.lark]
+plugin = "lark"
+config = {{ webhook = "{lark}", secret = "{LARK_SECRET}", keywords = ["告警"] }}
+
+[destinations.wecom]
+plugin = "wecom"
+config = {{ webhook = "{wecom}" }}
+
+[destinations.teams]
+plugin = "teams"
+config = {{ webhook = "{teams}" }}
+
+[destinations.mail]
+plugin = "email"
+config = {{ server = {{ host = "127.0.0.1", port = {smtp_port}, security = "none" }}, from = "alerts@carillon.test", to = ["oncall@example.com"] }}
+
+[[routes]]
+name = "quality"
+match = {{ event = "quality.*", min_severity = "warning" }}
+destinations = ["ding", "lark", "wecom", "teams", "mail", "ops"]
+"#,
+        ding = ding.url("tok"),
+        lark = lark.url("hook1"),
+        wecom = wecom.url("key1"),
+        teams = teams.url("wf1"),
+        smtp_port = smtp.port(),
+    );
+    let gw = Gw::start_with(|text| text.push_str(&destinations), Options::default()).await;
+    let event = json!({
+        "type": "quality.report",
+        "source": "dq",
+        "severity": "warning",
+        "locale": "zh-CN",
+        "title": "告警 数据质量 Data quality",
+        "message": "Two of three checks are below the **60%** threshold.",
+        "table": {
+            "columns": [
+                { "key": "check", "title": "Check" },
+                { "key": "score", "title": "Score", "suffix": "%", "condition": ">= 60" }
+            ],
+            "rows": [{ "check": "nulls", "score": 98 }, { "check": "dupes", "score": 42 }]
+        }
+    });
+    let (s, b) = gw.post_json("/v1/events", ETL, &event).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(
+        b["deliveries"].as_array().unwrap().len(),
+        6,
+        "routed to all: {b}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = ding.delivered().len() == 1
+            && lark.delivered().len() == 1
+            && wecom.delivered().len() == 1
+            && teams.posted().len() == 1
+            && smtp.received().len() == 1
+            && gw.ops.received().len() == 1;
+        if done {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ding {:?}\nlark {:?}\nwecom {:?}\nteams {:?}\nsmtp {}\nops {}",
+            ding.requests(),
+            lark.requests(),
+            wecom.requests(),
+            teams.requests(),
+            smtp.received().len(),
+            gw.ops.received().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mail = String::from_utf8_lossy(&smtp.received()[0].data).into_owned();
+    assert!(mail.contains("Subject: =?UTF-8?"), "{mail}");
+    assert!(mail.contains("multipart/alternative"), "{mail}");
+    let (_, e) = gw
+        .get(&format!("/v1/events/{}", b["id"].as_str().unwrap()), ADMIN)
+        .await;
+    for d in e["deliveries"].as_array().unwrap() {
+        assert_eq!(d["state"], "delivered", "{e}");
+    }
+    gw.stop().await;
+}

@@ -42,9 +42,7 @@ fn runtime(allow: &[&str], roots: &[&str]) -> Runtime {
         },
         max_concurrent_calls: 8,
         // The same cache as `support`, so the plugin compiles once.
-        cache_dir: Some(
-            std::env::temp_dir().join(format!("carillon-test-cache-{}", std::process::id())),
-        ),
+        cache_dir: Some(crate::support::cache_dir()),
         egress: policy,
         smtp: SmtpSettings {
             extra_roots_pem: roots.iter().map(|r| (*r).to_owned()).collect(),

@@ -7,5 +7,6 @@ mod dispatch;
 mod email;
 mod limits;
 mod loading;
+mod reload;
 mod support;
 mod webhook;

@@ -36,10 +36,13 @@ pub fn runtime_with(allow: &[&str], limits: Limits) -> Runtime {
     .expect("runtime starts")
 }
 
-/// One artifact cache for the whole test process, so each plugin is
-/// compiled once rather than once per test.
-fn cache_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("carillon-test-cache-{}", std::process::id()))
+/// One artifact cache shared by every test process on the machine, so each
+/// plugin build is compiled once rather than once per test or per run (the
+/// cache writes atomically and keys entries by content and engine hash, so
+/// concurrent processes are safe; a per-process directory would leave
+/// hundreds of megabytes behind per run).
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("carillon-test-cache")
 }
 
 /// The bytes of the plugin built from `crate_name`.

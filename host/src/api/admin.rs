@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ApiError;
 use super::view::{DeadOut, EventOut};
 use super::{State, auth, body};
+use crate::catalog::{Catalog, Trigger};
 use crate::event::Event;
 use crate::message::Message;
 use crate::plugin::types::{DeliveryContext, Outgoing};
@@ -164,27 +165,47 @@ pub async fn retry_dead(
         .into_response())
 }
 
-/// `GET /v1/plugins`: every installed plugin with its status.
+/// `GET /v1/plugins`: every installed plugin with its status, and every
+/// file of the plugin directory.
 pub async fn plugins(
     Extract(state): Extract<Arc<State>>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = state.live();
     auth::admin(&live.config, &headers)?;
-    let items: Vec<serde_json::Value> = state
-        .catalog()
+    Ok(Json(plugin_list(&live.config, &state.catalog())))
+}
+
+/// `POST /v1/plugins/reload`: rescans the plugin directory now (files
+/// taken as they are, failed ones tried again) and answers the resulting
+/// list, as `GET /v1/plugins` does.
+pub async fn reload_plugins(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let live = state.live();
+    auth::admin(&live.config, &headers)?;
+    let catalog = state.plugins.rescan(&live.config, Trigger::Forced).await;
+    Ok(Json(plugin_list(&live.config, &catalog)))
+}
+
+/// The body of `GET /v1/plugins`.
+fn plugin_list(config: &crate::config::Config, catalog: &Catalog) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = catalog
         .statuses()
         .into_iter()
         .map(|s| {
-            let enabled = live.config.channel_enabled(&s.name);
+            let enabled = config.channel_enabled(&s.name);
+            let pinned = config.plugin_pin(&s.name).map(str::to_owned);
             let mut v = serde_json::to_value(&s).unwrap_or_default();
             if let Some(map) = v.as_object_mut() {
                 map.insert("enabled".into(), enabled.into());
+                map.insert("pinned_sha256".into(), pinned.into());
             }
             v
         })
         .collect();
-    Ok(Json(serde_json::json!({ "items": items })))
+    serde_json::json!({ "items": items, "files": catalog.files() })
 }
 
 /// `GET /v1/destinations`: every destination, secrets redacted.

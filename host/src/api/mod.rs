@@ -29,7 +29,7 @@ use carillon_outbox::{Clock, Outbox};
 
 pub use self::error::ApiError;
 use self::metrics::ApiMetrics;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Reloader};
 use crate::config::Config;
 use crate::dispatch::Waker;
 use crate::dispatch::directory::Directory;
@@ -56,8 +56,8 @@ pub struct State {
     pub runtime: Runtime,
     /// Destinations and plugins, shared with the dispatcher.
     pub directory: Arc<Directory>,
-    /// Installed plugins and their load status.
-    pub catalog: RwLock<Arc<Catalog>>,
+    /// Installed plugins, their load status, and reloading them.
+    pub plugins: Arc<Reloader>,
     /// Request and event metrics.
     pub metrics: Arc<ApiMetrics>,
     /// The dispatcher's metrics (refreshed at scrape time).
@@ -83,7 +83,7 @@ pub struct Parts {
     pub outbox: Arc<Outbox>,
     pub runtime: Runtime,
     pub directory: Arc<Directory>,
-    pub catalog: Arc<Catalog>,
+    pub plugins: Arc<Reloader>,
     pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
     pub waker: Waker,
     pub clock: Arc<dyn Clock>,
@@ -96,12 +96,13 @@ impl State {
         let mut registry = prometheus_client::registry::Registry::default();
         metrics.register(&mut registry);
         parts.dispatch_metrics.register(&mut registry);
+        parts.plugins.metrics().register(&mut registry);
         Arc::new(State {
             live: RwLock::new(Arc::new(parts.live)),
             outbox: parts.outbox,
             runtime: parts.runtime,
             directory: parts.directory,
-            catalog: RwLock::new(parts.catalog),
+            plugins: parts.plugins,
             metrics,
             dispatch_metrics: parts.dispatch_metrics,
             registry,
@@ -121,12 +122,9 @@ impl State {
         *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(live);
     }
 
-    /// The installed plugins.
+    /// The installed plugins, as of the last reload.
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.plugins.catalog()
     }
 
     /// Marks the gateway ready (plugins loaded, outbox open) or not.
@@ -150,6 +148,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/deliveries"),
     ("POST", "/v1/deliveries/{id}/retry"),
     ("GET", "/v1/plugins"),
+    ("POST", "/v1/plugins/reload"),
     ("GET", "/v1/destinations"),
     ("POST", "/v1/destinations/{name}/test"),
     ("POST", "/v1/destinations/{name}/retry-dead"),
@@ -169,6 +168,7 @@ pub fn router(state: Arc<State>) -> Router {
         .route("/v1/deliveries", get(admin::deliveries))
         .route("/v1/deliveries/{id}/retry", post(admin::retry))
         .route("/v1/plugins", get(admin::plugins))
+        .route("/v1/plugins/reload", post(admin::reload_plugins))
         .route("/v1/destinations", get(admin::destinations))
         .route("/v1/destinations/{name}/test", post(admin::test_push))
         .route(

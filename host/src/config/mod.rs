@@ -96,6 +96,9 @@ pub struct Config {
     /// `[outbox]`.
     #[serde(serialize_with = "view::outbox")]
     pub outbox: OutboxSettings,
+    /// `[egress] smtp_ca_files`, read: extra roots for SMTP TLS (PEM).
+    #[serde(skip)]
+    pub smtp_roots_pem: Vec<String>,
     /// The text it came from, to locate problems found later.
     #[serde(skip)]
     source: Source,
@@ -338,6 +341,12 @@ pub trait PluginCatalog {
     /// The JSON Schema problems of `config` for plugin `name` (empty when
     /// the plugin is unknown).
     fn schema_issues(&self, name: &str, config: &serde_json::Value) -> Vec<ConfigIssue>;
+    /// Why no plugin of this name is loaded, when that is known (e.g. its
+    /// files were refused), for messages.
+    fn why_missing(&self, name: &str) -> Option<String> {
+        let _ = name;
+        None
+    }
 }
 
 impl<S: std::hash::BuildHasher> PluginCatalog for HashMap<String, Arc<Plugin>, S> {
@@ -449,6 +458,10 @@ impl Config {
             max_concurrent_calls: self.runtime.max_concurrent_calls,
             cache_dir: Some(self.server.data_dir.join("cache")),
             egress: self.egress.clone(),
+            smtp: crate::egress::smtp::SmtpSettings {
+                extra_roots_pem: self.smtp_roots_pem.clone(),
+                ..crate::egress::smtp::SmtpSettings::default()
+            },
             ..RuntimeConfig::default()
         }
     }

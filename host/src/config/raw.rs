@@ -180,6 +180,9 @@ impl Default for RawRuntime {
 pub struct RawEgress {
     /// E.g. `["127.0.0.1/32"]` for a receiver on this machine.
     pub allow_private: Vec<Parsed<IpNet>>,
+    /// PEM files of extra root certificates trusted for SMTP TLS (a company
+    /// CA); relative to the config file's directory.
+    pub smtp_ca_files: Vec<PathBuf>,
 }
 
 /// `[dispatch]`: workers, the retry schedule, the global fallback.

@@ -461,3 +461,26 @@ fn render_settings_and_destination_locales_are_checked() {
     assert_eq!(c.render.time_zone.iana_name(), Some("America/New_York"));
     assert_eq!(c.render.default_locale, "en");
 }
+
+#[test]
+fn channels_can_be_pinned_to_a_sha256_and_plugins_watched() {
+    let sha = "AB".repeat(32);
+    let c = parse(&format!(
+        "[server]\nwatch_plugins = false\nplugin_rescan_secs = 5\n\n[channels.echo]\nsha256 = \"{sha}\"\n"
+    ))
+    .unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(c.plugin_pin("echo"), Some("ab".repeat(32).as_str()));
+    assert!(c.channel_enabled("echo"), "`enabled` defaults to true");
+    assert!(!c.server.watch_plugins);
+    assert_eq!(c.server.plugin_rescan, std::time::Duration::from_secs(5));
+
+    let out = problems("[server]\nplugin_rescan_secs = 0\n\n[channels.echo]\nsha256 = \"abc\"\n");
+    assert!(
+        out.contains("server.plugin_rescan_secs (line 2, column 22): must be greater than 0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("channels.echo.sha256 (line 5, column 10): must be a SHA-256 in hex"),
+        "{out}"
+    );
+}

@@ -210,6 +210,16 @@ pub(super) fn validate(
 
     // [egress]
     let egress = EgressPolicy::allowing(raw.egress.allow_private.iter().map(|n| n.0));
+    let mut smtp_roots_pem = Vec::new();
+    for (i, file) in raw.egress.smtp_ca_files.iter().enumerate() {
+        let at = root.key("egress").key("smtp_ca_files").index(i);
+        let path = resolver.base_dir.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(pem) if pem.contains("-----BEGIN CERTIFICATE-----") => smtp_roots_pem.push(pem),
+            Ok(_) => c.add(&at, format!("{} holds no PEM certificate", path.display())),
+            Err(e) => c.add(&at, format!("cannot read {}: {e}", path.display())),
+        }
+    }
 
     // [dispatch]
     let p = root.key("dispatch");
@@ -435,6 +445,7 @@ pub(super) fn validate(
         templates,
         render,
         outbox,
+        smtp_roots_pem,
         source: Default::default(),
     })
 }
@@ -720,7 +731,10 @@ pub(super) fn check_plugins(
     problems: &mut Vec<Problem>,
 ) {
     let mut c = Check { doc, problems };
-    let known = || {
+    let known = |name: &str| {
+        if let Some(why) = plugins.why_missing(name) {
+            return why;
+        }
         let names = plugins.plugin_names();
         if names.is_empty() {
             "no plugin is loaded".to_owned()
@@ -732,7 +746,7 @@ pub(super) fn check_plugins(
         if !plugins.has_plugin(name) {
             c.add(
                 &KeyPath::root().key("channels").key(name.as_str()),
-                format!("no plugin is named {name:?} ({})", known()),
+                format!("no plugin is named {name:?} ({})", known(name)),
             );
         }
     }
@@ -741,7 +755,7 @@ pub(super) fn check_plugins(
         if !plugins.has_plugin(&d.plugin) {
             c.add(
                 &dp.key("plugin"),
-                format!("no plugin is named {:?} ({})", d.plugin, known()),
+                format!("no plugin is named {:?} ({})", d.plugin, known(&d.plugin)),
             );
             continue;
         }

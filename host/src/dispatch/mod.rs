@@ -171,7 +171,9 @@ impl Dispatcher {
     /// Anything unfinished is delivered after the next start.
     pub async fn shutdown(self) {
         let shared = self.shared;
-        let _ = shared.stop.send(true);
+        // `send_replace`, not `send`: `send` does nothing while no receiver
+        // exists, and the claim loop may not have subscribed yet.
+        shared.stop.send_replace(true);
         shared.wake.notify_one();
         let _ = self.task.await;
         // Closing the lanes makes their tasks release what is queued.
