@@ -5,27 +5,20 @@
 //! messages are parsed back with `mail-parser`. The dispatcher tests drive
 //! retries and the fallback with a manual clock.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use carillon::dispatch::directory::{DestinationEntry, Directory};
-use carillon::dispatch::metrics::Metrics;
 use carillon::dispatch::retry::RetryPolicy;
-use carillon::dispatch::{DispatchConfig, Dispatcher};
 use carillon::egress::EgressPolicy;
 use carillon::egress::smtp::SmtpSettings;
 use carillon::message::{Column, Comparison, Condition, Field, Link, Message, Severity, Table};
 use carillon::plugin::types::{DeliverError, Outgoing, Receipt};
 use carillon::plugin::{Limits, Plugin, Runtime, RuntimeConfig};
-use carillon_outbox::{
-    DeliveryId, Enqueued, ManualClock, NewDelivery, NewEvent, Outbox, OutboxConfig, StateKind,
-    Timestamp,
-};
+use carillon_outbox::{DeliveryId, StateKind};
 use carillon_tests::fakes::smtp::{AuthMechanism, Received, Security, SmtpServer};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde_json::{Value, json};
 
-use crate::support::{context, load};
+use crate::support::{Pipeline, context, load};
 
 const PLUGIN: &str = "carillon-plugin-email";
 
@@ -454,121 +447,34 @@ async fn egress_is_checked_before_connecting() {
     assert_eq!(server.connections(), 0, "nothing may reach the server");
 }
 
-/// The outbox, dispatcher and directory with one email plugin, on a manual
-/// clock.
-struct Gateway {
-    outbox: Arc<Outbox>,
-    clock: Arc<ManualClock>,
-    directory: Arc<Directory>,
-    runtime: Runtime,
-    dispatcher: Option<Dispatcher>,
-    _dir: tempfile::TempDir,
+/// The pipeline with the email plugin, and shorthands for these tests.
+struct Gateway(Pipeline);
+
+impl std::ops::Deref for Gateway {
+    type Target = Pipeline;
+    fn deref(&self) -> &Pipeline {
+        &self.0
+    }
 }
 
 impl Gateway {
     async fn start(retry: RetryPolicy) -> Gateway {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_700_000_000_000)));
-        let mut config = OutboxConfig::new(dir.path().join("outbox"));
-        config.clock = clock.clone();
-        let outbox = Arc::new(Outbox::open(config).expect("outbox opens"));
         let runtime = runtime(&["127.0.0.1/32"], &[]);
-        let directory = Arc::new(Directory::new());
-        directory.set_plugin(load(&runtime, PLUGIN).await);
-        let dispatcher = Dispatcher::start(
-            outbox.clone(),
-            runtime.clone(),
-            directory.clone(),
-            clock.clone(),
-            Arc::new(Metrics::default()),
-            DispatchConfig {
-                workers: 4,
-                poll_interval: Duration::from_millis(5),
-                lease: Duration::from_secs(24 * 3600),
-                retry,
-                shutdown_grace: Duration::from_secs(5),
-                ..DispatchConfig::default()
-            },
-        );
-        Gateway {
-            outbox,
-            clock,
-            directory,
-            runtime,
-            dispatcher: Some(dispatcher),
-            _dir: dir,
-        }
+        Gateway(Pipeline::start(runtime, PLUGIN, retry, Duration::from_secs(24 * 3600)).await)
     }
 
     fn destination(&self, name: &str, config: Value, fallback: Option<&str>) {
-        let plugin = self.directory.plugin("email").expect("email loaded");
-        let destination = self.runtime.destination(&plugin, name, config, &[]);
-        self.directory.set_destination(DestinationEntry {
-            name: name.to_owned(),
-            plugin: "email".to_owned(),
-            destination,
-            fallback: fallback.map(str::to_owned),
-            rate_limits: Vec::new(),
-            concurrency: 2,
-            enabled: true,
-        });
+        self.0
+            .destination(name, "email", config, Vec::new(), fallback);
     }
 
     async fn enqueue(&self, message: &Message, destination: &str) -> DeliveryId {
-        let enqueued = self
-            .outbox
-            .enqueue(
-                NewEvent {
-                    source: "test".into(),
-                    idempotency_key: None,
-                    body: b"{}".to_vec(),
-                },
-                vec![NewDelivery {
-                    destination: destination.to_owned(),
-                    payload: message.to_payload(),
-                }],
-            )
-            .await
-            .expect("enqueued");
-        if let Some(d) = &self.dispatcher {
-            d.wake();
-        }
-        match enqueued {
-            Enqueued::Accepted { deliveries, .. } | Enqueued::Duplicate { deliveries, .. } => {
-                deliveries
-                    .into_iter()
-                    .map(|(_, id)| id)
-                    .next()
-                    .expect("one")
-            }
-        }
+        let ids = self.0.enqueue(message, &[destination]).await;
+        ids.into_iter().next().expect("one")
     }
 
-    fn state(&self, id: &DeliveryId) -> Option<StateKind> {
-        self.outbox
-            .delivery(id)
-            .expect("read")
-            .map(|d| d.state.kind())
-    }
-
-    /// Advances the manual clock in steps until `done`, or fails after 20 s
-    /// of real time.
-    async fn advance_until(&self, step: Duration, what: &str, done: impl Fn() -> bool) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !done() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "gave up waiting for: {what}"
-            );
-            self.clock.advance(step);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(d) = self.dispatcher.take() {
-            d.shutdown().await;
-        }
+    async fn stop(self) {
+        self.0.stop().await;
     }
 }
 

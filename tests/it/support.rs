@@ -83,3 +83,149 @@ pub fn message(title: &str) -> Message {
         ..Message::sample()
     }
 }
+
+/// The delivery pipeline without HTTP ingest: an outbox on disk, a
+/// directory with one loaded plugin, and a dispatcher, on a manual clock
+/// the tests advance. Shared by the dispatcher and email tests.
+pub struct Pipeline {
+    pub outbox: std::sync::Arc<carillon_outbox::Outbox>,
+    pub clock: std::sync::Arc<carillon_outbox::ManualClock>,
+    pub directory: std::sync::Arc<carillon::dispatch::directory::Directory>,
+    pub runtime: Runtime,
+    pub dispatcher: Option<carillon::dispatch::Dispatcher>,
+    _dir: tempfile::TempDir,
+}
+
+impl Pipeline {
+    /// Starts with `plugin_crate` loaded into `runtime`. `lease` should be
+    /// long: the manual clock runs far ahead of real time while a request is
+    /// in flight, and a short lease would expire under it.
+    pub async fn start(
+        runtime: Runtime,
+        plugin_crate: &str,
+        retry: carillon::dispatch::retry::RetryPolicy,
+        lease: Duration,
+    ) -> Pipeline {
+        use carillon::dispatch::{DispatchConfig, Dispatcher};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Arc::new(carillon_outbox::ManualClock::new(
+            carillon_outbox::Timestamp::from_millis(1_700_000_000_000),
+        ));
+        let mut config = carillon_outbox::OutboxConfig::new(dir.path().join("outbox"));
+        config.clock = clock.clone();
+        let outbox = Arc::new(carillon_outbox::Outbox::open(config).expect("outbox opens"));
+        let directory = Arc::new(carillon::dispatch::directory::Directory::new());
+        directory.set_plugin(load(&runtime, plugin_crate).await);
+        let dispatcher = Dispatcher::start(
+            outbox.clone(),
+            runtime.clone(),
+            directory.clone(),
+            clock.clone(),
+            Arc::new(carillon::dispatch::metrics::Metrics::default()),
+            DispatchConfig {
+                workers: 8,
+                poll_interval: Duration::from_millis(5),
+                lease,
+                retry,
+                shutdown_grace: Duration::from_secs(5),
+                ..DispatchConfig::default()
+            },
+        );
+        Pipeline {
+            outbox,
+            clock,
+            directory,
+            runtime,
+            dispatcher: Some(dispatcher),
+            _dir: dir,
+        }
+    }
+
+    /// Adds a destination of the loaded plugin `plugin`.
+    pub fn destination(
+        &self,
+        name: &str,
+        plugin: &str,
+        config: serde_json::Value,
+        rate_limits: Vec<carillon::plugin::types::RateLimit>,
+        fallback: Option<&str>,
+    ) {
+        let loaded = self.directory.plugin(plugin).expect("plugin loaded");
+        let destination = self.runtime.destination(&loaded, name, config, &[]);
+        self.directory
+            .set_destination(carillon::dispatch::directory::DestinationEntry {
+                name: name.to_owned(),
+                plugin: plugin.to_owned(),
+                destination,
+                fallback: fallback.map(str::to_owned),
+                rate_limits,
+                concurrency: 4,
+                enabled: true,
+            });
+    }
+
+    /// Enqueues `message` to `destinations` and wakes the dispatcher.
+    pub async fn enqueue(
+        &self,
+        message: &Message,
+        destinations: &[&str],
+    ) -> Vec<carillon_outbox::DeliveryId> {
+        use carillon_outbox::{Enqueued, NewDelivery, NewEvent};
+        let payload = message.to_payload();
+        let enqueued = self
+            .outbox
+            .enqueue(
+                NewEvent {
+                    source: "test".into(),
+                    idempotency_key: None,
+                    body: b"{}".to_vec(),
+                },
+                destinations
+                    .iter()
+                    .map(|d| NewDelivery {
+                        destination: (*d).to_owned(),
+                        payload: payload.clone(),
+                    })
+                    .collect(),
+            )
+            .await
+            .expect("enqueued");
+        if let Some(d) = &self.dispatcher {
+            d.wake();
+        }
+        match enqueued {
+            Enqueued::Accepted { deliveries, .. } | Enqueued::Duplicate { deliveries, .. } => {
+                deliveries.into_iter().map(|(_, id)| id).collect()
+            }
+        }
+    }
+
+    /// A delivery's state.
+    pub fn state(&self, id: &carillon_outbox::DeliveryId) -> Option<carillon_outbox::StateKind> {
+        self.outbox
+            .delivery(id)
+            .expect("read")
+            .map(|d| d.state.kind())
+    }
+
+    /// Stops the dispatcher gracefully.
+    pub async fn stop(mut self) {
+        if let Some(d) = self.dispatcher.take() {
+            d.shutdown().await;
+        }
+    }
+
+    /// Advances the manual clock in steps until `done`, or fails after 20 s
+    /// of real time.
+    pub async fn advance_until(&self, step: Duration, what: &str, done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gave up waiting for: {what}"
+            );
+            self.clock.advance(step);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
