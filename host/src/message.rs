@@ -23,6 +23,19 @@ pub enum Severity {
     Critical,
 }
 
+impl Severity {
+    /// The lower-case name, as in JSON and config (`info` … `critical`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Success => "success",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
 /// A comparison in a column condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Comparison {

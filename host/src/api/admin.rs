@@ -385,12 +385,7 @@ fn redact_outgoing(outgoing: &Outgoing) -> serde_json::Value {
 /// One native event from a JSON value (test pushes).
 fn parse_one(value: serde_json::Value, now: carillon_outbox::Timestamp) -> Result<Event, ApiError> {
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    let parsed = crate::event::parse_events(&headers, &bytes, super::ingest::jiff_time(now))
+    let parsed = crate::event::parse_native(&bytes, super::view::to_jiff(now))
         .map_err(super::ingest::parse_error)?;
     match parsed.items.into_iter().next() {
         Some(Ok(event)) if !parsed.batch => Ok(event),

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use carillon_outbox::{EnqueueError, Enqueued, NewDelivery, NewEvent, Timestamp};
+use carillon_outbox::{EnqueueError, Enqueued, NewDelivery, NewEvent};
 use futures_util::future::join_all;
 use serde::Serialize;
 
@@ -70,7 +70,7 @@ async fn ingest(
     let live = state.live();
     let token = auth::ingest(&live.config, &headers)?;
     let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;
-    let parsed = match parse(&headers, &bytes, jiff_time(state.clock.now())) {
+    let parsed = match parse(&headers, &bytes, super::view::to_jiff(state.clock.now())) {
         Ok(parsed) => parsed,
         Err(e) => {
             state.metrics.event(&token.name, "invalid");
@@ -368,12 +368,4 @@ pub(super) fn parse_error(e: ParseError) -> ApiError {
         },
         ParseError::Invalid(errors) => ApiError::InvalidEvent(errors),
     }
-}
-
-/// The outbox clock's time as a `jiff` timestamp.
-pub(super) fn jiff_time(t: Timestamp) -> jiff::Timestamp {
-    i64::try_from(t.as_millis())
-        .ok()
-        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }

@@ -8,12 +8,18 @@ use serde::Serialize;
 
 use super::stored::StoredEvent;
 
-/// A timestamp as RFC 3339 text (UTC).
-pub fn time(t: Timestamp) -> String {
+/// The outbox's millisecond timestamp as a `jiff` one (the Unix epoch if
+/// it is out of jiff's range, which no real clock reaches).
+pub fn to_jiff(t: Timestamp) -> jiff::Timestamp {
     i64::try_from(t.as_millis())
         .ok()
         .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .map_or_else(|| t.as_millis().to_string(), |ts| ts.to_string())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// A timestamp as RFC 3339 text (UTC).
+pub fn time(t: Timestamp) -> String {
+    to_jiff(t).to_string()
 }
 
 /// `GET /v1/events/{id}`.

@@ -110,6 +110,12 @@ pub fn parse_events(
     }
 }
 
+/// Parses Carillon's own envelope (one event or a batch) from JSON bytes,
+/// whatever the transport (e.g. the event inside a test-push request).
+pub fn parse_native(body: &[u8], now: jiff::Timestamp) -> Result<Parsed, ParseError> {
+    envelope::parse(body, now)
+}
+
 /// Parses `POST /v1/alertmanager`: an Alertmanager webhook payload
 /// (version 4), one event per alert. The payload's shape is checked as a
 /// whole (`Err(ParseError::Invalid)`); each alert then converts on its own.

@@ -41,17 +41,6 @@ fn first_of<'a>(data: &'a Map<String, Value>, paths: &[&str]) -> Option<&'a Valu
     })
 }
 
-/// The severity's lower-case name.
-pub(crate) fn severity_name(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "info",
-        Severity::Success => "success",
-        Severity::Warning => "warning",
-        Severity::Error => "error",
-        Severity::Critical => "critical",
-    }
-}
-
 /// The status an event's type (or, failing that, its severity) implies:
 /// `succeeded`, `failed`, `timeout`, `firing`, `resolved`, or the
 /// severity's name.
@@ -72,7 +61,7 @@ pub(crate) fn derived_status(event_type: &str, severity: Severity) -> &'static s
     match severity {
         Severity::Success => "succeeded",
         Severity::Error | Severity::Critical => "failed",
-        other => severity_name(other),
+        other => other.as_str(),
     }
 }
 
@@ -152,7 +141,7 @@ pub(crate) fn variables(event: &Event, zone: &TimeZone) -> Map<String, Value> {
     put("source", Some(Value::String(event.source.clone())));
     put(
         "severity",
-        Some(Value::String(severity_name(event.severity).to_owned())),
+        Some(Value::String(event.severity.as_str().to_owned())),
     );
     put("data", Some(Value::Object(data.clone())));
     put(
