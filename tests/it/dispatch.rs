@@ -344,6 +344,46 @@ async fn claims_beyond_a_full_lane_are_deferred_not_counted() {
     assert_eq!(titles, expected);
 }
 
+/// A claim waiting in its lane is handed back (due when the lane can send)
+/// rather than held past its lease: otherwise the claim loop would take the
+/// expired claim again and the same message would be sent twice. Here a
+/// channel's Retry-After pauses the lane for longer than the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_that_would_outlive_its_lease_is_handed_back_not_sent_twice() {
+    let gw = Gateway::start_with_lease(RetryPolicy::default(), Duration::from_secs(40)).await;
+    let receiver = Receiver::start(None).await;
+    receiver.script([Answer::status(429).header("retry-after", "100")]);
+    // One at a time, so the others are queued in the lane when the pause
+    // arrives.
+    let one_per_5s = vec![RateLimit {
+        requests: 1,
+        window: Duration::from_secs(5),
+    }];
+    gw.destination("paused", &receiver.url("/hook"), one_per_5s, None);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.extend(gw.enqueue(&format!("event {i}"), &["paused"]).await);
+    }
+    wait_for("the first request", || !receiver.received().is_empty()).await;
+    gw.advance_until(Duration::from_secs(2), "all delivered", || {
+        ids.iter()
+            .all(|id| gw.state(id) == Some(StateKind::Delivered))
+    })
+    .await;
+    let mut titles: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["title"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    titles.sort();
+    // The first one twice (429, then 200), the others once each.
+    assert_eq!(titles, ["event 0", "event 0", "event 1", "event 2"]);
+    for id in &ids {
+        let view = gw.outbox.delivery(id).expect("read").expect("exists");
+        assert_eq!(view.attempts, 1, "{id}: no counted failure");
+    }
+}
+
 /// Shutting down before the claim loop ever ran still stops it (on a
 /// current-thread runtime the loop cannot have started yet). This once hung:
 /// a stop signal sent before anyone listened was lost.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use carillon_outbox::{Claim, Clock, Completion, Outbox, Outcome};
+use carillon_outbox::{Claim, Clock, Completion, Outbox, Outcome, Timestamp};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
@@ -335,33 +335,52 @@ async fn run_lane(
     concurrency: Arc<Semaphore>,
 ) {
     let stop = shared.stop.subscribe();
-    while let Some(claim) = rx.recv().await {
+    // Time kept for the call itself; at most half the lease, so a short
+    // lease still leaves room to start.
+    let call_time = shared
+        .runtime
+        .limits()
+        .wall_time
+        .min(shared.config.lease / 2);
+    'claims: while let Some(claim) = rx.recv().await {
+        // The last moment this attempt may start and still end within its
+        // lease; past it the claim goes back rather than risk a second
+        // process sending it too.
+        let start_by = claim.lease_until.saturating_sub(call_time);
         // Wait for a token from every bucket of the destination.
         loop {
             if *stop.borrow() {
-                break;
+                release(&shared, &claim, shared.clock.now());
+                continue 'claims;
             }
+            let now = shared.clock.now();
             let attempt = limiter
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .try_acquire(shared.clock.now());
+                .try_acquire(now);
             match attempt {
                 Ok(()) => break,
+                Err(wait) if now.saturating_add(wait) > start_by => {
+                    // A pause (a channel's Retry-After) or a long queue
+                    // would outlast the lease: hand it back, due then.
+                    release(&shared, &claim, now.saturating_add(wait));
+                    continue 'claims;
+                }
                 Err(wait) => tokio::time::sleep(wait.min(shared.config.poll_interval)).await,
             }
         }
-        if *stop.borrow() {
-            release(&shared, &claim);
-            continue;
-        }
         let Ok(lane_permit) = concurrency.clone().acquire_owned().await else {
-            release(&shared, &claim);
+            release(&shared, &claim, shared.clock.now());
             continue;
         };
         let Ok(worker) = shared.workers.clone().acquire_owned().await else {
-            release(&shared, &claim);
+            release(&shared, &claim, shared.clock.now());
             continue;
         };
+        if shared.clock.now() > start_by {
+            release(&shared, &claim, shared.clock.now());
+            continue;
+        }
         let shared = shared.clone();
         let limiter = limiter.clone();
         tokio::spawn(async move {
@@ -378,15 +397,21 @@ async fn run_lane(
     }
 }
 
-/// Hands an unstarted claim back, due now (shutdown).
-fn release(shared: &Arc<Shared>, claim: &Claim) {
+/// Hands an unstarted claim back, due at `at`: at shutdown, or when it
+/// could not start within its lease. Not an attempt.
+fn release(shared: &Arc<Shared>, claim: &Claim, at: Timestamp) {
+    let error = if *shared.stop.borrow() {
+        "released: the gateway is shutting down"
+    } else {
+        "deferred: it could not be sent within its lease"
+    };
     finish(
         shared,
         claim,
         Decision {
             outcome: Outcome::Retry {
-                at: shared.clock.now(),
-                error: "released: the gateway is shutting down".into(),
+                at,
+                error: error.into(),
                 counts_as_attempt: false,
             },
             pause_until: None,

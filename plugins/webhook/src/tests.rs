@@ -96,6 +96,48 @@ fn default_body_is_the_whole_message() {
     );
 }
 
+/// Mentions and a table in the default body, byte for byte: keys sorted,
+/// `value` absent for `all`, the condition as its display text.
+#[test]
+fn default_body_carries_mentions_and_table_with_sorted_keys() {
+    use carillon_sdk::{Column, Comparison, Condition, Mention, Table};
+    let mut message = sample_message();
+    message.link = None;
+    message.fields.clear();
+    message.mentions = vec![Mention::All, Mention::Mobile("13800000000".into())];
+    message.table = Some(Table {
+        columns: vec![Column {
+            key: "rate".into(),
+            title: "Pass rate".into(),
+            prefix: String::new(),
+            suffix: "%".into(),
+            condition: Some(Condition {
+                op: Comparison::Ge,
+                operand: "60".into(),
+            }),
+        }],
+        rows: vec![vec!["72".into()]],
+    });
+    let ctx = Context {
+        delivery_id: "dlv_test".into(),
+        event_id: "evt_test".into(),
+        attempt: 1,
+        now_ms: 0,
+    };
+    let body = body::default_json(&ctx, &message);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.starts_with(r#"{"delivery_id":"#), "{text}");
+    assert!(
+        text.contains(r#""mentions":[{"kind":"all"},{"kind":"mobile","value":"13800000000"}]"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""table":{"columns":[{"condition":">= 60","key":"rate","prefix":"","suffix":"%","title":"Pass rate"}],"rows":[["72"]]}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""link":null"#), "{text}");
+}
+
 #[test]
 fn body_template_renders_with_json_escaping() {
     let h = Harness::<Webhook>::new();
