@@ -10,40 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use carillon::message::{Field, Link, Message, Severity};
-use carillon::plugin::types::DeliveryContext;
+use carillon::message::Message;
+use carillon::plugin::probe::RenderProbe;
 use carillon::plugin::{Runtime, RuntimeConfig};
 use carillon_plugin_webhook::Webhook;
 use carillon_sdk::testing::Harness;
-
-fn message() -> Message {
-    Message {
-        title: "Nightly ETL orders_daily failed".into(),
-        markdown:
-            "Task **orders_daily** failed after 3 retries: connection to `warehouse-2` timed out."
-                .into(),
-        text: "Task orders_daily failed after 3 retries: connection to warehouse-2 timed out."
-            .into(),
-        table: None,
-        link: Some(Link {
-            url: "https://etl.example.com/tasks/42".into(),
-            label: Some("Open task".into()),
-        }),
-        mentions: Vec::new(),
-        severity: Severity::Error,
-        locale: "en".into(),
-        fields: vec![
-            Field {
-                name: "owner".into(),
-                value: "alice".into(),
-            },
-            Field {
-                name: "started".into(),
-                value: "2026-11-23 02:00".into(),
-            },
-        ],
-    }
-}
 
 fn sdk_message(m: &Message) -> carillon_sdk::Message {
     carillon_sdk::Message {
@@ -92,18 +63,6 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let config = serde_json::json!({
-        "url": "https://hooks.example.com/carillon",
-        "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-    });
-    let msg = message();
-    let ctx = DeliveryContext {
-        delivery_id: "dlv_bench".into(),
-        event_id: "evt_bench".into(),
-        attempt: 1,
-        now_ms: 1_700_000_000_000,
-    };
-
     // `KEEP_RESIDENT_KIB=…` sweeps the pool's resident-memory setting.
     let keep_resident_bytes = std::env::var("KEEP_RESIDENT_KIB")
         .ok()
@@ -118,8 +77,11 @@ fn main() {
     let wasm =
         std::fs::read(carillon_builtin::path("carillon-plugin-webhook").expect("webhook built"))
             .expect("read");
-    let plugin = rt.block_on(runtime.load(wasm)).expect("load");
-    let destination = runtime.destination(&plugin, "bench", config.clone(), &[]);
+    let probe = rt
+        .block_on(RenderProbe::webhook(&runtime, wasm))
+        .expect("load");
+    let config = RenderProbe::config();
+    let (msg, ctx) = (&probe.message, &probe.context);
 
     // Native: the same plugin code, called directly (no sandbox).
     let harness = Harness::<Webhook>::new().with_context(carillon_sdk::Context {
@@ -128,13 +90,13 @@ fn main() {
         attempt: ctx.attempt,
         now_ms: ctx.now_ms,
     });
-    let native_msg = sdk_message(&msg);
+    let native_msg = sdk_message(msg);
     let native_body = match harness.render(&config, &native_msg).expect("native render") {
         carillon_sdk::Outgoing::Http(r) => r.body,
         carillon_sdk::Outgoing::Mail(_) => unreachable!("webhook renders HTTP"),
     };
     let wasm_body = match rt
-        .block_on(runtime.render(&plugin, &destination, &ctx, &msg))
+        .block_on(probe.render(&runtime))
         .expect("call")
         .expect("render")
     {
@@ -158,7 +120,7 @@ fn main() {
     // Warm up both paths.
     for _ in 0..iterations / 10 {
         let _ = harness.render(&config, &native_msg);
-        let _ = rt.block_on(runtime.render(&plugin, &destination, &ctx, &msg));
+        let _ = rt.block_on(probe.render(&runtime));
     }
     let mut native = Vec::with_capacity(iterations);
     let mut sandboxed = Vec::with_capacity(iterations);
@@ -170,11 +132,11 @@ fn main() {
         native.push(t.elapsed());
         std::hint::black_box(out).ok();
         let t = Instant::now();
-        let out = rt.block_on(runtime.render(&plugin, &destination, &ctx, &msg));
+        let out = rt.block_on(probe.render(&runtime));
         sandboxed.push(t.elapsed());
         std::hint::black_box(out).ok();
         let t = Instant::now();
-        let out = rt.block_on(runtime.render(&trivial, &trivial_dest, &ctx, &msg));
+        let out = rt.block_on(runtime.render(&trivial, &trivial_dest, ctx, msg));
         fixed.push(t.elapsed());
         std::hint::black_box(out).ok();
     }

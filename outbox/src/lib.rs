@@ -91,6 +91,7 @@ mod id;
 mod keys;
 pub mod migrate;
 mod outbox;
+pub mod probe;
 mod record;
 pub mod state;
 mod time;

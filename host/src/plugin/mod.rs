@@ -15,6 +15,7 @@ mod call;
 mod convert;
 mod host;
 mod load;
+pub mod probe;
 mod runtime;
 pub mod types;
 

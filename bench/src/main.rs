@@ -1,0 +1,295 @@
+//! `carillon-bench`: runs the benchmark suite against a `carillon` binary
+//! and writes `report.md` and `report.json`. `bench/run` is the one
+//! command that builds everything and calls this.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use carillon_bench::ceiling;
+use carillon_bench::report::{self, Machine, Report, Results};
+use carillon_bench::scenario::{self, Context, Sizes};
+use clap::Parser;
+
+/// Carillon's benchmark suite: drives the real `carillon serve` over HTTP
+/// and compares it with ceilings measured in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "carillon-bench")]
+struct Args {
+    /// Scenarios to run, in this order: startup, steady, burst, failing,
+    /// backlog (default: all). The ceilings run after them.
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Every scenario tiny (seconds in all): to try the suite, and for CI.
+    #[arg(long)]
+    smoke: bool,
+    /// The gateway binary [default: target/release/carillon in the workspace].
+    #[arg(long, value_name = "PATH")]
+    carillon: Option<PathBuf>,
+    /// Where report.md and report.json go [default: target/bench-report in
+    /// the workspace].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Where the gateways' data directories go (a temporary directory
+    /// inside it, removed at the end) [default: the system's temp dir].
+    #[arg(long, value_name = "DIR")]
+    work_dir: Option<PathBuf>,
+    /// Load connections (requests in flight) [default: 64; smoke 8].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    connections: Option<u64>,
+    /// `steady`: seconds of load [default: 60].
+    #[arg(long, value_parser = positive_secs)]
+    steady_secs: Option<f64>,
+    /// `burst`: events [default: 100000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    burst_events: Option<u64>,
+    /// `failing`: seconds of load in each of its two runs [default: 30].
+    #[arg(long, value_parser = positive_secs)]
+    failing_secs: Option<f64>,
+    /// `failing`: destinations, the last one failing [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=1000))]
+    failing_destinations: Option<u64>,
+    /// `backlog`: deliveries queued to the paused receiver [default: 1000000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    backlog_deliveries: Option<u64>,
+    /// Seconds each ceiling runs [default: 5].
+    #[arg(long, value_parser = positive_secs)]
+    ceiling_secs: Option<f64>,
+    /// Longest wait for deliveries after a load [default: 1800].
+    #[arg(long, value_parser = positive_secs)]
+    drain_timeout_secs: Option<f64>,
+    /// Deliveries at once per destination [default: the gateway's].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    destination_concurrency: Option<u32>,
+    /// Skip the ceilings (the ceiling and ratio columns stay empty).
+    #[arg(long)]
+    no_ceilings: bool,
+    /// What became of the peers (Alertmanager, Apprise), for the report;
+    /// `bench/run` sets it.
+    #[arg(long, value_name = "TEXT")]
+    peers_note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+enum Scenario {
+    Startup,
+    Steady,
+    Burst,
+    Failing,
+    Backlog,
+}
+
+/// Seconds as a finite, positive number of at most a week (anything else
+/// would make `Duration::from_secs_f64` panic or the run pointless).
+fn positive_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 604_800.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "`{s}` must be more than 0 and at most 604800 seconds"
+        ))
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+fn sizes(args: &Args) -> Sizes {
+    let mut s = if args.smoke {
+        Sizes::smoke()
+    } else {
+        Sizes::full()
+    };
+    // The parsers bound every value, so these conversions cannot truncate.
+    if let Some(n) = args.connections {
+        s.connections = usize::try_from(n).unwrap_or(s.connections);
+    }
+    if let Some(n) = args.failing_destinations {
+        s.failing_destinations = usize::try_from(n).unwrap_or(s.failing_destinations);
+    }
+    s.steady_secs = args.steady_secs.unwrap_or(s.steady_secs);
+    s.burst_events = args.burst_events.unwrap_or(s.burst_events);
+    s.failing_secs = args.failing_secs.unwrap_or(s.failing_secs);
+    s.backlog_deliveries = args.backlog_deliveries.unwrap_or(s.backlog_deliveries);
+    s.ceiling_secs = args.ceiling_secs.unwrap_or(s.ceiling_secs);
+    s.drain_timeout_secs = args.drain_timeout_secs.unwrap_or(s.drain_timeout_secs);
+    s.destination_concurrency = args.destination_concurrency.or(s.destination_concurrency);
+    s
+}
+
+/// Runs the suite; `Ok(false)` when a scenario failed (the report says why).
+async fn run(args: Args) -> anyhow::Result<bool> {
+    carillon::tls::install_crypto_provider();
+    let root = workspace_root();
+    let carillon = args
+        .carillon
+        .clone()
+        .unwrap_or_else(|| root.join("target/release/carillon"));
+    if !carillon.is_file() {
+        bail!(
+            "no carillon binary at {}: build it with `cargo build --release -p carillon`, or pass --carillon PATH",
+            carillon.display()
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| root.join("target/bench-report"));
+    let work_parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+    let work = tempfile::Builder::new()
+        .prefix("carillon-bench-")
+        .tempdir_in(&work_parent)
+        .with_context(|| {
+            format!(
+                "cannot create a work directory in {}",
+                work_parent.display()
+            )
+        })?;
+    let sizes = sizes(&args);
+    let mut machine = Machine::probe();
+    let started_at = jiff::Timestamp::now();
+    let ctx = Context::new(carillon.clone(), work.path().to_owned(), sizes.clone())?;
+
+    let mut selected = args.scenarios.clone();
+    if selected.is_empty() {
+        selected = vec![
+            Scenario::Startup,
+            Scenario::Steady,
+            Scenario::Burst,
+            Scenario::Failing,
+            Scenario::Backlog,
+        ];
+    }
+    selected.sort_unstable();
+    selected.dedup();
+
+    let mut notes = vec![args.peers_note.clone().unwrap_or_else(|| {
+        "peers: not run (carillon-bench measures Carillon only; bench/run sets up the peers)".into()
+    })];
+    let mut results = Results::default();
+    let mut ok = true;
+    for s in selected {
+        let name = format!("{s:?}").to_lowercase();
+        eprintln!("carillon-bench: {name}…");
+        let outcome = match s {
+            Scenario::Startup => scenario::startup(&ctx)
+                .await
+                .map(|r| results.startup = Some(r)),
+            Scenario::Steady => scenario::steady(&ctx)
+                .await
+                .map(|r| results.steady = Some(r)),
+            Scenario::Burst => scenario::burst(&ctx).await.map(|r| results.burst = Some(r)),
+            Scenario::Failing => scenario::failing(&ctx)
+                .await
+                .map(|r| results.failing = Some(r)),
+            Scenario::Backlog => scenario::backlog(&ctx)
+                .await
+                .map(|r| results.backlog = Some(r)),
+        };
+        if let Err(e) = outcome {
+            eprintln!("carillon-bench: {name} failed: {e:#}");
+            notes.push(format!("{name} failed: {e:#}"));
+            ok = false;
+        }
+    }
+    if !args.no_ceilings {
+        eprintln!("carillon-bench: ceilings…");
+        let c = ceiling::measure(&ctx).await;
+        notes.extend(c.failures.iter().cloned());
+        results.ceilings = Some(c);
+    }
+
+    machine.load_average_end = report::load_average();
+    let report = Report {
+        started_at: started_at.round(jiff::Unit::Second)?.to_string(),
+        finished_at: jiff::Timestamp::now()
+            .round(jiff::Unit::Second)?
+            .to_string(),
+        command: std::env::args()
+            .map(|a| shell_quote(&a))
+            .collect::<Vec<_>>()
+            .join(" "),
+        invoked_as: std::env::var("CARILLON_BENCH_INVOKED_AS").ok(),
+        carillon: carillon.display().to_string(),
+        machine,
+        sizes,
+        notes,
+        rows: report::rows(&results),
+        results,
+    };
+    report::write(&out, &report)?;
+    print_table(&report);
+    eprintln!(
+        "carillon-bench: report written to {}",
+        out.join("report.md").display()
+    );
+    Ok(ok)
+}
+
+/// `arg` as a POSIX shell would need it, so the recorded command can be
+/// pasted back.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[allow(clippy::print_stdout)] // the table is the program's output
+fn print_table(report: &Report) {
+    println!("{}", report::table(&report.rows));
+    for n in &report.notes {
+        println!("note: {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_only_what_the_shell_needs() {
+        assert_eq!(shell_quote("--steady-secs=20"), "--steady-secs=20");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn rejects_durations_that_would_panic() {
+        assert!(positive_secs("1.5").is_ok());
+        for bad in ["0", "-1", "NaN", "inf", "1e9", "x"] {
+            assert!(positive_secs(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The destination every gateway under test delivers to: an HTTP endpoint
+//! on 127.0.0.1 that answers like a DingTalk robot or a webhook
+//! (`200 {"errcode":0,"errmsg":"ok"}`) on any path, and records per path
+//! what arrived: the markers (see [`crate::marker`]) give each event's
+//! send time, hence its latency, and repeated sequence numbers are
+//! duplicates.
+//!
+//! Each path can behave differently, so one run can have a failing
+//! destination next to healthy ones, or a paused one:
+//!
+//! - [`Behaviour::Fail`] answers `500`: a retryable failure, an attempt that
+//!   counts, with the gateway's backoff.
+//! - [`Behaviour::Pause`] answers `503` with `Retry-After: 1`. Gateways
+//!   read that as "rate limited, come back in a second" (Carillon's webhook
+//!   channel: not an attempt; the destination's lane pauses for that
+//!   second), so a backlog builds up without exhausting retries or keeping
+//!   the gateway busy, and the drain after [`Behaviour::Accept`] starts
+//!   within a second. Holding requests open instead would tie up the
+//!   gateway's workers until its plugin timeout (30 s) and make the drain
+//!   measure that timeout and the retry backoff, not the gateway.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::watch;
+
+use crate::latency::Latency;
+use crate::marker;
+use crate::server::Server;
+
+/// How a path answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// `200 {"errcode":0,"errmsg":"ok"}`: delivered.
+    Accept,
+    /// `503` with `Retry-After: 1`: come back later.
+    Pause,
+    /// `500`: a failed attempt.
+    Fail,
+}
+
+/// What one path received so far.
+#[derive(Debug, Clone, Default)]
+pub struct PathReport {
+    /// Requests answered 200.
+    pub accepted_requests: u64,
+    /// Requests answered 500 or 503.
+    pub refused_requests: u64,
+    /// Accepted requests without any marker.
+    pub without_marker: u64,
+    /// Distinct sequence numbers delivered.
+    pub delivered: u64,
+    /// Sequence numbers that arrived again in a later accepted request.
+    pub duplicates: u64,
+    /// Send → arrival of each first delivery.
+    pub latency: Latency,
+    /// The first and last accepted request carrying a new marker.
+    pub first: Option<Instant>,
+    /// See `first`.
+    pub last: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct PathLog {
+    accepted_requests: u64,
+    refused_requests: u64,
+    without_marker: u64,
+    duplicates: u64,
+    seen: std::collections::HashSet<u64>,
+    latencies: Vec<u64>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    behaviours: HashMap<String, Behaviour>,
+    paths: HashMap<String, PathLog>,
+    sample: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Bumped on every new delivery, so waiters wake without polling.
+    progress: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves counters that are still
+        // usable for a report.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The running receiver; stops when dropped.
+#[derive(Debug)]
+pub struct Receiver {
+    server: Server,
+    shared: Arc<Shared>,
+}
+
+impl Receiver {
+    /// Starts it on 127.0.0.1 with its own two threads.
+    pub fn start() -> anyhow::Result<Receiver> {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner::default()),
+            progress: watch::Sender::new(0),
+        });
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(Arc::clone(&shared));
+        let server = Server::spawn("receiver", app, 2)?;
+        Ok(Receiver { server, shared })
+    }
+
+    /// The URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// Makes `path` answer with `behaviour` from the next request on.
+    pub fn set(&self, path: &str, behaviour: Behaviour) {
+        self.shared
+            .lock()
+            .behaviours
+            .insert(path.to_owned(), behaviour);
+    }
+
+    /// Distinct sequence numbers delivered to each of `paths`.
+    pub fn delivered(&self, paths: &[String]) -> Vec<u64> {
+        let inner = self.shared.lock();
+        paths
+            .iter()
+            .map(|p| inner.paths.get(p).map_or(0, |l| l.seen.len() as u64))
+            .collect()
+    }
+
+    /// A watch that changes whenever something new is delivered.
+    pub fn progress(&self) -> watch::Receiver<u64> {
+        self.shared.progress.subscribe()
+    }
+
+    /// Everything `path` received so far.
+    pub fn report(&self, path: &str) -> PathReport {
+        let mut latencies;
+        let mut report = {
+            let inner = self.shared.lock();
+            let Some(log) = inner.paths.get(path) else {
+                return PathReport::default();
+            };
+            latencies = log.latencies.clone();
+            PathReport {
+                accepted_requests: log.accepted_requests,
+                refused_requests: log.refused_requests,
+                without_marker: log.without_marker,
+                delivered: log.seen.len() as u64,
+                duplicates: log.duplicates,
+                latency: Latency::default(),
+                first: log.first,
+                last: log.last,
+            }
+        };
+        report.latency = Latency::of(&mut latencies);
+        report
+    }
+
+    /// The first accepted body that carried a marker, as the gateway sent it.
+    pub fn sample_body(&self) -> Option<Vec<u8>> {
+        self.shared.lock().sample.clone()
+    }
+}
+
+async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Response {
+    let arrived = Instant::now();
+    let arrived_unix = marker::now_unix_nanos();
+    let path = uri.path().to_owned();
+    let behaviour = shared
+        .lock()
+        .behaviours
+        .get(&path)
+        .copied()
+        .unwrap_or(Behaviour::Accept);
+    if behaviour != Behaviour::Accept {
+        shared
+            .lock()
+            .paths
+            .entry(path)
+            .or_default()
+            .refused_requests += 1;
+        return match behaviour {
+            Behaviour::Pause => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "1")],
+                r#"{"errcode":-1,"errmsg":"paused"}"#,
+            )
+                .into_response(),
+            _ => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                r#"{"errcode":-1,"errmsg":"failing"}"#,
+            )
+                .into_response(),
+        };
+    }
+    // Scan outside the lock; one event's marker may appear several times
+    // in one body (title, Markdown, text), so keep each seq once.
+    let mut markers = marker::scan(&body);
+    markers.sort_unstable_by_key(|m| m.seq);
+    markers.dedup_by_key(|m| m.seq);
+    let mut fresh = 0;
+    {
+        let mut inner = shared.lock();
+        if inner.sample.is_none() && !markers.is_empty() {
+            inner.sample = Some(body.to_vec());
+        }
+        let log = inner.paths.entry(path).or_default();
+        log.accepted_requests += 1;
+        if markers.is_empty() {
+            log.without_marker += 1;
+        }
+        for m in &markers {
+            if log.seen.insert(m.seq) {
+                log.latencies
+                    .push(arrived_unix.saturating_sub(m.sent_unix_nanos));
+                fresh += 1;
+            } else {
+                log.duplicates += 1;
+            }
+        }
+        if fresh > 0 {
+            log.first.get_or_insert(arrived);
+            log.last = Some(arrived);
+        }
+    }
+    if fresh > 0 {
+        shared.progress.send_modify(|n| *n += fresh);
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"errcode":0,"errmsg":"ok"}"#,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn counts_deliveries_duplicates_and_refusals() {
+        carillon::tls::install_crypto_provider();
+        let r = Receiver::start().unwrap();
+        let http = reqwest::Client::new();
+        let t = marker::now_unix_nanos();
+        let post = |path: &str, body: String| {
+            let req = http.post(r.url(path)).body(body);
+            async move { req.send().await.unwrap().status().as_u16() }
+        };
+        let one = marker::write(1, t);
+        let two = marker::write(2, t);
+        assert_eq!(post("/a", format!("{one} {one} {two}")).await, 200);
+        assert_eq!(post("/a", format!("x{two}")).await, 200);
+        assert_eq!(post("/a", "nothing".into()).await, 200);
+        r.set("/b", Behaviour::Fail);
+        assert_eq!(post("/b", one.clone()).await, 500);
+        r.set("/b", Behaviour::Pause);
+        let paused = http
+            .post(r.url("/b"))
+            .body(one.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(paused.status().as_u16(), 503);
+        assert_eq!(paused.headers()["retry-after"], "1");
+        r.set("/b", Behaviour::Accept);
+        assert_eq!(post("/b", one).await, 200);
+
+        let a = r.report("/a");
+        assert_eq!(
+            (
+                a.accepted_requests,
+                a.delivered,
+                a.duplicates,
+                a.without_marker
+            ),
+            (3, 2, 1, 1)
+        );
+        assert_eq!(a.latency.count, 2);
+        let b = r.report("/b");
+        assert_eq!((b.refused_requests, b.delivered), (2, 1));
+        assert_eq!(
+            r.delivered(&["/a".into(), "/b".into(), "/c".into()]),
+            [2, 1, 0]
+        );
+        assert!(r.sample_body().is_some());
+    }
+}

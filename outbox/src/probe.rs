@@ -1,0 +1,147 @@
+//! Throughput probes of the storage path: a bare sled loop and durable
+//! enqueues from concurrent writers. They live here, not in a benchmark,
+//! because two measurers share them (`benches/enqueue.rs` and the benchmark
+//! suite's storage ceiling in `carillon-bench`) and because this crate is
+//! the only code that touches sled.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{EnqueueError, NewDelivery, NewEvent, OpenError, Outbox, OutboxConfig};
+
+/// What one probe measured.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Operations completed.
+    pub ops: u64,
+    /// Wall-clock time they took.
+    pub elapsed: Duration,
+    /// Every operation's latency, sorted ascending.
+    pub latencies: Vec<Duration>,
+    /// Writes per flush (group commit), for outbox probes.
+    pub mean_batch: Option<f64>,
+}
+
+impl Probe {
+    /// Operations per second.
+    pub fn rate(&self) -> f64 {
+        // Precision loss past 2^52 operations is irrelevant for a rate.
+        #[allow(clippy::cast_precision_loss)]
+        let ops = self.ops as f64;
+        ops / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// The latency at quantile `q` in `[0, 1]` (zero without samples).
+    pub fn quantile(&self, q: f64) -> Duration {
+        let Some(last) = self.latencies.len().checked_sub(1) else {
+            return Duration::ZERO;
+        };
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let i = ((last as f64) * q.clamp(0.0, 1.0)) as usize;
+        self.latencies[i.min(last)]
+    }
+}
+
+/// Why a probe stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// sled failed.
+    #[error("sled failed")]
+    Sled(#[from] sled::Error),
+    /// The outbox could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// An enqueue failed.
+    #[error(transparent)]
+    Enqueue(#[from] EnqueueError),
+    /// A writer task panicked or was cancelled.
+    #[error("a writer task failed: {0}")]
+    Task(String),
+}
+
+/// A typical delivery payload's size.
+fn payload() -> Vec<u8> {
+    vec![b'x'; 600]
+}
+
+/// Inserts 600-byte values into a bare sled database at `dir` for
+/// `duration` (at most 5 million), flushing after each insert when `flush`:
+/// the floor (flush each) and the roof (no flush) that group commit sits
+/// between.
+pub fn bare_sled(dir: &Path, flush: bool, duration: Duration) -> Result<Probe, ProbeError> {
+    let db = sled::open(dir)?;
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    let mut n: u64 = 0;
+    while start.elapsed() < duration && n < 5_000_000 {
+        let t = Instant::now();
+        db.insert(n.to_be_bytes(), payload())?;
+        if flush {
+            db.flush()?;
+        }
+        latencies.push(t.elapsed());
+        n += 1;
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    Ok(Probe {
+        ops: n,
+        elapsed,
+        latencies,
+        mean_batch: None,
+    })
+}
+
+/// `writers` tasks on the current tokio runtime, each enqueueing one event
+/// (300-byte body) with one delivery (600-byte payload) after another into
+/// a fresh outbox at `dir` for `duration`: durable enqueues under group
+/// commit, as the ingest API makes them.
+pub async fn enqueue(dir: &Path, writers: usize, duration: Duration) -> Result<Probe, ProbeError> {
+    let outbox = Arc::new(Outbox::open(OutboxConfig {
+        max_pending: u64::MAX,
+        ..OutboxConfig::new(dir)
+    })?);
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let outbox = Arc::clone(&outbox);
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0u64;
+            while Instant::now() < deadline && i < 2_000_000 {
+                let t = Instant::now();
+                let event = NewEvent {
+                    source: format!("app{w}"),
+                    idempotency_key: Some(format!("k{i}")),
+                    body: vec![b'e'; 300],
+                };
+                let deliveries = vec![NewDelivery {
+                    destination: "hook".into(),
+                    payload: payload(),
+                }];
+                outbox.enqueue(event, deliveries).await?;
+                latencies.push(t.elapsed());
+                i += 1;
+            }
+            Ok::<_, EnqueueError>(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done.map_err(|e| ProbeError::Task(e.to_string()))??);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    Ok(Probe {
+        ops: latencies.len() as u64,
+        elapsed,
+        latencies,
+        mean_batch: Some(outbox.flush_stats().mean_batch()),
+    })
+}
