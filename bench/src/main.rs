@@ -17,7 +17,7 @@ use clap::Parser;
 #[command(name = "carillon-bench")]
 struct Args {
     /// Scenarios to run, in this order: startup, steady, burst, failing,
-    /// backlog (default: all). The ceilings run after them.
+    /// backlog, peers (default: all). The ceilings run after them.
     #[arg(value_enum)]
     scenarios: Vec<Scenario>,
     /// Every scenario tiny (seconds in all): to try the suite, and for CI.
@@ -64,10 +64,21 @@ struct Args {
     /// Skip the ceilings (the ceiling and ratio columns stay empty).
     #[arg(long)]
     no_ceilings: bool,
-    /// What became of the peers (Alertmanager, Apprise), for the report;
-    /// `bench/run` sets it.
+    /// What became of the peers' setup, for the report; `bench/run` sets it.
     #[arg(long, value_name = "TEXT")]
     peers_note: Option<String>,
+    /// `peers`: where bench/peers/setup.sh put the Apprise venv
+    /// [default: target/bench-peers in the workspace].
+    #[arg(long, value_name = "DIR")]
+    peers_dir: Option<PathBuf>,
+    /// `peers`: alerts handed to Alertmanager; a comma-separated list runs
+    /// it once per size [default: 10000].
+    #[arg(long, value_name = "N[,N…]", value_delimiter = ',',
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    peer_alerts: Vec<u64>,
+    /// `peers`: messages sent through Apprise, one at a time [default: 2000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    peer_messages: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -77,6 +88,7 @@ enum Scenario {
     Burst,
     Failing,
     Backlog,
+    Peers,
 }
 
 /// Seconds as a finite, positive number of at most a week (anything else
@@ -139,6 +151,13 @@ fn sizes(args: &Args) -> Sizes {
     s.ceiling_secs = args.ceiling_secs.unwrap_or(s.ceiling_secs);
     s.drain_timeout_secs = args.drain_timeout_secs.unwrap_or(s.drain_timeout_secs);
     s.destination_concurrency = args.destination_concurrency.or(s.destination_concurrency);
+    if !args.peer_alerts.is_empty() {
+        // Each size once: a size names its receiver path.
+        let mut seen = std::collections::HashSet::new();
+        s.peer_alerts = args.peer_alerts.clone();
+        s.peer_alerts.retain(|n| seen.insert(*n));
+    }
+    s.peer_messages = args.peer_messages.unwrap_or(s.peer_messages);
     s
 }
 
@@ -183,14 +202,21 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             Scenario::Burst,
             Scenario::Failing,
             Scenario::Backlog,
+            Scenario::Peers,
         ];
     }
     selected.sort_unstable();
     selected.dedup();
 
-    let mut notes = vec![args.peers_note.clone().unwrap_or_else(|| {
-        "peers: not run (carillon-bench measures Carillon only; bench/run sets up the peers)".into()
-    })];
+    let mut notes: Vec<String> = args.peers_note.iter().cloned().collect();
+    let peer_paths = scenario::PeerPaths {
+        scripts: root.join("bench/peers"),
+        dir: args
+            .peers_dir
+            .clone()
+            .unwrap_or_else(|| root.join("target/bench-peers")),
+        alertmanager: PathBuf::from("/usr/bin/prometheus-alertmanager"),
+    };
     let mut results = Results::default();
     let mut ok = true;
     for s in selected {
@@ -210,6 +236,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             Scenario::Backlog => scenario::backlog(&ctx)
                 .await
                 .map(|r| results.backlog = Some(r)),
+            // Peers are tools to install, and their runs take minutes.
+            Scenario::Peers if args.smoke => {
+                notes.push("peers: skipped (--smoke)".into());
+                Ok(())
+            }
+            Scenario::Peers => {
+                let p = scenario::peers(&ctx, &peer_paths).await;
+                notes.extend(p.notes.iter().cloned());
+                let failed = p.failures.join("; ");
+                results.peers = Some(p);
+                if failed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!(failed))
+                }
+            }
         };
         if let Err(e) = outcome {
             eprintln!("carillon-bench: {name} failed: {e:#}");
@@ -224,6 +266,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         results.ceilings = Some(c);
     }
 
+    // bench/run's note and the suite's may say the same (`--smoke`).
+    let mut seen = std::collections::HashSet::new();
+    notes.retain(|n| seen.insert(n.clone()));
     machine.load_average_end = report::load_average();
     let report = Report {
         started_at: started_at.round(jiff::Unit::Second)?.to_string(),

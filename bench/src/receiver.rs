@@ -19,7 +19,7 @@
 //!   gateway's workers until its plugin timeout (30 s) and make the drain
 //!   measure that timeout and the retry backoff, not the gateway.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -63,6 +63,11 @@ pub struct PathReport {
     pub first: Option<Instant>,
     /// See `first`.
     pub last: Option<Instant>,
+    /// The earliest send time among the markers delivered (Unix nanos): a
+    /// peer's first hand-off, which the suite cannot see itself.
+    pub first_sent_unix_nanos: Option<u64>,
+    /// `last` in Unix nanos, to compare with `first_sent_unix_nanos`.
+    pub last_unix_nanos: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -71,16 +76,20 @@ struct PathLog {
     refused_requests: u64,
     without_marker: u64,
     duplicates: u64,
-    seen: std::collections::HashSet<u64>,
+    seen: HashSet<u64>,
     latencies: Vec<u64>,
     first: Option<Instant>,
     last: Option<Instant>,
+    first_sent_unix: Option<u64>,
+    last_unix: Option<u64>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     behaviours: HashMap<String, Behaviour>,
     paths: HashMap<String, PathLog>,
+    /// Paths a peer delivers to: never the source of `sample`.
+    peer_paths: HashSet<String>,
     sample: Option<Vec<u8>>,
 }
 
@@ -135,6 +144,12 @@ impl Receiver {
             .insert(path.to_owned(), behaviour);
     }
 
+    /// Marks `path` as a peer's (not Carillon's), so that the egress
+    /// ceiling never replays a peer's body as Carillon's.
+    pub fn mark_peer(&self, path: &str) {
+        self.shared.lock().peer_paths.insert(path.to_owned());
+    }
+
     /// Distinct sequence numbers delivered to each of `paths`.
     pub fn delivered(&self, paths: &[String]) -> Vec<u64> {
         let inner = self.shared.lock();
@@ -167,13 +182,16 @@ impl Receiver {
                 latency: Latency::default(),
                 first: log.first,
                 last: log.last,
+                first_sent_unix_nanos: log.first_sent_unix,
+                last_unix_nanos: log.last_unix,
             }
         };
         report.latency = Latency::of(&mut latencies);
         report
     }
 
-    /// The first accepted body that carried a marker, as the gateway sent it.
+    /// The first accepted body that carried a marker, as the gateway sent
+    /// it (peers' paths excepted).
     pub fn sample_body(&self) -> Option<Vec<u8>> {
         self.shared.lock().sample.clone()
     }
@@ -218,7 +236,7 @@ async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Re
     let mut fresh = 0;
     {
         let mut inner = shared.lock();
-        if inner.sample.is_none() && !markers.is_empty() {
+        if inner.sample.is_none() && !markers.is_empty() && !inner.peer_paths.contains(&path) {
             inner.sample = Some(body.to_vec());
         }
         let log = inner.paths.entry(path).or_default();
@@ -231,6 +249,10 @@ async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Re
                 log.latencies
                     .push(arrived_unix.saturating_sub(m.sent_unix_nanos));
                 fresh += 1;
+                log.first_sent_unix = Some(
+                    log.first_sent_unix
+                        .map_or(m.sent_unix_nanos, |t| t.min(m.sent_unix_nanos)),
+                );
             } else {
                 log.duplicates += 1;
             }
@@ -238,6 +260,7 @@ async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Re
         if fresh > 0 {
             log.first.get_or_insert(arrived);
             log.last = Some(arrived);
+            log.last_unix = Some(arrived_unix);
         }
     }
     if fresh > 0 {
@@ -302,5 +325,14 @@ mod tests {
             [2, 1, 0]
         );
         assert!(r.sample_body().is_some());
+        assert_eq!(a.first_sent_unix_nanos, Some(t));
+        assert!(a.last_unix_nanos.is_some_and(|l| l >= t));
+
+        let peer = Receiver::start().unwrap();
+        peer.mark_peer("/peer");
+        let req = http.post(peer.url("/peer")).body(marker::write(1, t));
+        assert_eq!(req.send().await.unwrap().status().as_u16(), 200);
+        assert_eq!(peer.report("/peer").delivered, 1);
+        assert!(peer.sample_body().is_none(), "a peer's body is no sample");
     }
 }

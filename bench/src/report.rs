@@ -13,7 +13,7 @@ use crate::ceiling::Ceilings;
 use crate::ceiling::egress::IN_FLIGHT;
 use crate::ceiling::storage::WRITERS;
 use crate::load::LoadReport;
-use crate::scenario::{Backlog, Failing, Flow, Sizes, Startup};
+use crate::scenario::{Backlog, Failing, Flow, PeerRun, Peers, Sizes, Startup};
 
 /// The machine the run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -82,6 +82,8 @@ pub struct Results {
     pub failing: Option<Failing>,
     /// `backlog`.
     pub backlog: Option<Backlog>,
+    /// `peers`.
+    pub peers: Option<Peers>,
     /// The ceilings.
     pub ceilings: Option<Ceilings>,
 }
@@ -212,6 +214,10 @@ pub fn rows(r: &Results) -> Vec<Row> {
         if let Some(f) = flow {
             flow_rows(&mut rows, name, f, &c);
         }
+    }
+    // Next to Carillon's burst, which they are compared with.
+    for p in r.peers.iter().flat_map(|p| &p.runs) {
+        peer_rows(&mut rows, p, r.burst.as_ref());
     }
     if let Some(f) = &r.failing {
         failing_rows(&mut rows, f);
@@ -355,6 +361,84 @@ fn flow_rows(rows: &mut Vec<Row>, name: &str, f: &Flow, c: &Ceilings) {
         f.cpu_secs_per_1000,
         Unit::Secs,
     ));
+}
+
+/// A peer's figures, then Carillon's burst against them: the "ceiling"
+/// column holds the peer's figure, so the ratio is Carillon ÷ peer.
+fn peer_rows(rows: &mut Vec<Row>, p: &PeerRun, burst: Option<&Flow>) {
+    let name = format!("{} {}", p.peer, thousands(p.count as f64));
+    let mut handed = format!(
+        "{} {}; {} handed off",
+        p.peer,
+        p.version,
+        thousands(p.sent as f64)
+    );
+    if p.errors > 0 {
+        handed.push_str(&format!(", {} refused", thousands(p.errors as f64)));
+    }
+    if p.without_marker > 0 {
+        handed.push_str(&format!(
+            ", {} bodies without a marker",
+            thousands(p.without_marker as f64)
+        ));
+    }
+    rows.push(
+        row(
+            format!("{name}: delivered"),
+            p.delivered as f64,
+            Unit::Count,
+        )
+        .note(handed),
+    );
+    rows.push(row(
+        format!("{name}: delivered/s (first hand-off → last arrival)"),
+        p.delivered_per_sec,
+        Unit::PerSec,
+    ));
+    rows.push(row(
+        format!("{name}: handed→delivered p50"),
+        p.latency.p50_ms,
+        Unit::Ms,
+    ));
+    rows.push(row(
+        format!("{name}: handed→delivered p99"),
+        p.latency.p99_ms,
+        Unit::Ms,
+    ));
+    rows.push(
+        row(
+            format!("{name}: undelivered"),
+            p.sent.saturating_sub(p.delivered) as f64,
+            Unit::Count,
+        )
+        .note(if p.complete { "" } else { "drain timed out" }),
+    );
+    rows.push(row(
+        format!("{name}: duplicates"),
+        p.duplicates as f64,
+        Unit::Count,
+    ));
+    if let Some(b) = burst {
+        rows.push(
+            row(
+                format!("burst vs {name}: Carillon delivered/s"),
+                b.delivered_per_sec,
+                Unit::PerSec,
+            )
+            .against(Some(p.delivered_per_sec), format!("{name} delivered/s")),
+        );
+        rows.push(
+            row(
+                format!("burst vs {name}: Carillon accepted→delivered p99"),
+                b.end_to_end.p99_ms,
+                Unit::Ms,
+            )
+            .against(
+                Some(p.latency.p99_ms),
+                format!("{name} handed→delivered p99"),
+            ),
+        );
+    }
 }
 
 fn failing_rows(rows: &mut Vec<Row>, f: &Failing) {
@@ -637,10 +721,21 @@ pub fn markdown(r: &Report) -> String {
         r.sizes.backlog_deliveries,
         r.sizes.ceiling_secs
     );
+    let _ = writeln!(
+        md,
+        "- peers: Alertmanager {} alerts; Apprise {} messages",
+        r.sizes
+            .peer_alerts
+            .iter()
+            .map(|n| thousands(*n as f64))
+            .collect::<Vec<_>>()
+            .join(" and "),
+        thousands(r.sizes.peer_messages as f64)
+    );
     for n in &r.notes {
         let _ = writeln!(md, "- note: {n}");
     }
-    md.push_str("\nratio = value ÷ ceiling: for rates the share of the ceiling reached (1.00 = as fast); for latencies, times and sizes how many times the ceiling (1.00 = as low). See bench/README.md.\n\n");
+    md.push_str("\nratio = value ÷ ceiling: for rates the share of the ceiling reached (1.00 = as fast); for latencies, times and sizes how many times the ceiling (1.00 = as low). In the `burst vs` rows the ceiling column holds the peer's figure: the ratio is Carillon ÷ peer. See bench/README.md.\n\n");
     md.push_str(&table(&r.rows));
     let lines = r
         .results

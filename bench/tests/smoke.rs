@@ -110,4 +110,9 @@ fn the_smoke_suite_accepts_delivers_and_reports() {
         );
     }
     assert!(report["machine"]["nproc"].as_u64().unwrap() > 0);
+    assert!(r["peers"].is_null(), "--smoke runs no peer: {}", r["peers"]);
+    assert!(
+        md.contains("peers: skipped (--smoke)"),
+        "the skip is in the report"
+    );
 }

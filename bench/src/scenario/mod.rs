@@ -4,6 +4,7 @@
 mod backlog;
 mod burst;
 mod failing;
+mod peers;
 mod startup;
 mod steady;
 
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use backlog::{Backlog, backlog};
 pub use burst::burst;
 pub use failing::{Failing, FailingRun, failing};
+pub use peers::{PeerPaths, PeerRun, Peers, peers};
 pub use startup::{Startup, startup};
 pub use steady::steady;
 
@@ -46,6 +48,10 @@ pub struct Sizes {
     pub drain_timeout_secs: f64,
     /// Per-destination concurrency (the gateway's default when `None`).
     pub destination_concurrency: Option<u32>,
+    /// `peers`: alerts handed to Alertmanager, one run per size.
+    pub peer_alerts: Vec<u64>,
+    /// `peers`: messages sent through Apprise (one at a time).
+    pub peer_messages: u64,
 }
 
 impl Sizes {
@@ -61,6 +67,8 @@ impl Sizes {
             ceiling_secs: 5.0,
             drain_timeout_secs: 1800.0,
             destination_concurrency: None,
+            peer_alerts: vec![10_000],
+            peer_messages: 2_000,
         }
     }
 
@@ -76,6 +84,9 @@ impl Sizes {
             ceiling_secs: 0.3,
             drain_timeout_secs: 60.0,
             destination_concurrency: None,
+            // Never used: --smoke skips the peers.
+            peer_alerts: vec![100],
+            peer_messages: 50,
         }
     }
 }
@@ -150,6 +161,18 @@ impl Context {
         paths: &[String],
         each: u64,
     ) -> anyhow::Result<bool> {
+        self.wait_arrivals(paths, each, || gateway.check_alive())
+            .await
+    }
+
+    /// [`Context::wait_delivered`] for any sender: `alive` is checked at
+    /// least once a second and ends the wait with its error.
+    pub async fn wait_arrivals(
+        &self,
+        paths: &[String],
+        each: u64,
+        mut alive: impl FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<bool> {
         let deadline = Instant::now() + Duration::from_secs_f64(self.sizes.drain_timeout_secs);
         let mut progress = self.receiver.progress();
         loop {
@@ -164,7 +187,7 @@ impl Context {
             // Wake on progress; at least once a second check the gateway lives.
             let wait = (deadline - now).min(Duration::from_secs(1));
             let _ = tokio::time::timeout(wait, progress.changed()).await;
-            gateway.check_alive()?;
+            alive()?;
         }
     }
 }
