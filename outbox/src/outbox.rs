@@ -288,6 +288,31 @@ impl Writer {
     }
 }
 
+/// Opens sled, waiting briefly while the database's file lock is busy: when
+/// an `Outbox` of this process was just dropped, sled's I/O threads may
+/// still hold the lock for a moment. Another process holding it is still
+/// an error, only a little later.
+fn open_db(config: &OutboxConfig) -> Result<sled::Db, sled::Error> {
+    const LOCK_WAIT: Duration = Duration::from_secs(5);
+    let started = std::time::Instant::now();
+    loop {
+        let result = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity)
+            .open();
+        match result {
+            // sled reports the busy lock only as text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The durable outbox. Cheap to share behind an `Arc`; every method takes
 /// `&self`.
 pub struct Outbox {
@@ -321,11 +346,7 @@ impl Outbox {
             path: path.clone(),
             source: e,
         };
-        let db = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity)
-            .open()
-            .map_err(|e| storage(e.into()))?;
+        let db = open_db(&config).map_err(|e| storage(e.into()))?;
         if let Some(m) = migrate::migrate(&db)? {
             tracing::info!(from = m.from, to = m.to, "migrated the outbox schema");
         }
