@@ -8,8 +8,10 @@
 //! throttled destination fills only its own lane; a full lane defers new
 //! claims back to the outbox (not counted as an attempt) instead of blocking
 //! the claim loop. Every attempt ends in exactly one outbox transition
-//! (`outcome::decide`). A delivery whose lease expires (the process died, or
-//! it outlived the lease) is claimed again: delivery is at least once.
+//! (`outcome::decide`). A claim that could not start early enough to end
+//! within its lease (a long token wait, a channel's Retry-After pause) is
+//! handed back instead of sent late. A delivery whose lease expires (the
+//! process died) is claimed again: delivery is at least once.
 
 pub mod directory;
 pub mod limit;
