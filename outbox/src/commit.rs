@@ -86,8 +86,9 @@ pub(crate) enum Decision {
 }
 
 /// The batching policy: go at once when the queue holds at least half of
-/// what the previous batch held (so a lone writer never waits), else
-/// linger up to `linger` since the oldest queued job arrived.
+/// what the previous batch held and at least `min_batch` (so with
+/// `min_batch` 1 a lone writer never waits), else linger up to `linger`
+/// since the oldest queued job arrived.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Policy {
     /// The most jobs committed together (bounds transaction size and the
@@ -95,6 +96,10 @@ pub(crate) struct Policy {
     pub max_batch: usize,
     /// The longest a queued job waits for company.
     pub linger: Duration,
+    /// Fewer queued jobs than this wait for company (up to `linger`) even
+    /// after small batches: for jobs whose callers are not held up by a
+    /// flush, so that they never pile up on their own.
+    pub min_batch: usize,
 }
 
 impl Default for Policy {
@@ -102,6 +107,7 @@ impl Default for Policy {
         Self {
             max_batch: 1024,
             linger: Duration::from_millis(1),
+            min_batch: 1,
         }
     }
 }
@@ -110,7 +116,9 @@ impl Policy {
     /// `queued` jobs are waiting, the oldest for `waited`; the previous
     /// batch held `last` jobs.
     pub(crate) fn decide(&self, queued: usize, last: usize, waited: Duration) -> Decision {
-        let want = (last.min(self.max_batch) / 2).max(1);
+        let want = (last.min(self.max_batch) / 2)
+            .max(self.min_batch)
+            .clamp(1, self.max_batch);
         if queued == 0 {
             Decision::Wait(self.linger)
         } else if queued >= want || waited >= self.linger {
@@ -163,9 +171,14 @@ pub(crate) struct GroupCommit<J, R> {
 }
 
 impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
-    /// Starts the committer: `apply` runs batches, `db` is flushed after
-    /// each batch that wrote.
-    pub(crate) fn start(db: sled::Db, policy: Policy, apply: Apply<J, R>) -> std::io::Result<Self> {
+    /// Starts the committer thread `name`: `apply` runs batches, `db` is
+    /// flushed after each batch with an answer that must wait for it.
+    pub(crate) fn start(
+        name: &str,
+        db: sled::Db,
+        policy: Policy,
+        apply: Apply<J, R>,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 jobs: Vec::new(),
@@ -178,7 +191,7 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
         });
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
-            .name("outbox-commit".into())
+            .name(name.to_owned())
             .spawn(move || committer(&s, &db, policy, apply))?;
         Ok(Self {
             shared,
@@ -327,6 +340,7 @@ mod tests {
         Policy {
             max_batch: 256,
             linger: MS,
+            min_batch: 1,
         }
     }
 
@@ -358,6 +372,20 @@ mod tests {
     }
 
     #[test]
+    fn a_minimum_batch_waits_for_company_up_to_the_linger() {
+        let p = Policy {
+            min_batch: 16,
+            ..policy()
+        };
+        assert_eq!(
+            p.decide(1, 1, Duration::from_micros(300)),
+            Decision::Wait(Duration::from_micros(700))
+        );
+        assert_eq!(p.decide(16, 1, Duration::ZERO), Decision::Go);
+        assert_eq!(p.decide(1, 1, MS), Decision::Go);
+    }
+
+    #[test]
     fn an_empty_queue_waits() {
         assert_eq!(policy().decide(0, 5, MS), Decision::Wait(MS));
     }
@@ -379,7 +407,7 @@ mod tests {
                 })
                 .collect()
         });
-        let gc = Arc::new(GroupCommit::start(db, policy(), apply).expect("start"));
+        let gc = Arc::new(GroupCommit::start("test-commit", db, policy(), apply).expect("start"));
         let mut tasks = Vec::new();
         for j in 0..64u32 {
             let gc = Arc::clone(&gc);

@@ -21,6 +21,10 @@ pub enum OutboxError {
         /// What was wrong.
         reason: String,
     },
+    /// The outbox is closing (or its committer stopped): nothing was
+    /// written.
+    #[error("the outbox is closed: {0}")]
+    Closed(String),
 }
 
 /// Why [`Outbox::open`](crate::Outbox::open) failed.

@@ -18,7 +18,9 @@
 //! write may still be in flight.
 //!
 //! Every other change (claim, complete, requeue, purge) is one atomic
-//! transaction but does not wait for a flush: sled flushes on its own
+//! transaction (concurrent completions through
+//! [`Outbox::complete_shared`] share one, on their own committer thread)
+//! but does not wait for a flush: sled flushes on its own
 //! schedule (every 500 ms) and on the next group commit. Losing such a
 //! change in a crash is safe under at-least-once delivery: a lost claim or
 //! outcome leaves the delivery claimable again (pending, or claimed with a

@@ -10,6 +10,7 @@ use serde::Serialize;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use self::complete::{CompleteJob, Recorder};
 use crate::commit::{Durability, FlushStats, GroupCommit, Policy, WaitError};
 use crate::error::{EnqueueError, OpenError, OutboxError};
 use crate::id::{DeliveryId, EventId, IdGen};
@@ -22,8 +23,10 @@ use crate::state::{DeliveryState, Pending, StateKind};
 use crate::time::{Clock, Timestamp};
 use crate::types::{
     Attempt, AttemptOutcome, Claim, Completion, DeadCursor, DeadLetter, DeadPage, DeliveryView,
-    Depth, Enqueued, EventView, NewDelivery, NewEvent, OutboxConfig, Outcome, PurgeReport, Requeue,
+    Depth, Enqueued, EventView, NewDelivery, NewEvent, OutboxConfig, PurgeReport, Requeue,
 };
+
+mod complete;
 
 // Slots of the transactional trees, in `keys::TX_TREES` order.
 const EV: usize = 0;
@@ -319,6 +322,11 @@ pub struct Outbox {
     db: sled::Db,
     trees: Vec<sled::Tree>,
     commit: GroupCommit<EnqueueJob, JobOutcome>,
+    /// Completions share transactions too (see `complete`), on their own
+    /// committer: they never wait for a flush.
+    outcomes: GroupCommit<CompleteJob, Result<Completion, OutboxError>>,
+    /// Writes single completions (`complete`).
+    recorder: Recorder,
     ids: IdGen,
     depth: Arc<Mutex<Depth>>,
     idempotency_window: Duration,
@@ -363,15 +371,39 @@ impl Outbox {
             max_pending: config.max_pending,
         };
         let commit = GroupCommit::start(
+            "outbox-commit",
             db.clone(),
             Policy::default(),
             Box::new(move |jobs: &[EnqueueJob]| writer.apply(jobs)),
         )
         .map_err(|e| storage(OutboxError::Storage(sled::Error::Io(e))))?;
+        let shared = Recorder {
+            trees: trees.clone(),
+            depth: Arc::clone(&depth),
+        };
+        let outcomes = GroupCommit::start(
+            "outbox-outcomes",
+            db.clone(),
+            // A completion waits for no flush, so completions do not pile
+            // up by themselves: linger for company, or each would pay a
+            // transaction (two log writes) alone.
+            Policy {
+                min_batch: 32,
+                ..Policy::default()
+            },
+            Box::new(move |jobs: &[CompleteJob]| shared.apply(jobs)),
+        )
+        .map_err(|e| storage(OutboxError::Storage(sled::Error::Io(e))))?;
+        let recorder = Recorder {
+            trees: trees.clone(),
+            depth: Arc::clone(&depth),
+        };
         Ok(Self {
             db,
             trees,
             commit,
+            outcomes,
+            recorder,
             ids: IdGen::new(),
             depth,
             idempotency_window: config.idempotency_window,
@@ -574,9 +606,14 @@ impl Outbox {
                     },
                     DeliveryState::Delivered(_) | DeliveryState::Dead(_) => continue,
                 };
-                let Some(payload) = tx_get_event(t, &rec.event_id)?
-                    .as_ref()
-                    .and_then(|e| e.payload_of(id.as_str()))
+                let ek = rec.event_id.as_bytes();
+                let event = t[EV].get(ek)?;
+                let Some(payload) = event
+                    .as_deref()
+                    .map(|b| record::payload_in(ek, b, id.as_str()))
+                    .transpose()
+                    .or_else(abort)?
+                    .flatten()
                     .map(<[u8]>::to_vec)
                 else {
                     return abort(corrupt(
@@ -661,164 +698,6 @@ impl Outbox {
             released += r.unwrap_or(0);
         }
         Ok(released)
-    }
-
-    /// Records the outcome of `claim` at `now`, in one transaction. Refused
-    /// with [`Completion::LeaseLost`] (nothing written) unless the delivery
-    /// is still claimed by the same owner under the same token; a claim
-    /// whose lease expired but that nobody re-claimed is still accepted.
-    ///
-    /// `Dead { fallback: Some(dest) }` also creates one pending delivery to
-    /// `dest` (due now, same payload, same event) and links both ways.
-    pub fn complete(
-        &self,
-        claim: &Claim,
-        outcome: Outcome,
-        now: Timestamp,
-    ) -> Result<Completion, OutboxError> {
-        if let Outcome::Dead {
-            fallback: Some(f), ..
-        } = &outcome
-            && f.as_bytes().contains(&0)
-        {
-            return Ok(Completion::InvalidFallback);
-        }
-        let fallback_id = DeliveryId::from_raw(self.ids.next(now));
-        let id = &claim.delivery_id;
-        let dk = id.as_str().as_bytes();
-        let r = self.run(|t| {
-            let mut moves = Moves::new();
-            let Some(mut rec) = tx_get_delivery(t, id)? else {
-                return Ok((Completion::LeaseLost { current: None }, moves));
-            };
-            let state = DeliveryState::from(rec.state.clone());
-            let claimed = match state {
-                DeliveryState::Claimed(c) if c.held_by(&claim.owner, claim.token) => c,
-                other => {
-                    return Ok((
-                        Completion::LeaseLost {
-                            current: Some(other.kind()),
-                        },
-                        moves,
-                    ));
-                }
-            };
-            t[DU].remove(keys::time_key(claimed.lease_until, id))?;
-            let seq = rec.log_len;
-            rec.log_len = rec.log_len.saturating_add(1);
-            let (new_state, stored_outcome, counted, completion) = match &outcome {
-                Outcome::Delivered { detail } => {
-                    t[DV].insert(keys::time_key(now, id), &[][..])?;
-                    (
-                        DeliveryState::Delivered(claimed.deliver(now, detail.clone())),
-                        StoredOutcome::Delivered {
-                            detail: detail.clone(),
-                        },
-                        true,
-                        Completion::Delivered,
-                    )
-                }
-                Outcome::Retry {
-                    at,
-                    error,
-                    counts_as_attempt,
-                } => {
-                    t[DU].insert(keys::time_key(*at, id), &[][..])?;
-                    (
-                        DeliveryState::Scheduled(claimed.retry(*at, error.clone())),
-                        StoredOutcome::Retry {
-                            error: error.clone(),
-                            next_due: at.as_millis(),
-                        },
-                        *counts_as_attempt,
-                        Completion::Scheduled { due: *at },
-                    )
-                }
-                Outcome::Dead { error, fallback } => {
-                    t[DE].insert(keys::dead_key(&rec.destination, id), &[][..])?;
-                    let made = match fallback {
-                        None => None,
-                        Some(dest) => {
-                            let fk = fallback_id.as_str().as_bytes();
-                            if t[DL].get(fk)?.is_some() {
-                                return Err(ConflictableTransactionError::Abort(Abort::Collision));
-                            }
-                            let Some(mut ev) = tx_get_event(t, &rec.event_id)? else {
-                                return abort(corrupt(keys::DELIVERIES, dk, "event missing"));
-                            };
-                            let Some(payload) = ev.payload_of(id.as_str()).map(<[u8]>::to_vec)
-                            else {
-                                return abort(corrupt(
-                                    keys::EVENTS,
-                                    rec.event_id.as_bytes(),
-                                    "missing payload",
-                                ));
-                            };
-                            let frec = DeliveryRecord {
-                                v: RECORD_VERSION,
-                                event_id: rec.event_id.clone(),
-                                destination: dest.clone(),
-                                created_at: now.as_millis(),
-                                attempts: 0,
-                                log_len: 0,
-                                claims: 0,
-                                fallback_of: Some(id.as_str().to_owned()),
-                                fallback_to: None,
-                                state: record::StoredState::Pending {
-                                    due: now.as_millis(),
-                                },
-                            };
-                            tx_put(&t[DL], keys::DELIVERIES, fk, &frec)?;
-                            t[DU].insert(keys::time_key(now, &fallback_id), &[][..])?;
-                            ev.deliveries.push(DeliveryRef {
-                                destination: dest.clone(),
-                                id: fallback_id.as_str().to_owned(),
-                                payload,
-                            });
-                            tx_put_event(t, &rec.event_id, &ev)?;
-                            rec.fallback_to = Some(fallback_id.as_str().to_owned());
-                            moves.push((None, Some(StateKind::Pending)));
-                            Some(fallback_id.clone())
-                        }
-                    };
-                    (
-                        DeliveryState::Dead(claimed.die(now, error.clone())),
-                        StoredOutcome::Dead {
-                            error: error.clone(),
-                            fallback_to: made.as_ref().map(|f| f.as_str().to_owned()),
-                        },
-                        true,
-                        Completion::Dead { fallback: made },
-                    )
-                }
-            };
-            if counted {
-                rec.attempts = rec.attempts.saturating_add(1);
-            }
-            moves.push((Some(StateKind::Claimed), Some(new_state.kind())));
-            rec.state = (&new_state).into();
-            tx_put(&t[DL], keys::DELIVERIES, dk, &rec)?;
-            let attempt = AttemptRecord {
-                v: RECORD_VERSION,
-                at: now.as_millis(),
-                counted,
-                outcome: stored_outcome,
-            };
-            tx_put(
-                &t[AT],
-                keys::ATTEMPTS,
-                &keys::attempt_key(id, seq),
-                &attempt,
-            )?;
-            Ok((completion, moves))
-        })?;
-        match r {
-            Ok((c, moves)) => {
-                self.apply(&moves);
-                Ok(c)
-            }
-            Err(_) => Err(corrupt(keys::DELIVERIES, dk, "fallback id collided")),
-        }
     }
 
     /// The earliest time in the due index: when the next delivery becomes
@@ -1150,6 +1029,7 @@ impl Outbox {
     /// Stops the flusher, flushes, and closes the database.
     pub fn close(mut self) -> Result<(), OutboxError> {
         self.commit.stop();
+        self.outcomes.stop();
         self.db.flush()?;
         Ok(())
     }

@@ -136,6 +136,44 @@ impl EventRecord {
     }
 }
 
+/// The payload of delivery `id` in an encoded event record, read in place:
+/// a claim needs one payload, not the body and every other one decoded.
+/// `Ok(None)` when the event does not list `id`.
+pub(crate) fn payload_in<'a>(
+    key: &[u8],
+    bytes: &'a [u8],
+    id: &str,
+) -> Result<Option<&'a [u8]>, OutboxError> {
+    let bad = |reason: &str| OutboxError::Corrupt {
+        tree: crate::keys::EVENTS,
+        key: display_key(key),
+        reason: reason.to_owned(),
+    };
+    let mut r = Reader(bytes);
+    match r.u8() {
+        Some(EVENT_RECORD_VERSION) => {}
+        Some(_) => return Err(bad("event record of another version")),
+        None => return Err(bad("empty event record")),
+    }
+    let truncated = || bad("truncated or malformed event record");
+    r.u64().ok_or_else(truncated)?; // received_at
+    r.bytes().ok_or_else(truncated)?; // source
+    if r.u8().ok_or_else(truncated)? == 1 {
+        r.bytes().ok_or_else(truncated)?; // idempotency key
+    }
+    r.bytes().ok_or_else(truncated)?; // body
+    let n = r.u32().ok_or_else(truncated)?;
+    for _ in 0..n {
+        r.bytes().ok_or_else(truncated)?; // destination
+        let this = r.bytes().ok_or_else(truncated)?;
+        let payload = r.bytes().ok_or_else(truncated)?;
+        if this == id.as_bytes() {
+            return Ok(Some(payload));
+        }
+    }
+    Ok(None)
+}
+
 fn put_len(out: &mut Vec<u8>, n: usize) {
     // Lengths past u32 cannot come from sled values (they are far smaller).
     out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
@@ -366,6 +404,31 @@ mod tests {
                 id: "dlv_01HF00000000000000000000AB".into(),
                 payload: b"payload".to_vec(),
             }],
+        }
+    }
+
+    #[test]
+    fn payload_in_finds_each_delivery_without_decoding() {
+        for key in [Some("k".to_owned()), None] {
+            let mut e = EventRecord {
+                idempotency_key: key,
+                ..sample()
+            };
+            e.deliveries.push(DeliveryRef {
+                destination: "mail".into(),
+                id: "dlv_2".into(),
+                payload: b"second".to_vec(),
+            });
+            let bytes = e.encode();
+            for d in &e.deliveries {
+                assert_eq!(
+                    payload_in(b"k", &bytes, &d.id).expect("read"),
+                    Some(d.payload.as_slice())
+                );
+            }
+            assert_eq!(payload_in(b"k", &bytes, "dlv_other").expect("read"), None);
+            let cut = &bytes[..bytes.len() - 3];
+            assert!(payload_in(b"k", cut, "dlv_2").is_err(), "truncated");
         }
     }
 

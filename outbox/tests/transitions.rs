@@ -769,3 +769,99 @@ async fn released_leases_are_claimable_at_once_and_future_retries_are_untouched(
         "the new lease too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_completions_answer_each_caller_as_complete_would() {
+    let (_d, _c, ob) = setup();
+    let ob = Arc::new(ob);
+    let (eid, ids) = accept(&ob, &["a", "b", "c", "d"]).await;
+    let claims = ob.claim_due(t(0), 10, "w1", LEASE).expect("claim");
+    assert_eq!(claims.len(), 4);
+    // A claim whose token is stale: another owner holds the delivery now.
+    let mut stale = claims[3].clone();
+    stale.token += 1;
+    let outcomes = [
+        (
+            claims[0].clone(),
+            Outcome::Delivered {
+                detail: "ok".into(),
+            },
+        ),
+        (
+            claims[1].clone(),
+            Outcome::Retry {
+                at: t(5_000),
+                error: "503".into(),
+                counts_as_attempt: true,
+            },
+        ),
+        (
+            claims[2].clone(),
+            Outcome::Dead {
+                error: "400".into(),
+                fallback: Some("e".into()),
+            },
+        ),
+        (
+            stale,
+            Outcome::Delivered {
+                detail: "late".into(),
+            },
+        ),
+    ];
+    let tasks: Vec<_> = outcomes
+        .into_iter()
+        .map(|(claim, outcome)| {
+            let ob = Arc::clone(&ob);
+            tokio::spawn(async move { ob.complete_shared(&claim, outcome, t(100)).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task").expect("complete"));
+    }
+    assert_eq!(answers[0], Completion::Delivered);
+    assert_eq!(answers[1], Completion::Scheduled { due: t(5_000) });
+    let Completion::Dead {
+        fallback: Some(fallback),
+    } = &answers[2]
+    else {
+        panic!(
+            "expected a dead letter with a fallback, got {:?}",
+            answers[2]
+        );
+    };
+    assert_eq!(
+        answers[3],
+        Completion::LeaseLost {
+            current: Some(StateKind::Claimed)
+        }
+    );
+    assert!(matches!(state(&ob, &ids[0]), DeliveryState::Delivered(_)));
+    assert!(matches!(state(&ob, &ids[1]), DeliveryState::Scheduled(_)));
+    assert!(matches!(state(&ob, &ids[2]), DeliveryState::Dead(_)));
+    assert!(matches!(state(&ob, &ids[3]), DeliveryState::Claimed(_)));
+    let made = ob
+        .delivery(fallback)
+        .expect("read")
+        .expect("fallback exists");
+    assert_eq!(made.destination, "e");
+    assert!(matches!(made.state, DeliveryState::Pending(_)));
+    let depth = ob.depth();
+    assert_eq!(
+        (
+            depth.pending,
+            depth.claimed,
+            depth.scheduled,
+            depth.delivered,
+            depth.dead
+        ),
+        (1, 1, 1, 1, 1)
+    );
+    let view = ob.event(&eid).expect("read").expect("event");
+    assert_eq!(
+        view.deliveries.len(),
+        5,
+        "the fallback is listed on the event"
+    );
+}

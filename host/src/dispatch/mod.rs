@@ -207,12 +207,32 @@ impl Dispatcher {
     }
 }
 
+/// The least time between two claim transactions, unless the previous one
+/// took a full batch (a backlog is drained back to back). Each transaction
+/// costs sled two log writes whatever it holds, so claiming the few slots
+/// each finished delivery frees, one transaction each, cost more than the
+/// deliveries; gathering for this long claims them together, for at most
+/// this much added latency.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
+
 async fn claim_loop(shared: Arc<Shared>) {
     let mut stop = shared.stop.subscribe();
     let capacity = max_held(&shared.config);
+    // When the last claim transaction ran, and whether it took a full batch.
+    let mut last: Option<(tokio::time::Instant, bool)> = None;
     loop {
         if *stop.borrow() {
             return;
+        }
+        if let Some((at, false)) = last {
+            let next = at + CLAIM_GATHER;
+            if tokio::time::Instant::now() < next {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
         }
         let room = capacity.saturating_sub(shared.held.load(Ordering::SeqCst));
         let want = room.min(shared.config.claim_batch);
@@ -227,11 +247,13 @@ async fn claim_loop(shared: Arc<Shared>) {
                     claimed = claims.len();
                     for claim in claims {
                         shared.held.fetch_add(1, Ordering::SeqCst);
-                        route(&shared, claim);
+                        route(&shared, claim).await;
                     }
                 }
                 Err(error) => tracing::error!(%error, "cannot claim due deliveries"),
             }
+            let full = claimed == shared.config.claim_batch;
+            last = Some((tokio::time::Instant::now(), full));
         }
         if claimed > 0 && claimed == want {
             tokio::task::yield_now().await;
@@ -274,10 +296,18 @@ fn unconfigured(shared: &Shared, claim: &Claim) -> Decision {
 }
 
 /// Hands a claim to its destination's lane, creating the lane on first use.
-fn route(shared: &Arc<Shared>, claim: Claim) {
+async fn route(shared: &Arc<Shared>, claim: Claim) {
+    if let Some((claim, decision)) = enqueue_in_lane(shared, claim) {
+        finish(shared, &claim, decision).await;
+    }
+}
+
+/// Queues `claim` in its lane (`None`); a full lane (or an unconfigured
+/// destination) gives it back with the decision to record instead.
+fn enqueue_in_lane(shared: &Arc<Shared>, claim: Claim) -> Option<(Claim, Decision)> {
     let Some(entry) = shared.directory.destination(&claim.destination) else {
-        finish(shared, &claim, unconfigured(shared, &claim));
-        return;
+        let decision = unconfigured(shared, &claim);
+        return Some((claim, decision));
     };
     let mut lanes = shared.lanes.lock().unwrap_or_else(|p| p.into_inner());
     let lane = lanes.entry(claim.destination.clone()).or_insert_with(|| {
@@ -295,7 +325,7 @@ fn route(shared: &Arc<Shared>, claim: Claim) {
         Lane { queue, limiter }
     });
     match lane.queue.try_send(claim) {
-        Ok(()) => {}
+        Ok(()) => None,
         Err(mpsc::error::TrySendError::Full(claim) | mpsc::error::TrySendError::Closed(claim)) => {
             // The lane is full: give the claim back, due when the lane has
             // likely drained; this is shaping, not a failed attempt.
@@ -308,14 +338,12 @@ fn route(shared: &Arc<Shared>, claim: Claim) {
                         Duration::from_millis(60_000 * queued / per_min.max(1))
                     })
             };
-            drop(lanes);
             let at = shared
                 .clock
                 .now()
                 .saturating_add(estimate.max(Duration::from_millis(100)));
-            finish(
-                shared,
-                &claim,
+            Some((
+                claim,
                 Decision {
                     outcome: Outcome::Retry {
                         at,
@@ -325,7 +353,7 @@ fn route(shared: &Arc<Shared>, claim: Claim) {
                     pause_until: None,
                     label: "deferred",
                 },
-            );
+            ))
         }
     }
 }
@@ -352,7 +380,7 @@ async fn run_lane(
         // Wait for a token from every bucket of the destination.
         loop {
             if *stop.borrow() {
-                release(&shared, &claim, shared.clock.now());
+                release(&shared, &claim, shared.clock.now()).await;
                 continue 'claims;
             }
             let now = shared.clock.now();
@@ -365,22 +393,22 @@ async fn run_lane(
                 Err(wait) if now.saturating_add(wait) > start_by => {
                     // A pause (a channel's Retry-After) or a long queue
                     // would outlast the lease: hand it back, due then.
-                    release(&shared, &claim, now.saturating_add(wait));
+                    release(&shared, &claim, now.saturating_add(wait)).await;
                     continue 'claims;
                 }
                 Err(wait) => tokio::time::sleep(wait.min(shared.config.poll_interval)).await,
             }
         }
         let Ok(lane_permit) = concurrency.clone().acquire_owned().await else {
-            release(&shared, &claim, shared.clock.now());
+            release(&shared, &claim, shared.clock.now()).await;
             continue;
         };
         let Ok(worker) = shared.workers.clone().acquire_owned().await else {
-            release(&shared, &claim, shared.clock.now());
+            release(&shared, &claim, shared.clock.now()).await;
             continue;
         };
         if shared.clock.now() > start_by {
-            release(&shared, &claim, shared.clock.now());
+            release(&shared, &claim, shared.clock.now()).await;
             continue;
         }
         let shared = shared.clone();
@@ -393,15 +421,18 @@ async fn run_lane(
                     .unwrap_or_else(|p| p.into_inner())
                     .pause_until(until);
             }
-            finish(&shared, &claim, decision);
+            // The destination and the worker are free once the call is
+            // over; recording the outcome (which shares a transaction with
+            // others, so may linger a moment) still counts in `held`.
             drop((lane_permit, worker));
+            finish(&shared, &claim, decision).await;
         });
     }
 }
 
 /// Hands an unstarted claim back, due at `at`: at shutdown, or when it
 /// could not start within its lease. Not an attempt.
-fn release(shared: &Arc<Shared>, claim: &Claim, at: Timestamp) {
+async fn release(shared: &Arc<Shared>, claim: &Claim, at: Timestamp) {
     let error = if *shared.stop.borrow() {
         "released: the gateway is shutting down"
     } else {
@@ -419,7 +450,8 @@ fn release(shared: &Arc<Shared>, claim: &Claim, at: Timestamp) {
             pause_until: None,
             label: "deferred",
         },
-    );
+    )
+    .await;
 }
 
 /// One attempt: look up the destination and plugin, call `deliver`, decide.
@@ -498,12 +530,14 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
     decision
 }
 
-/// Applies a decision to the outbox and counts it.
-fn finish(shared: &Arc<Shared>, claim: &Claim, decision: Decision) {
+/// Applies a decision to the outbox (sharing a transaction with the
+/// concurrent ones) and counts it.
+async fn finish(shared: &Arc<Shared>, claim: &Claim, decision: Decision) {
     shared.metrics.attempt(&claim.destination, decision.label);
     match shared
         .outbox
-        .complete(claim, decision.outcome, shared.clock.now())
+        .complete_shared(claim, decision.outcome, shared.clock.now())
+        .await
     {
         Ok(Completion::LeaseLost { current }) => tracing::warn!(
             delivery = %claim.delivery_id, ?current,

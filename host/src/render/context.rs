@@ -1,7 +1,11 @@
 //! The variables a template sees for one event.
 
+use std::collections::BTreeMap;
+
 use jiff::tz::TimeZone;
-use serde_json::{Map, Value};
+use minijinja::Value;
+use minijinja::value::{Serde, ValueKind};
+use serde_json::{Map, Value as Json};
 
 use crate::event::Event;
 use crate::message::Severity;
@@ -34,7 +38,7 @@ pub(crate) const RESERVED: &[&str] = &[
 ];
 
 /// The first of `paths` (dotted, below `data`) that the data has.
-fn first_of<'a>(data: &'a Map<String, Value>, paths: &[&str]) -> Option<&'a Value> {
+fn first_of<'a>(data: &'a Map<String, Json>, paths: &[&str]) -> Option<&'a Json> {
     paths.iter().find_map(|path| {
         let steps: Vec<String> = path.split('.').map(str::to_owned).collect();
         crate::route::lookup_data(data, &steps)
@@ -65,12 +69,18 @@ pub(crate) fn derived_status(event_type: &str, severity: Severity) -> &'static s
     }
 }
 
-/// Every variable of `event`, with times in `zone`.
-pub(crate) fn variables(event: &Event, zone: &TimeZone) -> Map<String, Value> {
-    let mut vars = Map::new();
-    for (key, value) in &event.data {
+/// Every variable of `event`, with times in `zone`, as template values.
+///
+/// The event is converted to template values once (`event`); `data` and
+/// its top-level fields are shared from that conversion, not copied: this
+/// runs for every destination of every accepted event.
+pub(crate) fn variables(event: &Event, zone: &TimeZone) -> BTreeMap<String, Value> {
+    let event_value = Value::from(Serde(event));
+    let data_value = event_value.get_attr("data").unwrap_or_default();
+    let mut vars = BTreeMap::new();
+    for key in event.data.keys() {
         if !RESERVED.contains(&key.as_str()) {
-            vars.insert(key.clone(), value.clone());
+            vars.insert(key.clone(), data_value.get_attr(key).unwrap_or_default());
         }
     }
     let data = &event.data;
@@ -87,74 +97,84 @@ pub(crate) fn variables(event: &Event, zone: &TimeZone) -> Map<String, Value> {
         zoned.minute(),
         zoned.second()
     );
-    vars.insert("timestamp".into(), Value::String(format!("{date} {time}")));
-    vars.insert("date".into(), Value::String(date));
-    vars.insert("time".into(), Value::String(time));
+    vars.insert("timestamp".into(), Value::from(format!("{date} {time}")));
+    vars.insert("date".into(), Value::from(date));
+    vars.insert("time".into(), Value::from(time));
 
     let mut put = |name: &str, value: Option<Value>| {
         if let Some(value) = value {
             vars.insert(name.to_owned(), value);
         }
     };
-    let string = |s: &Option<String>| s.clone().map(Value::String);
+    let json = |v: &Json| Value::from(Serde(v));
+    let string = |s: &Option<String>| s.clone().map(Value::from);
     let task_string = data
         .get("task")
         .filter(|t| t.is_string() || t.is_number())
-        .cloned();
+        .map(json);
     put(
         "taskname",
         first_of(data, &["taskname", "task_name", "task.name"])
-            .cloned()
+            .map(json)
             .or(task_string)
             .or_else(|| string(&event.subject)),
     );
-    put("owner", first_of(data, &["owner", "task.owner"]).cloned());
+    put("owner", first_of(data, &["owner", "task.owner"]).map(json));
     let resource_string = data
         .get("resource")
         .filter(|r| r.is_string() || r.is_number())
-        .cloned();
+        .map(json);
     put(
         "resourceid",
         first_of(data, &["resourceid", "resource_id", "resource.id"])
-            .cloned()
+            .map(json)
             .or(resource_string),
     );
     put(
         "tasktype",
-        first_of(data, &["tasktype", "task_type", "task.type"]).cloned(),
+        first_of(data, &["tasktype", "task_type", "task.type"]).map(json),
     );
     put(
         "message",
         data.get("message")
-            .cloned()
+            .map(json)
             .or_else(|| string(&event.message)),
     );
     put(
         "status",
-        Some(data.get("status").cloned().unwrap_or_else(|| {
-            Value::String(derived_status(&event.event_type, event.severity).to_owned())
-        })),
+        Some(
+            data.get("status")
+                .map(json)
+                .unwrap_or_else(|| Value::from(derived_status(&event.event_type, event.severity))),
+        ),
     );
     put("title", string(&event.title));
     put("subject", string(&event.subject));
-    put("type", Some(Value::String(event.event_type.clone())));
-    put("source", Some(Value::String(event.source.clone())));
-    put(
-        "severity",
-        Some(Value::String(event.severity.as_str().to_owned())),
-    );
-    put("data", Some(Value::Object(data.clone())));
-    put(
-        "labels",
-        Some(Value::Object(
-            event
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect(),
-        )),
-    );
-    put("event", serde_json::to_value(event).ok());
-    put(EVENT_TIME, Some(Value::String(event.time.to_string())));
+    put("type", Some(Value::from(event.event_type.as_str())));
+    put("source", Some(Value::from(event.source.as_str())));
+    put("severity", Some(Value::from(event.severity.as_str())));
+    put("data", Some(data_value));
+    put("labels", event_value.get_attr("labels").ok());
+    put("event", Some(event_value));
+    put(EVENT_TIME, Some(Value::from(event.time.to_string())));
     vars
+}
+
+/// The value at a dotted path (`a.b`, `rows.0`) of the variables, if any.
+pub(crate) fn lookup(vars: &BTreeMap<String, Value>, steps: &[&str]) -> Option<Value> {
+    let (first, rest) = steps.split_first()?;
+    let mut at = vars.get(*first)?.clone();
+    for step in rest {
+        let next = match at.kind() {
+            ValueKind::Map => at.get_attr(step).ok(),
+            // Only plain decimal indexes, as routes read them.
+            ValueKind::Seq if !step.is_empty() && step.bytes().all(|b| b.is_ascii_digit()) => step
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| at.get_item_by_index(i).ok()),
+            _ => None,
+        };
+        at = next.filter(|v| !v.is_undefined())?;
+    }
+    Some(at)
 }

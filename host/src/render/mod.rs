@@ -343,7 +343,7 @@ impl Renderer {
             chosen.to_owned()
         };
         let vars = context::variables(event, &self.settings.time_zone);
-        let ctx = Value::from(minijinja::value::Serde(&vars));
+        let ctx = Value::from(vars.clone());
         let render = |part: Part, env_name: &str| -> Result<String, RenderError> {
             let fail = |variable: Option<String>, reason: String| RenderError {
                 template: name.to_owned(),
@@ -442,7 +442,7 @@ fn choose_locale<'a, T>(
 fn undefined_variable(
     err: &Error,
     tmpl: &minijinja::Template<'_, '_>,
-    vars: &serde_json::Map<String, serde_json::Value>,
+    vars: &BTreeMap<String, Value>,
     env: &Environment<'_>,
 ) -> Option<String> {
     if let Some(detail) = err.detail()
@@ -459,11 +459,11 @@ fn undefined_variable(
         .undeclared_variables(true)
         .into_iter()
         .filter(|path| {
-            let steps: Vec<String> = path.split('.').map(str::to_owned).collect();
-            crate::route::lookup_data(vars, &steps).is_none()
+            let steps: Vec<&str> = path.split('.').collect();
+            context::lookup(vars, &steps).is_none()
                 && !env
                     .globals()
-                    .any(|(global, _)| steps.first().is_some_and(|s| s == global))
+                    .any(|(global, _)| steps.first().is_some_and(|s| *s == global))
         })
         .map(|path| (source.find(&path).unwrap_or(usize::MAX), path))
         .collect();

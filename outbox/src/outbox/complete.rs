@@ -1,0 +1,308 @@
+//! Recording outcomes: `complete` (its own transaction) and
+//! `complete_shared` (many concurrent completions in one transaction).
+//!
+//! Why share: in sled 0.34 every transaction seals and writes the log
+//! buffer twice, whatever it holds, so one transaction per completion made
+//! the dispatcher's bookkeeping cost more than the delivery itself (sled's
+//! I/O threads alone took a third of the CPU of a drain). Completions are
+//! not flushed (see the crate docs), so sharing adds no wait for a disk
+//! sync, only the committer's brief linger.
+
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use super::{
+    AT, Abort, DE, DL, DU, DV, Moves, Outbox, Tx, abort, corrupt, lock, tx_get_delivery,
+    tx_get_event, tx_put, tx_put_event,
+};
+use crate::commit::{Durability, WaitError};
+use crate::error::OutboxError;
+use crate::id::DeliveryId;
+use crate::keys;
+use crate::record::{
+    self, AttemptRecord, DeliveryRecord, DeliveryRef, RECORD_VERSION, StoredOutcome,
+};
+use crate::state::{DeliveryState, StateKind};
+use crate::time::Timestamp;
+use crate::types::{Claim, Completion, Depth, Outcome};
+use std::sync::{Arc, Mutex};
+
+/// One outcome to record: what the transaction needs of the claim (not
+/// its payload), made by the caller so the committer only writes.
+pub(crate) struct CompleteJob {
+    delivery_id: DeliveryId,
+    owner: String,
+    token: u64,
+    outcome: Outcome,
+    now: Timestamp,
+    /// The id a fallback delivery gets, if the outcome makes one.
+    fallback_id: DeliveryId,
+}
+
+impl CompleteJob {
+    fn new(outbox: &Outbox, claim: &Claim, outcome: Outcome, now: Timestamp) -> Self {
+        CompleteJob {
+            delivery_id: claim.delivery_id.clone(),
+            owner: claim.owner.clone(),
+            token: claim.token,
+            outcome,
+            now,
+            fallback_id: DeliveryId::from_raw(outbox.ids.next(now)),
+        }
+    }
+}
+
+/// A fallback destination with a NUL byte cannot be a key.
+fn invalid_fallback(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Dead { fallback: Some(f), .. } if f.as_bytes().contains(&0))
+}
+
+/// What the completions committer writes with: shared with `Outbox`.
+pub(crate) struct Recorder {
+    pub(crate) trees: Vec<sled::Tree>,
+    pub(crate) depth: Arc<Mutex<Depth>>,
+}
+
+impl Recorder {
+    /// Records a batch in one transaction. If it aborts (corruption or a
+    /// fallback id collision, both rare), each job runs on its own so one
+    /// bad delivery cannot fail the others.
+    pub(crate) fn apply(
+        &self,
+        jobs: &[CompleteJob],
+    ) -> Vec<(Result<Completion, OutboxError>, Durability)> {
+        let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
+            let mut out = Vec::with_capacity(jobs.len());
+            let mut moves = Moves::new();
+            for job in jobs {
+                let (c, m) = complete_in(t, job)?;
+                out.push(c);
+                moves.extend(m);
+            }
+            Ok((out, moves))
+        });
+        let results: Vec<Result<Completion, OutboxError>> = match r {
+            Ok((out, moves)) => {
+                self.apply_moves(&moves);
+                out.into_iter().map(Ok).collect()
+            }
+            Err(TransactionError::Storage(e)) => jobs
+                .iter()
+                .map(|_| Err(OutboxError::Storage(e.clone())))
+                .collect(),
+            Err(TransactionError::Abort(_)) => jobs.iter().map(|j| self.apply_one(j)).collect(),
+        };
+        results.into_iter().map(|r| (r, Durability::Now)).collect()
+    }
+
+    fn apply_one(&self, job: &CompleteJob) -> Result<Completion, OutboxError> {
+        let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
+            complete_in(t, job)
+        });
+        match r {
+            Ok((c, moves)) => {
+                self.apply_moves(&moves);
+                Ok(c)
+            }
+            Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),
+            Err(TransactionError::Abort(Abort::Collision)) => Err(corrupt(
+                keys::DELIVERIES,
+                job.delivery_id.as_str().as_bytes(),
+                "fallback id collided",
+            )),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    fn apply_moves(&self, moves: &Moves) {
+        let mut d = lock(&self.depth);
+        for (from, to) in moves {
+            d.apply(*from, *to);
+        }
+    }
+}
+
+impl Outbox {
+    /// Records the outcome of `claim` at `now`, in one transaction. Refused
+    /// with [`Completion::LeaseLost`] (nothing written) unless the delivery
+    /// is still claimed by the same owner under the same token; a claim
+    /// whose lease expired but that nobody re-claimed is still accepted.
+    ///
+    /// `Dead { fallback: Some(dest) }` also creates one pending delivery to
+    /// `dest` (due now, same payload, same event) and links both ways.
+    pub fn complete(
+        &self,
+        claim: &Claim,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<Completion, OutboxError> {
+        if invalid_fallback(&outcome) {
+            return Ok(Completion::InvalidFallback);
+        }
+        self.recorder
+            .apply_one(&CompleteJob::new(self, claim, outcome, now))
+    }
+
+    /// [`Outbox::complete`], sharing one transaction with the completions
+    /// made concurrently (the dispatcher's path). Same rules, same answers;
+    /// like `complete` it does not wait for a flush.
+    pub async fn complete_shared(
+        &self,
+        claim: &Claim,
+        outcome: Outcome,
+        now: Timestamp,
+    ) -> Result<Completion, OutboxError> {
+        if invalid_fallback(&outcome) {
+            return Ok(Completion::InvalidFallback);
+        }
+        let job = CompleteJob::new(self, claim, outcome, now);
+        match self.outcomes.submit(job).await {
+            Ok(r) => r,
+            Err(WaitError::Failed(msg)) => Err(OutboxError::Closed(msg.to_string())),
+            Err(WaitError::Closed) => Err(OutboxError::Closed("the outbox is closing".into())),
+        }
+    }
+}
+
+/// The transaction of one completion; see [`Outbox::complete`].
+fn complete_in(t: &[TransactionalTree], job: &CompleteJob) -> Tx<(Completion, Moves)> {
+    let id = &job.delivery_id;
+    let dk = id.as_str().as_bytes();
+    let now = job.now;
+    let mut moves = Moves::new();
+    let Some(mut rec) = tx_get_delivery(t, id)? else {
+        return Ok((Completion::LeaseLost { current: None }, moves));
+    };
+    let state = DeliveryState::from(rec.state.clone());
+    let claimed = match state {
+        DeliveryState::Claimed(c) if c.held_by(&job.owner, job.token) => c,
+        other => {
+            return Ok((
+                Completion::LeaseLost {
+                    current: Some(other.kind()),
+                },
+                moves,
+            ));
+        }
+    };
+    t[DU].remove(keys::time_key(claimed.lease_until, id))?;
+    let seq = rec.log_len;
+    rec.log_len = rec.log_len.saturating_add(1);
+    let (new_state, stored_outcome, counted, completion) = match &job.outcome {
+        Outcome::Delivered { detail } => {
+            t[DV].insert(keys::time_key(now, id), &[][..])?;
+            (
+                DeliveryState::Delivered(claimed.deliver(now, detail.clone())),
+                StoredOutcome::Delivered {
+                    detail: detail.clone(),
+                },
+                true,
+                Completion::Delivered,
+            )
+        }
+        Outcome::Retry {
+            at,
+            error,
+            counts_as_attempt,
+        } => {
+            t[DU].insert(keys::time_key(*at, id), &[][..])?;
+            (
+                DeliveryState::Scheduled(claimed.retry(*at, error.clone())),
+                StoredOutcome::Retry {
+                    error: error.clone(),
+                    next_due: at.as_millis(),
+                },
+                *counts_as_attempt,
+                Completion::Scheduled { due: *at },
+            )
+        }
+        Outcome::Dead { error, fallback } => {
+            t[DE].insert(keys::dead_key(&rec.destination, id), &[][..])?;
+            let made = match fallback {
+                None => None,
+                Some(dest) => Some(make_fallback(t, job, dest, &mut rec, &mut moves)?),
+            };
+            (
+                DeliveryState::Dead(claimed.die(now, error.clone())),
+                StoredOutcome::Dead {
+                    error: error.clone(),
+                    fallback_to: made.as_ref().map(|f| f.as_str().to_owned()),
+                },
+                true,
+                Completion::Dead { fallback: made },
+            )
+        }
+    };
+    if counted {
+        rec.attempts = rec.attempts.saturating_add(1);
+    }
+    moves.push((Some(StateKind::Claimed), Some(new_state.kind())));
+    rec.state = (&new_state).into();
+    tx_put(&t[DL], keys::DELIVERIES, dk, &rec)?;
+    let attempt = AttemptRecord {
+        v: RECORD_VERSION,
+        at: now.as_millis(),
+        counted,
+        outcome: stored_outcome,
+    };
+    tx_put(
+        &t[AT],
+        keys::ATTEMPTS,
+        &keys::attempt_key(id, seq),
+        &attempt,
+    )?;
+    Ok((completion, moves))
+}
+
+/// Creates the pending delivery to `dest` that a dead-lettered delivery
+/// falls back to (same event, same payload), linked both ways.
+fn make_fallback(
+    t: &[TransactionalTree],
+    job: &CompleteJob,
+    dest: &str,
+    rec: &mut DeliveryRecord,
+    moves: &mut Moves,
+) -> Tx<DeliveryId> {
+    let id = &job.delivery_id;
+    let dk = id.as_str().as_bytes();
+    let fallback_id = &job.fallback_id;
+    let fk = fallback_id.as_str().as_bytes();
+    if t[DL].get(fk)?.is_some() {
+        return Err(ConflictableTransactionError::Abort(Abort::Collision));
+    }
+    let Some(mut ev) = tx_get_event(t, &rec.event_id)? else {
+        return abort(corrupt(keys::DELIVERIES, dk, "event missing"));
+    };
+    let Some(payload) = ev.payload_of(id.as_str()).map(<[u8]>::to_vec) else {
+        return abort(corrupt(
+            keys::EVENTS,
+            rec.event_id.as_bytes(),
+            "missing payload",
+        ));
+    };
+    let frec = DeliveryRecord {
+        v: RECORD_VERSION,
+        event_id: rec.event_id.clone(),
+        destination: dest.to_owned(),
+        created_at: job.now.as_millis(),
+        attempts: 0,
+        log_len: 0,
+        claims: 0,
+        fallback_of: Some(id.as_str().to_owned()),
+        fallback_to: None,
+        state: record::StoredState::Pending {
+            due: job.now.as_millis(),
+        },
+    };
+    tx_put(&t[DL], keys::DELIVERIES, fk, &frec)?;
+    t[DU].insert(keys::time_key(job.now, fallback_id), &[][..])?;
+    ev.deliveries.push(DeliveryRef {
+        destination: dest.to_owned(),
+        id: fallback_id.as_str().to_owned(),
+        payload,
+    });
+    tx_put_event(t, &rec.event_id, &ev)?;
+    rec.fallback_to = Some(fallback_id.as_str().to_owned());
+    moves.push((None, Some(StateKind::Pending)));
+    Ok(fallback_id.clone())
+}
