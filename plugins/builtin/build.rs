@@ -54,7 +54,17 @@ fn main() {
     let builtin = discover(&root.join("plugins"), &manifest_dir);
     let fixtures = discover(&root.join("tests/plugins"), &manifest_dir);
 
-    for path in ["wit", "sdk", "Cargo.lock", "plugins", "tests/plugins"] {
+    // The root manifest holds `[profile.plugin]` and the shared dependency
+    // versions; the toolchain file picks the compiler.
+    for path in [
+        "wit",
+        "sdk",
+        "Cargo.toml",
+        "Cargo.lock",
+        "rust-toolchain.toml",
+        "plugins",
+        "tests/plugins",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
     println!("cargo:rerun-if-env-changed=CARILLON_SKIP_WASM_TARGET_INSTALL");
