@@ -22,7 +22,7 @@ pub struct OutboxConfig {
     pub max_pending: u64,
     /// The `retry_after` hint given with backpressure (default 1 s).
     pub backpressure_retry_after: Duration,
-    /// sled's page cache size in bytes (default 128 MiB).
+    /// sled's page cache size in bytes (default 64 MiB).
     pub cache_capacity: u64,
     /// Where `enqueue` reads the time (default: the system clock).
     pub clock: Arc<dyn Clock>,
@@ -36,7 +36,7 @@ impl OutboxConfig {
             idempotency_window: Duration::from_secs(24 * 60 * 60),
             max_pending: 1_000_000,
             backpressure_retry_after: Duration::from_secs(1),
-            cache_capacity: 128 * 1024 * 1024,
+            cache_capacity: 64 * 1024 * 1024,
             clock: Arc::new(SystemClock),
         }
     }

@@ -364,7 +364,7 @@ impl Default for RawOutbox {
             max_pending: 1_000_000,
             idempotency_window_secs: 86_400,
             delivered_retention_secs: 604_800,
-            cache_mib: 128,
+            cache_mib: 64,
         }
     }
 }
