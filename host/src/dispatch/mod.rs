@@ -247,7 +247,7 @@ async fn claim_loop(shared: Arc<Shared>) {
                     claimed = claims.len();
                     for claim in claims {
                         shared.held.fetch_add(1, Ordering::SeqCst);
-                        route(&shared, claim).await;
+                        route(&shared, claim);
                     }
                 }
                 Err(error) => tracing::error!(%error, "cannot claim due deliveries"),
@@ -296,10 +296,18 @@ fn unconfigured(shared: &Shared, claim: &Claim) -> Decision {
 }
 
 /// Hands a claim to its destination's lane, creating the lane on first use.
-async fn route(shared: &Arc<Shared>, claim: Claim) {
+fn route(shared: &Arc<Shared>, claim: Claim) {
     if let Some((claim, decision)) = enqueue_in_lane(shared, claim) {
-        finish(shared, &claim, decision).await;
+        finish_apart(shared, claim, decision);
     }
+}
+
+/// Records a decision from its own task: the claim loop and the lanes go
+/// on at once, and many such outcomes share one transaction instead of
+/// each waiting out the committer's linger in turn.
+fn finish_apart(shared: &Arc<Shared>, claim: Claim, decision: Decision) {
+    let shared = shared.clone();
+    tokio::spawn(async move { finish(&shared, &claim, decision).await });
 }
 
 /// Queues `claim` in its lane (`None`); a full lane (or an unconfigured
@@ -380,7 +388,7 @@ async fn run_lane(
         // Wait for a token from every bucket of the destination.
         loop {
             if *stop.borrow() {
-                release(&shared, &claim, shared.clock.now()).await;
+                release(&shared, claim, shared.clock.now());
                 continue 'claims;
             }
             let now = shared.clock.now();
@@ -393,22 +401,22 @@ async fn run_lane(
                 Err(wait) if now.saturating_add(wait) > start_by => {
                     // A pause (a channel's Retry-After) or a long queue
                     // would outlast the lease: hand it back, due then.
-                    release(&shared, &claim, now.saturating_add(wait)).await;
+                    release(&shared, claim, now.saturating_add(wait));
                     continue 'claims;
                 }
                 Err(wait) => tokio::time::sleep(wait.min(shared.config.poll_interval)).await,
             }
         }
         let Ok(lane_permit) = concurrency.clone().acquire_owned().await else {
-            release(&shared, &claim, shared.clock.now()).await;
+            release(&shared, claim, shared.clock.now());
             continue;
         };
         let Ok(worker) = shared.workers.clone().acquire_owned().await else {
-            release(&shared, &claim, shared.clock.now()).await;
+            release(&shared, claim, shared.clock.now());
             continue;
         };
         if shared.clock.now() > start_by {
-            release(&shared, &claim, shared.clock.now()).await;
+            release(&shared, claim, shared.clock.now());
             continue;
         }
         let shared = shared.clone();
@@ -432,13 +440,13 @@ async fn run_lane(
 
 /// Hands an unstarted claim back, due at `at`: at shutdown, or when it
 /// could not start within its lease. Not an attempt.
-async fn release(shared: &Arc<Shared>, claim: &Claim, at: Timestamp) {
+fn release(shared: &Arc<Shared>, claim: Claim, at: Timestamp) {
     let error = if *shared.stop.borrow() {
         "released: the gateway is shutting down"
     } else {
         "deferred: it could not be sent within its lease"
     };
-    finish(
+    finish_apart(
         shared,
         claim,
         Decision {
@@ -450,8 +458,7 @@ async fn release(shared: &Arc<Shared>, claim: &Claim, at: Timestamp) {
             pause_until: None,
             label: "deferred",
         },
-    )
-    .await;
+    );
 }
 
 /// One attempt: look up the destination and plugin, call `deliver`, decide.
