@@ -66,6 +66,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Moves the depth counters along the state changes a committed
+/// transaction made.
+fn apply_moves(depth: &Mutex<Depth>, moves: &Moves) {
+    let mut d = lock(depth);
+    for (from, to) in moves {
+        d.apply(*from, *to);
+    }
+}
+
 fn corrupt(tree: &'static str, key: &[u8], reason: &str) -> OutboxError {
     OutboxError::Corrupt {
         tree,
@@ -326,7 +335,7 @@ pub struct Outbox {
     /// committer: they never wait for a flush.
     outcomes: GroupCommit<CompleteJob, Result<Completion, OutboxError>>,
     /// Writes single completions (`complete`).
-    recorder: Recorder,
+    recorder: Arc<Recorder>,
     ids: IdGen,
     depth: Arc<Mutex<Depth>>,
     idempotency_window: Duration,
@@ -377,10 +386,11 @@ impl Outbox {
             Box::new(move |jobs: &[EnqueueJob]| writer.apply(jobs)),
         )
         .map_err(|e| storage(OutboxError::Storage(sled::Error::Io(e))))?;
-        let shared = Recorder {
+        let recorder = Arc::new(Recorder {
             trees: trees.clone(),
             depth: Arc::clone(&depth),
-        };
+        });
+        let shared = Arc::clone(&recorder);
         let outcomes = GroupCommit::start(
             "outbox-outcomes",
             db.clone(),
@@ -394,10 +404,6 @@ impl Outbox {
             Box::new(move |jobs: &[CompleteJob]| shared.apply(jobs)),
         )
         .map_err(|e| storage(OutboxError::Storage(sled::Error::Io(e))))?;
-        let recorder = Recorder {
-            trees: trees.clone(),
-            depth: Arc::clone(&depth),
-        };
         Ok(Self {
             db,
             trees,
@@ -428,10 +434,7 @@ impl Outbox {
     }
 
     fn apply(&self, moves: &Moves) {
-        let mut d = lock(&self.depth);
-        for (from, to) in moves {
-            d.apply(*from, *to);
-        }
+        apply_moves(&self.depth, moves);
     }
 
     /// Stores `event` and one pending delivery (due now) per entry of

@@ -12,7 +12,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::{
-    AT, Abort, DE, DL, DU, DV, Moves, Outbox, Tx, abort, corrupt, lock, tx_get_delivery,
+    AT, Abort, DE, DL, DU, DV, Moves, Outbox, Tx, abort, apply_moves, corrupt, tx_get_delivery,
     tx_get_event, tx_put, tx_put_event,
 };
 use crate::commit::{Durability, WaitError};
@@ -83,7 +83,7 @@ impl Recorder {
         });
         let results: Vec<Result<Completion, OutboxError>> = match r {
             Ok((out, moves)) => {
-                self.apply_moves(&moves);
+                apply_moves(&self.depth, &moves);
                 out.into_iter().map(Ok).collect()
             }
             Err(TransactionError::Storage(e)) => jobs
@@ -101,7 +101,7 @@ impl Recorder {
         });
         match r {
             Ok((c, moves)) => {
-                self.apply_moves(&moves);
+                apply_moves(&self.depth, &moves);
                 Ok(c)
             }
             Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),
@@ -111,13 +111,6 @@ impl Recorder {
                 "fallback id collided",
             )),
             Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
-    }
-
-    fn apply_moves(&self, moves: &Moves) {
-        let mut d = lock(&self.depth);
-        for (from, to) in moves {
-            d.apply(*from, *to);
         }
     }
 }
