@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use carillon::message::Message;
-use carillon::plugin::probe::RenderProbe;
+use carillon::plugin::probe::{BareArgs, RenderProbe, bare_render};
 use carillon::plugin::{Runtime, RuntimeConfig};
 use carillon_plugin_webhook::Webhook;
 use carillon_sdk::testing::Harness;
@@ -117,15 +117,26 @@ fn main() {
     let trivial_dest =
         runtime.destination(&trivial, "bench", serde_json::json!({ "mode": "ok" }), &[]);
 
-    // Warm up both paths.
+    // The floor: the same two renders with only wasmtime around them.
+    let bare_webhook = BareArgs::new(&probe.destination, ctx, msg);
+    let bare_trivial = BareArgs::new(&trivial_dest, ctx, msg);
+    rt.block_on(bare_render(&runtime, &probe.plugin, &bare_webhook))
+        .expect("bare webhook render");
+    rt.block_on(bare_render(&runtime, &trivial, &bare_trivial))
+        .expect("bare trivial render");
+
+    // Warm up every path.
     for _ in 0..iterations / 10 {
         let _ = harness.render(&config, &native_msg);
         let _ = rt.block_on(probe.render(&runtime));
+        let _ = rt.block_on(bare_render(&runtime, &probe.plugin, &bare_webhook));
     }
     let mut native = Vec::with_capacity(iterations);
     let mut sandboxed = Vec::with_capacity(iterations);
     let mut fixed = Vec::with_capacity(iterations);
-    // Interleave the two so machine noise hits both alike.
+    let mut floor = Vec::with_capacity(iterations);
+    let mut floor_fixed = Vec::with_capacity(iterations);
+    // Interleave them all so machine noise hits each alike.
     for _ in 0..iterations {
         let t = Instant::now();
         let out = harness.render(&config, &native_msg);
@@ -139,10 +150,20 @@ fn main() {
         let out = rt.block_on(runtime.render(&trivial, &trivial_dest, ctx, msg));
         fixed.push(t.elapsed());
         std::hint::black_box(out).ok();
+        let t = Instant::now();
+        let out = rt.block_on(bare_render(&runtime, &probe.plugin, &bare_webhook));
+        floor.push(t.elapsed());
+        std::hint::black_box(out).ok();
+        let t = Instant::now();
+        let out = rt.block_on(bare_render(&runtime, &trivial, &bare_trivial));
+        floor_fixed.push(t.elapsed());
+        std::hint::black_box(out).ok();
     }
     let native = stats(native);
     let sandboxed = stats(sandboxed);
     let fixed = stats(fixed);
+    let floor = stats(floor);
+    let floor_fixed = stats(floor_fixed);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
         "plugin_call: webhook render of a typical message ({} bytes), {} iterations each, keep_resident {} KiB",
@@ -166,8 +187,23 @@ fn main() {
         us(fixed.p99)
     );
     println!(
+        "  wasmtime floor, render  median {:8.2} µs   p99 {:8.2} µs   (same render, nothing but wasmtime)",
+        us(floor.median),
+        us(floor.p99)
+    );
+    println!(
+        "  wasmtime floor, trivial median {:8.2} µs   p99 {:8.2} µs",
+        us(floor_fixed.median),
+        us(floor_fixed.p99)
+    );
+    println!(
         "  ratio sandbox/native    {:.1}x (median)",
         us(sandboxed.median) / us(native.median)
+    );
+    println!(
+        "  ratio sandbox/floor     {:.2}x render, {:.2}x trivial (the runtime's own overhead)",
+        us(sandboxed.median) / us(floor.median),
+        us(fixed.median) / us(floor_fixed.median)
     );
     println!(
         "  target: ≤ 25 µs median per fresh-sandbox call → {}",

@@ -13,7 +13,7 @@ use wasmtime::component::types::ComponentItem;
 
 use super::bindings::PluginPre;
 use super::bindings::carillon::plugin::types as w;
-use super::call::{CallError, Op, OpResult};
+use super::call::{CallError, Exports, Op, OpResult};
 use super::convert;
 use super::host::HostState;
 use super::runtime::{Destination, Runtime};
@@ -95,6 +95,7 @@ pub enum LoadError {
 /// A loaded plugin: pre-instantiated, described and checked.
 pub struct Plugin {
     pub(crate) pre: PluginPre<HostState>,
+    pub(crate) exports: Exports,
     manifest: Manifest,
     schema: jsonschema::Validator,
     allowed_hosts: Vec<HostPattern>,
@@ -205,9 +206,13 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        // Type-checks every export once; calls then look up only theirs.
         let pre = PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let exports = Exports::find(&component, &format!("{CHANNEL_INTERFACE}@{wit_version}"))
+            .map_err(LoadError::Link)?;
         let probe = Plugin {
             pre,
+            exports,
             manifest: Manifest {
                 name: "(loading)".into(),
                 version: semver::Version::new(0, 0, 0),
@@ -413,7 +418,7 @@ fn mismatch(plugin: &Plugin) -> CallError {
     }
 }
 
-fn wit_destination(destination: &Destination) -> w::Destination {
+pub(crate) fn wit_destination(destination: &Destination) -> w::Destination {
     w::Destination {
         name: destination.name.clone(),
         config: destination.config.to_string(),

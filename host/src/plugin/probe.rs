@@ -5,8 +5,14 @@
 
 use std::sync::Arc;
 
+use wasmtime::Store;
+
+use super::call::{Op, OpResult, run_op};
+use super::host::HostState;
+use super::load::wit_destination;
 use super::types::{DeliverError, DeliveryContext, Outgoing};
-use super::{CallError, Destination, LoadError, Plugin, Runtime};
+use super::{CallError, Destination, LoadError, Plugin, Runtime, convert};
+use crate::egress::Grant;
 use crate::message::{Field, Link, Message, Severity};
 
 /// A loaded plugin, a destination of it and the message it renders.
@@ -63,6 +69,79 @@ impl RenderProbe {
                 &self.message,
             )
             .await
+    }
+}
+
+/// The same `render` with nothing of Carillon's around wasmtime: a store
+/// holding only the empty WASI context, instantiation from the plugin's
+/// pre-instantiated component, the typed call, teardown. No call permit,
+/// memory limiter, CPU-budget callback, wall-clock timeout or output
+/// conversion, and the arguments are converted by the caller once. This is
+/// the floor wasmtime sets for a fresh-sandbox call on the machine at hand,
+/// against which `plugin_call` reports the runtime's own overhead.
+pub async fn bare_render(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    args: &BareArgs,
+) -> Result<(), String> {
+    let inner = &runtime.inner;
+    let (state, _output) = HostState::new(
+        inner.http.clone(),
+        inner.smtp.clone(),
+        Arc::clone(&args.grant),
+        Arc::from(""),
+        Arc::from(""),
+        inner.limits.memory_bytes,
+        inner.limits.max_log_lines,
+    );
+    let mut store = Store::new(&inner.engine, state);
+    // Epoch interruption is on in this engine: give the call room.
+    store.set_epoch_deadline(1 << 20);
+    let instance = plugin
+        .pre
+        .instance_pre()
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    let op = Op::Render(
+        args.context.clone(),
+        args.destination.clone(),
+        args.message.clone(),
+    );
+    match run_op(&mut store, instance, &plugin.exports, op).await {
+        Ok(OpResult::Render(Ok(_))) => Ok(()),
+        Ok(OpResult::Render(Err(e))) => Err(format!(
+            "render answered an error: {:?}",
+            convert::deliver_error_from_wit(e)
+        )),
+        Ok(_) => Err("render returned another export's result".into()),
+        Err(e) => Err(format!("{e:#}")),
+    }
+}
+
+/// The arguments of [`bare_render`], converted to the plugin's types once.
+pub struct BareArgs {
+    grant: Arc<Grant>,
+    context: super::bindings::carillon::plugin::types::Context,
+    destination: super::bindings::carillon::plugin::types::Destination,
+    message: super::bindings::carillon::plugin::types::Message,
+}
+
+impl BareArgs {
+    /// Converts a render's arguments.
+    pub fn new(destination: &Destination, context: &DeliveryContext, message: &Message) -> Self {
+        BareArgs {
+            grant: Arc::new(Grant::default()),
+            context: convert::context_to_wit(context),
+            destination: wit_destination(destination),
+            message: convert::message_to_wit(message),
+        }
+    }
+}
+
+impl std::fmt::Debug for BareArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BareArgs").finish_non_exhaustive()
     }
 }
 
