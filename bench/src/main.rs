@@ -11,6 +11,11 @@ use carillon_bench::report::{self, Machine, Report, Results};
 use carillon_bench::scenario::{self, Context, Sizes};
 use clap::Parser;
 
+/// The gateway's allocator, so the ceilings measured in this process (axum,
+/// sled enqueue, raw reqwest, sandbox calls) compare like with like.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Carillon's benchmark suite: drives the real `carillon serve` over HTTP
 /// and compares it with ceilings measured in the same run.
 #[derive(Debug, Parser)]

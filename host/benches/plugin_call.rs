@@ -16,6 +16,10 @@ use carillon::plugin::{Runtime, RuntimeConfig};
 use carillon_plugin_webhook::Webhook;
 use carillon_sdk::testing::Harness;
 
+/// The gateway binary's allocator, so the call costs what it costs there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn sdk_message(m: &Message) -> carillon_sdk::Message {
     carillon_sdk::Message {
         title: m.title.clone(),
