@@ -76,7 +76,8 @@ impl RenderProbe {
 /// holding only the empty WASI context, instantiation from the plugin's
 /// pre-instantiated component, the typed call, teardown. No call permit,
 /// memory limiter, CPU-budget callback, wall-clock timeout or output
-/// conversion, and the arguments are converted by the caller once. This is
+/// conversion; the arguments are converted by the caller once and only
+/// cloned per call (the call takes them by value). This is
 /// the floor wasmtime sets for a fresh-sandbox call on the machine at hand,
 /// against which `plugin_call` reports the runtime's own overhead.
 pub async fn bare_render(
