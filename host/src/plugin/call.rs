@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, ComponentExportIndex, Instance};
+use wasmtime::component::{Component, ComponentExportIndex};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::carillon::plugin::types as w;
@@ -140,13 +140,18 @@ impl Exports {
 
 type CallArgs<'a> = (&'a w::Context, &'a w::Destination, &'a w::Message);
 
-/// Runs one export of a fresh `instance`.
+/// Instantiates `plugin` in `store` and runs one export.
 pub(crate) async fn run_op(
     store: &mut Store<HostState>,
-    instance: Instance,
-    exports: &Exports,
+    plugin: &Plugin,
     op: Op,
 ) -> wasmtime::Result<OpResult> {
+    let instance = plugin
+        .pre
+        .instance_pre()
+        .instantiate_async(&mut *store)
+        .await?;
+    let exports = &plugin.exports;
     Ok(match op {
         Op::Describe => {
             let f = instance.get_typed_func::<(), (w::Manifest,)>(&mut *store, exports.describe)?;
@@ -225,14 +230,7 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
 
-        let run = async {
-            let instance = plugin
-                .pre
-                .instance_pre()
-                .instantiate_async(&mut store)
-                .await?;
-            run_op(&mut store, instance, &plugin.exports, op).await
-        };
+        let run = run_op(&mut store, plugin, op);
         let outcome = tokio::time::timeout(limits.wall_time, run).await;
         let state = store.data();
         if state.dropped_log_lines > 0 {

@@ -98,18 +98,12 @@ pub async fn bare_render(
     let mut store = Store::new(&inner.engine, state);
     // Epoch interruption is on in this engine: give the call room.
     store.set_epoch_deadline(1 << 20);
-    let instance = plugin
-        .pre
-        .instance_pre()
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
     let op = Op::Render(
         args.context.clone(),
         args.destination.clone(),
         args.message.clone(),
     );
-    match run_op(&mut store, instance, &plugin.exports, op).await {
+    match run_op(&mut store, plugin, op).await {
         Ok(OpResult::Render(Ok(_))) => Ok(()),
         Ok(OpResult::Render(Err(e))) => Err(format!(
             "render answered an error: {:?}",
