@@ -433,10 +433,6 @@ impl Outbox {
         }
     }
 
-    fn apply(&self, moves: &Moves) {
-        apply_moves(&self.depth, moves);
-    }
-
     /// Stores `event` and one pending delivery (due now) per entry of
     /// `deliveries`, with the idempotency entry, in one transaction, and
     /// returns once a flush covers it: an `Ok` answer survives a crash.
@@ -649,7 +645,7 @@ impl Outbox {
         })?;
         match r {
             Ok((claims, moves)) => {
-                self.apply(&moves);
+                apply_moves(&self.depth, &moves);
                 Ok(claims)
             }
             Err(_) => Ok(Vec::new()), // only corruption aborts here, returned above
@@ -880,7 +876,7 @@ impl Outbox {
         })?;
         match r {
             Ok((out, moves)) => {
-                self.apply(&moves);
+                apply_moves(&self.depth, &moves);
                 Ok(out)
             }
             Err(_) => Ok(Vec::new()),
@@ -984,7 +980,7 @@ impl Outbox {
                 Ok((rep, moves))
             })?;
             if let Ok((rep, moves)) = r {
-                self.apply(&moves);
+                apply_moves(&self.depth, &moves);
                 report.deliveries += rep.deliveries;
                 report.attempts += rep.attempts;
                 report.events += rep.events;

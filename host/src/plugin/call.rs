@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, ComponentExportIndex};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower,
+};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::carillon::plugin::types as w;
@@ -138,8 +140,6 @@ impl Exports {
     }
 }
 
-type CallArgs<'a> = (&'a w::Context, &'a w::Destination, &'a w::Message);
-
 /// Instantiates `plugin` in `store` and runs one export.
 pub(crate) async fn run_op(
     store: &mut Store<HostState>,
@@ -153,34 +153,32 @@ pub(crate) async fn run_op(
         .await?;
     let exports = &plugin.exports;
     Ok(match op {
-        Op::Describe => {
-            let f = instance.get_typed_func::<(), (w::Manifest,)>(&mut *store, exports.describe)?;
-            OpResult::Describe(f.call_async(store, ()).await?.0)
-        }
+        Op::Describe => OpResult::Describe(call(store, instance, exports.describe, ()).await?),
         Op::Validate(config) => {
-            let f = instance.get_typed_func::<(&str,), (Result<(), Vec<w::ConfigIssue>>,)>(
-                &mut *store,
-                exports.validate,
-            )?;
-            OpResult::Validate(f.call_async(store, (&config,)).await?.0)
+            OpResult::Validate(call(store, instance, exports.validate, (&config,)).await?)
         }
         Op::Render(ctx, dest, msg) => {
-            let f = instance
-                .get_typed_func::<CallArgs<'_>, (Result<w::Outgoing, w::DeliverError>,)>(
-                    &mut *store,
-                    exports.render,
-                )?;
-            OpResult::Render(f.call_async(store, (&ctx, &dest, &msg)).await?.0)
+            OpResult::Render(call(store, instance, exports.render, (&ctx, &dest, &msg)).await?)
         }
         Op::Deliver(ctx, dest, msg) => {
-            let f = instance
-                .get_typed_func::<CallArgs<'_>, (Result<w::Receipt, w::DeliverError>,)>(
-                    &mut *store,
-                    exports.deliver,
-                )?;
-            OpResult::Deliver(f.call_async(store, (&ctx, &dest, &msg)).await?.0)
+            OpResult::Deliver(call(store, instance, exports.deliver, (&ctx, &dest, &msg)).await?)
         }
     })
+}
+
+/// Type-checks the one export at `index` and calls it.
+async fn call<P, R: 'static>(
+    store: &mut Store<HostState>,
+    instance: Instance,
+    index: ComponentExportIndex,
+    params: P,
+) -> wasmtime::Result<R>
+where
+    P: ComponentNamedList + Lower + Send + Sync,
+    (R,): ComponentNamedList + Lift + Send + Sync,
+{
+    let f = instance.get_typed_func::<P, (R,)>(&mut *store, index)?;
+    Ok(f.call_async(store, params).await?.0)
 }
 
 pub(crate) enum OpResult {
