@@ -75,6 +75,8 @@ fn main() {
     let runtime = Runtime::new(RuntimeConfig {
         max_concurrent_calls: 16,
         keep_resident_bytes,
+        // `PERF_MAP=1` names plugin functions for `perf record`.
+        perf_map: std::env::var_os("PERF_MAP").is_some(),
         ..RuntimeConfig::default()
     })
     .expect("runtime");
@@ -86,6 +88,13 @@ fn main() {
         .expect("load");
     let config = RenderProbe::config();
     let (msg, ctx) = (&probe.message, &probe.context);
+    // The same destination without a signing secret: what signing costs.
+    let mut unsigned_config = RenderProbe::config();
+    unsigned_config
+        .as_object_mut()
+        .expect("an object")
+        .remove("signing_secret");
+    let unsigned_dest = runtime.destination(&probe.plugin, "bench", unsigned_config, &[]);
 
     // Native: the same plugin code, called directly (no sandbox).
     let harness = Harness::<Webhook>::new().with_context(carillon_sdk::Context {
@@ -140,6 +149,7 @@ fn main() {
     let mut fixed = Vec::with_capacity(iterations);
     let mut floor = Vec::with_capacity(iterations);
     let mut floor_fixed = Vec::with_capacity(iterations);
+    let mut unsigned = Vec::with_capacity(iterations);
     // Interleave them all so machine noise hits each alike.
     for _ in 0..iterations {
         let t = Instant::now();
@@ -149,6 +159,10 @@ fn main() {
         let t = Instant::now();
         let out = rt.block_on(probe.render(&runtime));
         sandboxed.push(t.elapsed());
+        std::hint::black_box(out).ok();
+        let t = Instant::now();
+        let out = rt.block_on(runtime.render(&probe.plugin, &unsigned_dest, ctx, msg));
+        unsigned.push(t.elapsed());
         std::hint::black_box(out).ok();
         let t = Instant::now();
         let out = rt.block_on(runtime.render(&trivial, &trivial_dest, ctx, msg));
@@ -168,6 +182,7 @@ fn main() {
     let fixed = stats(fixed);
     let floor = stats(floor);
     let floor_fixed = stats(floor_fixed);
+    let unsigned = stats(unsigned);
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     println!(
         "plugin_call: webhook render of a typical message ({} bytes), {} iterations each, keep_resident {} KiB",
@@ -184,6 +199,11 @@ fn main() {
         "  fresh sandbox + render  median {:8.2} µs   p99 {:8.2} µs",
         us(sandboxed.median),
         us(sandboxed.p99)
+    );
+    println!(
+        "  same render, unsigned   median {:8.2} µs   p99 {:8.2} µs   (no Standard Webhooks signature)",
+        us(unsigned.median),
+        us(unsigned.p99)
     );
     println!(
         "  fresh sandbox, trivial  median {:8.2} µs   p99 {:8.2} µs   (fixed per-call cost)",

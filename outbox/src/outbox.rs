@@ -746,6 +746,26 @@ impl Outbox {
                 outcome,
             });
         }
+        // The delivering attempt is kept in the state, not in the log
+        // (databases written before that change logged it too).
+        if let record::StoredState::Delivered { at, detail } = &rec.state
+            && !matches!(
+                history.last(),
+                Some(Attempt {
+                    outcome: AttemptOutcome::Delivered { .. },
+                    ..
+                })
+            )
+        {
+            history.push(Attempt {
+                seq: rec.log_len,
+                at: Timestamp::from_millis(*at),
+                counted: true,
+                outcome: AttemptOutcome::Delivered {
+                    detail: detail.clone(),
+                },
+            });
+        }
         let link = |s: &Option<String>| {
             s.as_deref()
                 .map(|f| parse_delivery_id(keys::DELIVERIES, key, f))
@@ -951,11 +971,24 @@ impl Outbox {
                     }
                     let dk = id.as_str().as_bytes();
                     t[DL].remove(dk)?;
+                    let mut last = None;
                     for seq in 0..rec.log_len {
-                        t[AT].remove(keys::attempt_key(id, seq))?;
+                        last = t[AT].remove(keys::attempt_key(id, seq))?;
                     }
+                    // The delivering attempt is logged only in databases
+                    // written before it moved into the state.
+                    let logged_delivery = match &last {
+                        Some(v) => matches!(
+                            record::decode::<AttemptRecord>(keys::ATTEMPTS, dk, v),
+                            Ok(AttemptRecord {
+                                outcome: StoredOutcome::Delivered { .. },
+                                ..
+                            })
+                        ),
+                        None => false,
+                    };
                     rep.deliveries += 1;
-                    rep.attempts += u64::from(rec.log_len);
+                    rep.attempts += u64::from(rec.log_len) + u64::from(!logged_delivery);
                     moves.push((Some(StateKind::Delivered), None));
                     if !events.contains(&rec.event_id) {
                         events.push(rec.event_id);

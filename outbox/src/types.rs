@@ -359,7 +359,7 @@ impl Depth {
 pub struct PurgeReport {
     /// Delivered deliveries removed.
     pub deliveries: u64,
-    /// Attempt records removed.
+    /// Attempts removed with them (their history entries).
     pub attempts: u64,
     /// Events removed (all their deliveries gone).
     pub events: u64,

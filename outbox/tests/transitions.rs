@@ -129,6 +129,108 @@ async fn enqueue_then_claim_then_deliver() {
     assert_eq!(event.deliveries.len(), 2);
 }
 
+/// The delivering attempt is not logged (a write saved per message) but
+/// shown from the delivered state; a database written before that change,
+/// which logged it, shows it once too, and purge counts it once either way.
+#[tokio::test]
+async fn the_delivering_attempt_shows_once_whether_or_not_it_was_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let ids = {
+        let ob = open_with(dir.path(), &clock, |_| {});
+        let (_, ids) = accept(&ob, &["a", "b"]).await;
+        let claims = ob.claim_due(t(0), 10, "w", LEASE).expect("claim");
+        let retry = claims.iter().find(|c| c.delivery_id == ids[1]).expect("b");
+        ob.complete(
+            retry,
+            Outcome::Retry {
+                at: t(10),
+                error: "HTTP 503".into(),
+                counts_as_attempt: true,
+            },
+            t(5),
+        )
+        .expect("retry");
+        for c in &claims {
+            if c.delivery_id == ids[0] {
+                ob.complete(
+                    c,
+                    Outcome::Delivered {
+                        detail: "200".into(),
+                    },
+                    t(5),
+                )
+                .expect("deliver");
+            }
+        }
+        let again = ob.claim_due(t(10), 10, "w", LEASE).expect("claim");
+        ob.complete(
+            &again[0],
+            Outcome::Delivered {
+                detail: "201".into(),
+            },
+            t(12),
+        )
+        .expect("deliver");
+        for (id, want) in [(&ids[0], vec!["200"]), (&ids[1], vec!["HTTP 503", "201"])] {
+            let view = ob.delivery(id).expect("read").expect("exists");
+            let got: Vec<String> = view
+                .history
+                .iter()
+                .map(|a| match &a.outcome {
+                    AttemptOutcome::Delivered { detail } => detail.clone(),
+                    AttemptOutcome::Retry { error, .. } => error.clone(),
+                    AttemptOutcome::Dead { error, .. } => error.clone(),
+                })
+                .collect();
+            assert_eq!(got, want);
+            let seqs: Vec<u32> = view.history.iter().map(|a| a.seq).collect();
+            assert_eq!(
+                seqs,
+                (0..u32::try_from(want.len()).expect("small")).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                view.history.last().map(|a| a.at),
+                Some(if want.len() == 1 { t(5) } else { t(12) })
+            );
+        }
+        ids
+    };
+    // Rewrite the first delivery as the previous release stored it: the
+    // delivering attempt in the log as well.
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        let deliveries = db.open_tree("deliveries").expect("tree");
+        let key = ids[0].as_str().as_bytes();
+        let mut rec: serde_json::Value =
+            serde_json::from_slice(&deliveries.get(key).expect("get").expect("exists"))
+                .expect("json");
+        assert_eq!(rec["log_len"], 0, "the delivering attempt is not logged");
+        rec["log_len"] = 1.into();
+        deliveries
+            .insert(key, serde_json::to_vec(&rec).expect("json"))
+            .expect("insert");
+        let mut akey = key.to_vec();
+        akey.extend_from_slice(&0u32.to_be_bytes());
+        let attempt = serde_json::json!({
+            "v": 1, "at": T0 + 5, "counted": true,
+            "outcome": { "outcome": "delivered", "detail": "200" },
+        });
+        db.open_tree("attempts")
+            .expect("tree")
+            .insert(akey, serde_json::to_vec(&attempt).expect("json"))
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let ob = open_with(dir.path(), &clock, |_| {});
+    let view = ob.delivery(&ids[0]).expect("read").expect("exists");
+    assert_eq!(view.history.len(), 1, "{:#?}", view.history);
+    let r = ob
+        .purge_delivered(t(100), Duration::from_millis(1))
+        .expect("purge");
+    assert_eq!((r.deliveries, r.attempts, r.events), (2, 3, 1));
+}
+
 #[tokio::test]
 async fn retry_schedules_and_becomes_due_again() {
     let (_d, _c, ob) = setup();

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 use super::bindings;
 use super::cache::ArtifactCache;
@@ -68,6 +70,10 @@ pub struct RuntimeConfig {
     /// Larger saves page faults in the next instance; it costs a `memset` of
     /// up to this much per call.
     pub keep_resident_bytes: usize,
+    /// Writes `/tmp/perf-<pid>.map` naming every compiled plugin function,
+    /// so `perf report` shows where a plugin's own time goes instead of
+    /// bare addresses. For profiling only: the file grows with each load.
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -80,6 +86,7 @@ impl Default for RuntimeConfig {
             http: HttpLimits::default(),
             smtp: SmtpSettings::default(),
             keep_resident_bytes: DEFAULT_KEEP_RESIDENT,
+            perf_map: false,
         }
     }
 }
@@ -188,6 +195,9 @@ impl Runtime {
         wasm.epoch_interruption(true)
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if config.perf_map {
+            wasm.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
