@@ -9,7 +9,7 @@
 //! | `due`         | time (`u64` BE ms) ‖ delivery id           | empty: due time of a pending or scheduled delivery, lease expiry of a claimed one |
 //! | `dead`        | destination ‖ `0x00` ‖ delivery id         | empty |
 //! | `idempotency` | source ‖ `0x00` ‖ idempotency key          | inserted-at (`u64` BE ms) ‖ event id |
-//! | `attempts`    | delivery id ‖ sequence (`u32` BE)          | `AttemptRecord` (JSON) |
+//! | `attempts`    | delivery id ‖ sequence (`u32` BE)          | `AttemptRecord` (JSON), not for the delivering attempt |
 //! | `delivered`   | delivered-at (`u64` BE ms) ‖ delivery id   | empty: the purge index |
 //!
 //! Schema 1 also had a `bodies` tree (event id or delivery id → raw body or

@@ -47,7 +47,9 @@
 //!   else gets `Completion::LeaseLost` and writes nothing. An expired lease
 //!   nobody re-claimed is still accepted.
 //! - `Retry { counts_as_attempt: false }` (rate limits) does not add to the
-//!   attempt count; every completion is still recorded in `attempts`.
+//!   attempt count; every completion is still in the delivery's history.
+//!   The delivering one is kept in the delivered state rather than in
+//!   `attempts` (a write saved per message); `delivery` shows it last.
 //!   A lease that expires is not an attempt.
 //! - `Dead { fallback: Some(d) }` dead-letters the delivery and creates one
 //!   pending delivery to `d` with the same payload, linked both ways
@@ -67,7 +69,7 @@
 //! | `due`         | `u64` BE ms ‖ `dlv_…`                      | empty: due time, or lease expiry if claimed |
 //! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
 //! | `idempotency` | source ‖ `0x00` ‖ key                      | inserted-at `u64` BE ms ‖ `evt_…` |
-//! | `attempts`    | `dlv_…` ‖ seq `u32` BE                     | attempt record (JSON) |
+//! | `attempts`    | `dlv_…` ‖ seq `u32` BE                     | attempt record (JSON), all but the delivering one |
 //! | `delivered`   | delivered-at `u64` BE ms ‖ `dlv_…`         | empty (purge index) |
 //!
 //! Ids are ULID-like (48-bit ms ‖ 80-bit random-then-counting tail, 26
