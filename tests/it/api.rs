@@ -1114,11 +1114,23 @@ destinations = ["ding", "lark", "wecom", "teams", "mail", "ops"]
     let mail = String::from_utf8_lossy(&smtp.received()[0].data).into_owned();
     assert!(mail.contains("Subject: =?UTF-8?"), "{mail}");
     assert!(mail.contains("multipart/alternative"), "{mail}");
-    let (_, e) = gw
-        .get(&format!("/v1/events/{}", b["id"].as_str().unwrap()), ADMIN)
-        .await;
-    for d in e["deliveries"].as_array().unwrap() {
-        assert_eq!(d["state"], "delivered", "{e}");
+    // The receivers have their requests a moment before the outcomes are
+    // committed (completions are batched): wait for the states.
+    loop {
+        let (_, e) = gw
+            .get(&format!("/v1/events/{}", b["id"].as_str().unwrap()), ADMIN)
+            .await;
+        let states: Vec<&serde_json::Value> = e["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| &d["state"])
+            .collect();
+        if states.iter().all(|s| *s == "delivered") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{e}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     gw.stop().await;
 }
