@@ -159,16 +159,8 @@ impl Gateway {
         outbox_config.idempotency_window = config.outbox.idempotency_window;
         outbox_config.cache_capacity = config.outbox.cache_bytes;
         let outbox = Arc::new(Outbox::open(outbox_config)?);
-        // sled admits one process per database: leases found now belong to
-        // a process that died, so its deliveries are due again at once.
-        match outbox.release_leases(options.clock.now()) {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                deliveries = n,
-                "resuming deliveries a previous process held"
-            ),
-            Err(error) => tracing::error!(%error, "cannot release leases found at start"),
-        }
+        // Leases live in the outbox's memory only (sled admits one process
+        // per database): whatever a previous process held is due again now.
 
         directory.set_global_fallback(config.dispatch.global_fallback.clone());
 

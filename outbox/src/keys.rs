@@ -3,10 +3,10 @@
 //!
 //! | tree          | key                                        | value |
 //! |---------------|--------------------------------------------|-------|
-//! | `meta`        | `schema_version`                           | `u32` big-endian |
+//! | `meta`        | `schema_version`; `lease_epoch`            | `u32` big-endian; `u64` big-endian |
 //! | `events`      | event id (`evt_…`)                         | `EventRecord` (binary): event, body, every delivery's destination, id and payload |
 //! | `deliveries`  | delivery id (`dlv_…`)                      | `DeliveryRecord` (JSON) |
-//! | `due`         | time (`u64` BE ms) ‖ delivery id           | empty: due time of a pending or scheduled delivery, lease expiry of a claimed one |
+//! | `due`         | time (`u64` BE ms) ‖ delivery id           | empty: due time of a pending or scheduled delivery (kept while it is leased; leases are in memory) |
 //! | `dead`        | destination ‖ `0x00` ‖ delivery id         | empty |
 //! | `idempotency` | source ‖ `0x00` ‖ idempotency key          | inserted-at (`u64` BE ms) ‖ event id |
 //! | `attempts`    | delivery id ‖ sequence (`u32` BE)          | `AttemptRecord` (JSON), not for the delivering attempt |
@@ -36,6 +36,9 @@ pub(crate) const DELIVERED: &str = "delivered";
 pub(crate) const META: &str = "meta";
 /// The schema version key in [`META`].
 pub(crate) const SCHEMA_VERSION: &[u8] = b"schema_version";
+/// How many times the outbox was opened (`u64` BE), in [`META`]: the high
+/// bits of lease tokens.
+pub(crate) const LEASE_EPOCH: &[u8] = b"lease_epoch";
 
 /// All transactional trees, in slot order.
 pub(crate) const TX_TREES: [&str; 7] = [

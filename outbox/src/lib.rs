@@ -17,14 +17,14 @@
 //! `Enqueued::Duplicate` is also returned only after a flush, as the earlier
 //! write may still be in flight.
 //!
-//! Every other change (claim, complete, requeue, purge) is one atomic
+//! Every other change (complete, requeue, purge) is one atomic
 //! transaction (concurrent completions through
 //! [`Outbox::complete_shared`] share one, on their own committer thread)
 //! but does not wait for a flush: sled flushes on its own
 //! schedule (every 500 ms) and on the next group commit. Losing such a
-//! change in a crash is safe under at-least-once delivery: a lost claim or
-//! outcome leaves the delivery claimable again (pending, or claimed with a
-//! lease that expires), so it is re-attempted, never lost.
+//! change in a crash is safe under at-least-once delivery: a lost outcome
+//! leaves the delivery claimable again, so it is re-attempted, never lost.
+//! A claim writes nothing at all: leases live in memory (see below).
 //!
 //! # State machine
 //!
@@ -38,11 +38,17 @@
 //!   └──requeue── Dead ◀┘ Dead(fallback?) ── + one new Pending delivery to the fallback
 //! ```
 //!
-//! - A claim leases the delivery to an owner until `now + lease` and bumps
-//!   its claim token. The `due` index then holds the *lease expiry*, so
-//!   `claim_due` finds expired leases with the same range scan as due
-//!   deliveries: after a crash, whatever the dead process held is claimed
-//!   again once its lease runs out.
+//! - A claim leases the delivery to an owner until `now + lease` under a
+//!   new token. Leases are kept **in memory**, not written: sled admits one
+//!   process per database, so a lease can only ever matter to the process
+//!   that took it. The record stays pending or scheduled with its due-index
+//!   entry in place; `claim_due` skips leased entries and takes over
+//!   expired leases (ordered by expiry), views and counters show leased
+//!   deliveries as claimed. After a crash or restart every lease is gone
+//!   and its delivery is due again at once (at its own due time). Tokens
+//!   carry a per-open epoch (stored in `meta`), so a claim from before a
+//!   restart never matches one taken after it. (Releases before this one
+//!   stored leases; opening such a database ends them.)
 //! - `complete` is accepted only from the current (owner, token); anything
 //!   else gets `Completion::LeaseLost` and writes nothing. An expired lease
 //!   nobody re-claimed is still accepted.
@@ -63,10 +69,10 @@
 //!
 //! | tree          | key                                        | value |
 //! |---------------|--------------------------------------------|-------|
-//! | `meta`        | `schema_version`                           | `u32` BE |
+//! | `meta`        | `schema_version`, `lease_epoch`            | `u32` BE, `u64` BE (opens so far) |
 //! | `events`      | `evt_…`                                    | event record (binary): body, deliveries and their payloads |
 //! | `deliveries`  | `dlv_…`                                    | delivery record (JSON) |
-//! | `due`         | `u64` BE ms ‖ `dlv_…`                      | empty: due time, or lease expiry if claimed |
+//! | `due`         | `u64` BE ms ‖ `dlv_…`                      | empty: due time (kept while leased) |
 //! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
 //! | `idempotency` | source ‖ `0x00` ‖ key                      | inserted-at `u64` BE ms ‖ `evt_…` |
 //! | `attempts`    | `dlv_…` ‖ seq `u32` BE                     | attempt record (JSON), all but the delivering one |
@@ -93,6 +99,7 @@ mod commit;
 mod error;
 mod id;
 mod keys;
+mod leases;
 pub mod migrate;
 mod outbox;
 pub mod probe;

@@ -15,6 +15,7 @@ use crate::commit::{Durability, FlushStats, GroupCommit, Policy, WaitError};
 use crate::error::{EnqueueError, OpenError, OutboxError};
 use crate::id::{DeliveryId, EventId, IdGen};
 use crate::keys;
+use crate::leases::Leases;
 use crate::migrate;
 use crate::record::{
     self, AttemptRecord, DeliveryRecord, DeliveryRef, EventRecord, RECORD_VERSION, StoredOutcome,
@@ -338,6 +339,8 @@ pub struct Outbox {
     recorder: Arc<Recorder>,
     ids: IdGen,
     depth: Arc<Mutex<Depth>>,
+    /// Which deliveries are claimed (in memory only; see `leases`).
+    leases: Arc<Mutex<Leases>>,
     idempotency_window: Duration,
     retry_after: Duration,
     clock: Arc<dyn Clock>,
@@ -372,6 +375,9 @@ impl Outbox {
             .map(|name| db.open_tree(name))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| storage(e.into()))?;
+        let epoch = next_lease_epoch(&db).map_err(storage)?;
+        void_stored_leases(&trees, config.clock.now()).map_err(storage)?;
+        let leases = Arc::new(Mutex::new(Leases::new(epoch)));
         let depth = Arc::new(Mutex::new(count_states(&trees[DL]).map_err(storage)?));
         let writer = Writer {
             trees: [EV, DL, DU, ID].iter().map(|&i| trees[i].clone()).collect(),
@@ -389,6 +395,7 @@ impl Outbox {
         let recorder = Arc::new(Recorder {
             trees: trees.clone(),
             depth: Arc::clone(&depth),
+            leases: Arc::clone(&leases),
         });
         let shared = Arc::clone(&recorder);
         let outcomes = GroupCommit::start(
@@ -412,6 +419,7 @@ impl Outbox {
             recorder,
             ids: IdGen::new(),
             depth,
+            leases,
             idempotency_window: config.idempotency_window,
             retry_after: config.backpressure_retry_after,
             clock: config.clock,
@@ -551,7 +559,8 @@ impl Outbox {
 
     /// Leases up to `limit` deliveries to `owner` until `now + lease`:
     /// pending and scheduled deliveries due by `now` and claimed ones whose
-    /// lease expired by `now`, oldest due time first, in one transaction.
+    /// lease expired by `now` (ordered by that expiry), oldest first. Writes
+    /// nothing: leases live in memory (see `leases`).
     pub fn claim_due(
         &self,
         now: Timestamp,
@@ -562,152 +571,135 @@ impl Outbox {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let lease_until = now.saturating_add(lease);
+        // Held for the whole claim, so concurrent claimers never take the
+        // same delivery. Completions hold it across their transaction too;
+        // both take it before any sled lock, so they cannot deadlock.
+        let mut leases = lock(&self.leases);
+        // Candidates: unleased entries of the due index, and expired leases
+        // (ordered by their expiry), merged in time order.
         let upper = keys::time_upper_bound(now);
-        let mut due = Vec::with_capacity(limit);
-        for kv in self.trees[DU].range(..upper).take(limit) {
+        let mut due: Vec<(Timestamp, DeliveryId, bool)> = Vec::with_capacity(limit);
+        for kv in self.trees[DU].range(..upper) {
             let (k, _) = kv?;
             let Some((at, id)) = keys::split_time_key(&k) else {
                 return Err(corrupt(keys::DUE, &k, "malformed due key"));
             };
-            due.push((at, id));
+            if leases.contains(&id) {
+                continue;
+            }
+            due.push((at, id, false));
+            if due.len() == limit {
+                break;
+            }
         }
-        if due.is_empty() {
-            return Ok(Vec::new());
-        }
-        let lease_until = now.saturating_add(lease);
-        let r = self.run(|t| {
-            let mut claims = Vec::new();
-            let mut moves = Moves::new();
-            for (at, id) in &due {
-                let dk = keys::time_key(*at, id);
-                if t[DU].get(&dk)?.is_none() {
-                    continue; // taken by a concurrent claimer
-                }
-                let Some(mut rec) = tx_get_delivery(t, id)? else {
-                    return abort(corrupt(keys::DUE, &dk, "due entry without a delivery"));
+        due.extend(
+            leases
+                .expired(now)
+                .into_iter()
+                .map(|(until, id)| (until, id, true)),
+        );
+        due.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        due.truncate(limit);
+        let mut claims = Vec::with_capacity(due.len());
+        let mut moves = Moves::new();
+        for (at, id, reclaim) in due {
+            let dk = id.as_str().as_bytes();
+            let Some(b) = self.trees[DL].get(dk)? else {
+                return Err(corrupt(keys::DUE, dk, "due entry without a delivery"));
+            };
+            let rec: DeliveryRecord = record::decode(keys::DELIVERIES, dk, &b)?;
+            let state = DeliveryState::from(rec.state.clone());
+            let (index_at, from, was) = if reclaim {
+                let Some(held) = leases.get(&id) else {
+                    continue;
                 };
-                let state = DeliveryState::from(rec.state.clone());
-                if state.index_time() != Some(*at) {
-                    return abort(corrupt(
+                if state.index_time() != Some(held.at) {
+                    // Only the lease holder's completion changes the record,
+                    // and it ends the lease under this same lock.
+                    return Err(corrupt(
+                        keys::DELIVERIES,
+                        dk,
+                        "a leased delivery changed under its lease",
+                    ));
+                }
+                (held.at, StateKind::Claimed, held.from)
+            } else {
+                if state.index_time() != Some(at) {
+                    return Err(corrupt(
                         keys::DUE,
-                        &dk,
+                        &keys::time_key(at, &id),
                         "due entry disagrees with its delivery",
                     ));
                 }
-                let token = rec.claims + 1;
-                let from = state.kind();
-                let claimed = match state {
-                    DeliveryState::Pending(p) => p.claim(owner, lease_until, token),
-                    DeliveryState::Scheduled(s) => s.claim(owner, lease_until, token),
-                    DeliveryState::Claimed(c) => match c.reclaim(now, owner, lease_until, token) {
-                        Ok(c) => c,
-                        Err(_) => continue,
-                    },
-                    DeliveryState::Delivered(_) | DeliveryState::Dead(_) => continue,
-                };
-                let ek = rec.event_id.as_bytes();
-                let event = t[EV].get(ek)?;
-                let Some(payload) = event
-                    .as_deref()
-                    .map(|b| record::payload_in(ek, b, id.as_str()))
-                    .transpose()
-                    .or_else(abort)?
-                    .flatten()
-                    .map(<[u8]>::to_vec)
-                else {
-                    return abort(corrupt(
-                        keys::EVENTS,
-                        rec.event_id.as_bytes(),
-                        "missing payload",
-                    ));
-                };
-                let event_id =
-                    parse_event_id(keys::DELIVERIES, id.as_str().as_bytes(), &rec.event_id)
-                        .or_else(abort)?;
-                rec.claims = token;
-                rec.state = (&DeliveryState::Claimed(claimed)).into();
-                tx_put(&t[DL], keys::DELIVERIES, id.as_str().as_bytes(), &rec)?;
-                t[DU].remove(dk)?;
-                t[DU].insert(keys::time_key(lease_until, id), &[][..])?;
+                (at, state.kind(), state.kind())
+            };
+            let ek = rec.event_id.as_bytes();
+            let event = self.trees[EV].get(ek)?;
+            let Some(payload) = event
+                .as_deref()
+                .map(|b| record::payload_in(ek, b, id.as_str()))
+                .transpose()?
+                .flatten()
+                .map(<[u8]>::to_vec)
+            else {
+                return Err(corrupt(keys::EVENTS, ek, "missing payload"));
+            };
+            let event_id = parse_event_id(keys::DELIVERIES, dk, &rec.event_id)?;
+            let token = leases.grant(id.clone(), owner, lease_until, index_at, was);
+            if !reclaim {
                 moves.push((Some(from), Some(StateKind::Claimed)));
-                claims.push(Claim {
-                    delivery_id: id.clone(),
-                    event_id,
-                    destination: rec.destination.clone(),
-                    attempt: rec.attempts.saturating_add(1),
-                    payload,
-                    owner: owner.to_owned(),
-                    lease_until,
-                    token,
-                });
             }
-            Ok((claims, moves))
-        })?;
-        match r {
-            Ok((claims, moves)) => {
-                apply_moves(&self.depth, &moves);
-                Ok(claims)
-            }
-            Err(_) => Ok(Vec::new()), // only corruption aborts here, returned above
+            claims.push(Claim {
+                delivery_id: id,
+                event_id,
+                destination: rec.destination,
+                attempt: rec.attempts.saturating_add(1),
+                payload,
+                owner: owner.to_owned(),
+                lease_until,
+                token,
+            });
         }
+        drop(leases);
+        apply_moves(&self.depth, &moves);
+        Ok(claims)
     }
 
-    /// Ends every lease still held, making those deliveries claimable at
-    /// `now`; returns how many. For start-up: sled allows one process per
-    /// database, so a lease found at open belongs to a process that died,
-    /// and waiting for it to expire would only delay redelivery.
-    pub fn release_leases(&self, now: Timestamp) -> Result<u64, OutboxError> {
-        let lower = keys::time_upper_bound(now);
-        let mut held = Vec::new();
-        for kv in self.trees[DU].range(lower..) {
-            let (k, _) = kv?;
-            let Some((at, id)) = keys::split_time_key(&k) else {
-                return Err(corrupt(keys::DUE, &k, "malformed due key"));
-            };
-            held.push((at, id));
-        }
-        let mut released = 0;
-        for chunk in held.chunks(256) {
-            let r = self.run(|t| {
-                let mut n = 0u64;
-                for (at, id) in chunk {
-                    let dk = keys::time_key(*at, id);
-                    if t[DU].get(&dk)?.is_none() {
-                        continue;
-                    }
-                    let Some(mut rec) = tx_get_delivery(t, id)? else {
-                        return abort(corrupt(keys::DUE, &dk, "due entry without a delivery"));
-                    };
-                    let DeliveryState::Claimed(claimed) = DeliveryState::from(rec.state.clone())
-                    else {
-                        continue; // pending or scheduled in the future: not a lease
-                    };
-                    let expired = crate::state::Claimed {
-                        lease_until: now,
-                        ..claimed
-                    };
-                    rec.state = (&DeliveryState::Claimed(expired)).into();
-                    tx_put(&t[DL], keys::DELIVERIES, id.as_str().as_bytes(), &rec)?;
-                    t[DU].remove(dk)?;
-                    t[DU].insert(keys::time_key(now, id), &[][..])?;
-                    n += 1;
-                }
-                Ok(n)
-            })?;
-            released += r.unwrap_or(0);
-        }
-        Ok(released)
+    /// Ends every lease this process holds; the deliveries are claimable
+    /// again at their own due time (a claim is only ever made once that
+    /// time has come). Returns how many. Leases never outlive the process
+    /// (see `leases`), so a restart needs no call to this.
+    pub fn release_leases(&self) -> u64 {
+        let released = lock(&self.leases).clear();
+        let moves: Moves = released
+            .iter()
+            .map(|l| (Some(StateKind::Claimed), Some(l.from)))
+            .collect();
+        apply_moves(&self.depth, &moves);
+        released.len() as u64
     }
 
     /// The earliest time in the due index: when the next delivery becomes
     /// due or the next lease expires. `None` when nothing is unfinished.
     pub fn next_due(&self) -> Result<Option<Timestamp>, OutboxError> {
-        match self.trees[DU].first()? {
-            None => Ok(None),
-            Some((k, _)) => keys::split_time_key(&k)
-                .map(|(t, _)| Some(t))
-                .ok_or_else(|| corrupt(keys::DUE, &k, "malformed due key")),
+        let leases = lock(&self.leases);
+        let mut first = None;
+        for kv in self.trees[DU].iter() {
+            let (k, _) = kv?;
+            let Some((at, id)) = keys::split_time_key(&k) else {
+                return Err(corrupt(keys::DUE, &k, "malformed due key"));
+            };
+            // A leased delivery is next due when its lease expires.
+            if !leases.contains(&id) {
+                first = Some(at);
+                break;
+            }
         }
+        Ok(match (first, leases.earliest()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// One delivery with its history.
@@ -771,6 +763,10 @@ impl Outbox {
                 .map(|f| parse_delivery_id(keys::DELIVERIES, key, f))
                 .transpose()
         };
+        let state = match lock(&self.leases).get(id) {
+            Some(lease) => DeliveryState::Claimed(lease.claimed()),
+            None => rec.state.into(),
+        };
         Ok(Some(DeliveryView {
             id: id.clone(),
             event_id: parse_event_id(keys::DELIVERIES, key, &rec.event_id)?,
@@ -778,7 +774,7 @@ impl Outbox {
             created_at: Timestamp::from_millis(rec.created_at),
             fallback_of: link(&rec.fallback_of)?,
             fallback_to: link(&rec.fallback_to)?,
-            state: rec.state.into(),
+            state,
             attempts: rec.attempts,
             history,
         }))
@@ -1068,6 +1064,67 @@ impl Outbox {
 }
 
 /// Counts deliveries by state: one pass over `deliveries` at open.
+/// Counts this open in the stored lease epoch and returns it (durably:
+/// tokens of this open must differ from every earlier one's).
+fn next_lease_epoch(db: &sled::Db) -> Result<u64, OutboxError> {
+    let meta = db.open_tree(keys::META)?;
+    let previous = match meta.get(keys::LEASE_EPOCH)? {
+        None => 0,
+        Some(v) => <[u8; 8]>::try_from(v.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| corrupt(keys::META, keys::LEASE_EPOCH, "malformed lease epoch"))?,
+    };
+    let epoch = previous.saturating_add(1);
+    meta.insert(keys::LEASE_EPOCH, &epoch.to_be_bytes())?;
+    db.flush()?;
+    Ok(epoch)
+}
+
+/// Earlier releases stored leases in delivery records (`Claimed`, indexed
+/// at the lease's expiry). Such a lease belongs to a process that is gone
+/// (sled admits one process per database): each becomes pending, due `now`.
+fn void_stored_leases(trees: &[sled::Tree], now: Timestamp) -> Result<(), OutboxError> {
+    let mut stored = Vec::new();
+    for kv in trees[DL].iter() {
+        let (k, v) = kv?;
+        let rec: DeliveryRecord = record::decode(keys::DELIVERIES, &k, &v)?;
+        if let record::StoredState::Claimed { lease_until, .. } = rec.state {
+            stored.push((k, lease_until));
+        }
+    }
+    if stored.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        deliveries = stored.len(),
+        "ending leases an earlier release stored; those deliveries are due now"
+    );
+    let r = <[sled::Tree] as Transactional<Abort>>::transaction(trees, |t| {
+        for (k, lease_until) in &stored {
+            let Some(v) = t[DL].get(k)? else {
+                continue;
+            };
+            let mut rec: DeliveryRecord = record::decode(keys::DELIVERIES, k, &v).or_else(abort)?;
+            rec.state = record::StoredState::Pending {
+                due: now.as_millis(),
+            };
+            let Some(id) = DeliveryId::parse(&String::from_utf8_lossy(k)) else {
+                return abort(corrupt(keys::DELIVERIES, k, "malformed delivery key"));
+            };
+            t[DU].remove(keys::time_key(Timestamp::from_millis(*lease_until), &id))?;
+            t[DU].insert(keys::time_key(now, &id), &[][..])?;
+            tx_put(&t[DL], keys::DELIVERIES, k, &rec)?;
+        }
+        Ok(())
+    });
+    match r {
+        Ok(()) => Ok(()),
+        Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),
+        Err(TransactionError::Abort(Abort::Collision)) => Ok(()),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
+    }
+}
+
 fn count_states(deliveries: &sled::Tree) -> Result<Depth, OutboxError> {
     let mut d = Depth::default();
     for kv in deliveries.iter() {

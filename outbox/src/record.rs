@@ -222,7 +222,8 @@ pub(crate) struct DeliveryRecord {
     pub attempts: u32,
     /// Entries in the `attempts` tree (every completion).
     pub log_len: u32,
-    /// Claims ever made; the current claim's token.
+    /// The claim token of releases that stored leases; no longer updated
+    /// (leases live in memory), kept so the record format is unchanged.
     pub claims: u64,
     pub fallback_of: Option<String>,
     pub fallback_to: Option<String>,

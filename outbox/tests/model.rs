@@ -60,6 +60,9 @@ enum MState {
         owner: String,
         until: u64,
         token: u64,
+        /// Where it returns when the lease dies with the process: its due
+        /// time, and whether it was a scheduled retry.
+        back: (u64, bool),
     },
     Scheduled(u64),
     Delivered,
@@ -261,14 +264,21 @@ impl Harness {
                         .deliveries
                         .get_mut(&c.delivery_id)
                         .expect("modelled");
-                    d.claims += 1;
-                    assert_eq!(c.token, d.claims);
+                    assert!(c.token > d.claims, "tokens only grow");
+                    d.claims = c.token;
                     assert_eq!(c.attempt, d.attempts + 1);
                     assert_eq!(c.destination, d.destination);
+                    let back = match &d.state {
+                        MState::Pending(t) => (*t, false),
+                        MState::Scheduled(t) => (*t, true),
+                        MState::Claimed { back, .. } => *back,
+                        other => panic!("claimed a delivery that is {other:?}"),
+                    };
                     d.state = MState::Claimed {
                         owner: owner.clone(),
                         until: now + LEASE_MS,
-                        token: d.claims,
+                        token: c.token,
+                        back,
                     };
                     self.claims.push(c);
                 }
@@ -360,6 +370,16 @@ impl Harness {
             Op::Reopen => {
                 self.ob = None;
                 self.ob = Some(open(self.dir.path(), &self.clock));
+                // Leases live in memory: the deliveries they held are due
+                // again at their own time.
+                for d in self.model.deliveries.values_mut() {
+                    if let MState::Claimed { back, .. } = d.state {
+                        d.state = match back {
+                            (t, false) => MState::Pending(t),
+                            (t, true) => MState::Scheduled(t),
+                        };
+                    }
+                }
             }
         }
     }
@@ -380,6 +400,7 @@ impl Harness {
                         owner,
                         until,
                         token,
+                        ..
                     },
                     DeliveryState::Claimed(c),
                 ) => c.owner == *owner && c.lease_until.as_millis() == *until && c.token == *token,
@@ -445,8 +466,9 @@ proptest! {
 // cases per run, 600 in one longer run); these pin the interleavings it
 // exists for, and shrunk failures get added here as `model_bug_NN`.
 
-/// Scenario: a worker claims, the process restarts, the lease runs out and
-/// another worker takes over; the first worker's late answer is refused.
+/// Scenario: a worker claims, the process restarts (its leases die with
+/// it) and another worker takes over; the first worker's late answer is
+/// refused.
 #[test]
 fn model_case_00_restart_then_lease_takeover() {
     run(&[

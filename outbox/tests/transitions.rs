@@ -605,17 +605,60 @@ async fn purge_removes_old_delivered_records_and_empty_events() {
     assert_eq!(ob.depth().delivered, 0);
 }
 
+/// Releases before leases moved into memory stored them in the record
+/// (`claimed`, indexed at the lease's expiry). Opening such a database ends
+/// them: the process that held them is gone.
 #[tokio::test]
-async fn reopen_keeps_everything_and_recounts() {
+async fn a_lease_stored_by_an_earlier_release_is_voided_at_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let id = {
+        let ob = open_with(dir.path(), &clock, |_| {});
+        accept(&ob, &["a"]).await.1.remove(0)
+    };
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        let deliveries = db.open_tree("deliveries").expect("tree");
+        let key = id.as_str().as_bytes();
+        let mut rec: serde_json::Value =
+            serde_json::from_slice(&deliveries.get(key).expect("get").expect("exists"))
+                .expect("json");
+        let until = T0 + 60_000;
+        rec["state"] = serde_json::json!({
+            "state": "claimed", "owner": "old", "lease_until": until, "token": 3,
+        });
+        deliveries
+            .insert(key, serde_json::to_vec(&rec).expect("json"))
+            .expect("insert");
+        let due = db.open_tree("due").expect("tree");
+        let time_key = |ms: u64| [&ms.to_be_bytes()[..], key].concat();
+        due.remove(time_key(T0)).expect("remove");
+        due.insert(time_key(until), &[][..]).expect("insert");
+        db.flush().expect("flush");
+    }
+    clock.advance(Duration::from_millis(10));
+    let ob = open_with(dir.path(), &clock, |_| {});
+    assert_eq!((ob.depth().pending, ob.depth().claimed), (1, 0));
+    assert!(matches!(state(&ob, &id), DeliveryState::Pending(p) if p.due == t(10)));
+    assert_eq!(ob.next_due().expect("next"), Some(t(10)));
+    let claims = ob.claim_due(t(10), 5, "w", LEASE).expect("claim");
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].delivery_id, id);
+}
+
+#[tokio::test]
+async fn reopen_keeps_everything_and_voids_leases() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(t(0)));
     let ob = open_with(dir.path(), &clock, |_| {});
     let (eid, ids) = accept(&ob, &["a", "b"]).await;
     let claim = ob.claim_due(t(0), 1, "w", LEASE).expect("claim").remove(0);
+    assert_eq!(ob.depth().claimed, 1);
     drop(ob);
     let ob = open_with(dir.path(), &clock, |_| {});
-    assert_eq!(ob.depth().pending, 1);
-    assert_eq!(ob.depth().claimed, 1);
+    // Leases live in memory: the restart ended it, and the delivery is due
+    // again at once, at its own due time.
+    assert_eq!((ob.depth().pending, ob.depth().claimed), (2, 0));
     assert_eq!(
         ob.event(&eid)
             .expect("read")
@@ -624,7 +667,8 @@ async fn reopen_keeps_everything_and_recounts() {
             .len(),
         2
     );
-    // The claim survives the restart and can still be completed...
+    assert_eq!(ob.next_due().expect("next"), Some(t(0)));
+    // The dead process's answer is refused...
     assert_eq!(
         ob.complete(
             &claim,
@@ -634,9 +678,19 @@ async fn reopen_keeps_everything_and_recounts() {
             t(1)
         )
         .expect("complete"),
-        Completion::Delivered
+        Completion::LeaseLost {
+            current: Some(StateKind::Pending)
+        }
     );
-    assert!(matches!(state(&ob, &ids[1]), DeliveryState::Pending(_)));
+    // ...and the delivery is claimed again, under a newer token.
+    let again = ob.claim_due(t(1), 2, "w", LEASE).expect("claim");
+    assert_eq!(again.len(), 2);
+    let retaken = again
+        .iter()
+        .find(|c| c.delivery_id == claim.delivery_id)
+        .expect("claimed again");
+    assert!(retaken.token > claim.token);
+    assert!(matches!(state(&ob, &ids[1]), DeliveryState::Claimed(_)));
 }
 
 #[test]
@@ -684,7 +738,12 @@ fn migrates_a_v0_fixture() {
     assert_eq!(claims[0].attempt, 3);
     drop(ob);
     let ob = open_with(dir.path(), &clock, |_| {});
-    assert_eq!(ob.depth().claimed, 1, "migration runs once");
+    // Leases end with the process; the delivery is as the migration left it.
+    assert_eq!(
+        (ob.depth().pending, ob.depth().claimed),
+        (1, 0),
+        "migration runs once"
+    );
 }
 
 #[test]
@@ -751,7 +810,12 @@ fn migrates_a_v1_fixture() {
         assert_eq!(v.as_deref(), Some(&2u32.to_be_bytes()[..]));
     }
     let ob = open_with(dir.path(), &clock, |_| {});
-    assert_eq!(ob.depth().claimed, 1, "migration runs once");
+    // Leases end with the process; the delivery is as the migration left it.
+    assert_eq!(
+        (ob.depth().pending, ob.depth().claimed),
+        (1, 0),
+        "migration runs once"
+    );
 }
 
 #[tokio::test]
@@ -854,7 +918,7 @@ async fn released_leases_are_claimable_at_once_and_future_retries_are_untouched(
             .is_empty()
     );
 
-    assert_eq!(ob.release_leases(t(10)).expect("release"), 1);
+    assert_eq!(ob.release_leases(), 1);
     let again = ob.claim_due(t(10), 10, "new", LEASE).expect("claim");
     assert_eq!(again.len(), 1, "only the lease, not the future retry");
     assert_eq!(again[0].delivery_id, held[0].delivery_id);
@@ -865,11 +929,7 @@ async fn released_leases_are_claimable_at_once_and_future_retries_are_untouched(
         DeliveryState::Scheduled(_)
     ));
     assert_eq!(ob.depth().claimed, 1);
-    assert_eq!(
-        ob.release_leases(t(10)).expect("release"),
-        1,
-        "the new lease too"
-    );
+    assert_eq!(ob.release_leases(), 1, "the new lease too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,13 +12,14 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::{
-    AT, Abort, DE, DL, DU, DV, Moves, Outbox, Tx, abort, apply_moves, corrupt, tx_get_delivery,
-    tx_get_event, tx_put, tx_put_event,
+    AT, Abort, DE, DL, DU, DV, Moves, Outbox, Tx, abort, apply_moves, corrupt, lock,
+    tx_get_delivery, tx_get_event, tx_put, tx_put_event,
 };
 use crate::commit::{Durability, WaitError};
 use crate::error::OutboxError;
 use crate::id::DeliveryId;
 use crate::keys;
+use crate::leases::Leases;
 use crate::record::{
     self, AttemptRecord, DeliveryRecord, DeliveryRef, RECORD_VERSION, StoredOutcome,
 };
@@ -61,21 +62,38 @@ fn invalid_fallback(outcome: &Outcome) -> bool {
 pub(crate) struct Recorder {
     pub(crate) trees: Vec<sled::Tree>,
     pub(crate) depth: Arc<Mutex<Depth>>,
+    pub(crate) leases: Arc<Mutex<Leases>>,
+}
+
+/// Ends the leases of the completions that were accepted.
+fn end_leases(leases: &mut Leases, jobs: &[&CompleteJob], out: &[Completion]) {
+    for (job, c) in jobs.iter().zip(out) {
+        if !matches!(c, Completion::LeaseLost { .. }) {
+            leases.end(&job.delivery_id, job.token);
+        }
+    }
 }
 
 impl Recorder {
     /// Records a batch in one transaction. If it aborts (corruption or a
     /// fallback id collision, both rare), each job runs on its own so one
     /// bad delivery cannot fail the others.
+    ///
+    /// The leases are locked across the transaction and the ending of the
+    /// accepted ones, so a completion is checked against the lease and
+    /// ends it atomically. Lock order is leases, then sled (as in
+    /// `claim_due`), so the two cannot deadlock.
     pub(crate) fn apply(
         &self,
         jobs: &[CompleteJob],
     ) -> Vec<(Result<Completion, OutboxError>, Durability)> {
+        let mut leases = lock(&self.leases);
+        let held = &*leases;
         let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
             let mut out = Vec::with_capacity(jobs.len());
             let mut moves = Moves::new();
             for job in jobs {
-                let (c, m) = complete_in(t, job)?;
+                let (c, m) = complete_in(t, job, held)?;
                 out.push(c);
                 moves.extend(m);
             }
@@ -83,6 +101,7 @@ impl Recorder {
         });
         let results: Vec<Result<Completion, OutboxError>> = match r {
             Ok((out, moves)) => {
+                end_leases(&mut leases, &jobs.iter().collect::<Vec<_>>(), &out);
                 apply_moves(&self.depth, &moves);
                 out.into_iter().map(Ok).collect()
             }
@@ -90,17 +109,31 @@ impl Recorder {
                 .iter()
                 .map(|_| Err(OutboxError::Storage(e.clone())))
                 .collect(),
-            Err(TransactionError::Abort(_)) => jobs.iter().map(|j| self.apply_one(j)).collect(),
+            Err(TransactionError::Abort(_)) => jobs
+                .iter()
+                .map(|j| self.apply_one_locked(j, &mut leases))
+                .collect(),
         };
         results.into_iter().map(|r| (r, Durability::Now)).collect()
     }
 
     fn apply_one(&self, job: &CompleteJob) -> Result<Completion, OutboxError> {
+        let mut leases = lock(&self.leases);
+        self.apply_one_locked(job, &mut leases)
+    }
+
+    fn apply_one_locked(
+        &self,
+        job: &CompleteJob,
+        leases: &mut Leases,
+    ) -> Result<Completion, OutboxError> {
+        let held = &*leases;
         let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
-            complete_in(t, job)
+            complete_in(t, job, held)
         });
         match r {
             Ok((c, moves)) => {
+                end_leases(leases, &[job], std::slice::from_ref(&c));
                 apply_moves(&self.depth, &moves);
                 Ok(c)
             }
@@ -158,7 +191,11 @@ impl Outbox {
 }
 
 /// The transaction of one completion; see [`Outbox::complete`].
-fn complete_in(t: &[TransactionalTree], job: &CompleteJob) -> Tx<(Completion, Moves)> {
+fn complete_in(
+    t: &[TransactionalTree],
+    job: &CompleteJob,
+    leases: &Leases,
+) -> Tx<(Completion, Moves)> {
     let id = &job.delivery_id;
     let dk = id.as_str().as_bytes();
     let now = job.now;
@@ -167,18 +204,36 @@ fn complete_in(t: &[TransactionalTree], job: &CompleteJob) -> Tx<(Completion, Mo
         return Ok((Completion::LeaseLost { current: None }, moves));
     };
     let state = DeliveryState::from(rec.state.clone());
-    let claimed = match state {
-        DeliveryState::Claimed(c) if c.held_by(&job.owner, job.token) => c,
-        other => {
+    let lease = match leases.get(id) {
+        Some(l) if l.held_by(&job.owner, job.token) => l,
+        Some(_) => {
             return Ok((
                 Completion::LeaseLost {
-                    current: Some(other.kind()),
+                    current: Some(StateKind::Claimed),
+                },
+                moves,
+            ));
+        }
+        None => {
+            return Ok((
+                Completion::LeaseLost {
+                    current: Some(state.kind()),
                 },
                 moves,
             ));
         }
     };
-    t[DU].remove(keys::time_key(claimed.lease_until, id))?;
+    // Under a lease only its holder changes the record, so it is still
+    // where the claim found it.
+    if state.index_time() != Some(lease.at) {
+        return abort(corrupt(
+            keys::DELIVERIES,
+            dk,
+            "a leased delivery changed under its lease",
+        ));
+    }
+    let claimed = lease.claimed();
+    t[DU].remove(keys::time_key(lease.at, id))?;
     let seq = rec.log_len;
     let (new_state, stored_outcome, counted, completion) = match &job.outcome {
         Outcome::Delivered { detail } => {
