@@ -9,6 +9,7 @@
 //! map here is what makes it claimed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::id::DeliveryId;
 use crate::state::{Claimed, StateKind};
@@ -45,6 +46,11 @@ impl Lease {
 #[derive(Debug)]
 pub(crate) struct Leases {
     held: HashMap<DeliveryId, Lease>,
+    /// Where a scan of the due index for unleased entries starts: every
+    /// unleased entry is at or after this key, once the [`DueFloor`] is
+    /// applied. The leased entries, which stay in the index at their due
+    /// time, are mostly before it, so claims do not walk over them again.
+    scan_from: Vec<u8>,
     /// The next token: the open's epoch in the high bits, so a claim made
     /// before a reopen never matches one made after it.
     next_token: u64,
@@ -58,7 +64,28 @@ impl Leases {
     pub fn new(epoch: u64) -> Self {
         Leases {
             held: HashMap::new(),
+            scan_from: Vec::new(),
             next_token: (epoch << CLAIM_BITS) | 1,
+        }
+    }
+
+    /// Where to start scanning the due index, after lowering it to what
+    /// was inserted since the last scan.
+    pub fn scan_from(&mut self, floor: &DueFloor) -> &[u8] {
+        if let Some(ms) = floor.take() {
+            let key = ms.to_be_bytes();
+            if key.as_slice() < self.scan_from.as_slice() {
+                self.scan_from = key.to_vec();
+            }
+        }
+        &self.scan_from
+    }
+
+    /// Every unleased due entry before `key` was looked at and is now
+    /// leased: later scans may start at `key`.
+    pub fn advance_scan(&mut self, key: Vec<u8>) {
+        if key > self.scan_from {
+            self.scan_from = key;
         }
     }
 
@@ -122,9 +149,36 @@ impl Leases {
         self.held.values().map(|l| l.until).min()
     }
 
-    /// Ends every lease; returns them.
+    /// Ends every lease; returns them. Their due entries are unleased
+    /// again wherever they are, so scans start from the beginning.
     pub fn clear(&mut self) -> Vec<Lease> {
+        self.scan_from.clear();
         self.held.drain().map(|(_, l)| l).collect()
+    }
+}
+
+/// The earliest due time inserted into the due index since the last scan
+/// (`u64::MAX`: none). Writers lower it without taking the lease lock (the
+/// enqueue committer must not wait for a claim); a scan takes it.
+#[derive(Debug)]
+pub(crate) struct DueFloor(AtomicU64);
+
+impl DueFloor {
+    pub fn new() -> Self {
+        DueFloor(AtomicU64::new(u64::MAX))
+    }
+
+    /// Notes a due entry inserted at `at`. Called inside transactions: an
+    /// aborted one only makes a scan start earlier than it needed to.
+    pub fn lower(&self, at: Timestamp) {
+        self.0.fetch_min(at.as_millis(), Ordering::AcqRel);
+    }
+
+    fn take(&self) -> Option<u64> {
+        match self.0.swap(u64::MAX, Ordering::AcqRel) {
+            u64::MAX => None,
+            ms => Some(ms),
+        }
     }
 }
 
@@ -149,6 +203,23 @@ mod tests {
         assert!(!l.contains(&id(1)));
         // The next open's tokens are past every earlier one.
         assert!(Leases::new(8).next_token > b);
+    }
+
+    #[test]
+    fn the_scan_start_only_moves_forward_unless_something_earlier_arrives() {
+        let mut l = Leases::new(1);
+        let floor = DueFloor::new();
+        assert!(l.scan_from(&floor).is_empty());
+        l.advance_scan(50u64.to_be_bytes().to_vec());
+        l.advance_scan(40u64.to_be_bytes().to_vec());
+        assert_eq!(l.scan_from(&floor), 50u64.to_be_bytes());
+        floor.lower(Timestamp::from_millis(70));
+        assert_eq!(l.scan_from(&floor), 50u64.to_be_bytes(), "later: no change");
+        floor.lower(Timestamp::from_millis(30));
+        floor.lower(Timestamp::from_millis(45));
+        assert_eq!(l.scan_from(&floor), 30u64.to_be_bytes());
+        l.clear();
+        assert!(l.scan_from(&floor).is_empty());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::commit::{Durability, FlushStats, GroupCommit, Policy, WaitError};
 use crate::error::{EnqueueError, OpenError, OutboxError};
 use crate::id::{DeliveryId, EventId, IdGen};
 use crate::keys;
-use crate::leases::Leases;
+use crate::leases::{DueFloor, Leases};
 use crate::migrate;
 use crate::record::{
     self, AttemptRecord, DeliveryRecord, DeliveryRef, EventRecord, RECORD_VERSION, StoredOutcome,
@@ -179,6 +179,7 @@ pub(crate) enum JobOutcome {
 struct Writer {
     trees: Vec<sled::Tree>,
     depth: Arc<Mutex<Depth>>,
+    due_floor: Arc<DueFloor>,
     idempotency_window: Duration,
     max_pending: u64,
 }
@@ -292,6 +293,7 @@ impl Writer {
         for d in &job.deliveries {
             t[W_DL].insert(d.key.clone(), d.record.clone())?;
             t[W_DU].insert(d.due.clone(), sled::IVec::default())?;
+            self.due_floor.lower(job.now);
         }
         if let Some(ik) = &job.idempotency {
             t[W_ID].insert(ik.clone(), job.idempotency_value.clone())?;
@@ -341,6 +343,8 @@ pub struct Outbox {
     depth: Arc<Mutex<Depth>>,
     /// Which deliveries are claimed (in memory only; see `leases`).
     leases: Arc<Mutex<Leases>>,
+    /// The earliest due entry written since the last claim scan.
+    due_floor: Arc<DueFloor>,
     idempotency_window: Duration,
     retry_after: Duration,
     clock: Arc<dyn Clock>,
@@ -378,10 +382,12 @@ impl Outbox {
         let epoch = next_lease_epoch(&db).map_err(storage)?;
         void_stored_leases(&trees, config.clock.now()).map_err(storage)?;
         let leases = Arc::new(Mutex::new(Leases::new(epoch)));
+        let due_floor = Arc::new(DueFloor::new());
         let depth = Arc::new(Mutex::new(count_states(&trees[DL]).map_err(storage)?));
         let writer = Writer {
             trees: [EV, DL, DU, ID].iter().map(|&i| trees[i].clone()).collect(),
             depth: Arc::clone(&depth),
+            due_floor: Arc::clone(&due_floor),
             idempotency_window: config.idempotency_window,
             max_pending: config.max_pending,
         };
@@ -396,6 +402,7 @@ impl Outbox {
             trees: trees.clone(),
             depth: Arc::clone(&depth),
             leases: Arc::clone(&leases),
+            due_floor: Arc::clone(&due_floor),
         });
         let shared = Arc::clone(&recorder);
         let outcomes = GroupCommit::start(
@@ -420,6 +427,7 @@ impl Outbox {
             ids: IdGen::new(),
             depth,
             leases,
+            due_floor,
             idempotency_window: config.idempotency_window,
             retry_after: config.backpressure_retry_after,
             clock: config.clock,
@@ -579,8 +587,11 @@ impl Outbox {
         // Candidates: unleased entries of the due index, and expired leases
         // (ordered by their expiry), merged in time order.
         let upper = keys::time_upper_bound(now);
+        let from = leases.scan_from(&self.due_floor).to_vec();
         let mut due: Vec<(Timestamp, DeliveryId, bool)> = Vec::with_capacity(limit);
-        for kv in self.trees[DU].range(..upper) {
+        // Where the next scan may start if everything taken here is claimed.
+        let mut scanned_to = upper.clone();
+        for kv in self.trees[DU].range(from..upper.clone()) {
             let (k, _) = kv?;
             let Some((at, id)) = keys::split_time_key(&k) else {
                 return Err(corrupt(keys::DUE, &k, "malformed due key"));
@@ -590,6 +601,8 @@ impl Outbox {
             }
             due.push((at, id, false));
             if due.len() == limit {
+                // The smallest key after this one.
+                scanned_to = [k.as_ref(), &[0]].concat();
                 break;
             }
         }
@@ -600,6 +613,11 @@ impl Outbox {
                 .map(|(until, id)| (until, id, true)),
         );
         due.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        // Index entries that lose their place to expired leases stay
+        // unleased: the next scan must start at the first of them.
+        if let Some((at, id, _)) = due.get(limit..).and_then(|rest| rest.iter().find(|c| !c.2)) {
+            scanned_to = keys::time_key(*at, id);
+        }
         due.truncate(limit);
         let mut claims = Vec::with_capacity(due.len());
         let mut moves = Moves::new();
@@ -661,6 +679,7 @@ impl Outbox {
                 token,
             });
         }
+        leases.advance_scan(scanned_to);
         drop(leases);
         apply_moves(&self.depth, &moves);
         Ok(claims)
@@ -683,9 +702,10 @@ impl Outbox {
     /// The earliest time in the due index: when the next delivery becomes
     /// due or the next lease expires. `None` when nothing is unfinished.
     pub fn next_due(&self) -> Result<Option<Timestamp>, OutboxError> {
-        let leases = lock(&self.leases);
+        let mut leases = lock(&self.leases);
+        let from = leases.scan_from(&self.due_floor).to_vec();
         let mut first = None;
-        for kv in self.trees[DU].iter() {
+        for kv in self.trees[DU].range(from..) {
             let (k, _) = kv?;
             let Some((at, id)) = keys::split_time_key(&k) else {
                 return Err(corrupt(keys::DUE, &k, "malformed due key"));
@@ -881,6 +901,7 @@ impl Outbox {
                 };
                 t[DE].remove(keys::dead_key(&rec.destination, id))?;
                 t[DU].insert(keys::time_key(now, id), &[][..])?;
+                self.due_floor.lower(now);
                 let pending: Pending = dead.requeue(now);
                 rec.state = (&DeliveryState::Pending(pending)).into();
                 rec.attempts = 0;

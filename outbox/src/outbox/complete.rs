@@ -19,7 +19,7 @@ use crate::commit::{Durability, WaitError};
 use crate::error::OutboxError;
 use crate::id::DeliveryId;
 use crate::keys;
-use crate::leases::Leases;
+use crate::leases::{DueFloor, Leases};
 use crate::record::{
     self, AttemptRecord, DeliveryRecord, DeliveryRef, RECORD_VERSION, StoredOutcome,
 };
@@ -63,6 +63,7 @@ pub(crate) struct Recorder {
     pub(crate) trees: Vec<sled::Tree>,
     pub(crate) depth: Arc<Mutex<Depth>>,
     pub(crate) leases: Arc<Mutex<Leases>>,
+    pub(crate) due_floor: Arc<DueFloor>,
 }
 
 /// Ends the leases of the completions that were accepted.
@@ -93,7 +94,7 @@ impl Recorder {
             let mut out = Vec::with_capacity(jobs.len());
             let mut moves = Moves::new();
             for job in jobs {
-                let (c, m) = complete_in(t, job, held)?;
+                let (c, m) = complete_in(t, job, held, &self.due_floor)?;
                 out.push(c);
                 moves.extend(m);
             }
@@ -129,7 +130,7 @@ impl Recorder {
     ) -> Result<Completion, OutboxError> {
         let held = &*leases;
         let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
-            complete_in(t, job, held)
+            complete_in(t, job, held, &self.due_floor)
         });
         match r {
             Ok((c, moves)) => {
@@ -195,6 +196,7 @@ fn complete_in(
     t: &[TransactionalTree],
     job: &CompleteJob,
     leases: &Leases,
+    floor: &DueFloor,
 ) -> Tx<(Completion, Moves)> {
     let id = &job.delivery_id;
     let dk = id.as_str().as_bytes();
@@ -253,6 +255,7 @@ fn complete_in(
             counts_as_attempt,
         } => {
             t[DU].insert(keys::time_key(*at, id), &[][..])?;
+            floor.lower(*at);
             (
                 DeliveryState::Scheduled(claimed.retry(*at, error.clone())),
                 StoredOutcome::Retry {
@@ -267,7 +270,10 @@ fn complete_in(
             t[DE].insert(keys::dead_key(&rec.destination, id), &[][..])?;
             let made = match fallback {
                 None => None,
-                Some(dest) => Some(make_fallback(t, job, dest, &mut rec, &mut moves)?),
+                Some(dest) => {
+                    floor.lower(job.now);
+                    Some(make_fallback(t, job, dest, &mut rec, &mut moves)?)
+                }
             };
             (
                 DeliveryState::Dead(claimed.die(now, error.clone())),
