@@ -932,6 +932,47 @@ async fn released_leases_are_claimable_at_once_and_future_retries_are_untouched(
     assert_eq!(ob.release_leases(), 1, "the new lease too");
 }
 
+/// The same claim answered twice at once (sharing one transaction): the
+/// first is recorded, the second is refused, and nothing else fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_completed_twice_at_once_is_recorded_once() {
+    let (_d, _c, ob) = setup();
+    let (_, ids) = accept(&ob, &["a", "b"]).await;
+    let claims = ob.claim_due(t(0), 2, "w", LEASE).expect("claim");
+    let delivered = || Outcome::Delivered {
+        detail: "200".into(),
+    };
+    let (a, b, other) = tokio::join!(
+        ob.complete_shared(&claims[0], delivered(), t(1)),
+        ob.complete_shared(&claims[0], delivered(), t(1)),
+        ob.complete_shared(&claims[1], delivered(), t(1)),
+    );
+    let mut got = [a.expect("a"), b.expect("b")];
+    got.sort_by_key(|c| matches!(c, Completion::LeaseLost { .. }));
+    assert_eq!(
+        got,
+        [
+            Completion::Delivered,
+            Completion::LeaseLost {
+                current: Some(StateKind::Delivered)
+            }
+        ]
+    );
+    assert_eq!(other.expect("other"), Completion::Delivered);
+    assert_eq!(ob.depth().delivered, 2);
+    assert_eq!(ob.depth().claimed, 0);
+    for id in &ids {
+        assert_eq!(
+            ob.delivery(id)
+                .expect("read")
+                .expect("exists")
+                .history
+                .len(),
+            1
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_completions_answer_each_caller_as_complete_would() {
     let (_d, _c, ob) = setup();

@@ -225,13 +225,14 @@ fn complete_in(
             ));
         }
     };
-    // Under a lease only its holder changes the record, so it is still
-    // where the claim found it.
+    // Under a lease only its holder changes the record; if it moved, an
+    // earlier completion of this same claim (in this batch) got there first.
     if state.index_time() != Some(lease.at) {
-        return abort(corrupt(
-            keys::DELIVERIES,
-            dk,
-            "a leased delivery changed under its lease",
+        return Ok((
+            Completion::LeaseLost {
+                current: Some(state.kind()),
+            },
+            moves,
         ));
     }
     let claimed = lease.claimed();
