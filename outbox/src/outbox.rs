@@ -380,10 +380,12 @@ impl Outbox {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| storage(e.into()))?;
         let epoch = next_lease_epoch(&db).map_err(storage)?;
-        void_stored_leases(&trees, config.clock.now()).map_err(storage)?;
+        let (mut depth, stored_leases) = count_states(&trees[DL]).map_err(storage)?;
+        void_stored_leases(&trees, stored_leases, config.clock.now(), &mut depth)
+            .map_err(storage)?;
+        let depth = Arc::new(Mutex::new(depth));
         let leases = Arc::new(Mutex::new(Leases::new(epoch)));
         let due_floor = Arc::new(DueFloor::new());
-        let depth = Arc::new(Mutex::new(count_states(&trees[DL]).map_err(storage)?));
         let writer = Writer {
             trees: [EV, DL, DU, ID].iter().map(|&i| trees[i].clone()).collect(),
             depth: Arc::clone(&depth),
@@ -1104,15 +1106,14 @@ fn next_lease_epoch(db: &sled::Db) -> Result<u64, OutboxError> {
 /// Earlier releases stored leases in delivery records (`Claimed`, indexed
 /// at the lease's expiry). Such a lease belongs to a process that is gone
 /// (sled admits one process per database): each becomes pending, due `now`.
-fn void_stored_leases(trees: &[sled::Tree], now: Timestamp) -> Result<(), OutboxError> {
-    let mut stored = Vec::new();
-    for kv in trees[DL].iter() {
-        let (k, v) = kv?;
-        let rec: DeliveryRecord = record::decode(keys::DELIVERIES, &k, &v)?;
-        if let record::StoredState::Claimed { lease_until, .. } = rec.state {
-            stored.push((k, lease_until));
-        }
-    }
+/// `stored` comes from [`count_states`]'s scan, which counted them as
+/// claimed; `depth` is corrected.
+fn void_stored_leases(
+    trees: &[sled::Tree],
+    stored: Vec<(sled::IVec, u64)>,
+    now: Timestamp,
+    depth: &mut Depth,
+) -> Result<(), OutboxError> {
     if stored.is_empty() {
         return Ok(());
     }
@@ -1139,19 +1140,30 @@ fn void_stored_leases(trees: &[sled::Tree], now: Timestamp) -> Result<(), Outbox
         Ok(())
     });
     match r {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            for _ in &stored {
+                depth.apply(Some(StateKind::Claimed), Some(StateKind::Pending));
+            }
+            Ok(())
+        }
         Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),
         Err(TransactionError::Abort(Abort::Collision)) => Ok(()),
         Err(TransactionError::Storage(e)) => Err(e.into()),
     }
 }
 
-fn count_states(deliveries: &sled::Tree) -> Result<Depth, OutboxError> {
+/// Counts deliveries by state, and lists the leases earlier releases stored
+/// (key, expiry) for [`void_stored_leases`]: one scan at open.
+fn count_states(deliveries: &sled::Tree) -> Result<(Depth, Vec<(sled::IVec, u64)>), OutboxError> {
     let mut d = Depth::default();
+    let mut stored = Vec::new();
     for kv in deliveries.iter() {
         let (k, v) = kv?;
         let rec: DeliveryRecord = record::decode(keys::DELIVERIES, &k, &v)?;
+        if let record::StoredState::Claimed { lease_until, .. } = rec.state {
+            stored.push((k.clone(), lease_until));
+        }
         d.apply(None, Some(DeliveryState::from(rec.state).kind()));
     }
-    Ok(d)
+    Ok((d, stored))
 }
