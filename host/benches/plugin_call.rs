@@ -5,6 +5,10 @@
 //!
 //! Run: `cargo bench -p carillon --bench plugin_call` (add `-- --quick` for a
 //! short run). Prints medians, p99 and the ratio; BENCHMARKS.md records them.
+//!
+//! For profiling, `PLUGIN_CALL_ONLY=signed|unsigned|trivial|floor|floor-trivial`
+//! runs that one path alone in a loop (`PLUGIN_CALL_SECS`, default 10) and
+//! prints its rate, so `perf record`/`perf stat` see nothing else.
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
@@ -61,6 +65,13 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
 }
 
 fn main() {
+    // As the gateway binary does (`host/src/main.rs`): without it, mimalloc's
+    // heap pages fault in as zeroed 2 MiB huge pages here (≈ 15 % of a
+    // call's samples in `clear_page_erms`), a cost the gateway never pays.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        println!("note: could not opt out of transparent huge pages: {e}");
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let iterations = if quick { 2_000 } else { 20_000 };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -137,6 +148,41 @@ fn main() {
         .expect("bare webhook render");
     rt.block_on(bare_render(&runtime, &trivial, &bare_trivial))
         .expect("bare trivial render");
+
+    if let Ok(only) = std::env::var("PLUGIN_CALL_ONLY") {
+        let secs = std::env::var("PLUGIN_CALL_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
+        let until = Instant::now() + Duration::from_secs(secs);
+        let started = Instant::now();
+        let mut calls = 0u64;
+        while Instant::now() < until {
+            for _ in 0..100 {
+                let ok = match only.as_str() {
+                    "signed" => rt.block_on(probe.render(&runtime)).is_ok(),
+                    "unsigned" => rt
+                        .block_on(runtime.render(&probe.plugin, &unsigned_dest, ctx, msg))
+                        .is_ok(),
+                    "trivial" => rt
+                        .block_on(runtime.render(&trivial, &trivial_dest, ctx, msg))
+                        .is_ok(),
+                    "floor" => rt
+                        .block_on(bare_render(&runtime, &probe.plugin, &bare_webhook))
+                        .is_ok(),
+                    "floor-trivial" => rt
+                        .block_on(bare_render(&runtime, &trivial, &bare_trivial))
+                        .is_ok(),
+                    other => panic!("PLUGIN_CALL_ONLY={other}: not a path"),
+                };
+                assert!(ok, "the {only} call failed");
+            }
+            calls += 100;
+        }
+        let per_call = started.elapsed().as_secs_f64() * 1e6 / calls as f64;
+        println!("plugin_call {only} alone: {calls} calls, {per_call:.2} µs per call (mean)");
+        return;
+    }
 
     // Warm up every path.
     for _ in 0..iterations / 10 {

@@ -53,6 +53,26 @@ macro_rules! id_type {
 id_type!(EventId, "evt_", "an event");
 id_type!(DeliveryId, "dlv_", "a delivery");
 
+/// The raw value of an id's 26 characters (prefix removed), if well formed.
+fn decode(body: &str) -> Option<u128> {
+    if body.len() != BODY_LEN {
+        return None;
+    }
+    body.bytes().try_fold(0u128, |acc, b| {
+        let digit = ALPHABET.iter().position(|&a| a == b)?;
+        Some((acc << 5) | u128::try_from(digit).ok()?)
+    })
+}
+
+/// The raw value of a stored id key (`evt_…` or `dlv_…`), if it is one.
+pub(crate) fn raw_of_key(key: &[u8]) -> Option<u128> {
+    let s = std::str::from_utf8(key).ok()?;
+    let body = s
+        .strip_prefix(EventId::PREFIX)
+        .or_else(|| s.strip_prefix(DeliveryId::PREFIX))?;
+    decode(body)
+}
+
 fn encode(raw: u128) -> String {
     let mut out = [0u8; BODY_LEN];
     for (i, slot) in out.iter_mut().enumerate() {
@@ -64,16 +84,26 @@ fn encode(raw: u128) -> String {
     out.iter().map(|&b| char::from(b)).collect()
 }
 
-/// Hands out ids that are unique and increase within one process.
+/// Hands out ids that increase: within one process, and past every id
+/// already stored when seeded with [`IdGen::after`], so a new id can never
+/// name an existing record and writers need not look before they insert.
 #[derive(Debug)]
 pub(crate) struct IdGen {
     last: Mutex<(u64, u128)>,
 }
 
 impl IdGen {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::after(0)
+    }
+
+    /// A generator whose ids are all greater than `raw` (the largest id
+    /// stored).
+    pub(crate) fn after(raw: u128) -> Self {
+        let ms = u64::try_from(raw >> TAIL_BITS).unwrap_or(u64::MAX);
         Self {
-            last: Mutex::new((0, 0)),
+            last: Mutex::new((ms, raw & TAIL_MASK)),
         }
     }
 
@@ -122,5 +152,24 @@ mod tests {
         assert_eq!(EventId::parse(a.as_str()), Some(a.clone()));
         assert_eq!(DeliveryId::parse(a.as_str()), None);
         assert_eq!(EventId::parse("evt_short"), None);
+    }
+
+    #[test]
+    fn a_seeded_generator_continues_past_the_largest_stored_id() {
+        let t = Timestamp::from_millis(1_700_000_000_000);
+        let stored = IdGen::new().next(t);
+        let key = DeliveryId::from_raw(stored);
+        assert_eq!(raw_of_key(key.as_str().as_bytes()), Some(stored));
+        // Even with the clock earlier than the stored id, the next one is
+        // larger.
+        let g = IdGen::after(stored);
+        let next = g.next(Timestamp::from_millis(5));
+        assert!(next > stored);
+        assert!(EventId::from_raw(next).as_str()[4..] > key.as_str()[4..]);
+        // A tail at its maximum moves on to the next millisecond.
+        let full = (stored & !TAIL_MASK) | TAIL_MASK;
+        assert!(IdGen::after(full).next(t) > full);
+        assert_eq!(raw_of_key(b"evt_0123"), None);
+        assert_eq!(raw_of_key(b"xyz_00000000000000000000000000"), None);
     }
 }

@@ -171,7 +171,6 @@ pub(crate) enum JobOutcome {
     Accepted,
     Duplicate(EventId, Vec<(String, DeliveryId)>),
     Backpressure,
-    Collision,
     Failed(OutboxError),
 }
 
@@ -186,7 +185,7 @@ struct Writer {
 
 impl Writer {
     /// Writes a batch of enqueues in one transaction. Each job is checked
-    /// (idempotency, backpressure, id collision) before any of its writes,
+    /// (idempotency, backpressure) before any of its writes,
     /// so a refused job writes nothing while the others commit; later jobs
     /// see earlier ones of the same batch (a repeated key is a duplicate).
     fn apply(&self, jobs: &[EnqueueJob]) -> Vec<(JobOutcome, Durability)> {
@@ -281,14 +280,8 @@ impl Writer {
         if active.saturating_add(n) > self.max_pending {
             return Ok(JobOutcome::Backpressure);
         }
-        if t[W_EV].get(&job.event_key)?.is_some() {
-            return Ok(JobOutcome::Collision);
-        }
-        for d in &job.deliveries {
-            if t[W_DL].get(&d.key)?.is_some() {
-                return Ok(JobOutcome::Collision);
-            }
-        }
+        // No look before the inserts: ids come from a generator seeded past
+        // every stored id at open (`IdGen::after`), so they name nothing yet.
         t[W_EV].insert(job.event_key.clone(), job.event.clone())?;
         for d in &job.deliveries {
             t[W_DL].insert(d.key.clone(), d.record.clone())?;
@@ -380,6 +373,7 @@ impl Outbox {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| storage(e.into()))?;
         let epoch = next_lease_epoch(&db).map_err(storage)?;
+        let ids = IdGen::after(largest_id(&trees).map_err(storage)?);
         let (mut depth, stored_leases) = count_states(&trees[DL]).map_err(storage)?;
         void_stored_leases(&trees, stored_leases, config.clock.now(), &mut depth)
             .map_err(storage)?;
@@ -426,7 +420,7 @@ impl Outbox {
             commit,
             outcomes,
             recorder,
-            ids: IdGen::new(),
+            ids,
             depth,
             leases,
             due_floor,
@@ -490,81 +484,66 @@ impl Outbox {
                 })
                 .collect(),
         };
-        for _ in 0..4 {
-            // Ids and records are made here, on the caller's thread, so the
-            // committer only runs the transaction.
-            let event_id = EventId::from_raw(self.ids.next(now));
-            let ids: Vec<DeliveryId> = destinations
-                .iter()
-                .map(|_| DeliveryId::from_raw(self.ids.next(now)))
-                .collect();
-            let ek = event_id.as_str().as_bytes();
-            for (r, id) in rec.deliveries.iter_mut().zip(&ids) {
-                id.as_str().clone_into(&mut r.id);
-            }
-            let mut rows = Vec::with_capacity(ids.len());
-            for (dest, id) in destinations.iter().zip(&ids) {
-                let dk = id.as_str().as_bytes();
-                let drec = DeliveryRecord {
-                    v: RECORD_VERSION,
-                    event_id: event_id.as_str().to_owned(),
-                    destination: dest.clone(),
-                    created_at: now.as_millis(),
-                    attempts: 0,
-                    log_len: 0,
-                    claims: 0,
-                    fallback_of: None,
-                    fallback_to: None,
-                    state: record::StoredState::Pending {
-                        due: now.as_millis(),
-                    },
-                };
-                rows.push(JobDelivery {
-                    key: sled::IVec::from(dk),
-                    record: record::encode(keys::DELIVERIES, dk, &drec)?.into(),
-                    due: keys::time_key(now, id).into(),
-                });
-            }
-            let job = EnqueueJob {
-                now,
-                event_key: sled::IVec::from(ek),
-                event: rec.encode().into(),
-                idempotency: idem.clone(),
-                idempotency_value: keys::idempotency_value(now, event_id.as_str()).into(),
-                deliveries: rows,
+        // Ids and records are made here, on the caller's thread, so the
+        // committer only runs the transaction.
+        let event_id = EventId::from_raw(self.ids.next(now));
+        let ids: Vec<DeliveryId> = destinations
+            .iter()
+            .map(|_| DeliveryId::from_raw(self.ids.next(now)))
+            .collect();
+        let ek = event_id.as_str().as_bytes();
+        for (r, id) in rec.deliveries.iter_mut().zip(&ids) {
+            id.as_str().clone_into(&mut r.id);
+        }
+        let mut rows = Vec::with_capacity(ids.len());
+        for (dest, id) in destinations.iter().zip(&ids) {
+            let dk = id.as_str().as_bytes();
+            let drec = DeliveryRecord {
+                v: RECORD_VERSION,
+                event_id: event_id.as_str().to_owned(),
+                destination: dest.clone(),
+                created_at: now.as_millis(),
+                attempts: 0,
+                log_len: 0,
+                claims: 0,
+                fallback_of: None,
+                fallback_to: None,
+                state: record::StoredState::Pending {
+                    due: now.as_millis(),
+                },
             };
-            let outcome = self.commit.submit(job).await.map_err(|e| match e {
-                WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
-                WaitError::Closed => EnqueueError::Closed,
-            })?;
-            match outcome {
-                JobOutcome::Accepted => {
-                    return Ok(Enqueued::Accepted {
-                        event_id,
-                        deliveries: destinations.into_iter().zip(ids).collect(),
-                    });
-                }
-                JobOutcome::Duplicate(event_id, deliveries) => {
-                    return Ok(Enqueued::Duplicate {
-                        event_id,
-                        deliveries,
-                    });
-                }
-                JobOutcome::Backpressure => {
-                    return Err(EnqueueError::Backpressure {
-                        retry_after: self.retry_after,
-                    });
-                }
-                JobOutcome::Collision => continue,
-                JobOutcome::Failed(e) => return Err(e.into()),
-            }
+            rows.push(JobDelivery {
+                key: sled::IVec::from(dk),
+                record: record::encode(keys::DELIVERIES, dk, &drec)?.into(),
+                due: keys::time_key(now, id).into(),
+            });
         }
-        Err(OutboxError::Corrupt {
-            tree: keys::EVENTS,
-            key: String::new(),
-            reason: "id generator collided repeatedly".into(),
+        let job = EnqueueJob {
+            now,
+            event_key: sled::IVec::from(ek),
+            event: rec.encode().into(),
+            idempotency: idem,
+            idempotency_value: keys::idempotency_value(now, event_id.as_str()).into(),
+            deliveries: rows,
+        };
+        let outcome = self.commit.submit(job).await.map_err(|e| match e {
+            WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
+            WaitError::Closed => EnqueueError::Closed,
+        })?;
+        match outcome {
+            JobOutcome::Accepted => Ok(Enqueued::Accepted {
+                event_id,
+                deliveries: destinations.into_iter().zip(ids).collect(),
+            }),
+            JobOutcome::Duplicate(event_id, deliveries) => Ok(Enqueued::Duplicate {
+                event_id,
+                deliveries,
+            }),
+            JobOutcome::Backpressure => Err(EnqueueError::Backpressure {
+                retry_after: self.retry_after,
+            }),
+            JobOutcome::Failed(e) => Err(e.into()),
         }
-        .into())
     }
 
     /// Leases up to `limit` deliveries to `owner` until `now + lease`:
@@ -1086,7 +1065,20 @@ impl Outbox {
     }
 }
 
-/// Counts deliveries by state: one pass over `deliveries` at open.
+/// The largest id stored as an event or delivery key (0 in an empty
+/// outbox): new ids start above it. Ids sort by value as keys, so this is
+/// the last key of each tree.
+fn largest_id(trees: &[sled::Tree]) -> Result<u128, OutboxError> {
+    let mut largest = 0;
+    for (slot, name) in [(EV, keys::EVENTS), (DL, keys::DELIVERIES)] {
+        if let Some((k, _)) = trees[slot].last()? {
+            let raw = crate::id::raw_of_key(&k).ok_or_else(|| corrupt(name, &k, "malformed id"))?;
+            largest = largest.max(raw);
+        }
+    }
+    Ok(largest)
+}
+
 /// Counts this open in the stored lease epoch and returns it (durably:
 /// tokens of this open must differ from every earlier one's).
 fn next_lease_epoch(db: &sled::Db) -> Result<u64, OutboxError> {

@@ -693,6 +693,38 @@ async fn reopen_keeps_everything_and_voids_leases() {
     assert!(matches!(state(&ob, &ids[1]), DeliveryState::Claimed(_)));
 }
 
+/// Enqueue does not look before it inserts: after a restart with the clock
+/// set back, new ids still start above every stored one, so nothing is
+/// overwritten.
+#[tokio::test]
+async fn ids_after_a_restart_with_the_clock_set_back_name_no_stored_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(60_000)));
+    let ob = open_with(dir.path(), &clock, |_| {});
+    let (first_event, first) = accept(&ob, &["a", "b"]).await;
+    drop(ob);
+    clock.set(t(0));
+    let ob = open_with(dir.path(), &clock, |_| {});
+    let (event, ids) = accept(&ob, &["a"]).await;
+    assert!(event > first_event, "{event} after {first_event}");
+    assert!(ids[0] > first[1], "{} after {}", ids[0], first[1]);
+    assert_eq!(ob.depth().pending, 3);
+    for (id, due) in [(&first[0], 60_000), (&first[1], 60_000), (&ids[0], 0)] {
+        assert!(
+            matches!(state(&ob, id), DeliveryState::Pending(ref p) if p.due == t(due)),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        ob.event(&first_event)
+            .expect("read")
+            .expect("exists")
+            .deliveries
+            .len(),
+        2
+    );
+}
+
 #[test]
 fn migrates_a_v0_fixture() {
     let dir = tempfile::tempdir().expect("tempdir");
