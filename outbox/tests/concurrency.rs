@@ -93,7 +93,10 @@ async fn simultaneous_retries_of_one_key_are_accepted_once() {
             }
         }
         assert_eq!(accepted.len(), 1, "round {round}: {accepted:?}");
-        assert!(duplicates.iter().all(|d| *d == accepted[0]), "round {round}");
+        assert!(
+            duplicates.iter().all(|d| *d == accepted[0]),
+            "round {round}"
+        );
     }
     assert_eq!(ob.depth().pending, 20);
     assert!(ob.flush_stats().max_batch > 1, "no batch was shared");
