@@ -1,6 +1,8 @@
 //! Durable enqueue throughput and latency at 1, 16, 128 and 1024 concurrent
 //! writers, next to bare sled baselines measured in the same run
-//! (insert + flush each; insert without flush). Run with
+//! (insert + flush each; insert without flush; the outbox's own write
+//! pattern, four keys per enqueue in batched transactions, without the
+//! outbox around it). Run with
 //! `cargo bench -p carillon-outbox --bench enqueue`; `OUTBOX_BENCH_SECS`
 //! sets the duration of each row (default 3). The probes themselves are
 //! `carillon_outbox::probe`, shared with the benchmark suite.
@@ -50,6 +52,10 @@ fn main() {
             name: "sled insert, no flush".into(),
             probe: probe::bare_sled(&base.path().join("noflush"), false, dur).unwrap(),
         },
+        Row {
+            name: "sled, enqueue shape (4 keys, tx of 64 + flush)".into(),
+            probe: probe::bare_sled_enqueue_shape(&base.path().join("shape"), 64, dur).unwrap(),
+        },
     ];
     for w in [1, 16, 128, 1024] {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -65,12 +71,15 @@ fn main() {
     }
     let flush_each = rows[0].probe.rate();
     let no_flush = rows[1].probe.rate();
-    println!("| mode | ops/s | p50 | p99 | avg batch | ÷ flush-each | ÷ no-flush |");
-    println!("|---|---|---|---|---|---|---|");
+    let shape = rows[2].probe.rate();
+    println!(
+        "| mode | ops/s | p50 | p99 | avg batch | ÷ flush-each | ÷ no-flush | ÷ enqueue shape |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let rate = r.probe.rate();
         println!(
-            "| {} | {:.0} | {:.0?} | {:.0?} | {} | {:.2} | {:.2} |",
+            "| {} | {:.0} | {:.0?} | {:.0?} | {} | {:.2} | {:.2} | {:.2} |",
             r.name,
             rate,
             r.probe.quantile(0.5),
@@ -78,6 +87,7 @@ fn main() {
             r.probe.mean_batch.map_or("-".into(), |b| format!("{b:.1}")),
             rate / flush_each,
             rate / no_flush,
+            rate / shape,
         );
     }
 }

@@ -97,6 +97,67 @@ pub fn bare_sled(dir: &Path, flush: bool, duration: Duration) -> Result<Probe, P
     })
 }
 
+/// The outbox's write pattern with nothing of the outbox around it: one
+/// thread commits rounds of `batch` enqueues, each round one transaction
+/// over four trees (per enqueue: a lookup of its idempotency key, then an
+/// event record, a delivery record, a due entry and the idempotency entry,
+/// at the outbox's record sizes), then flushes. This is what sled itself
+/// allows for an enqueue of four keys: the ceiling the outbox's group
+/// commit (which batches the same way) can approach.
+pub fn bare_sled_enqueue_shape(
+    dir: &Path,
+    batch: usize,
+    duration: Duration,
+) -> Result<Probe, ProbeError> {
+    use sled::Transactional;
+    let db = sled::open(dir)?;
+    let trees = ["events", "deliveries", "due", "idempotency"]
+        .iter()
+        .map(|name| db.open_tree(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let event = vec![b'e'; 950];
+    let delivery = vec![b'd'; 250];
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    let mut n: u64 = 0;
+    while start.elapsed() < duration && n < 5_000_000 {
+        let t = Instant::now();
+        let first = n;
+        n += batch as u64;
+        trees[..]
+            .transaction(|t| {
+                for i in first..n {
+                    let id = format!("{i:026}");
+                    let idem = format!("app\0k{i}");
+                    t[3].get(idem.as_bytes())?;
+                    t[0].insert(format!("evt_{id}").as_bytes(), event.as_slice())?;
+                    t[1].insert(format!("dlv_{id}").as_bytes(), delivery.as_slice())?;
+                    t[2].insert([&i.to_be_bytes()[..], id.as_bytes()].concat(), &[][..])?;
+                    t[3].insert(idem.as_bytes(), &i.to_be_bytes()[..])?;
+                }
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                sled::transaction::TransactionError::Storage(e) => ProbeError::Sled(e),
+                sled::transaction::TransactionError::Abort(()) => {
+                    ProbeError::Task("the probe's transaction aborted".into())
+                }
+            })?;
+        db.flush()?;
+        latencies.extend(std::iter::repeat_n(t.elapsed(), batch));
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    #[allow(clippy::cast_precision_loss)]
+    let mean_batch = Some(batch as f64);
+    Ok(Probe {
+        ops: n,
+        elapsed,
+        latencies,
+        mean_batch,
+    })
+}
+
 /// `writers` tasks on the current tokio runtime, each enqueueing one event
 /// (300-byte body) with one delivery (600-byte payload) after another into
 /// a fresh outbox at `dir` for `duration`: durable enqueues under group
