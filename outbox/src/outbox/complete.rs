@@ -67,8 +67,12 @@ pub(crate) struct Recorder {
 }
 
 /// Ends the leases of the completions that were accepted.
-fn end_leases(leases: &mut Leases, jobs: &[&CompleteJob], out: &[Completion]) {
-    for (job, c) in jobs.iter().zip(out) {
+fn end_leases<'a>(
+    leases: &mut Leases,
+    jobs: impl IntoIterator<Item = &'a CompleteJob>,
+    out: &[Completion],
+) {
+    for (job, c) in jobs.into_iter().zip(out) {
         if !matches!(c, Completion::LeaseLost { .. }) {
             leases.end(&job.delivery_id, job.token);
         }
@@ -102,7 +106,7 @@ impl Recorder {
         });
         let results: Vec<Result<Completion, OutboxError>> = match r {
             Ok((out, moves)) => {
-                end_leases(&mut leases, &jobs.iter().collect::<Vec<_>>(), &out);
+                end_leases(&mut leases, jobs, &out);
                 apply_moves(&self.depth, &moves);
                 out.into_iter().map(Ok).collect()
             }
@@ -134,7 +138,7 @@ impl Recorder {
         });
         match r {
             Ok((c, moves)) => {
-                end_leases(leases, &[job], std::slice::from_ref(&c));
+                end_leases(leases, [job], std::slice::from_ref(&c));
                 apply_moves(&self.depth, &moves);
                 Ok(c)
             }
