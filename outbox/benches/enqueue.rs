@@ -1,7 +1,7 @@
 //! Durable enqueue throughput and latency at 1, 16, 128 and 1024 concurrent
 //! writers, next to bare sled baselines measured in the same run
 //! (insert + flush each; insert without flush; the outbox's own write
-//! pattern, four keys per enqueue in batched transactions, without the
+//! pattern, two keys per enqueue in batched transactions, without the
 //! outbox around it). Run with
 //! `cargo bench -p carillon-outbox --bench enqueue`; `OUTBOX_BENCH_SECS`
 //! sets the duration of each row (default 3). The probes themselves are
@@ -53,7 +53,7 @@ fn main() {
             probe: probe::bare_sled(&base.path().join("noflush"), false, dur).unwrap(),
         },
         Row {
-            name: "sled, enqueue shape (4 keys, tx of 64 + flush)".into(),
+            name: "sled, enqueue shape (2 keys, tx of 64 + flush)".into(),
             probe: probe::bare_sled_enqueue_shape(&base.path().join("shape"), 64, dur).unwrap(),
         },
     ];

@@ -6,11 +6,13 @@
 //! | `meta`        | `schema_version`; `lease_epoch`            | `u32` big-endian; `u64` big-endian |
 //! | `events`      | event id (`evt_…`)                         | `EventRecord` (binary): event, body, every delivery's destination, id and payload |
 //! | `deliveries`  | delivery id (`dlv_…`)                      | `DeliveryRecord` (JSON) |
-//! | `due`         | time (`u64` BE ms) ‖ delivery id           | empty: due time of a pending or scheduled delivery (kept while it is leased; leases are in memory) |
 //! | `dead`        | destination ‖ `0x00` ‖ delivery id         | empty |
-//! | `idempotency` | source ‖ `0x00` ‖ idempotency key          | inserted-at (`u64` BE ms) ‖ event id |
 //! | `attempts`    | delivery id ‖ sequence (`u32` BE)          | `AttemptRecord` (JSON), not for the delivering attempt |
 //! | `delivered`   | delivered-at (`u64` BE ms) ‖ delivery id   | empty: the purge index |
+//!
+//! The due index and the idempotency index are kept in memory and rebuilt
+//! at open (`due`, `idempotency`); schema 2 stored them in trees of those
+//! names, which `migrate` drops.
 //!
 //! Schema 1 also had a `bodies` tree (event id or delivery id → raw body or
 //! payload); schema 2 moved the blobs into the event record and `migrate`
@@ -27,8 +29,10 @@ pub(crate) const EVENTS: &str = "events";
 /// Schema 1's blob tree, read only by the migration.
 pub(crate) const BODIES: &str = "bodies";
 pub(crate) const DELIVERIES: &str = "deliveries";
+/// Schema 2's due index, dropped by the migration to 3.
 pub(crate) const DUE: &str = "due";
 pub(crate) const DEAD: &str = "dead";
+/// Schema 2's idempotency index, dropped by the migration to 3.
 pub(crate) const IDEMPOTENCY: &str = "idempotency";
 pub(crate) const ATTEMPTS: &str = "attempts";
 pub(crate) const DELIVERED: &str = "delivered";
@@ -41,30 +45,14 @@ pub(crate) const SCHEMA_VERSION: &[u8] = b"schema_version";
 pub(crate) const LEASE_EPOCH: &[u8] = b"lease_epoch";
 
 /// All transactional trees, in slot order.
-pub(crate) const TX_TREES: [&str; 7] = [
-    EVENTS,
-    DELIVERIES,
-    DUE,
-    DEAD,
-    IDEMPOTENCY,
-    ATTEMPTS,
-    DELIVERED,
-];
+pub(crate) const TX_TREES: [&str; 5] = [EVENTS, DELIVERIES, DEAD, ATTEMPTS, DELIVERED];
 
-/// `time ‖ id`: keys of the `due` and `delivered` indexes.
+/// `time ‖ id`: keys of the `delivered` index (and schema 2's `due`).
 pub(crate) fn time_key(at: Timestamp, id: &DeliveryId) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + id.as_str().len());
     k.extend_from_slice(&at.to_be_bytes());
     k.extend_from_slice(id.as_str().as_bytes());
     k
-}
-
-/// The first key strictly after every `time_key(t, _)` with `t <= at`.
-pub(crate) fn time_upper_bound(at: Timestamp) -> Vec<u8> {
-    match at.as_millis().checked_add(1) {
-        Some(next) => next.to_be_bytes().to_vec(),
-        None => vec![0xff; 9],
-    }
 }
 
 /// Splits a `time ‖ id` key.
@@ -113,14 +101,6 @@ pub(crate) fn idempotency_value(at: Timestamp, event_id: &str) -> Vec<u8> {
     v.extend_from_slice(&at.to_be_bytes());
     v.extend_from_slice(event_id.as_bytes());
     v
-}
-
-/// Splits an idempotency value.
-pub(crate) fn split_idempotency_value(v: &[u8]) -> Option<(Timestamp, crate::EventId)> {
-    let (t, id) = v.split_at_checked(8)?;
-    let t = u64::from_be_bytes(t.try_into().ok()?);
-    let id = crate::EventId::parse(std::str::from_utf8(id).ok()?)?;
-    Some((Timestamp::from_millis(t), id))
 }
 
 /// `delivery id ‖ seq`: an attempt key.

@@ -9,8 +9,8 @@
 //! map here is what makes it claimed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::due::DueKey;
 use crate::id::DeliveryId;
 use crate::state::{Claimed, StateKind};
 use crate::time::Timestamp;
@@ -47,10 +47,11 @@ impl Lease {
 pub(crate) struct Leases {
     held: HashMap<DeliveryId, Lease>,
     /// Where a scan of the due index for unleased entries starts: every
-    /// unleased entry is at or after this key, once the [`DueFloor`] is
-    /// applied. The leased entries, which stay in the index at their due
-    /// time, are mostly before it, so claims do not walk over them again.
-    scan_from: Vec<u8>,
+    /// unleased entry is at or after this key, once the index's floor (the
+    /// earliest entry added since the last scan) is applied. The leased
+    /// entries, which stay in the index at their due time, are mostly
+    /// before it, so claims do not walk over them again.
+    scan_from: DueKey,
     /// The next token: the open's epoch in the high bits, so a claim made
     /// before a reopen never matches one made after it.
     next_token: u64,
@@ -64,26 +65,25 @@ impl Leases {
     pub fn new(epoch: u64) -> Self {
         Leases {
             held: HashMap::new(),
-            scan_from: Vec::new(),
+            scan_from: (0, 0),
             next_token: (epoch << CLAIM_BITS) | 1,
         }
     }
 
-    /// Where to start scanning the due index, after lowering it to what
-    /// was inserted since the last scan.
-    pub fn scan_from(&mut self, floor: &DueFloor) -> &[u8] {
-        if let Some(ms) = floor.take() {
-            let key = ms.to_be_bytes();
-            if key.as_slice() < self.scan_from.as_slice() {
-                self.scan_from = key.to_vec();
-            }
+    /// Where to start scanning the due index, after lowering it to
+    /// `floor`, the earliest entry added since the last scan.
+    pub fn scan_from(&mut self, floor: Option<DueKey>) -> DueKey {
+        if let Some(f) = floor
+            && f < self.scan_from
+        {
+            self.scan_from = f;
         }
-        &self.scan_from
+        self.scan_from
     }
 
     /// Every unleased due entry before `key` was looked at and is now
     /// leased: later scans may start at `key`.
-    pub fn advance_scan(&mut self, key: Vec<u8>) {
+    pub fn advance_scan(&mut self, key: DueKey) {
         if key > self.scan_from {
             self.scan_from = key;
         }
@@ -152,33 +152,8 @@ impl Leases {
     /// Ends every lease; returns them. Their due entries are unleased
     /// again wherever they are, so scans start from the beginning.
     pub fn clear(&mut self) -> Vec<Lease> {
-        self.scan_from.clear();
+        self.scan_from = (0, 0);
         self.held.drain().map(|(_, l)| l).collect()
-    }
-}
-
-/// The earliest due time inserted into the due index since the last scan
-/// (`u64::MAX`: none). Writers lower it without taking the lease lock (the
-/// enqueue committer must not wait for a claim); a scan takes it.
-#[derive(Debug)]
-pub(crate) struct DueFloor(AtomicU64);
-
-impl DueFloor {
-    pub fn new() -> Self {
-        DueFloor(AtomicU64::new(u64::MAX))
-    }
-
-    /// Notes a due entry inserted at `at`. Called inside transactions: an
-    /// aborted one only makes a scan start earlier than it needed to.
-    pub fn lower(&self, at: Timestamp) {
-        self.0.fetch_min(at.as_millis(), Ordering::AcqRel);
-    }
-
-    fn take(&self) -> Option<u64> {
-        match self.0.swap(u64::MAX, Ordering::AcqRel) {
-            u64::MAX => None,
-            ms => Some(ms),
-        }
     }
 }
 
@@ -208,18 +183,14 @@ mod tests {
     #[test]
     fn the_scan_start_only_moves_forward_unless_something_earlier_arrives() {
         let mut l = Leases::new(1);
-        let floor = DueFloor::new();
-        assert!(l.scan_from(&floor).is_empty());
-        l.advance_scan(50u64.to_be_bytes().to_vec());
-        l.advance_scan(40u64.to_be_bytes().to_vec());
-        assert_eq!(l.scan_from(&floor), 50u64.to_be_bytes());
-        floor.lower(Timestamp::from_millis(70));
-        assert_eq!(l.scan_from(&floor), 50u64.to_be_bytes(), "later: no change");
-        floor.lower(Timestamp::from_millis(30));
-        floor.lower(Timestamp::from_millis(45));
-        assert_eq!(l.scan_from(&floor), 30u64.to_be_bytes());
+        assert_eq!(l.scan_from(None), (0, 0));
+        l.advance_scan((50, 0));
+        l.advance_scan((40, 0));
+        assert_eq!(l.scan_from(None), (50, 0));
+        assert_eq!(l.scan_from(Some((70, 0))), (50, 0), "later: no change");
+        assert_eq!(l.scan_from(Some((30, 5))), (30, 5));
         l.clear();
-        assert!(l.scan_from(&floor).is_empty());
+        assert_eq!(l.scan_from(None), (0, 0));
     }
 
     #[test]

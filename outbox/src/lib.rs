@@ -5,11 +5,13 @@
 //!
 //! # Durability contract
 //!
-//! When [`Outbox::enqueue`] returns `Ok`, the event, its deliveries, their
-//! due-index entries and the idempotency entry were written in **one** sled
-//! transaction *and* a `flush` (fsync) that started after that transaction
-//! committed has completed: they survive a crash, all together or not at
-//! all. That is when the gateway may answer 202. Concurrent enqueues share
+//! When [`Outbox::enqueue`] returns `Ok`, the event record (with its
+//! source, idempotency key, time, body and payloads) and its delivery
+//! records were written in **one** sled transaction *and* a `flush` (fsync)
+//! that started after that transaction committed has completed: they
+//! survive a crash, all together or not at all. Those records are all an
+//! enqueue writes: the due index and the idempotency index are derived from
+//! them, kept in memory and rebuilt at open (see below). That is when the gateway may answer 202. Concurrent enqueues share
 //! the transaction and the flush (group commit, see `commit`): a dedicated
 //! thread writes every queued enqueue in one transaction (each enqueue is
 //! checked before any of its writes, so a refused one writes nothing),
@@ -38,6 +40,12 @@
 //!   └──requeue── Dead ◀┘ Dead(fallback?) ── + one new Pending delivery to the fallback
 //! ```
 //!
+//! - The **due index** (pending and scheduled deliveries by due time, then
+//!   id) is kept in memory (`due`): rebuilt at open in the scan that counts
+//!   deliveries by state, changed by each writer only after its
+//!   transaction committed. Sled's cost is about its cost per key, so an
+//!   enqueue that also wrote a due entry and an idempotency entry ran at
+//!   0.6 of one that writes two records (BENCHMARKS.md).
 //! - A claim leases the delivery to an owner until `now + lease` under a
 //!   new token. Leases are kept **in memory**, not written: sled admits one
 //!   process per database, so a lease can only ever matter to the process
@@ -72,9 +80,7 @@
 //! | `meta`        | `schema_version`, `lease_epoch`            | `u32` BE, `u64` BE (opens so far) |
 //! | `events`      | `evt_…`                                    | event record (binary): body, deliveries and their payloads |
 //! | `deliveries`  | `dlv_…`                                    | delivery record (JSON) |
-//! | `due`         | `u64` BE ms ‖ `dlv_…`                      | empty: due time (kept while leased) |
 //! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
-//! | `idempotency` | source ‖ `0x00` ‖ key                      | inserted-at `u64` BE ms ‖ `evt_…` |
 //! | `attempts`    | `dlv_…` ‖ seq `u32` BE                     | attempt record (JSON), all but the delivering one |
 //! | `delivered`   | delivered-at `u64` BE ms ‖ `dlv_…`         | empty (purge index) |
 //!
@@ -83,7 +89,10 @@
 //! Records are private and versioned: the event record is a compact binary
 //! encoding holding the body and every payload (one write per event);
 //! delivery and attempt records are JSON and hold no blobs. A payload stays
-//! in its event until the event is purged. The schema version (2) is
+//! in its event until the event is purged. The idempotency index (source,
+//! key → event) is in memory too (`idempotency`), rebuilt at open from the
+//! events received within the window: ids start with their time, so that
+//! is one range scan of the newest events. The schema version (3) is
 //! checked at open by
 //! [`migrate::migrate`]: older versions are upgraded one transaction per
 //! version step, newer ones refused.
@@ -96,8 +105,10 @@
 //! be exceeded by the deliveries of writers already past the check).
 
 mod commit;
+mod due;
 mod error;
 mod id;
+mod idempotency;
 mod keys;
 mod leases;
 pub mod migrate;

@@ -16,8 +16,14 @@
 //!   received_at, deliveries: [{destination, id}]}`, and a `bodies` tree
 //!   held the event body (key: event id) and each delivery payload (key:
 //!   delivery id) raw.
-//! - **2** (current): the layout in `keys`: the event record is binary and
-//!   carries the body and every payload; `bodies` is empty.
+//! - **2**: the event record is binary and carries the body and every
+//!   payload; `bodies` is empty. A `due` tree (`u64` BE ms ‖ delivery id →
+//!   empty) indexed pending and scheduled deliveries by due time, and an
+//!   `idempotency` tree (source ‖ `0x00` ‖ key → `u64` BE ms ‖ event id)
+//!   held accepted keys.
+//! - **3** (current): the layout in `keys`. Both indexes are kept in
+//!   memory and rebuilt at open from the delivery and event records, which
+//!   hold everything they held; the migration drops the two trees.
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -40,7 +46,7 @@ struct V1Event {
 use crate::time::Timestamp;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// An upgrade that [`migrate`] performed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +123,10 @@ pub fn migrate(db: &sled::Db) -> Result<Option<Migration>, OpenError> {
     if found == 0 {
         v0_to_v1(db, &meta).map_err(storage)?;
     }
-    v1_to_v2(db, &meta).map_err(storage)?;
+    if found <= 1 {
+        v1_to_v2(db, &meta).map_err(storage)?;
+    }
+    v2_to_v3(db, &meta).map_err(storage)?;
     Ok(Some(Migration {
         from: found,
         to: SCHEMA_VERSION,
@@ -289,6 +298,19 @@ fn v1_to_v2(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
         Err(TransactionError::Abort(e)) => Err(e),
         Err(TransactionError::Storage(e)) => Err(e.into()),
     }?;
+    db.flush()?;
+    Ok(())
+}
+
+/// Drops the stored due and idempotency indexes (rebuilt in memory at open
+/// from the records), then writes version 3. A crash in between leaves
+/// version 2, and the next open drops whatever is left again.
+fn v2_to_v3(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
+    for tree in [keys::DUE, keys::IDEMPOTENCY] {
+        db.drop_tree(tree)?;
+    }
+    db.flush()?;
+    meta.insert(keys::SCHEMA_VERSION, &3u32.to_be_bytes())?;
     db.flush()?;
     Ok(())
 }

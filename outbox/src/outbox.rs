@@ -2,6 +2,7 @@
 //! state change is one sled transaction across the trees it touches; only
 //! `enqueue` waits for a flush (see the crate docs for why).
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -12,10 +13,12 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use self::complete::{CompleteJob, Recorder};
 use crate::commit::{Durability, FlushStats, GroupCommit, Policy, WaitError};
+use crate::due::{self, DueChange, DueChanges, DueIndex, DueKey};
 use crate::error::{EnqueueError, OpenError, OutboxError};
 use crate::id::{DeliveryId, EventId, IdGen};
+use crate::idempotency::Idempotency;
 use crate::keys;
-use crate::leases::{DueFloor, Leases};
+use crate::leases::Leases;
 use crate::migrate;
 use crate::record::{
     self, AttemptRecord, DeliveryRecord, DeliveryRef, EventRecord, RECORD_VERSION, StoredOutcome,
@@ -32,18 +35,14 @@ mod complete;
 // Slots of the transactional trees, in `keys::TX_TREES` order.
 const EV: usize = 0;
 const DL: usize = 1;
-const DU: usize = 2;
-const DE: usize = 3;
-const ID: usize = 4;
-const AT: usize = 5;
-const DV: usize = 6;
+const DE: usize = 2;
+const AT: usize = 3;
+const DV: usize = 4;
 
 // Slots of the trees `enqueue` writes, in `Writer::trees`: the batch
 // transaction spans only these (sled's per-tree transaction cost).
 const W_EV: usize = 0;
 const W_DL: usize = 1;
-const W_DU: usize = 2;
-const W_ID: usize = 3;
 
 /// Deliveries handled per transaction by bulk operations (requeue, purge).
 const CHUNK: usize = 256;
@@ -151,7 +150,7 @@ fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
 struct JobDelivery {
     key: sled::IVec,
     record: sled::IVec,
-    due: sled::IVec,
+    due: DueKey,
 }
 
 /// One `enqueue`, encoded by the caller and written by the committer.
@@ -159,10 +158,11 @@ struct JobDelivery {
 /// reference counts, not bytes.
 pub(crate) struct EnqueueJob {
     now: Timestamp,
+    event_raw: u128,
     event_key: sled::IVec,
     event: sled::IVec,
-    idempotency: Option<sled::IVec>,
-    idempotency_value: sled::IVec,
+    /// `source ‖ 0x00 ‖ key`, when the event carries an idempotency key.
+    idempotency: Option<Box<[u8]>>,
     deliveries: Vec<JobDelivery>,
 }
 
@@ -178,10 +178,13 @@ pub(crate) enum JobOutcome {
 struct Writer {
     trees: Vec<sled::Tree>,
     depth: Arc<Mutex<Depth>>,
-    due_floor: Arc<DueFloor>,
-    idempotency_window: Duration,
+    due: Arc<Mutex<DueIndex>>,
+    idempotency: Arc<Mutex<Idempotency>>,
     max_pending: u64,
 }
+
+/// The idempotency keys accepted so far in one batch, and by which job.
+type BatchKeys<'a> = HashMap<&'a [u8], usize>;
 
 impl Writer {
     /// Writes a batch of enqueues in one transaction. Each job is checked
@@ -190,14 +193,18 @@ impl Writer {
     /// see earlier ones of the same batch (a repeated key is a duplicate).
     fn apply(&self, jobs: &[EnqueueJob]) -> Vec<(JobOutcome, Durability)> {
         let start_active = lock(&self.depth).active();
+        // Held across the transaction and the additions after it: only
+        // this thread adds keys, and `purge_idempotency` waits.
+        let mut idem = lock(&self.idempotency);
         // A batch that accepts nothing aborts: refusals write nothing (and
         // sled's commit would still seal and write log buffers).
         let r =
             <[sled::Tree] as Transactional<Vec<JobOutcome>>>::transaction(&self.trees[..], |t| {
                 let mut active = start_active;
                 let mut out = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    out.push(self.apply_one(t, job, &mut active)?);
+                let mut batch = BatchKeys::new();
+                for i in 0..jobs.len() {
+                    out.push(self.apply_one(t, jobs, i, &idem, &mut batch, &mut active)?);
                 }
                 if out.iter().any(|o| matches!(o, JobOutcome::Accepted)) {
                     Ok(out)
@@ -219,18 +226,32 @@ impl Writer {
                     .collect();
             }
         };
-        let added: usize = out
-            .iter()
-            .zip(jobs)
-            .filter(|(o, _)| matches!(o, JobOutcome::Accepted))
-            .map(|(_, j)| j.deliveries.len())
-            .sum();
+        // Committed: the in-memory indexes learn what was accepted.
+        let accepted = || {
+            out.iter()
+                .zip(jobs)
+                .filter(|(o, _)| matches!(o, JobOutcome::Accepted))
+                .map(|(_, j)| j)
+        };
+        let added: usize = accepted().map(|j| j.deliveries.len()).sum();
         if added > 0 {
+            {
+                let mut due = lock(&self.due);
+                for d in accepted().flat_map(|j| &j.deliveries) {
+                    due.add(d.due);
+                }
+            }
             let mut d = lock(&self.depth);
             for _ in 0..added {
                 d.apply(None, Some(StateKind::Pending));
             }
         }
+        for j in accepted() {
+            if let Some(k) = &j.idempotency {
+                idem.insert(k.clone(), j.now, j.event_raw);
+            }
+        }
+        drop(idem);
         out.into_iter()
             .map(|o| {
                 let when = match o {
@@ -244,23 +265,26 @@ impl Writer {
             .collect()
     }
 
-    fn apply_one(
+    /// Checks and writes `jobs[index]`; `batch` holds the keys the
+    /// batch's earlier jobs accepted (not yet in `idem`).
+    fn apply_one<'a>(
         &self,
         t: &[TransactionalTree],
-        job: &EnqueueJob,
+        jobs: &'a [EnqueueJob],
+        index: usize,
+        idem: &Idempotency,
+        batch: &mut BatchKeys<'a>,
         active: &mut u64,
     ) -> Result<JobOutcome, ConflictableTransactionError<Vec<JobOutcome>>> {
-        if let Some(ik) = &job.idempotency
-            && let Some(v) = t[W_ID].get(ik)?
-        {
-            let Some((at, earlier)) = keys::split_idempotency_value(&v) else {
-                return Ok(JobOutcome::Failed(corrupt(
-                    keys::IDEMPOTENCY,
-                    ik,
-                    "malformed value",
-                )));
+        let job = &jobs[index];
+        if let Some(ik) = &job.idempotency {
+            // An earlier job of this batch, or an earlier batch.
+            let earlier = match batch.get(&ik[..]) {
+                Some(&j) => Some(jobs[j].event_raw),
+                None => idem.get(ik, job.now).map(|(_, raw)| raw),
             };
-            if job.now < at.saturating_add(self.idempotency_window) {
+            if let Some(raw) = earlier {
+                let earlier = EventId::from_raw(raw);
                 let ek = earlier.as_str().as_bytes();
                 let pairs = match t[W_EV].get(ek)? {
                     None => Vec::new(),
@@ -285,11 +309,11 @@ impl Writer {
         t[W_EV].insert(job.event_key.clone(), job.event.clone())?;
         for d in &job.deliveries {
             t[W_DL].insert(d.key.clone(), d.record.clone())?;
-            t[W_DU].insert(d.due.clone(), sled::IVec::default())?;
-            self.due_floor.lower(job.now);
         }
+        // The due and idempotency entries are added to memory once the
+        // batch committed (see `apply`).
         if let Some(ik) = &job.idempotency {
-            t[W_ID].insert(ik.clone(), job.idempotency_value.clone())?;
+            batch.insert(ik, index);
         }
         *active = active.saturating_add(n);
         Ok(JobOutcome::Accepted)
@@ -336,9 +360,10 @@ pub struct Outbox {
     depth: Arc<Mutex<Depth>>,
     /// Which deliveries are claimed (in memory only; see `leases`).
     leases: Arc<Mutex<Leases>>,
-    /// The earliest due entry written since the last claim scan.
-    due_floor: Arc<DueFloor>,
-    idempotency_window: Duration,
+    /// The due index (in memory; see `due`).
+    due: Arc<Mutex<DueIndex>>,
+    /// The idempotency index (in memory; see `idempotency`).
+    idempotency: Arc<Mutex<Idempotency>>,
     retry_after: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -374,17 +399,25 @@ impl Outbox {
             .map_err(|e| storage(e.into()))?;
         let epoch = next_lease_epoch(&db).map_err(storage)?;
         let ids = IdGen::after(largest_id(&trees).map_err(storage)?);
-        let (mut depth, stored_leases) = count_states(&trees[DL]).map_err(storage)?;
-        void_stored_leases(&trees, stored_leases, config.clock.now(), &mut depth)
-            .map_err(storage)?;
+        let now = config.clock.now();
+        let (mut depth, stored_leases, mut due) = scan_deliveries(&trees[DL]).map_err(storage)?;
+        void_stored_leases(&trees, stored_leases, now, &mut depth, &mut due).map_err(storage)?;
+        let idempotency =
+            recent_idempotency_keys(&trees[EV], now, config.idempotency_window).map_err(storage)?;
+        tracing::debug!(
+            due = due.len(),
+            idempotency_keys = idempotency.len(),
+            "rebuilt the in-memory indexes"
+        );
         let depth = Arc::new(Mutex::new(depth));
         let leases = Arc::new(Mutex::new(Leases::new(epoch)));
-        let due_floor = Arc::new(DueFloor::new());
+        let due = Arc::new(Mutex::new(due));
+        let idempotency = Arc::new(Mutex::new(idempotency));
         let writer = Writer {
-            trees: [EV, DL, DU, ID].iter().map(|&i| trees[i].clone()).collect(),
+            trees: [EV, DL].iter().map(|&i| trees[i].clone()).collect(),
             depth: Arc::clone(&depth),
-            due_floor: Arc::clone(&due_floor),
-            idempotency_window: config.idempotency_window,
+            due: Arc::clone(&due),
+            idempotency: Arc::clone(&idempotency),
             max_pending: config.max_pending,
         };
         let commit = GroupCommit::start(
@@ -398,7 +431,7 @@ impl Outbox {
             trees: trees.clone(),
             depth: Arc::clone(&depth),
             leases: Arc::clone(&leases),
-            due_floor: Arc::clone(&due_floor),
+            due: Arc::clone(&due),
         });
         let shared = Arc::clone(&recorder);
         let outcomes = GroupCommit::start(
@@ -423,8 +456,8 @@ impl Outbox {
             ids,
             depth,
             leases,
-            due_floor,
-            idempotency_window: config.idempotency_window,
+            due,
+            idempotency,
             retry_after: config.backpressure_retry_after,
             clock: config.clock,
         })
@@ -467,7 +500,7 @@ impl Outbox {
         let idem = event
             .idempotency_key
             .as_deref()
-            .map(|k| sled::IVec::from(keys::idempotency_key(&event.source, k)));
+            .map(|k| keys::idempotency_key(&event.source, k).into_boxed_slice());
         let destinations: Vec<String> = deliveries.iter().map(|d| d.destination.clone()).collect();
         // One record holds the event, its body and every payload: one write.
         let mut rec = EventRecord {
@@ -486,7 +519,8 @@ impl Outbox {
         };
         // Ids and records are made here, on the caller's thread, so the
         // committer only runs the transaction.
-        let event_id = EventId::from_raw(self.ids.next(now));
+        let event_raw = self.ids.next(now);
+        let event_id = EventId::from_raw(event_raw);
         let ids: Vec<DeliveryId> = destinations
             .iter()
             .map(|_| DeliveryId::from_raw(self.ids.next(now)))
@@ -515,15 +549,15 @@ impl Outbox {
             rows.push(JobDelivery {
                 key: sled::IVec::from(dk),
                 record: record::encode(keys::DELIVERIES, dk, &drec)?.into(),
-                due: keys::time_key(now, id).into(),
+                due: due::due_key(now, id),
             });
         }
         let job = EnqueueJob {
             now,
+            event_raw,
             event_key: sled::IVec::from(ek),
             event: rec.encode().into(),
             idempotency: idem,
-            idempotency_value: keys::idempotency_value(now, event_id.as_str()).into(),
             deliveries: rows,
         };
         let outcome = self.commit.submit(job).await.map_err(|e| match e {
@@ -562,29 +596,28 @@ impl Outbox {
         }
         let lease_until = now.saturating_add(lease);
         // Held for the whole claim, so concurrent claimers never take the
-        // same delivery. Completions hold it across their transaction too;
-        // both take it before any sled lock, so they cannot deadlock.
+        // same delivery. Completions hold it across their transaction and
+        // their change to the due index; both take it before the index's
+        // lock and any sled lock, so they cannot deadlock.
         let mut leases = lock(&self.leases);
         // Candidates: unleased entries of the due index, and expired leases
         // (ordered by their expiry), merged in time order.
-        let upper = keys::time_upper_bound(now);
-        let from = leases.scan_from(&self.due_floor).to_vec();
         let mut due: Vec<(Timestamp, DeliveryId, bool)> = Vec::with_capacity(limit);
         // Where the next scan may start if everything taken here is claimed.
-        let mut scanned_to = upper.clone();
-        for kv in self.trees[DU].range(from..upper.clone()) {
-            let (k, _) = kv?;
-            let Some((at, id)) = keys::split_time_key(&k) else {
-                return Err(corrupt(keys::DUE, &k, "malformed due key"));
-            };
-            if leases.contains(&id) {
-                continue;
-            }
-            due.push((at, id, false));
-            if due.len() == limit {
-                // The smallest key after this one.
-                scanned_to = [k.as_ref(), &[0]].concat();
-                break;
+        let mut scanned_to: DueKey = (now.as_millis().saturating_add(1), 0);
+        {
+            let mut index = lock(&self.due);
+            let from = leases.scan_from(index.take_floor());
+            for key in index.range(from, Some(now.as_millis())) {
+                let id = DeliveryId::from_raw(key.1);
+                if leases.contains(&id) {
+                    continue;
+                }
+                due.push((Timestamp::from_millis(key.0), id, false));
+                if due.len() == limit {
+                    scanned_to = due::after(key);
+                    break;
+                }
             }
         }
         due.extend(
@@ -597,7 +630,7 @@ impl Outbox {
         // Index entries that lose their place to expired leases stay
         // unleased: the next scan must start at the first of them.
         if let Some((at, id, _)) = due.get(limit..).and_then(|rest| rest.iter().find(|c| !c.2)) {
-            scanned_to = keys::time_key(*at, id);
+            scanned_to = due::due_key(*at, id);
         }
         due.truncate(limit);
         let mut claims = Vec::with_capacity(due.len());
@@ -605,7 +638,11 @@ impl Outbox {
         for (at, id, reclaim) in due {
             let dk = id.as_str().as_bytes();
             let Some(b) = self.trees[DL].get(dk)? else {
-                return Err(corrupt(keys::DUE, dk, "due entry without a delivery"));
+                return Err(corrupt(
+                    keys::DELIVERIES,
+                    dk,
+                    "due-index entry without a delivery",
+                ));
             };
             let rec: DeliveryRecord = record::decode(keys::DELIVERIES, dk, &b)?;
             let state = DeliveryState::from(rec.state.clone());
@@ -626,9 +663,9 @@ impl Outbox {
             } else {
                 if state.index_time() != Some(at) {
                     return Err(corrupt(
-                        keys::DUE,
-                        &keys::time_key(at, &id),
-                        "due entry disagrees with its delivery",
+                        keys::DELIVERIES,
+                        dk,
+                        "the due index disagrees with the delivery's due time",
                     ));
                 }
                 (at, state.kind(), state.kind())
@@ -684,19 +721,17 @@ impl Outbox {
     /// due or the next lease expires. `None` when nothing is unfinished.
     pub fn next_due(&self) -> Result<Option<Timestamp>, OutboxError> {
         let mut leases = lock(&self.leases);
-        let from = leases.scan_from(&self.due_floor).to_vec();
+        let mut index = lock(&self.due);
+        let from = leases.scan_from(index.take_floor());
         let mut first = None;
-        for kv in self.trees[DU].range(from..) {
-            let (k, _) = kv?;
-            let Some((at, id)) = keys::split_time_key(&k) else {
-                return Err(corrupt(keys::DUE, &k, "malformed due key"));
-            };
+        for key in index.range(from, None) {
             // A leased delivery is next due when its lease expires.
-            if !leases.contains(&id) {
-                first = Some(at);
+            if !leases.contains(&DeliveryId::from_raw(key.1)) {
+                first = Some(Timestamp::from_millis(key.0));
                 break;
             }
         }
+        drop(index);
         Ok(match (first, leases.earliest()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -868,6 +903,7 @@ impl Outbox {
         let r = self.run(|t| {
             let mut out = Vec::new();
             let mut moves = Moves::new();
+            let mut changes = DueChanges::new();
             for id in ids {
                 let Some(mut rec) = tx_get_delivery(t, id)? else {
                     out.push(Requeue::NotFound);
@@ -881,8 +917,7 @@ impl Outbox {
                     }
                 };
                 t[DE].remove(keys::dead_key(&rec.destination, id))?;
-                t[DU].insert(keys::time_key(now, id), &[][..])?;
-                self.due_floor.lower(now);
+                changes.push(DueChange::Add(due::due_key(now, id)));
                 let pending: Pending = dead.requeue(now);
                 rec.state = (&DeliveryState::Pending(pending)).into();
                 rec.attempts = 0;
@@ -890,10 +925,11 @@ impl Outbox {
                 moves.push((Some(StateKind::Dead), Some(StateKind::Pending)));
                 out.push(Requeue::Requeued);
             }
-            Ok((out, moves))
+            Ok((out, moves, changes))
         })?;
         match r {
-            Ok((out, moves)) => {
+            Ok((out, moves, changes)) => {
+                lock(&self.due).apply(&changes);
                 apply_moves(&self.depth, &moves);
                 Ok(out)
             }
@@ -1020,24 +1056,11 @@ impl Outbox {
         Ok(report)
     }
 
-    /// Removes idempotency entries older than the window; returns how many.
-    /// Expired entries are already ignored by `enqueue`; this reclaims space.
+    /// Forgets idempotency keys older than the window; returns how many.
+    /// Expired keys are already ignored by `enqueue`; this reclaims their
+    /// memory.
     pub fn purge_idempotency(&self, now: Timestamp) -> Result<u64, OutboxError> {
-        let mut n = 0;
-        for kv in self.trees[ID].iter() {
-            let (k, v) = kv?;
-            let Some((at, _)) = keys::split_idempotency_value(&v) else {
-                return Err(corrupt(keys::IDEMPOTENCY, &k, "malformed value"));
-            };
-            if now >= at.saturating_add(self.idempotency_window)
-                && self.trees[ID]
-                    .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
-                    .is_ok()
-            {
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(lock(&self.idempotency).purge(now))
     }
 
     /// Deliveries by state (kept in memory, counted at open).
@@ -1098,13 +1121,14 @@ fn next_lease_epoch(db: &sled::Db) -> Result<u64, OutboxError> {
 /// Earlier releases stored leases in delivery records (`Claimed`, indexed
 /// at the lease's expiry). Such a lease belongs to a process that is gone
 /// (sled admits one process per database): each becomes pending, due `now`.
-/// `stored` comes from [`count_states`]'s scan, which counted them as
-/// claimed; `depth` is corrected.
+/// `stored` comes from [`scan_deliveries`], which counted them as claimed
+/// and left them out of the due index; `depth` and `due` are corrected.
 fn void_stored_leases(
     trees: &[sled::Tree],
-    stored: Vec<(sled::IVec, u64)>,
+    stored: Vec<DeliveryId>,
     now: Timestamp,
     depth: &mut Depth,
+    due: &mut DueIndex,
 ) -> Result<(), OutboxError> {
     if stored.is_empty() {
         return Ok(());
@@ -1114,27 +1138,22 @@ fn void_stored_leases(
         "ending leases an earlier release stored; those deliveries are due now"
     );
     let r = <[sled::Tree] as Transactional<Abort>>::transaction(trees, |t| {
-        for (k, lease_until) in &stored {
-            let Some(v) = t[DL].get(k)? else {
+        for id in &stored {
+            let Some(mut rec) = tx_get_delivery(t, id)? else {
                 continue;
             };
-            let mut rec: DeliveryRecord = record::decode(keys::DELIVERIES, k, &v).or_else(abort)?;
             rec.state = record::StoredState::Pending {
                 due: now.as_millis(),
             };
-            let Some(id) = DeliveryId::parse(&String::from_utf8_lossy(k)) else {
-                return abort(corrupt(keys::DELIVERIES, k, "malformed delivery key"));
-            };
-            t[DU].remove(keys::time_key(Timestamp::from_millis(*lease_until), &id))?;
-            t[DU].insert(keys::time_key(now, &id), &[][..])?;
-            tx_put(&t[DL], keys::DELIVERIES, k, &rec)?;
+            tx_put(&t[DL], keys::DELIVERIES, id.as_str().as_bytes(), &rec)?;
         }
         Ok(())
     });
     match r {
         Ok(()) => {
-            for _ in &stored {
+            for id in &stored {
                 depth.apply(Some(StateKind::Claimed), Some(StateKind::Pending));
+                due.add(due::due_key(now, id));
             }
             Ok(())
         }
@@ -1144,18 +1163,59 @@ fn void_stored_leases(
     }
 }
 
-/// Counts deliveries by state, and lists the leases earlier releases stored
-/// (key, expiry) for [`void_stored_leases`]: one scan at open.
-fn count_states(deliveries: &sled::Tree) -> Result<(Depth, Vec<(sled::IVec, u64)>), OutboxError> {
+/// One scan of every delivery at open: counts them by state, rebuilds the
+/// due index from the pending and scheduled ones, and lists the leases
+/// earlier releases stored (for [`void_stored_leases`]).
+fn scan_deliveries(
+    deliveries: &sled::Tree,
+) -> Result<(Depth, Vec<DeliveryId>, DueIndex), OutboxError> {
     let mut d = Depth::default();
     let mut stored = Vec::new();
+    let mut due = DueIndex::default();
     for kv in deliveries.iter() {
         let (k, v) = kv?;
         let rec: DeliveryRecord = record::decode(keys::DELIVERIES, &k, &v)?;
-        if let record::StoredState::Claimed { lease_until, .. } = rec.state {
-            stored.push((k.clone(), lease_until));
+        let state = DeliveryState::from(rec.state);
+        let id = || {
+            std::str::from_utf8(&k)
+                .ok()
+                .and_then(DeliveryId::parse)
+                .ok_or_else(|| corrupt(keys::DELIVERIES, &k, "malformed delivery key"))
+        };
+        match &state {
+            DeliveryState::Claimed(_) => stored.push(id()?),
+            s => {
+                if let Some(at) = s.index_time() {
+                    due.add(due::due_key(at, &id()?));
+                }
+            }
         }
-        d.apply(None, Some(DeliveryState::from(rec.state).kind()));
+        d.apply(None, Some(state.kind()));
     }
-    Ok((d, stored))
+    Ok((d, stored, due))
+}
+
+/// Rebuilds the idempotency index from the events received within
+/// `window` before `now`. An event's id starts with a time no earlier than
+/// its `received_at` (ids never decrease), so the scan starts at the first
+/// id of `now - window` and reads only each record's head.
+fn recent_idempotency_keys(
+    events: &sled::Tree,
+    now: Timestamp,
+    window: Duration,
+) -> Result<Idempotency, OutboxError> {
+    let mut ix = Idempotency::new(window);
+    let since = now.saturating_sub(window).as_millis().min((1 << 48) - 1);
+    let from = EventId::from_raw(u128::from(since) << 80);
+    for kv in events.range(from.as_str().as_bytes()..) {
+        let (k, v) = kv?;
+        let Some((key, at)) = record::idempotency_in(&k, &v)? else {
+            continue;
+        };
+        let raw =
+            crate::id::raw_of_key(&k).ok_or_else(|| corrupt(keys::EVENTS, &k, "malformed id"))?;
+        ix.insert(key.into_boxed_slice(), Timestamp::from_millis(at), raw);
+    }
+    ix.purge(now);
+    Ok(ix)
 }

@@ -174,6 +174,39 @@ pub(crate) fn payload_in<'a>(
     Ok(None)
 }
 
+/// The idempotency key (`source ‖ 0x00 ‖ key`, as `keys::idempotency_key`
+/// makes it) and `received_at` of an encoded event record, read in place:
+/// the open that rebuilds the idempotency index needs nothing else.
+/// `Ok(None)` for an event that carried no key.
+pub(crate) fn idempotency_in(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<Option<(Vec<u8>, u64)>, OutboxError> {
+    let bad = |reason: &str| OutboxError::Corrupt {
+        tree: crate::keys::EVENTS,
+        key: display_key(key),
+        reason: reason.to_owned(),
+    };
+    let mut r = Reader(bytes);
+    match r.u8() {
+        Some(EVENT_RECORD_VERSION) => {}
+        Some(_) => return Err(bad("event record of another version")),
+        None => return Err(bad("empty event record")),
+    }
+    let truncated = || bad("truncated or malformed event record");
+    let received_at = r.u64().ok_or_else(truncated)?;
+    let source = r.bytes().ok_or_else(truncated)?;
+    if r.u8().ok_or_else(truncated)? != 1 {
+        return Ok(None);
+    }
+    let ik = r.bytes().ok_or_else(truncated)?;
+    let mut k = Vec::with_capacity(source.len() + 1 + ik.len());
+    k.extend_from_slice(source);
+    k.push(0);
+    k.extend_from_slice(ik);
+    Ok(Some((k, received_at)))
+}
+
 fn put_len(out: &mut Vec<u8>, n: usize) {
     // Lengths past u32 cannot come from sled values (they are far smaller).
     out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
@@ -431,6 +464,21 @@ mod tests {
             let cut = &bytes[..bytes.len() - 3];
             assert!(payload_in(b"k", cut, "dlv_2").is_err(), "truncated");
         }
+    }
+
+    #[test]
+    fn idempotency_in_reads_the_key_as_the_index_spells_it() {
+        let bytes = sample().encode();
+        assert_eq!(
+            idempotency_in(b"k", &bytes).expect("read"),
+            Some((crate::keys::idempotency_key("app", "k"), 1_700_000_000_000))
+        );
+        let none = EventRecord {
+            idempotency_key: None,
+            ..sample()
+        };
+        assert_eq!(idempotency_in(b"k", &none.encode()).expect("read"), None);
+        assert!(idempotency_in(b"k", &bytes[..12]).is_err(), "truncated");
     }
 
     #[test]

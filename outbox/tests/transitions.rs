@@ -630,9 +630,13 @@ async fn a_lease_stored_by_an_earlier_release_is_voided_at_open() {
         deliveries
             .insert(key, serde_json::to_vec(&rec).expect("json"))
             .expect("insert");
+        // Those releases wrote schema 2, with a stored due index.
+        db.open_tree("meta")
+            .expect("tree")
+            .insert("schema_version", &2u32.to_be_bytes())
+            .expect("insert");
         let due = db.open_tree("due").expect("tree");
         let time_key = |ms: u64| [&ms.to_be_bytes()[..], key].concat();
-        due.remove(time_key(T0)).expect("remove");
         due.insert(time_key(until), &[][..]).expect("insert");
         db.flush().expect("flush");
     }
@@ -839,7 +843,14 @@ fn migrates_a_v1_fixture() {
             .expect("tree")
             .get("schema_version")
             .expect("get");
-        assert_eq!(v.as_deref(), Some(&2u32.to_be_bytes()[..]));
+        assert_eq!(v.as_deref(), Some(&3u32.to_be_bytes()[..]));
+        let names = db.tree_names();
+        for gone in ["due", "idempotency"] {
+            assert!(
+                !names.iter().any(|n| n.as_ref() == gone.as_bytes()),
+                "schema 3 keeps no {gone} tree"
+            );
+        }
     }
     let ob = open_with(dir.path(), &clock, |_| {});
     // Leases end with the process; the delivery is as the migration left it.
@@ -850,30 +861,123 @@ fn migrates_a_v1_fixture() {
     );
 }
 
+/// A key accepted by a v0 release is still a duplicate after the
+/// migrations: schema 3 finds it in the event record.
 #[tokio::test]
 async fn duplicate_is_detected_after_migration() {
-    // (covered above via the idempotency value rewrite) — a duplicate of the
-    // v0 key within the window answers Duplicate.
     let dir = tempfile::tempdir().expect("tempdir");
+    let eid = "evt_01HF00000000000000000000AA";
+    // The time the id spells: ids start with the time they were made.
+    let received = 1_699_733_307_392u64;
     {
         let db = sled::open(dir.path()).expect("sled");
         db.open_tree("meta")
             .expect("tree")
             .insert("schema_version", &0u32.to_be_bytes())
             .expect("insert");
+        let ev = serde_json::json!({
+            "source": "app", "idempotency_key": "k", "received_at": received,
+            "body": [1], "deliveries": [],
+        });
+        db.open_tree("events")
+            .expect("tree")
+            .insert(eid, serde_json::to_vec(&ev).expect("json"))
+            .expect("insert");
         db.open_tree("idempotency")
             .expect("tree")
-            .insert(b"app\0k", &b"evt_01HF00000000000000000000AA"[..])
+            .insert(b"app\0k", eid.as_bytes())
             .expect("insert");
         db.flush().expect("flush");
     }
-    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1000)));
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(received + 1000)));
     let ob = open_with(dir.path(), &clock, |_| {});
     let r = ob
         .enqueue(ev(Some("k")), vec![to("a")])
         .await
         .expect("enqueue");
-    assert!(matches!(r, Enqueued::Duplicate { .. }), "{r:?}");
+    assert!(
+        matches!(&r, Enqueued::Duplicate { event_id, .. } if event_id.as_str() == eid),
+        "{r:?}"
+    );
+}
+
+/// The due and idempotency indexes live in memory; a reopen rebuilds them
+/// from the records: keys within the window are still duplicates, expired
+/// ones are not, and every unfinished delivery is due when it was.
+#[tokio::test]
+async fn reopen_rebuilds_the_due_and_idempotency_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let window = |c: &mut OutboxConfig| c.idempotency_window = Duration::from_secs(60);
+    let ob = open_with(dir.path(), &clock, window);
+    let first = ob
+        .enqueue(ev(Some("old")), vec![to("a")])
+        .await
+        .expect("enqueue");
+    clock.set(t(30_000));
+    let kept = ob
+        .enqueue(ev(Some("kept")), vec![to("b"), to("c")])
+        .await
+        .expect("enqueue");
+    let claim = ob
+        .claim_due(t(30_000), 1, "w", LEASE)
+        .expect("claim")
+        .remove(0);
+    let retry_at = t(90_000);
+    ob.complete(
+        &claim,
+        Outcome::Retry {
+            at: retry_at,
+            error: "503".into(),
+            counts_as_attempt: true,
+        },
+        t(30_001),
+    )
+    .expect("complete");
+    drop(ob);
+    clock.set(t(70_000));
+    let ob = open_with(dir.path(), &clock, window);
+    let again = |key: &'static str| {
+        let ob = &ob;
+        async move {
+            ob.enqueue(ev(Some(key)), vec![to("a")])
+                .await
+                .expect("enqueue")
+        }
+    };
+    let Enqueued::Accepted {
+        event_id: kept_id,
+        deliveries: kept_deliveries,
+    } = kept
+    else {
+        panic!("accepted first: {kept:?}")
+    };
+    assert_eq!(
+        again("kept").await,
+        Enqueued::Duplicate {
+            event_id: kept_id,
+            deliveries: kept_deliveries
+        },
+        "within the window across the reopen"
+    );
+    let Enqueued::Accepted { event_id: old, .. } = first else {
+        panic!("accepted first: {first:?}")
+    };
+    assert!(
+        matches!(again("old").await, Enqueued::Accepted { event_id, .. } if event_id != old),
+        "the window of 'old' ended before the reopen"
+    );
+    // The claim before the reopen took the earliest, "old"'s delivery,
+    // and scheduled it for t90 000. Due now: both of "kept"'s (t30 000)
+    // and the second enqueue of "old" (t70 000).
+    assert_eq!(ob.next_due().expect("next"), Some(t(30_000)));
+    let due = ob.claim_due(t(70_000), 10, "w", LEASE).expect("claim");
+    assert_eq!(due.len(), 3);
+    assert!(due.iter().all(|c| c.delivery_id != claim.delivery_id));
+    assert_eq!(ob.next_due().expect("next"), Some(retry_at));
+    let later = ob.claim_due(retry_at, 10, "w", LEASE).expect("claim");
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].delivery_id, claim.delivery_id);
 }
 
 #[test]
@@ -893,7 +997,7 @@ fn refuses_a_newer_schema() {
             err,
             OpenError::SchemaTooNew {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"

@@ -484,3 +484,22 @@ fn channels_can_be_pinned_to_a_sha256_and_plugins_watched() {
         "{out}"
     );
 }
+
+#[test]
+fn delivered_retention_may_not_be_shorter_than_the_idempotency_window() {
+    let out =
+        problems("[outbox]\nidempotency_window_secs = 7200\ndelivered_retention_secs = 3600\n");
+    assert!(
+        out.contains(
+            "outbox.delivered_retention_secs (line 3, column 28): is 3600 but must be at least \
+             outbox.idempotency_window_secs (7200)"
+        ),
+        "{out}"
+    );
+    let c = parse("[outbox]\nidempotency_window_secs = 3600\ndelivered_retention_secs = 3600\n")
+        .unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(
+        c.outbox.delivered_retention,
+        std::time::Duration::from_secs(3600)
+    );
+}

@@ -311,6 +311,18 @@ pub(super) fn validate(
     c.positive(o.max_pending, &p.key("max_pending"));
     c.positive(o.idempotency_window_secs, &p.key("idempotency_window_secs"));
     c.positive(o.cache_mib, &p.key("cache_mib"));
+    // The idempotency index is rebuilt at start-up from the stored events:
+    // a purge that drops an event inside the window would forget its key.
+    if o.delivered_retention_secs < o.idempotency_window_secs {
+        c.add(
+            &p.key("delivered_retention_secs"),
+            format!(
+                "is {} but must be at least outbox.idempotency_window_secs ({}): \
+                 idempotency keys are remembered through the events they accepted",
+                o.delivered_retention_secs, o.idempotency_window_secs
+            ),
+        );
+    }
     let outbox = OutboxSettings {
         max_pending: o.max_pending,
         idempotency_window: Duration::from_secs(o.idempotency_window_secs),

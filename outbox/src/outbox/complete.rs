@@ -12,14 +12,15 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::{
-    AT, Abort, DE, DL, DU, DV, Moves, Outbox, Tx, abort, apply_moves, corrupt, lock,
-    tx_get_delivery, tx_get_event, tx_put, tx_put_event,
+    AT, Abort, DE, DL, DV, Moves, Outbox, Tx, abort, apply_moves, corrupt, lock, tx_get_delivery,
+    tx_get_event, tx_put, tx_put_event,
 };
 use crate::commit::{Durability, WaitError};
+use crate::due::{DueChange, DueChanges, DueIndex, due_key};
 use crate::error::OutboxError;
 use crate::id::DeliveryId;
 use crate::keys;
-use crate::leases::{DueFloor, Leases};
+use crate::leases::Leases;
 use crate::record::{
     self, AttemptRecord, DeliveryRecord, DeliveryRef, RECORD_VERSION, StoredOutcome,
 };
@@ -63,7 +64,7 @@ pub(crate) struct Recorder {
     pub(crate) trees: Vec<sled::Tree>,
     pub(crate) depth: Arc<Mutex<Depth>>,
     pub(crate) leases: Arc<Mutex<Leases>>,
-    pub(crate) due_floor: Arc<DueFloor>,
+    pub(crate) due: Arc<Mutex<DueIndex>>,
 }
 
 /// Ends the leases of the completions that were accepted.
@@ -84,10 +85,11 @@ impl Recorder {
     /// fallback id collision, both rare), each job runs on its own so one
     /// bad delivery cannot fail the others.
     ///
-    /// The leases are locked across the transaction and the ending of the
-    /// accepted ones, so a completion is checked against the lease and
-    /// ends it atomically. Lock order is leases, then sled (as in
-    /// `claim_due`), so the two cannot deadlock.
+    /// The leases are locked across the transaction, the ending of the
+    /// accepted ones and the change to the due index, so a completion is
+    /// checked against the lease and ends it atomically, and no claim sees
+    /// the index between the commit and its update. Lock order is leases,
+    /// then the due index or sled (as in `claim_due`), so none deadlock.
     pub(crate) fn apply(
         &self,
         jobs: &[CompleteJob],
@@ -97,15 +99,17 @@ impl Recorder {
         let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
             let mut out = Vec::with_capacity(jobs.len());
             let mut moves = Moves::new();
+            let mut changes = DueChanges::new();
             for job in jobs {
-                let (c, m) = complete_in(t, job, held, &self.due_floor)?;
+                let (c, m) = complete_in(t, job, held, &mut changes)?;
                 out.push(c);
                 moves.extend(m);
             }
-            Ok((out, moves))
+            Ok((out, moves, changes))
         });
         let results: Vec<Result<Completion, OutboxError>> = match r {
-            Ok((out, moves)) => {
+            Ok((out, moves, changes)) => {
+                lock(&self.due).apply(&changes);
                 end_leases(&mut leases, jobs, &out);
                 apply_moves(&self.depth, &moves);
                 out.into_iter().map(Ok).collect()
@@ -134,10 +138,13 @@ impl Recorder {
     ) -> Result<Completion, OutboxError> {
         let held = &*leases;
         let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
-            complete_in(t, job, held, &self.due_floor)
+            let mut changes = DueChanges::new();
+            let (c, m) = complete_in(t, job, held, &mut changes)?;
+            Ok((c, m, changes))
         });
         match r {
-            Ok((c, moves)) => {
+            Ok((c, moves, changes)) => {
+                lock(&self.due).apply(&changes);
                 end_leases(leases, [job], std::slice::from_ref(&c));
                 apply_moves(&self.depth, &moves);
                 Ok(c)
@@ -195,12 +202,13 @@ impl Outbox {
     }
 }
 
-/// The transaction of one completion; see [`Outbox::complete`].
+/// The transaction of one completion; see [`Outbox::complete`]. What it
+/// changes in the due index goes to `changes`, applied once it committed.
 fn complete_in(
     t: &[TransactionalTree],
     job: &CompleteJob,
     leases: &Leases,
-    floor: &DueFloor,
+    changes: &mut DueChanges,
 ) -> Tx<(Completion, Moves)> {
     let id = &job.delivery_id;
     let dk = id.as_str().as_bytes();
@@ -240,7 +248,7 @@ fn complete_in(
         ));
     }
     let claimed = lease.claimed();
-    t[DU].remove(keys::time_key(lease.at, id))?;
+    changes.push(DueChange::Remove(due_key(lease.at, id)));
     let seq = rec.log_len;
     let (new_state, stored_outcome, counted, completion) = match &job.outcome {
         Outcome::Delivered { detail } => {
@@ -259,8 +267,7 @@ fn complete_in(
             error,
             counts_as_attempt,
         } => {
-            t[DU].insert(keys::time_key(*at, id), &[][..])?;
-            floor.lower(*at);
+            changes.push(DueChange::Add(due_key(*at, id)));
             (
                 DeliveryState::Scheduled(claimed.retry(*at, error.clone())),
                 StoredOutcome::Retry {
@@ -275,10 +282,7 @@ fn complete_in(
             t[DE].insert(keys::dead_key(&rec.destination, id), &[][..])?;
             let made = match fallback {
                 None => None,
-                Some(dest) => {
-                    floor.lower(job.now);
-                    Some(make_fallback(t, job, dest, &mut rec, &mut moves)?)
-                }
+                Some(dest) => Some(make_fallback(t, job, dest, &mut rec, &mut moves, changes)?),
             };
             (
                 DeliveryState::Dead(claimed.die(now, error.clone())),
@@ -329,6 +333,7 @@ fn make_fallback(
     dest: &str,
     rec: &mut DeliveryRecord,
     moves: &mut Moves,
+    changes: &mut DueChanges,
 ) -> Tx<DeliveryId> {
     let id = &job.delivery_id;
     let dk = id.as_str().as_bytes();
@@ -362,7 +367,7 @@ fn make_fallback(
         },
     };
     tx_put(&t[DL], keys::DELIVERIES, fk, &frec)?;
-    t[DU].insert(keys::time_key(job.now, fallback_id), &[][..])?;
+    changes.push(DueChange::Add(due_key(job.now, fallback_id)));
     ev.deliveries.push(DeliveryRef {
         destination: dest.to_owned(),
         id: fallback_id.as_str().to_owned(),
