@@ -53,7 +53,7 @@ fn main() {
             probe: probe::bare_sled(&base.path().join("noflush"), false, dur).unwrap(),
         },
         Row {
-            name: "sled, enqueue shape (2 keys, tx of 64 + flush)".into(),
+            name: "sled, enqueue shape (1 key, batch of 64 + flush)".into(),
             probe: probe::bare_sled_enqueue_shape(&base.path().join("shape"), 64, dur).unwrap(),
         },
     ];

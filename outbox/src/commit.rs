@@ -1,12 +1,13 @@
-//! Group commit: many enqueues share one sled transaction *and* one flush.
+//! Group commit: many enqueues share one sled write (an atomic batch for
+//! enqueues, a transaction for completions) *and* one flush.
 //!
-//! Why a transaction per batch and not per write: in sled 0.34 every
-//! multi-key transaction (and `apply_batch`) seals the current log buffer
+//! Why one write per batch and not per enqueue: in sled 0.34 every
+//! multi-key transaction and `apply_batch` seals the current log buffer
 //! twice (`pin_log`), and each sealed buffer is written with a waiting
-//! `sync_file_range`: a transaction costs about two device writes even
-//! without `flush`, which capped one-transaction-per-enqueue at the disk's
-//! write rate (~3 k/s here), whatever the flush policy. One transaction per
-//! batch pays that once for the whole batch.
+//! `sync_file_range`: one costs about two device writes even without
+//! `flush`, which capped one-transaction-per-enqueue at the disk's write
+//! rate (~3 k/s here), whatever the flush policy. One per batch pays that
+//! once for the whole batch.
 //!
 //! Writers push a job on a queue and await a oneshot reply (one wake-up
 //! per writer, no broadcast). A dedicated thread takes the queued jobs,

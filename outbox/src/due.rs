@@ -4,8 +4,9 @@
 //! Why not on disk: every enqueue wrote a due entry next to its event and
 //! delivery records, and sled's cost per enqueue is about its cost per key
 //! (four keys ran at 0.6 of two). The index is fully derived: a pending or
-//! scheduled delivery record holds its due time, so `Outbox::open` rebuilds
-//! the index in the scan that already counts deliveries by state.
+//! scheduled delivery record holds its due time (an untouched delivery's is
+//! its event's time), so `Outbox::open` rebuilds the index in the scans
+//! that already count deliveries by state.
 //!
 //! Writers change it only **after** their sled transaction committed (a
 //! retried or aborted transaction must leave no trace here), so the index

@@ -117,6 +117,13 @@ impl IdGen {
         }
     }
 
+    /// A value no later id falls below: one past the last id handed out
+    /// (or past the seed).
+    pub(crate) fn floor(&self) -> u128 {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        ((u128::from(last.0) << TAIL_BITS) | last.1).saturating_add(1)
+    }
+
     /// The next raw id at `now`. A clock that goes backwards keeps the last
     /// timestamp, so ids never decrease.
     pub(crate) fn next(&self, now: Timestamp) -> u128 {

@@ -43,6 +43,9 @@ pub(crate) const SCHEMA_VERSION: &[u8] = b"schema_version";
 /// How many times the outbox was opened (`u64` BE), in [`META`]: the high
 /// bits of lease tokens.
 pub(crate) const LEASE_EPOCH: &[u8] = b"lease_epoch";
+/// The untouched horizon (`u128` BE raw event id), in [`META`]: no event
+/// below it has a delivery without its own record (see `untouched`).
+pub(crate) const UNTOUCHED_FROM: &[u8] = b"untouched_from";
 
 /// All transactional trees, in slot order.
 pub(crate) const TX_TREES: [&str; 5] = [EVENTS, DELIVERIES, DEAD, ATTEMPTS, DELIVERED];

@@ -6,16 +6,19 @@
 //! # Durability contract
 //!
 //! When [`Outbox::enqueue`] returns `Ok`, the event record (with its
-//! source, idempotency key, time, body and payloads) and its delivery
-//! records were written in **one** sled transaction *and* a `flush` (fsync)
-//! that started after that transaction committed has completed: they
-//! survive a crash, all together or not at all. Those records are all an
-//! enqueue writes: the due index and the idempotency index are derived from
-//! them, kept in memory and rebuilt at open (see below). That is when the gateway may answer 202. Concurrent enqueues share
-//! the transaction and the flush (group commit, see `commit`): a dedicated
-//! thread writes every queued enqueue in one transaction (each enqueue is
-//! checked before any of its writes, so a refused one writes nothing),
-//! flushes, then answers each writer on its own channel.
+//! source, idempotency key, time, body, and each delivery's destination,
+//! id and payload) was written in an atomic sled batch *and* a `flush`
+//! (fsync) that started after that batch was applied has completed: it
+//! survives a crash, whole or not at all. That one record is all an
+//! enqueue writes: a delivery gets its own record when it first changes
+//! (until then its event describes it: pending, due when the event was
+//! received, no attempt; see `untouched`), and the due index and the
+//! idempotency index are derived, kept in memory and rebuilt at open (see
+//! below). That is when the gateway may answer 202. Concurrent enqueues share
+//! the batch and the flush (group commit, see `commit`): a dedicated
+//! thread writes every queued enqueue in one batch (each enqueue is
+//! checked before its write, so a refused one writes nothing), flushes,
+//! then answers each writer on its own channel.
 //! `Enqueued::Duplicate` is also returned only after a flush, as the earlier
 //! write may still be in flight.
 //!
@@ -46,6 +49,13 @@
 //!   transaction committed. Sled's cost is about its cost per key, so an
 //!   enqueue that also wrote a due entry and an idempotency entry ran at
 //!   0.6 of one that writes two records (BENCHMARKS.md).
+//! - **Untouched deliveries** (never changed since their enqueue) have no
+//!   record of their own: readers derive it from the event, and the first
+//!   completion writes it. The open finds them by reading the events from
+//!   a stored horizon (`meta/untouched_from`) on, and looking for listed
+//!   deliveries without a record; a purge removes a purged delivery from
+//!   its event, so none reads as untouched by mistake. The horizon is
+//!   stored only once a flush covered every record write it relies on.
 //! - A claim leases the delivery to an owner until `now + lease` under a
 //!   new token. Leases are kept **in memory**, not written: sled admits one
 //!   process per database, so a lease can only ever matter to the process
@@ -77,9 +87,9 @@
 //!
 //! | tree          | key                                        | value |
 //! |---------------|--------------------------------------------|-------|
-//! | `meta`        | `schema_version`, `lease_epoch`            | `u32` BE, `u64` BE (opens so far) |
+//! | `meta`        | `schema_version`, `lease_epoch`, `untouched_from` | `u32` BE, `u64` BE (opens so far), `u128` BE (raw event id) |
 //! | `events`      | `evt_…`                                    | event record (binary): body, deliveries and their payloads |
-//! | `deliveries`  | `dlv_…`                                    | delivery record (JSON) |
+//! | `deliveries`  | `dlv_…`                                    | delivery record (JSON), once the delivery first changed |
 //! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
 //! | `attempts`    | `dlv_…` ‖ seq `u32` BE                     | attempt record (JSON), all but the delivering one |
 //! | `delivered`   | delivered-at `u64` BE ms ‖ `dlv_…`         | empty (purge index) |
@@ -92,7 +102,7 @@
 //! in its event until the event is purged. The idempotency index (source,
 //! key → event) is in memory too (`idempotency`), rebuilt at open from the
 //! events received within the window: ids start with their time, so that
-//! is one range scan of the newest events. The schema version (3) is
+//! is one range scan of the newest events. The schema version (4) is
 //! checked at open by
 //! [`migrate::migrate`]: older versions are upgraded one transaction per
 //! version step, newer ones refused.
@@ -100,7 +110,8 @@
 //! # Counters
 //!
 //! [`Outbox::depth`] is kept in memory, updated after each committed
-//! transaction and recounted from `deliveries` at open. Backpressure reads
+//! transaction and recounted at open from `deliveries` and the untouched
+//! deliveries. Backpressure reads
 //! it, so the bound is exact for one process and soft under races (it may
 //! be exceeded by the deliveries of writers already past the check).
 
@@ -118,6 +129,7 @@ mod record;
 pub mod state;
 mod time;
 mod types;
+mod untouched;
 
 pub use commit::FlushStats;
 pub use error::{EnqueueError, OpenError, OutboxError};

@@ -21,9 +21,14 @@
 //!   empty) indexed pending and scheduled deliveries by due time, and an
 //!   `idempotency` tree (source ‖ `0x00` ‖ key → `u64` BE ms ‖ event id)
 //!   held accepted keys.
-//! - **3** (current): the layout in `keys`. Both indexes are kept in
-//!   memory and rebuilt at open from the delivery and event records, which
-//!   hold everything they held; the migration drops the two trees.
+//! - **3**: both indexes are kept in memory and rebuilt at open from the
+//!   delivery and event records, which hold everything they held; the
+//!   migration drops the two trees. Every delivery has its record.
+//! - **4** (current): the layout in `keys`. A delivery gets its record
+//!   when it first changes; until then its event describes it
+//!   (`untouched`). `meta/untouched_from` bounds which events the open
+//!   reads to find such deliveries; the migration sets it past the last
+//!   event.
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -46,7 +51,7 @@ struct V1Event {
 use crate::time::Timestamp;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// An upgrade that [`migrate`] performed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +131,10 @@ pub fn migrate(db: &sled::Db) -> Result<Option<Migration>, OpenError> {
     if found <= 1 {
         v1_to_v2(db, &meta).map_err(storage)?;
     }
-    v2_to_v3(db, &meta).map_err(storage)?;
+    if found <= 2 {
+        v2_to_v3(db, &meta).map_err(storage)?;
+    }
+    v3_to_v4(db, &meta).map_err(storage)?;
     Ok(Some(Migration {
         from: found,
         to: SCHEMA_VERSION,
@@ -311,6 +319,36 @@ fn v2_to_v3(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
     }
     db.flush()?;
     meta.insert(keys::SCHEMA_VERSION, &3u32.to_be_bytes())?;
+    db.flush()?;
+    Ok(())
+}
+
+/// Every delivery of a schema-3 database has its record, so the untouched
+/// horizon starts past the last event (the open then reads no event to
+/// find untouched deliveries; schema 0 left delivered ones without a
+/// record, which must not read as untouched). Stored with version 4 in one
+/// transaction.
+fn v3_to_v4(db: &sled::Db, meta: &sled::Tree) -> Result<(), OutboxError> {
+    let events = db.open_tree(keys::EVENTS)?;
+    let horizon = match events.last()? {
+        None => 0,
+        Some((k, _)) => crate::id::raw_of_key(&k)
+            .ok_or_else(|| OutboxError::Corrupt {
+                tree: keys::EVENTS,
+                key: keys::display_key(&k),
+                reason: "malformed id".into(),
+            })?
+            .saturating_add(1),
+    };
+    meta.transaction(|tm| {
+        tm.insert(keys::UNTOUCHED_FROM, &horizon.to_be_bytes())?;
+        tm.insert(keys::SCHEMA_VERSION, &4u32.to_be_bytes())?;
+        Ok::<_, ConflictableTransactionError<OutboxError>>(())
+    })
+    .map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    })?;
     db.flush()?;
     Ok(())
 }

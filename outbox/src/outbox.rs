@@ -20,15 +20,14 @@ use crate::idempotency::Idempotency;
 use crate::keys;
 use crate::leases::Leases;
 use crate::migrate;
-use crate::record::{
-    self, AttemptRecord, DeliveryRecord, DeliveryRef, EventRecord, RECORD_VERSION, StoredOutcome,
-};
+use crate::record::{self, AttemptRecord, DeliveryRecord, DeliveryRef, EventRecord, StoredOutcome};
 use crate::state::{DeliveryState, Pending, StateKind};
 use crate::time::{Clock, Timestamp};
 use crate::types::{
     Attempt, AttemptOutcome, Claim, Completion, DeadCursor, DeadLetter, DeadPage, DeliveryView,
     Depth, Enqueued, EventView, NewDelivery, NewEvent, OutboxConfig, PurgeReport, Requeue,
 };
+use crate::untouched::{self, InFlight, Untouched};
 
 mod complete;
 
@@ -38,11 +37,6 @@ const DL: usize = 1;
 const DE: usize = 2;
 const AT: usize = 3;
 const DV: usize = 4;
-
-// Slots of the trees `enqueue` writes, in `Writer::trees`: the batch
-// transaction spans only these (sled's per-tree transaction cost).
-const W_EV: usize = 0;
-const W_DL: usize = 1;
 
 /// Deliveries handled per transaction by bulk operations (requeue, purge).
 const CHUNK: usize = 256;
@@ -146,24 +140,20 @@ fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
     }
 }
 
-/// One delivery of an [`EnqueueJob`], encoded.
-struct JobDelivery {
-    key: sled::IVec,
-    record: sled::IVec,
-    due: DueKey,
-}
-
 /// One `enqueue`, encoded by the caller and written by the committer.
 /// Values are `IVec`s so that re-running the transaction closure clones
 /// reference counts, not bytes.
 pub(crate) struct EnqueueJob {
     now: Timestamp,
-    event_raw: u128,
+    /// The event's id, in flight until the committer is done with the job.
+    flight: InFlight,
     event_key: sled::IVec,
     event: sled::IVec,
     /// `source ‖ 0x00 ‖ key`, when the event carries an idempotency key.
     idempotency: Option<Box<[u8]>>,
-    deliveries: Vec<JobDelivery>,
+    /// Each delivery's due-index entry (due now; the raw id is its second
+    /// half). Deliveries get no record of their own (see `untouched`).
+    deliveries: Vec<DueKey>,
 }
 
 /// The committer's answer to one [`EnqueueJob`].
@@ -176,11 +166,19 @@ pub(crate) enum JobOutcome {
 
 /// What the committer needs to write enqueues: shared with `Outbox`.
 struct Writer {
-    trees: Vec<sled::Tree>,
+    events: sled::Tree,
+    meta: sled::Tree,
+    ids: Arc<IdGen>,
     depth: Arc<Mutex<Depth>>,
     due: Arc<Mutex<DueIndex>>,
     idempotency: Arc<Mutex<Idempotency>>,
+    untouched: Arc<Mutex<Untouched>>,
     max_pending: u64,
+    /// A horizon computed before a batch that was flushed: safe to store
+    /// (see `untouched`).
+    covered: Option<u128>,
+    /// The horizon stored last.
+    stored: u128,
 }
 
 /// The idempotency keys accepted so far in one batch, and by which job.
@@ -191,42 +189,38 @@ impl Writer {
     /// (idempotency, backpressure) before any of its writes,
     /// so a refused job writes nothing while the others commit; later jobs
     /// see earlier ones of the same batch (a repeated key is a duplicate).
-    fn apply(&self, jobs: &[EnqueueJob]) -> Vec<(JobOutcome, Durability)> {
+    fn apply(&mut self, jobs: &[EnqueueJob]) -> Vec<(JobOutcome, Durability)> {
+        self.store_horizon();
+        let horizon = untouched::horizon(&self.untouched, &self.ids);
         let start_active = lock(&self.depth).active();
         // Held across the transaction and the additions after it: only
         // this thread adds keys, and `purge_idempotency` waits.
         let mut idem = lock(&self.idempotency);
-        // A batch that accepts nothing aborts: refusals write nothing (and
-        // sled's commit would still seal and write log buffers).
-        let r =
-            <[sled::Tree] as Transactional<Vec<JobOutcome>>>::transaction(&self.trees[..], |t| {
-                let mut active = start_active;
-                let mut out = Vec::with_capacity(jobs.len());
-                let mut batch = BatchKeys::new();
-                for i in 0..jobs.len() {
-                    out.push(self.apply_one(t, jobs, i, &idem, &mut batch, &mut active)?);
-                }
-                if out.iter().any(|o| matches!(o, JobOutcome::Accepted)) {
-                    Ok(out)
-                } else {
-                    Err(ConflictableTransactionError::Abort(out))
-                }
-            });
-        let out = match r {
-            Ok(out) | Err(TransactionError::Abort(out)) => out,
-            Err(TransactionError::Storage(e)) => {
-                return jobs
-                    .iter()
-                    .map(|_| {
-                        (
-                            JobOutcome::Failed(OutboxError::Storage(e.clone())),
-                            Durability::Now,
-                        )
-                    })
-                    .collect();
-            }
-        };
-        // Committed: the in-memory indexes learn what was accepted.
+        // One atomic batch on one tree: every job only inserts a new key,
+        // so there is nothing for a transaction to isolate (and a
+        // transaction costs more per key). A batch that accepts nothing
+        // writes nothing.
+        let mut active = start_active;
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut keys = BatchKeys::new();
+        let mut batch = sled::Batch::default();
+        for i in 0..jobs.len() {
+            out.push(self.apply_one(&mut batch, jobs, i, &idem, &mut keys, &mut active));
+        }
+        if out.iter().any(|o| matches!(o, JobOutcome::Accepted))
+            && let Err(e) = self.events.apply_batch(batch)
+        {
+            return jobs
+                .iter()
+                .map(|_| {
+                    (
+                        JobOutcome::Failed(OutboxError::Storage(e.clone())),
+                        Durability::Now,
+                    )
+                })
+                .collect();
+        }
+        // Written: the in-memory indexes learn what was accepted.
         let accepted = || {
             out.iter()
                 .zip(jobs)
@@ -235,10 +229,14 @@ impl Writer {
         };
         let added: usize = accepted().map(|j| j.deliveries.len()).sum();
         if added > 0 {
+            untouched::accept(
+                &self.untouched,
+                accepted().map(|j| (j.flight.raw(), &j.deliveries[..])),
+            );
             {
                 let mut due = lock(&self.due);
-                for d in accepted().flat_map(|j| &j.deliveries) {
-                    due.add(d.due);
+                for &d in accepted().flat_map(|j| &j.deliveries) {
+                    due.add(d);
                 }
             }
             let mut d = lock(&self.depth);
@@ -248,11 +246,12 @@ impl Writer {
         }
         for j in accepted() {
             if let Some(k) = &j.idempotency {
-                idem.insert(k.clone(), j.now, j.event_raw);
+                idem.insert(k.clone(), j.now, j.flight.raw());
             }
         }
         drop(idem);
-        out.into_iter()
+        let answers: Vec<_> = out
+            .into_iter()
             .map(|o| {
                 let when = match o {
                     // A duplicate's earlier write may still be waiting for
@@ -262,61 +261,84 @@ impl Writer {
                 };
                 (o, when)
             })
-            .collect()
+            .collect();
+        if answers.iter().any(|(_, w)| *w == Durability::AfterFlush) {
+            // The flush after this batch covers every record write the
+            // horizon computed before it relies on.
+            self.covered = Some(horizon);
+        }
+        answers
     }
 
-    /// Checks and writes `jobs[index]`; `batch` holds the keys the
-    /// batch's earlier jobs accepted (not yet in `idem`).
+    /// Stores the horizon of an earlier, flushed batch (a plain write,
+    /// which this batch's flush covers). A failure only leaves the stored
+    /// horizon lower, which is safe.
+    fn store_horizon(&mut self) {
+        let Some(h) = self.covered.take() else {
+            return;
+        };
+        if h <= self.stored {
+            return;
+        }
+        match raise_horizon(&self.meta, h) {
+            Ok(()) => self.stored = h,
+            Err(e) => tracing::warn!(error = %e, "could not store the untouched horizon"),
+        }
+    }
+
+    /// Checks `jobs[index]` and adds its write to `batch`; `keys` holds
+    /// the idempotency keys the batch's earlier jobs accepted (not yet in
+    /// `idem`).
     fn apply_one<'a>(
         &self,
-        t: &[TransactionalTree],
+        batch: &mut sled::Batch,
         jobs: &'a [EnqueueJob],
         index: usize,
         idem: &Idempotency,
-        batch: &mut BatchKeys<'a>,
+        keys: &mut BatchKeys<'a>,
         active: &mut u64,
-    ) -> Result<JobOutcome, ConflictableTransactionError<Vec<JobOutcome>>> {
+    ) -> JobOutcome {
         let job = &jobs[index];
         if let Some(ik) = &job.idempotency {
-            // An earlier job of this batch, or an earlier batch.
-            let earlier = match batch.get(&ik[..]) {
-                Some(&j) => Some(jobs[j].event_raw),
-                None => idem.get(ik, job.now).map(|(_, raw)| raw),
+            // An earlier job of this batch (its record is not written yet),
+            // or an earlier batch.
+            let found = match keys.get(&ik[..]) {
+                Some(&j) => Some((jobs[j].flight.raw(), Ok(Some(jobs[j].event.clone())))),
+                None => idem.get(ik, job.now).map(|(_, raw)| {
+                    let ek = EventId::from_raw(raw);
+                    (raw, self.events.get(ek.as_str().as_bytes()))
+                }),
             };
-            if let Some(raw) = earlier {
+            if let Some((raw, record)) = found {
                 let earlier = EventId::from_raw(raw);
                 let ek = earlier.as_str().as_bytes();
-                let pairs = match t[W_EV].get(ek)? {
-                    None => Vec::new(),
-                    Some(b) => {
-                        match EventRecord::decode(ek, &b)
-                            .and_then(|e| refs_to_pairs(&e.deliveries, ek))
-                        {
-                            Ok(p) => p,
-                            Err(e) => return Ok(JobOutcome::Failed(e)),
-                        }
+                let pairs = match record {
+                    Err(e) => return JobOutcome::Failed(e.into()),
+                    Ok(None) => Ok(Vec::new()),
+                    Ok(Some(b)) => {
+                        EventRecord::decode(ek, &b).and_then(|e| refs_to_pairs(&e.deliveries, ek))
                     }
                 };
-                return Ok(JobOutcome::Duplicate(earlier, pairs));
+                return match pairs {
+                    Ok(p) => JobOutcome::Duplicate(earlier, p),
+                    Err(e) => JobOutcome::Failed(e),
+                };
             }
         }
         let n = u64::try_from(job.deliveries.len()).unwrap_or(u64::MAX);
         if active.saturating_add(n) > self.max_pending {
-            return Ok(JobOutcome::Backpressure);
+            return JobOutcome::Backpressure;
         }
-        // No look before the inserts: ids come from a generator seeded past
+        // No look before the insert: ids come from a generator seeded past
         // every stored id at open (`IdGen::after`), so they name nothing yet.
-        t[W_EV].insert(job.event_key.clone(), job.event.clone())?;
-        for d in &job.deliveries {
-            t[W_DL].insert(d.key.clone(), d.record.clone())?;
-        }
-        // The due and idempotency entries are added to memory once the
-        // batch committed (see `apply`).
+        batch.insert(job.event_key.clone(), job.event.clone());
+        // The due, idempotency and untouched entries are added to memory
+        // once the batch is written (see `apply`).
         if let Some(ik) = &job.idempotency {
-            batch.insert(ik, index);
+            keys.insert(ik, index);
         }
         *active = active.saturating_add(n);
-        Ok(JobOutcome::Accepted)
+        JobOutcome::Accepted
     }
 }
 
@@ -356,7 +378,8 @@ pub struct Outbox {
     outcomes: GroupCommit<CompleteJob, Result<Completion, OutboxError>>,
     /// Writes single completions (`complete`).
     recorder: Arc<Recorder>,
-    ids: IdGen,
+    ids: Arc<IdGen>,
+    meta: sled::Tree,
     depth: Arc<Mutex<Depth>>,
     /// Which deliveries are claimed (in memory only; see `leases`).
     leases: Arc<Mutex<Leases>>,
@@ -364,6 +387,8 @@ pub struct Outbox {
     due: Arc<Mutex<DueIndex>>,
     /// The idempotency index (in memory; see `idempotency`).
     idempotency: Arc<Mutex<Idempotency>>,
+    /// Deliveries without a record yet (in memory; see `untouched`).
+    untouched: Arc<Mutex<Untouched>>,
     retry_after: Duration,
     clock: Arc<dyn Clock>,
 }
@@ -397,15 +422,22 @@ impl Outbox {
             .map(|name| db.open_tree(name))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| storage(e.into()))?;
+        let meta = db.open_tree(keys::META).map_err(|e| storage(e.into()))?;
         let epoch = next_lease_epoch(&db).map_err(storage)?;
-        let ids = IdGen::after(largest_id(&trees).map_err(storage)?);
         let now = config.clock.now();
         let (mut depth, stored_leases, mut due) = scan_deliveries(&trees[DL]).map_err(storage)?;
         void_stored_leases(&trees, stored_leases, now, &mut depth, &mut due).map_err(storage)?;
+        let horizon = stored_horizon(&meta).map_err(storage)?;
+        let (untouched, last_untouched) =
+            find_untouched(&trees, horizon, &mut depth, &mut due).map_err(storage)?;
+        let ids = Arc::new(IdGen::after(
+            largest_id(&trees).map_err(storage)?.max(last_untouched),
+        ));
         let idempotency =
             recent_idempotency_keys(&trees[EV], now, config.idempotency_window).map_err(storage)?;
         tracing::debug!(
             due = due.len(),
+            untouched = untouched.len(),
             idempotency_keys = idempotency.len(),
             "rebuilt the in-memory indexes"
         );
@@ -413,12 +445,18 @@ impl Outbox {
         let leases = Arc::new(Mutex::new(Leases::new(epoch)));
         let due = Arc::new(Mutex::new(due));
         let idempotency = Arc::new(Mutex::new(idempotency));
-        let writer = Writer {
-            trees: [EV, DL].iter().map(|&i| trees[i].clone()).collect(),
+        let untouched = Arc::new(Mutex::new(untouched));
+        let mut writer = Writer {
+            events: trees[EV].clone(),
+            meta: meta.clone(),
+            ids: Arc::clone(&ids),
             depth: Arc::clone(&depth),
             due: Arc::clone(&due),
             idempotency: Arc::clone(&idempotency),
+            untouched: Arc::clone(&untouched),
             max_pending: config.max_pending,
+            covered: None,
+            stored: horizon,
         };
         let commit = GroupCommit::start(
             "outbox-commit",
@@ -432,6 +470,7 @@ impl Outbox {
             depth: Arc::clone(&depth),
             leases: Arc::clone(&leases),
             due: Arc::clone(&due),
+            untouched: Arc::clone(&untouched),
         });
         let shared = Arc::clone(&recorder);
         let outcomes = GroupCommit::start(
@@ -454,10 +493,12 @@ impl Outbox {
             outcomes,
             recorder,
             ids,
+            meta,
             depth,
             leases,
             due,
             idempotency,
+            untouched,
             retry_after: config.backpressure_retry_after,
             clock: config.clock,
         })
@@ -478,9 +519,10 @@ impl Outbox {
         }
     }
 
-    /// Stores `event` and one pending delivery (due now) per entry of
-    /// `deliveries`, with the idempotency entry, in one transaction, and
-    /// returns once a flush covers it: an `Ok` answer survives a crash.
+    /// Stores `event` with one pending delivery (due now) per entry of
+    /// `deliveries`, as one record (the deliveries get records of their
+    /// own when they first change; see `untouched`), and returns once a
+    /// flush covers it: an `Ok` answer survives a crash.
     /// Concurrent calls share that transaction and flush (see `commit`).
     ///
     /// A (source, idempotency key) accepted within the window answers
@@ -518,9 +560,10 @@ impl Outbox {
                 .collect(),
         };
         // Ids and records are made here, on the caller's thread, so the
-        // committer only runs the transaction.
-        let event_raw = self.ids.next(now);
-        let event_id = EventId::from_raw(event_raw);
+        // committer only runs the transaction. The deliveries get no record
+        // of their own until they first change (see `untouched`).
+        let flight = InFlight::begin(&self.untouched, &self.ids, now);
+        let event_id = EventId::from_raw(flight.raw());
         let ids: Vec<DeliveryId> = destinations
             .iter()
             .map(|_| DeliveryId::from_raw(self.ids.next(now)))
@@ -529,36 +572,13 @@ impl Outbox {
         for (r, id) in rec.deliveries.iter_mut().zip(&ids) {
             id.as_str().clone_into(&mut r.id);
         }
-        let mut rows = Vec::with_capacity(ids.len());
-        for (dest, id) in destinations.iter().zip(&ids) {
-            let dk = id.as_str().as_bytes();
-            let drec = DeliveryRecord {
-                v: RECORD_VERSION,
-                event_id: event_id.as_str().to_owned(),
-                destination: dest.clone(),
-                created_at: now.as_millis(),
-                attempts: 0,
-                log_len: 0,
-                claims: 0,
-                fallback_of: None,
-                fallback_to: None,
-                state: record::StoredState::Pending {
-                    due: now.as_millis(),
-                },
-            };
-            rows.push(JobDelivery {
-                key: sled::IVec::from(dk),
-                record: record::encode(keys::DELIVERIES, dk, &drec)?.into(),
-                due: due::due_key(now, id),
-            });
-        }
         let job = EnqueueJob {
             now,
-            event_raw,
             event_key: sled::IVec::from(ek),
             event: rec.encode().into(),
             idempotency: idem,
-            deliveries: rows,
+            deliveries: ids.iter().map(|id| due::due_key(now, id)).collect(),
+            flight,
         };
         let outcome = self.commit.submit(job).await.map_err(|e| match e {
             WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
@@ -637,14 +657,13 @@ impl Outbox {
         let mut moves = Moves::new();
         for (at, id, reclaim) in due {
             let dk = id.as_str().as_bytes();
-            let Some(b) = self.trees[DL].get(dk)? else {
+            let Some((rec, event)) = self.load(&id)? else {
                 return Err(corrupt(
                     keys::DELIVERIES,
                     dk,
                     "due-index entry without a delivery",
                 ));
             };
-            let rec: DeliveryRecord = record::decode(keys::DELIVERIES, dk, &b)?;
             let state = DeliveryState::from(rec.state.clone());
             let (index_at, from, was) = if reclaim {
                 let Some(held) = leases.get(&id) else {
@@ -671,7 +690,10 @@ impl Outbox {
                 (at, state.kind(), state.kind())
             };
             let ek = rec.event_id.as_bytes();
-            let event = self.trees[EV].get(ek)?;
+            let event = match event {
+                Some(e) => Some(e),
+                None => self.trees[EV].get(ek)?,
+            };
             let Some(payload) = event
                 .as_deref()
                 .map(|b| record::payload_in(ek, b, id.as_str()))
@@ -738,13 +760,45 @@ impl Outbox {
         })
     }
 
+    /// The record of delivery `id`: stored, or derived from its event if
+    /// it is untouched (then with the event's bytes, read to derive it).
+    fn load(
+        &self,
+        id: &DeliveryId,
+    ) -> Result<Option<(DeliveryRecord, Option<sled::IVec>)>, OutboxError> {
+        // Untouched first: a completion writes the record before it
+        // forgets the delivery here, so a miss here and then in the tree
+        // means there is no such delivery.
+        let event = untouched::event_of(&self.untouched, id.raw());
+        let key = id.as_str().as_bytes();
+        if let Some(b) = self.trees[DL].get(key)? {
+            return Ok(Some((record::decode(keys::DELIVERIES, key, &b)?, None)));
+        }
+        let Some(event) = event else {
+            return Ok(None);
+        };
+        let eid = EventId::from_raw(event);
+        let ek = eid.as_str().as_bytes();
+        let Some(ev) = self.trees[EV].get(ek)? else {
+            return Err(corrupt(keys::DELIVERIES, key, "event missing"));
+        };
+        let Some((at, r)) = record::ref_in(ek, &ev, id.as_str())? else {
+            return Err(corrupt(
+                keys::EVENTS,
+                ek,
+                "an untouched delivery is not listed",
+            ));
+        };
+        let rec = DeliveryRecord::untouched(eid.as_str(), r.destination, at);
+        Ok(Some((rec, Some(ev))))
+    }
+
     /// One delivery with its history.
     pub fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryView>, OutboxError> {
         let key = id.as_str().as_bytes();
-        let Some(b) = self.trees[DL].get(key)? else {
+        let Some((rec, _)) = self.load(id)? else {
             return Ok(None);
         };
-        let rec: DeliveryRecord = record::decode(keys::DELIVERIES, key, &b)?;
         let mut history = Vec::new();
         for kv in self.trees[AT].scan_prefix(key) {
             let (k, v) = kv?;
@@ -906,7 +960,11 @@ impl Outbox {
             let mut changes = DueChanges::new();
             for id in ids {
                 let Some(mut rec) = tx_get_delivery(t, id)? else {
-                    out.push(Requeue::NotFound);
+                    // An untouched delivery is pending (it has no record yet).
+                    out.push(match untouched::event_of(&self.untouched, id.raw()) {
+                        Some(_) => Requeue::NotDead(StateKind::Pending),
+                        None => Requeue::NotFound,
+                    });
                     continue;
                 };
                 let dead = match DeliveryState::from(rec.state.clone()) {
@@ -980,6 +1038,9 @@ impl Outbox {
         now: Timestamp,
         retention: Duration,
     ) -> Result<PurgeReport, OutboxError> {
+        // Maintenance time: also move the stored untouched horizon up,
+        // which the committer only does while events arrive.
+        self.store_horizon()?;
         let cutoff = now.saturating_sub(retention);
         let mut keys_found = Vec::new();
         for kv in self.trees[DV].range(..cutoff.to_be_bytes()) {
@@ -994,7 +1055,7 @@ impl Outbox {
             let r = self.run(|t| {
                 let mut rep = PurgeReport::default();
                 let mut moves = Moves::new();
-                let mut events = Vec::new();
+                let mut events: Vec<(String, Vec<&str>)> = Vec::new();
                 for (at, id) in chunk {
                     t[DV].remove(keys::time_key(*at, id))?;
                     let Some(rec) = tx_get_delivery(t, id)? else {
@@ -1024,22 +1085,32 @@ impl Outbox {
                     rep.deliveries += 1;
                     rep.attempts += u64::from(rec.log_len) + u64::from(!logged_delivery);
                     moves.push((Some(StateKind::Delivered), None));
-                    if !events.contains(&rec.event_id) {
-                        events.push(rec.event_id);
+                    match events.iter_mut().find(|(e, _)| *e == rec.event_id) {
+                        Some((_, gone)) => gone.push(id.as_str()),
+                        None => events.push((rec.event_id, vec![id.as_str()])),
                     }
                 }
-                for eid in &events {
-                    let Some(ev) = tx_get_event(t, eid)? else {
+                for (eid, gone) in &events {
+                    let Some(mut ev) = tx_get_event(t, eid)? else {
                         continue;
                     };
+                    // The purged deliveries leave their event too: a listed
+                    // delivery without a record would read as untouched.
+                    ev.deliveries.retain(|r| !gone.contains(&r.id.as_str()));
                     let mut left = false;
                     for r in &ev.deliveries {
-                        if t[DL].get(r.id.as_bytes())?.is_some() {
+                        // Untouched first (see `load`).
+                        let untouched = DeliveryId::parse(&r.id)
+                            .and_then(|d| untouched::event_of(&self.untouched, d.raw()))
+                            .is_some();
+                        if untouched || t[DL].get(r.id.as_bytes())?.is_some() {
                             left = true;
                             break;
                         }
                     }
-                    if !left {
+                    if left {
+                        tx_put_event(t, eid, &ev)?;
+                    } else {
                         t[EV].remove(eid.as_bytes())?;
                         rep.events += 1;
                     }
@@ -1083,9 +1154,74 @@ impl Outbox {
     pub fn close(mut self) -> Result<(), OutboxError> {
         self.commit.stop();
         self.outcomes.stop();
+        self.store_horizon()?;
         self.db.flush()?;
         Ok(())
     }
+
+    /// Stores the untouched horizon as of now, once a flush covers the
+    /// records it relies on (see `untouched`): the next open then reads
+    /// fewer events. The enqueue committer does this too, but only while
+    /// events arrive.
+    fn store_horizon(&self) -> Result<(), OutboxError> {
+        let h = untouched::horizon(&self.untouched, &self.ids);
+        self.db.flush()?;
+        raise_horizon(&self.meta, h)
+    }
+}
+
+/// Stores `h` as the untouched horizon unless a later one is stored.
+fn raise_horizon(meta: &sled::Tree, h: u128) -> Result<(), OutboxError> {
+    meta.fetch_and_update(keys::UNTOUCHED_FROM, |old| {
+        let old = old
+            .and_then(|v| <[u8; 16]>::try_from(v).ok())
+            .map_or(0, u128::from_be_bytes);
+        Some(old.max(h).to_be_bytes().to_vec())
+    })?;
+    Ok(())
+}
+
+/// The stored untouched horizon; 0 (read every event) when none is.
+fn stored_horizon(meta: &sled::Tree) -> Result<u128, OutboxError> {
+    match meta.get(keys::UNTOUCHED_FROM)? {
+        None => Ok(0),
+        Some(v) => <[u8; 16]>::try_from(v.as_ref())
+            .map(u128::from_be_bytes)
+            .map_err(|_| corrupt(keys::META, keys::UNTOUCHED_FROM, "malformed horizon")),
+    }
+}
+
+/// Finds the untouched deliveries (listed by their event, no record of
+/// their own) of the events from `horizon` on: each is pending, due when
+/// its event was received. Returns them and the largest of their ids (the
+/// id generator must start past it: no key holds it).
+fn find_untouched(
+    trees: &[sled::Tree],
+    horizon: u128,
+    depth: &mut Depth,
+    due: &mut DueIndex,
+) -> Result<(Untouched, u128), OutboxError> {
+    let mut found = Untouched::default();
+    let mut largest = 0;
+    let from = EventId::from_raw(horizon);
+    for kv in trees[EV].range(from.as_str().as_bytes()..) {
+        let (k, v) = kv?;
+        let event =
+            crate::id::raw_of_key(&k).ok_or_else(|| corrupt(keys::EVENTS, &k, "malformed id"))?;
+        let (at, refs) = record::refs_in(&k, &v)?;
+        for r in refs {
+            if trees[DL].contains_key(r.id)? {
+                continue;
+            }
+            let id = crate::id::raw_of_key(r.id)
+                .ok_or_else(|| corrupt(keys::EVENTS, &k, "malformed delivery id"))?;
+            found.add(event, id);
+            due.add((at, id));
+            depth.apply(None, Some(StateKind::Pending));
+            largest = largest.max(id);
+        }
+    }
+    Ok((found, largest))
 }
 
 /// The largest id stored as an event or delivery key (0 in an empty

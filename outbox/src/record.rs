@@ -136,14 +136,22 @@ impl EventRecord {
     }
 }
 
-/// The payload of delivery `id` in an encoded event record, read in place:
-/// a claim needs one payload, not the body and every other one decoded.
-/// `Ok(None)` when the event does not list `id`.
-pub(crate) fn payload_in<'a>(
+/// One delivery as listed in an encoded event record, read in place.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RefIn<'a> {
+    pub destination: &'a [u8],
+    pub id: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+/// Walks the deliveries listed in an encoded event record without
+/// decoding the rest, until `visit` returns `true`; returns the event's
+/// `received_at`.
+fn walk_refs<'a>(
     key: &[u8],
     bytes: &'a [u8],
-    id: &str,
-) -> Result<Option<&'a [u8]>, OutboxError> {
+    mut visit: impl FnMut(RefIn<'a>) -> bool,
+) -> Result<u64, OutboxError> {
     let bad = |reason: &str| OutboxError::Corrupt {
         tree: crate::keys::EVENTS,
         key: display_key(key),
@@ -156,7 +164,7 @@ pub(crate) fn payload_in<'a>(
         None => return Err(bad("empty event record")),
     }
     let truncated = || bad("truncated or malformed event record");
-    r.u64().ok_or_else(truncated)?; // received_at
+    let received_at = r.u64().ok_or_else(truncated)?;
     r.bytes().ok_or_else(truncated)?; // source
     if r.u8().ok_or_else(truncated)? == 1 {
         r.bytes().ok_or_else(truncated)?; // idempotency key
@@ -164,14 +172,60 @@ pub(crate) fn payload_in<'a>(
     r.bytes().ok_or_else(truncated)?; // body
     let n = r.u32().ok_or_else(truncated)?;
     for _ in 0..n {
-        r.bytes().ok_or_else(truncated)?; // destination
-        let this = r.bytes().ok_or_else(truncated)?;
-        let payload = r.bytes().ok_or_else(truncated)?;
-        if this == id.as_bytes() {
-            return Ok(Some(payload));
+        let one = RefIn {
+            destination: r.bytes().ok_or_else(truncated)?,
+            id: r.bytes().ok_or_else(truncated)?,
+            payload: r.bytes().ok_or_else(truncated)?,
+        };
+        if visit(one) {
+            break;
         }
     }
-    Ok(None)
+    Ok(received_at)
+}
+
+/// The payload of delivery `id` in an encoded event record, read in place:
+/// a claim needs one payload, not the body and every other one decoded.
+/// `Ok(None)` when the event does not list `id`.
+pub(crate) fn payload_in<'a>(
+    key: &[u8],
+    bytes: &'a [u8],
+    id: &str,
+) -> Result<Option<&'a [u8]>, OutboxError> {
+    Ok(ref_in(key, bytes, id)?.map(|(_, r)| r.payload))
+}
+
+/// The `received_at` of an encoded event record and its listing of
+/// delivery `id`, read in place. `Ok(None)` when the event does not list
+/// `id`.
+pub(crate) fn ref_in<'a>(
+    key: &[u8],
+    bytes: &'a [u8],
+    id: &str,
+) -> Result<Option<(u64, RefIn<'a>)>, OutboxError> {
+    let mut found = None;
+    let at = walk_refs(key, bytes, |r| {
+        let hit = r.id == id.as_bytes();
+        if hit {
+            found = Some(r);
+        }
+        hit
+    })?;
+    Ok(found.map(|r| (at, r)))
+}
+
+/// The `received_at` of an encoded event record and every delivery it
+/// lists, read in place (the open's search for untouched deliveries).
+pub(crate) fn refs_in<'a>(
+    key: &[u8],
+    bytes: &'a [u8],
+) -> Result<(u64, Vec<RefIn<'a>>), OutboxError> {
+    let mut all = Vec::new();
+    let at = walk_refs(key, bytes, |r| {
+        all.push(r);
+        false
+    })?;
+    Ok((at, all))
 }
 
 /// The idempotency key (`source ‖ 0x00 ‖ key`, as `keys::idempotency_key`
@@ -261,6 +315,25 @@ pub(crate) struct DeliveryRecord {
     pub fallback_of: Option<String>,
     pub fallback_to: Option<String>,
     pub state: StoredState,
+}
+
+impl DeliveryRecord {
+    /// The record of a delivery that has none stored yet (see
+    /// `untouched`): everything follows from its event, which lists it.
+    pub(crate) fn untouched(event_id: &str, destination: &[u8], received_at: u64) -> Self {
+        Self {
+            v: RECORD_VERSION,
+            event_id: event_id.to_owned(),
+            destination: String::from_utf8_lossy(destination).into_owned(),
+            created_at: received_at,
+            attempts: 0,
+            log_len: 0,
+            claims: 0,
+            fallback_of: None,
+            fallback_to: None,
+            state: StoredState::Pending { due: received_at },
+        }
+    }
 }
 
 /// A delivery's state as stored.

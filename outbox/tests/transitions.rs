@@ -612,20 +612,25 @@ async fn purge_removes_old_delivered_records_and_empty_events() {
 async fn a_lease_stored_by_an_earlier_release_is_voided_at_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(t(0)));
-    let id = {
+    let (eid, id) = {
         let ob = open_with(dir.path(), &clock, |_| {});
-        accept(&ob, &["a"]).await.1.remove(0)
+        let (eid, mut ids) = accept(&ob, &["a"]).await;
+        (eid, ids.remove(0))
     };
     {
         let db = sled::open(dir.path()).expect("sled");
         let deliveries = db.open_tree("deliveries").expect("tree");
         let key = id.as_str().as_bytes();
-        let mut rec: serde_json::Value =
-            serde_json::from_slice(&deliveries.get(key).expect("get").expect("exists"))
-                .expect("json");
+        assert!(
+            deliveries.get(key).expect("get").is_none(),
+            "an untouched delivery has no record of its own"
+        );
+        // Every delivery had its record in those releases.
         let until = T0 + 60_000;
-        rec["state"] = serde_json::json!({
-            "state": "claimed", "owner": "old", "lease_until": until, "token": 3,
+        let rec = serde_json::json!({
+            "v": 1, "event_id": eid.as_str(), "destination": "a", "created_at": T0,
+            "attempts": 0, "log_len": 0, "claims": 3, "fallback_of": null, "fallback_to": null,
+            "state": { "state": "claimed", "owner": "old", "lease_until": until, "token": 3 },
         });
         deliveries
             .insert(key, serde_json::to_vec(&rec).expect("json"))
@@ -843,7 +848,7 @@ fn migrates_a_v1_fixture() {
             .expect("tree")
             .get("schema_version")
             .expect("get");
-        assert_eq!(v.as_deref(), Some(&3u32.to_be_bytes()[..]));
+        assert_eq!(v.as_deref(), Some(&4u32.to_be_bytes()[..]));
         let names = db.tree_names();
         for gone in ["due", "idempotency"] {
             assert!(
@@ -851,6 +856,16 @@ fn migrates_a_v1_fixture() {
                 "schema 3 keeps no {gone} tree"
             );
         }
+        // Schema 4: the open looks for deliveries without a record only
+        // past the last migrated event: the purged one above must not read
+        // as a delivery still to make (the views below check that).
+        let horizon = db
+            .open_tree("meta")
+            .expect("tree")
+            .get("untouched_from")
+            .expect("get")
+            .expect("set by the migration");
+        assert_eq!(horizon.len(), 16, "a u128 event id");
     }
     let ob = open_with(dir.path(), &clock, |_| {});
     // Leases end with the process; the delivery is as the migration left it.
@@ -997,7 +1012,7 @@ fn refuses_a_newer_schema() {
             err,
             OpenError::SchemaTooNew {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{err}"
@@ -1203,4 +1218,154 @@ async fn shared_completions_answer_each_caller_as_complete_would() {
         5,
         "the fallback is listed on the event"
     );
+}
+
+/// The horizon stored in `meta` (see `untouched`), if any.
+fn stored_horizon(dir: &std::path::Path) -> Option<u128> {
+    let db = sled::open(dir).expect("sled");
+    let v = db
+        .open_tree("meta")
+        .expect("tree")
+        .get("untouched_from")
+        .expect("get")?;
+    Some(u128::from_be_bytes(
+        v.as_ref().try_into().expect("16 bytes"),
+    ))
+}
+
+/// A delivery gets its own record only when it first changes; until then
+/// its event describes it, and a reopen finds it there.
+#[tokio::test]
+async fn untouched_deliveries_have_no_record_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let ob = open_with(dir.path(), &clock, |_| {});
+    let (e1, ids1) = accept(&ob, &["a", "b"]).await;
+    let (_, ids2) = accept(&ob, &["c"]).await;
+    assert!(matches!(state(&ob, &ids1[1]), DeliveryState::Pending(p) if p.due == t(0)));
+    let first = ob.claim_due(t(1), 1, "w", LEASE).expect("claim").remove(0);
+    assert_eq!(first.delivery_id, ids1[0]);
+    assert_eq!(first.payload, b"payload for a");
+    let delivered = Outcome::Delivered {
+        detail: "200".into(),
+    };
+    assert_eq!(
+        ob.complete(&first, delivered, t(2)).expect("complete"),
+        Completion::Delivered
+    );
+    drop(ob);
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        let records: Vec<_> = db
+            .open_tree("deliveries")
+            .expect("tree")
+            .iter()
+            .keys()
+            .map(|k| String::from_utf8(k.expect("key").to_vec()).expect("utf-8"))
+            .collect();
+        assert_eq!(
+            records,
+            vec![ids1[0].as_str().to_owned()],
+            "only the one that changed"
+        );
+    }
+    let ob = open_with(dir.path(), &clock, |_| {});
+    assert_eq!((ob.depth().pending, ob.depth().delivered), (2, 1));
+    assert_eq!(ob.next_due().expect("next"), Some(t(0)));
+    let view = ob.event(&e1).expect("read").expect("exists");
+    let states: Vec<StateKind> = view.deliveries.iter().map(|d| d.state.kind()).collect();
+    assert_eq!(states, vec![StateKind::Delivered, StateKind::Pending]);
+    let claims = ob.claim_due(t(3), 10, "w", LEASE).expect("claim");
+    let got: Vec<_> = claims
+        .iter()
+        .map(|c| (c.delivery_id.clone(), c.attempt))
+        .collect();
+    assert_eq!(got, vec![(ids1[1].clone(), 1), (ids2[0].clone(), 1)]);
+    assert_eq!(claims[1].payload, b"payload for c");
+    // A first change writes the record; the reopen then reads it from there.
+    let retry = Outcome::Retry {
+        at: t(60_000),
+        error: "503".into(),
+        counts_as_attempt: true,
+    };
+    ob.complete(&claims[0], retry, t(4)).expect("complete");
+    drop(ob);
+    let ob = open_with(dir.path(), &clock, |_| {});
+    assert_eq!((ob.depth().pending, ob.depth().scheduled), (1, 1));
+    assert!(matches!(state(&ob, &ids1[1]), DeliveryState::Scheduled(s) if s.due == t(60_000)));
+    assert!(matches!(state(&ob, &ids2[0]), DeliveryState::Pending(_)));
+    assert_eq!(
+        ob.requeue_dead(&ids2[0], t(5)).expect("requeue"),
+        Requeue::NotDead(StateKind::Pending),
+        "an untouched delivery is found, and it is not dead"
+    );
+}
+
+/// A purged delivery leaves its event, so it cannot come back as an
+/// untouched one while a sibling keeps the event (and the horizon) alive.
+#[tokio::test]
+async fn a_purged_delivery_stays_gone_while_its_sibling_is_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let ob = open_with(dir.path(), &clock, |_| {});
+    let (eid, ids) = accept(&ob, &["a", "b"]).await;
+    let claim = ob.claim_due(t(1), 1, "w", LEASE).expect("claim").remove(0);
+    assert_eq!(claim.delivery_id, ids[0]);
+    ob.complete(
+        &claim,
+        Outcome::Delivered {
+            detail: "200".into(),
+        },
+        t(2),
+    )
+    .expect("complete");
+    let r = ob
+        .purge_delivered(t(100), Duration::from_millis(1))
+        .expect("purge");
+    assert_eq!((r.deliveries, r.events), (1, 0), "b keeps the event");
+    let listed = |ob: &Outbox| -> Vec<_> {
+        ob.event(&eid)
+            .expect("read")
+            .expect("kept")
+            .deliveries
+            .into_iter()
+            .map(|d| d.id)
+            .collect()
+    };
+    assert_eq!(listed(&ob), vec![ids[1].clone()]);
+    ob.close().expect("close");
+    let ob = open_with(dir.path(), &clock, |_| {});
+    assert_eq!((ob.depth().pending, ob.depth().delivered), (1, 0));
+    assert_eq!(listed(&ob), vec![ids[1].clone()]);
+    assert!(ob.delivery(&ids[0]).expect("read").is_none());
+    let claims = ob.claim_due(t(200), 10, "w", LEASE).expect("claim");
+    let got: Vec<_> = claims.iter().map(|c| c.delivery_id.clone()).collect();
+    assert_eq!(got, vec![ids[1].clone()], "a is not sent again");
+}
+
+/// `close` stores the horizon even when no enqueue came after the last
+/// deliveries finished (the committer only stores it while events arrive).
+#[tokio::test]
+async fn close_moves_the_stored_horizon_past_finished_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let ob = open_with(dir.path(), &clock, |_| {});
+    accept(&ob, &["a"]).await;
+    drop(ob);
+    let before = stored_horizon(dir.path()).unwrap_or(0);
+    let ob = open_with(dir.path(), &clock, |_| {});
+    let claim = ob.claim_due(t(1), 1, "w", LEASE).expect("claim").remove(0);
+    ob.complete(
+        &claim,
+        Outcome::Delivered {
+            detail: "200".into(),
+        },
+        t(2),
+    )
+    .expect("complete");
+    ob.close().expect("close");
+    let after = stored_horizon(dir.path()).expect("stored by close");
+    assert!(after > before, "{after} > {before}");
+    let ob = open_with(dir.path(), &clock, |_| {});
+    assert_eq!((ob.depth().pending, ob.depth().delivered), (0, 1));
 }

@@ -12,13 +12,13 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
 use super::{
-    AT, Abort, DE, DL, DV, Moves, Outbox, Tx, abort, apply_moves, corrupt, lock, tx_get_delivery,
-    tx_get_event, tx_put, tx_put_event,
+    AT, Abort, DE, DL, DV, EV, Moves, Outbox, Tx, abort, apply_moves, corrupt, lock,
+    tx_get_delivery, tx_get_event, tx_put, tx_put_event,
 };
 use crate::commit::{Durability, WaitError};
 use crate::due::{DueChange, DueChanges, DueIndex, due_key};
 use crate::error::OutboxError;
-use crate::id::DeliveryId;
+use crate::id::{DeliveryId, EventId};
 use crate::keys;
 use crate::leases::Leases;
 use crate::record::{
@@ -27,6 +27,7 @@ use crate::record::{
 use crate::state::{DeliveryState, StateKind};
 use crate::time::Timestamp;
 use crate::types::{Claim, Completion, Depth, Outcome};
+use crate::untouched::{self, Untouched};
 use std::sync::{Arc, Mutex};
 
 /// One outcome to record: what the transaction needs of the claim (not
@@ -65,19 +66,25 @@ pub(crate) struct Recorder {
     pub(crate) depth: Arc<Mutex<Depth>>,
     pub(crate) leases: Arc<Mutex<Leases>>,
     pub(crate) due: Arc<Mutex<DueIndex>>,
+    pub(crate) untouched: Arc<Mutex<Untouched>>,
 }
 
-/// Ends the leases of the completions that were accepted.
+/// Ends the leases of the completions that were accepted, and forgets
+/// those deliveries as untouched: their records are written now.
 fn end_leases<'a>(
     leases: &mut Leases,
+    untouched: &Mutex<Untouched>,
     jobs: impl IntoIterator<Item = &'a CompleteJob>,
     out: &[Completion],
 ) {
+    let mut written = Vec::new();
     for (job, c) in jobs.into_iter().zip(out) {
         if !matches!(c, Completion::LeaseLost { .. }) {
             leases.end(&job.delivery_id, job.token);
+            written.push(job.delivery_id.raw());
         }
     }
+    untouched::touch_all(untouched, written);
 }
 
 impl Recorder {
@@ -101,7 +108,7 @@ impl Recorder {
             let mut moves = Moves::new();
             let mut changes = DueChanges::new();
             for job in jobs {
-                let (c, m) = complete_in(t, job, held, &mut changes)?;
+                let (c, m) = complete_in(t, job, held, &self.untouched, &mut changes)?;
                 out.push(c);
                 moves.extend(m);
             }
@@ -110,7 +117,7 @@ impl Recorder {
         let results: Vec<Result<Completion, OutboxError>> = match r {
             Ok((out, moves, changes)) => {
                 lock(&self.due).apply(&changes);
-                end_leases(&mut leases, jobs, &out);
+                end_leases(&mut leases, &self.untouched, jobs, &out);
                 apply_moves(&self.depth, &moves);
                 out.into_iter().map(Ok).collect()
             }
@@ -139,13 +146,13 @@ impl Recorder {
         let held = &*leases;
         let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
             let mut changes = DueChanges::new();
-            let (c, m) = complete_in(t, job, held, &mut changes)?;
+            let (c, m) = complete_in(t, job, held, &self.untouched, &mut changes)?;
             Ok((c, m, changes))
         });
         match r {
             Ok((c, moves, changes)) => {
                 lock(&self.due).apply(&changes);
-                end_leases(leases, [job], std::slice::from_ref(&c));
+                end_leases(leases, &self.untouched, [job], std::slice::from_ref(&c));
                 apply_moves(&self.depth, &moves);
                 Ok(c)
             }
@@ -208,13 +215,20 @@ fn complete_in(
     t: &[TransactionalTree],
     job: &CompleteJob,
     leases: &Leases,
+    untouched: &Mutex<Untouched>,
     changes: &mut DueChanges,
 ) -> Tx<(Completion, Moves)> {
     let id = &job.delivery_id;
     let dk = id.as_str().as_bytes();
     let now = job.now;
     let mut moves = Moves::new();
-    let Some(mut rec) = tx_get_delivery(t, id)? else {
+    // The lease holder is the only writer of this record, and it is us:
+    // no completion of this delivery commits between these two looks.
+    let found = match tx_get_delivery(t, id)? {
+        Some(rec) => Some(rec),
+        None => tx_get_untouched(t, id, untouched)?,
+    };
+    let Some(mut rec) = found else {
         return Ok((Completion::LeaseLost { current: None }, moves));
     };
     let state = DeliveryState::from(rec.state.clone());
@@ -323,6 +337,40 @@ fn complete_in(
         )?;
     }
     Ok((completion, moves))
+}
+
+/// The record of an untouched delivery, derived from its event (see
+/// `untouched`), read inside a transaction.
+fn tx_get_untouched(
+    t: &[TransactionalTree],
+    id: &DeliveryId,
+    untouched: &Mutex<Untouched>,
+) -> Tx<Option<DeliveryRecord>> {
+    let Some(event) = untouched::event_of(untouched, id.raw()) else {
+        return Ok(None);
+    };
+    let eid = EventId::from_raw(event);
+    let ek = eid.as_str().as_bytes();
+    let Some(ev) = t[EV].get(ek)? else {
+        return abort(corrupt(
+            keys::DELIVERIES,
+            id.as_str().as_bytes(),
+            "event missing",
+        ));
+    };
+    match record::ref_in(ek, &ev, id.as_str()) {
+        Ok(Some((at, r))) => Ok(Some(DeliveryRecord::untouched(
+            eid.as_str(),
+            r.destination,
+            at,
+        ))),
+        Ok(None) => abort(corrupt(
+            keys::EVENTS,
+            ek,
+            "an untouched delivery is not listed",
+        )),
+        Err(e) => abort(e),
+    }
 }
 
 /// Creates the pending delivery to `dest` that a dead-lettered delivery
