@@ -15,8 +15,8 @@
 //! id below which no event has an untouched delivery: the open scans the
 //! events from there. The enqueue committer advances it with a lag that
 //! makes it safe without any assumption about the order sled recovers
-//! writes in: the value written in one batch was computed before the
-//! previous batch, and that batch's flush made durable every record write
+//! writes in: it stores a value computed before some earlier batch only
+//! once a completed flush covers that batch, and so every record write
 //! the value relies on. The value is the least of: the events with
 //! untouched deliveries, the event ids handed out to enqueues that have not
 //! finished, and the generator's floor (no later event id is below it).
