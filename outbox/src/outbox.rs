@@ -782,14 +782,7 @@ impl Outbox {
         let Some(ev) = self.trees[EV].get(ek)? else {
             return Err(corrupt(keys::DELIVERIES, key, "event missing"));
         };
-        let Some((at, r)) = record::ref_in(ek, &ev, id.as_str())? else {
-            return Err(corrupt(
-                keys::EVENTS,
-                ek,
-                "an untouched delivery is not listed",
-            ));
-        };
-        let rec = DeliveryRecord::untouched(eid.as_str(), r.destination, at);
+        let rec = record::untouched_in(eid.as_str(), &ev, id.as_str())?;
         Ok(Some((rec, Some(ev))))
     }
 

@@ -93,25 +93,15 @@ impl EventRecord {
     /// Decodes [`EventRecord::encode`]'s output, naming the key if it is
     /// corrupt or of another version.
     pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, OutboxError> {
-        let bad = |reason: String| OutboxError::Corrupt {
-            tree: crate::keys::EVENTS,
-            key: display_key(key),
-            reason,
-        };
         let mut r = Reader(bytes);
-        let v = r.u8().ok_or_else(|| bad("empty event record".into()))?;
-        if v != EVENT_RECORD_VERSION {
-            return Err(bad(format!(
-                "event record version {v} (expected {EVENT_RECORD_VERSION})"
-            )));
-        }
-        let truncated = || bad("truncated or malformed event record".into());
-        let received_at = r.u64().ok_or_else(truncated)?;
-        let source = r.string().ok_or_else(truncated)?;
-        let idempotency_key = match r.u8().ok_or_else(truncated)? {
-            0 => None,
-            1 => Some(r.string().ok_or_else(truncated)?),
-            _ => return Err(truncated()),
+        let head = read_head(key, &mut r)?;
+        let truncated = || corrupt_event(key, TRUNCATED);
+        let string = |b: &[u8]| std::str::from_utf8(b).map(str::to_owned).ok();
+        let received_at = head.received_at;
+        let source = string(head.source).ok_or_else(truncated)?;
+        let idempotency_key = match head.idempotency_key {
+            None => None,
+            Some(k) => Some(string(k).ok_or_else(truncated)?),
         };
         let body = r.bytes().ok_or_else(truncated)?.to_vec();
         let n = r.u32().ok_or_else(truncated)?;
@@ -124,7 +114,7 @@ impl EventRecord {
             });
         }
         if !r.0.is_empty() {
-            return Err(bad("trailing bytes after the event record".into()));
+            return Err(corrupt_event(key, "trailing bytes after the event record"));
         }
         Ok(Self {
             source,
@@ -144,6 +134,51 @@ pub(crate) struct RefIn<'a> {
     pub payload: &'a [u8],
 }
 
+/// The head of an encoded event record, read in place.
+struct Head<'a> {
+    received_at: u64,
+    source: &'a [u8],
+    idempotency_key: Option<&'a [u8]>,
+}
+
+fn corrupt_event(key: &[u8], reason: &str) -> OutboxError {
+    OutboxError::Corrupt {
+        tree: crate::keys::EVENTS,
+        key: display_key(key),
+        reason: reason.to_owned(),
+    }
+}
+
+const TRUNCATED: &str = "truncated or malformed event record";
+
+/// Reads the head of an encoded event record (version, time, source,
+/// idempotency key), leaving `r` at the body.
+fn read_head<'a>(key: &[u8], r: &mut Reader<'a>) -> Result<Head<'a>, OutboxError> {
+    match r.u8() {
+        Some(EVENT_RECORD_VERSION) => {}
+        Some(v) => {
+            return Err(corrupt_event(
+                key,
+                &format!("event record version {v} (expected {EVENT_RECORD_VERSION})"),
+            ));
+        }
+        None => return Err(corrupt_event(key, "empty event record")),
+    }
+    let truncated = || corrupt_event(key, TRUNCATED);
+    let received_at = r.u64().ok_or_else(truncated)?;
+    let source = r.bytes().ok_or_else(truncated)?;
+    let idempotency_key = match r.u8().ok_or_else(truncated)? {
+        0 => None,
+        1 => Some(r.bytes().ok_or_else(truncated)?),
+        _ => return Err(truncated()),
+    };
+    Ok(Head {
+        received_at,
+        source,
+        idempotency_key,
+    })
+}
+
 /// Walks the deliveries listed in an encoded event record without
 /// decoding the rest, until `visit` returns `true`; returns the event's
 /// `received_at`.
@@ -152,23 +187,9 @@ fn walk_refs<'a>(
     bytes: &'a [u8],
     mut visit: impl FnMut(RefIn<'a>) -> bool,
 ) -> Result<u64, OutboxError> {
-    let bad = |reason: &str| OutboxError::Corrupt {
-        tree: crate::keys::EVENTS,
-        key: display_key(key),
-        reason: reason.to_owned(),
-    };
     let mut r = Reader(bytes);
-    match r.u8() {
-        Some(EVENT_RECORD_VERSION) => {}
-        Some(_) => return Err(bad("event record of another version")),
-        None => return Err(bad("empty event record")),
-    }
-    let truncated = || bad("truncated or malformed event record");
-    let received_at = r.u64().ok_or_else(truncated)?;
-    r.bytes().ok_or_else(truncated)?; // source
-    if r.u8().ok_or_else(truncated)? == 1 {
-        r.bytes().ok_or_else(truncated)?; // idempotency key
-    }
+    let received_at = read_head(key, &mut r)?.received_at;
+    let truncated = || corrupt_event(key, TRUNCATED);
     r.bytes().ok_or_else(truncated)?; // body
     let n = r.u32().ok_or_else(truncated)?;
     for _ in 0..n {
@@ -214,6 +235,21 @@ pub(crate) fn ref_in<'a>(
     Ok(found.map(|r| (at, r)))
 }
 
+/// The record of untouched delivery `id` (see `untouched`), derived from
+/// its event `event_id`'s encoded record; corrupt if the event does not
+/// list it.
+pub(crate) fn untouched_in(
+    event_id: &str,
+    bytes: &[u8],
+    id: &str,
+) -> Result<DeliveryRecord, OutboxError> {
+    let key = event_id.as_bytes();
+    match ref_in(key, bytes, id)? {
+        Some((at, r)) => Ok(DeliveryRecord::untouched(event_id, r.destination, at)),
+        None => Err(corrupt_event(key, "an untouched delivery is not listed")),
+    }
+}
+
 /// The `received_at` of an encoded event record and every delivery it
 /// lists, read in place (the open's search for untouched deliveries).
 pub(crate) fn refs_in<'a>(
@@ -236,29 +272,15 @@ pub(crate) fn idempotency_in(
     key: &[u8],
     bytes: &[u8],
 ) -> Result<Option<(Vec<u8>, u64)>, OutboxError> {
-    let bad = |reason: &str| OutboxError::Corrupt {
-        tree: crate::keys::EVENTS,
-        key: display_key(key),
-        reason: reason.to_owned(),
-    };
-    let mut r = Reader(bytes);
-    match r.u8() {
-        Some(EVENT_RECORD_VERSION) => {}
-        Some(_) => return Err(bad("event record of another version")),
-        None => return Err(bad("empty event record")),
-    }
-    let truncated = || bad("truncated or malformed event record");
-    let received_at = r.u64().ok_or_else(truncated)?;
-    let source = r.bytes().ok_or_else(truncated)?;
-    if r.u8().ok_or_else(truncated)? != 1 {
+    let head = read_head(key, &mut Reader(bytes))?;
+    let Some(ik) = head.idempotency_key else {
         return Ok(None);
-    }
-    let ik = r.bytes().ok_or_else(truncated)?;
-    let mut k = Vec::with_capacity(source.len() + 1 + ik.len());
-    k.extend_from_slice(source);
+    };
+    let mut k = Vec::with_capacity(head.source.len() + 1 + ik.len());
+    k.extend_from_slice(head.source);
     k.push(0);
     k.extend_from_slice(ik);
-    Ok(Some((k, received_at)))
+    Ok(Some((k, head.received_at)))
 }
 
 fn put_len(out: &mut Vec<u8>, n: usize) {

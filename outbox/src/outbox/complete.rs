@@ -358,17 +358,8 @@ fn tx_get_untouched(
             "event missing",
         ));
     };
-    match record::ref_in(ek, &ev, id.as_str()) {
-        Ok(Some((at, r))) => Ok(Some(DeliveryRecord::untouched(
-            eid.as_str(),
-            r.destination,
-            at,
-        ))),
-        Ok(None) => abort(corrupt(
-            keys::EVENTS,
-            ek,
-            "an untouched delivery is not listed",
-        )),
+    match record::untouched_in(eid.as_str(), &ev, id.as_str()) {
+        Ok(rec) => Ok(Some(rec)),
         Err(e) => abort(e),
     }
 }
