@@ -1,6 +1,7 @@
 //! `Outbox`: every operation on the stored events and deliveries. Each
-//! state change is one sled transaction across the trees it touches; only
-//! `enqueue` waits for a flush (see the crate docs for why).
+//! state change is one atomic sled write (a transaction across the trees
+//! it touches; enqueues one batch on the events tree); only `enqueue`
+//! waits for a flush (see the crate docs for why).
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -141,8 +142,8 @@ fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
 }
 
 /// One `enqueue`, encoded by the caller and written by the committer.
-/// Values are `IVec`s so that re-running the transaction closure clones
-/// reference counts, not bytes.
+/// Values are `IVec`s so that adding them to the batch clones reference
+/// counts, not bytes.
 pub(crate) struct EnqueueJob {
     now: Timestamp,
     /// The event's id, in flight until the committer is done with the job.
@@ -185,7 +186,7 @@ struct Writer {
 type BatchKeys<'a> = HashMap<&'a [u8], usize>;
 
 impl Writer {
-    /// Writes a batch of enqueues in one transaction. Each job is checked
+    /// Writes a batch of enqueues as one atomic sled batch. Each job is checked
     /// (idempotency, backpressure) before any of its writes,
     /// so a refused job writes nothing while the others commit; later jobs
     /// see earlier ones of the same batch (a repeated key is a duplicate).
@@ -193,7 +194,7 @@ impl Writer {
         self.store_horizon();
         let horizon = untouched::horizon(&self.untouched, &self.ids);
         let start_active = lock(&self.depth).active();
-        // Held across the transaction and the additions after it: only
+        // Held across the write and the additions after it: only
         // this thread adds keys, and `purge_idempotency` waits.
         let mut idem = lock(&self.idempotency);
         // One atomic batch on one tree: every job only inserts a new key,
@@ -428,13 +429,22 @@ impl Outbox {
         let (mut depth, stored_leases, mut due) = scan_deliveries(&trees[DL]).map_err(storage)?;
         void_stored_leases(&trees, stored_leases, now, &mut depth, &mut due).map_err(storage)?;
         let horizon = stored_horizon(&meta).map_err(storage)?;
-        let (untouched, last_untouched) =
-            find_untouched(&trees, horizon, &mut depth, &mut due).map_err(storage)?;
+        let FromEvents {
+            untouched,
+            largest,
+            idempotency,
+        } = scan_events(
+            &trees,
+            horizon,
+            now,
+            config.idempotency_window,
+            &mut depth,
+            &mut due,
+        )
+        .map_err(storage)?;
         let ids = Arc::new(IdGen::after(
-            largest_id(&trees).map_err(storage)?.max(last_untouched),
+            largest_id(&trees).map_err(storage)?.max(largest),
         ));
-        let idempotency =
-            recent_idempotency_keys(&trees[EV], now, config.idempotency_window).map_err(storage)?;
         tracing::debug!(
             due = due.len(),
             untouched = untouched.len(),
@@ -1184,23 +1194,55 @@ fn stored_horizon(meta: &sled::Tree) -> Result<u128, OutboxError> {
     }
 }
 
-/// Finds the untouched deliveries (listed by their event, no record of
-/// their own) of the events from `horizon` on: each is pending, due when
-/// its event was received. Returns them and the largest of their ids (the
-/// id generator must start past it: no key holds it).
-fn find_untouched(
+/// What the open rebuilds from the event records.
+struct FromEvents {
+    untouched: Untouched,
+    /// The largest untouched delivery id: the id generator must start past
+    /// it, and no key holds it.
+    largest: u128,
+    idempotency: Idempotency,
+}
+
+/// One scan of the events the open must read, for two indexes:
+/// - the **untouched deliveries** (listed by their event, no record of
+///   their own) of the events from `horizon` on: each is pending, due when
+///   its event was received (counted in `depth`, added to `due`);
+/// - the **idempotency keys** of the events received within `window`
+///   before `now`. An event's id starts with a time no earlier than its
+///   `received_at` (ids never decrease), so those events start at the
+///   first id of `now - window`.
+///
+/// The scan starts at the earlier of the two and reads each record in
+/// place for what its range needs.
+fn scan_events(
     trees: &[sled::Tree],
     horizon: u128,
+    now: Timestamp,
+    window: Duration,
     depth: &mut Depth,
     due: &mut DueIndex,
-) -> Result<(Untouched, u128), OutboxError> {
-    let mut found = Untouched::default();
-    let mut largest = 0;
-    let from = EventId::from_raw(horizon);
+) -> Result<FromEvents, OutboxError> {
+    let since = now.saturating_sub(window).as_millis().min((1 << 48) - 1);
+    let recent = u128::from(since) << 80;
+    let mut found = FromEvents {
+        untouched: Untouched::default(),
+        largest: 0,
+        idempotency: Idempotency::new(window),
+    };
+    let from = EventId::from_raw(horizon.min(recent));
     for kv in trees[EV].range(from.as_str().as_bytes()..) {
         let (k, v) = kv?;
         let event =
             crate::id::raw_of_key(&k).ok_or_else(|| corrupt(keys::EVENTS, &k, "malformed id"))?;
+        if event >= recent
+            && let Some((key, at)) = record::idempotency_in(&k, &v)?
+        {
+            let at = Timestamp::from_millis(at);
+            found.idempotency.insert(key.into_boxed_slice(), at, event);
+        }
+        if event < horizon {
+            continue;
+        }
         let (at, refs) = record::refs_in(&k, &v)?;
         for r in refs {
             if trees[DL].contains_key(r.id)? {
@@ -1208,13 +1250,14 @@ fn find_untouched(
             }
             let id = crate::id::raw_of_key(r.id)
                 .ok_or_else(|| corrupt(keys::EVENTS, &k, "malformed delivery id"))?;
-            found.add(event, id);
+            found.untouched.add(event, id);
             due.add((at, id));
             depth.apply(None, Some(StateKind::Pending));
-            largest = largest.max(id);
+            found.largest = found.largest.max(id);
         }
     }
-    Ok((found, largest))
+    found.idempotency.purge(now);
+    Ok(found)
 }
 
 /// The largest id stored as an event or delivery key (0 in an empty
@@ -1322,29 +1365,4 @@ fn scan_deliveries(
         d.apply(None, Some(state.kind()));
     }
     Ok((d, stored, due))
-}
-
-/// Rebuilds the idempotency index from the events received within
-/// `window` before `now`. An event's id starts with a time no earlier than
-/// its `received_at` (ids never decrease), so the scan starts at the first
-/// id of `now - window` and reads only each record's head.
-fn recent_idempotency_keys(
-    events: &sled::Tree,
-    now: Timestamp,
-    window: Duration,
-) -> Result<Idempotency, OutboxError> {
-    let mut ix = Idempotency::new(window);
-    let since = now.saturating_sub(window).as_millis().min((1 << 48) - 1);
-    let from = EventId::from_raw(u128::from(since) << 80);
-    for kv in events.range(from.as_str().as_bytes()..) {
-        let (k, v) = kv?;
-        let Some((key, at)) = record::idempotency_in(&k, &v)? else {
-            continue;
-        };
-        let raw =
-            crate::id::raw_of_key(&k).ok_or_else(|| corrupt(keys::EVENTS, &k, "malformed id"))?;
-        ix.insert(key.into_boxed_slice(), Timestamp::from_millis(at), raw);
-    }
-    ix.purge(now);
-    Ok(ix)
 }

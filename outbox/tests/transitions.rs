@@ -1220,6 +1220,14 @@ async fn shared_completions_answer_each_caller_as_complete_would() {
     );
 }
 
+/// Records `claim` as delivered (receipt "200") at `at`.
+fn deliver(ob: &Outbox, claim: &carillon_outbox::Claim, at: Timestamp) -> Completion {
+    let done = Outcome::Delivered {
+        detail: "200".into(),
+    };
+    ob.complete(claim, done, at).expect("complete")
+}
+
 /// The horizon stored in `meta` (see `untouched`), if any.
 fn stored_horizon(dir: &std::path::Path) -> Option<u128> {
     let db = sled::open(dir).expect("sled");
@@ -1246,13 +1254,7 @@ async fn untouched_deliveries_have_no_record_and_survive_a_reopen() {
     let first = ob.claim_due(t(1), 1, "w", LEASE).expect("claim").remove(0);
     assert_eq!(first.delivery_id, ids1[0]);
     assert_eq!(first.payload, b"payload for a");
-    let delivered = Outcome::Delivered {
-        detail: "200".into(),
-    };
-    assert_eq!(
-        ob.complete(&first, delivered, t(2)).expect("complete"),
-        Completion::Delivered
-    );
+    assert_eq!(deliver(&ob, &first, t(2)), Completion::Delivered);
     drop(ob);
     {
         let db = sled::open(dir.path()).expect("sled");
@@ -1311,14 +1313,7 @@ async fn a_purged_delivery_stays_gone_while_its_sibling_is_untouched() {
     let (eid, ids) = accept(&ob, &["a", "b"]).await;
     let claim = ob.claim_due(t(1), 1, "w", LEASE).expect("claim").remove(0);
     assert_eq!(claim.delivery_id, ids[0]);
-    ob.complete(
-        &claim,
-        Outcome::Delivered {
-            detail: "200".into(),
-        },
-        t(2),
-    )
-    .expect("complete");
+    deliver(&ob, &claim, t(2));
     let r = ob
         .purge_delivered(t(100), Duration::from_millis(1))
         .expect("purge");
@@ -1355,14 +1350,7 @@ async fn close_moves_the_stored_horizon_past_finished_events() {
     let before = stored_horizon(dir.path()).unwrap_or(0);
     let ob = open_with(dir.path(), &clock, |_| {});
     let claim = ob.claim_due(t(1), 1, "w", LEASE).expect("claim").remove(0);
-    ob.complete(
-        &claim,
-        Outcome::Delivered {
-            detail: "200".into(),
-        },
-        t(2),
-    )
-    .expect("complete");
+    deliver(&ob, &claim, t(2));
     ob.close().expect("close");
     let after = stored_horizon(dir.path()).expect("stored by close");
     assert!(after > before, "{after} > {before}");
