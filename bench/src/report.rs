@@ -557,6 +557,17 @@ fn backlog_rows(rows: &mut Vec<Row>, b: &Backlog, c: &Ceilings) {
             format!("(c) raw reqwest, {IN_FLIGHT} in flight"),
         ),
     );
+    rows.push(
+        row(
+            "backlog: drain rate vs the plugin alone",
+            b.drain_per_sec,
+            Unit::PerSec,
+        )
+        .against(
+            c.deliver.as_ref().map(|d| d.per_sec),
+            format!("(e) sandbox + webhook deliver, {IN_FLIGHT} in flight"),
+        ),
+    );
     rows.push(row("backlog: drain time", b.drain_secs, Unit::Secs));
     rows.push(
         row(
@@ -617,6 +628,18 @@ fn ceiling_lines(c: &Ceilings) -> Vec<(String, String)> {
                 show(e.latency.p99_ms, Unit::Ms),
                 e.body_bytes,
                 e.body_from
+            ),
+        ));
+    }
+    if let Some(d) = &c.deliver {
+        lines.push((
+            format!("(e) fresh sandbox + webhook deliver to the receiver, {IN_FLIGHT} in flight"),
+            format!(
+                "{}; p50 {} p99 {}; {} failed",
+                show(d.per_sec, Unit::PerSec),
+                show(d.latency.p50_ms, Unit::Ms),
+                show(d.latency.p99_ms, Unit::Ms),
+                d.failed
             ),
         ));
     }

@@ -102,13 +102,16 @@ fn the_smoke_suite_accepts_delivers_and_reports() {
     assert_eq!(backlog["complete"], true, "{backlog}");
 
     assert!(r["startup"]["cold_ms"].as_f64().unwrap() > 0.0);
-    for ceiling in ["ingest", "storage", "egress", "sandbox"] {
+    for ceiling in ["ingest", "storage", "egress", "sandbox", "deliver"] {
         assert!(
             r["ceilings"][ceiling].is_object(),
             "ceiling {ceiling} missing: {}",
             r["ceilings"]
         );
     }
+    let deliver = &r["ceilings"]["deliver"];
+    assert!(n(&deliver["delivered"]) > 0, "{deliver}");
+    assert_eq!(n(&deliver["failed"]), 0, "{deliver}");
     assert!(report["machine"]["nproc"].as_u64().unwrap() > 0);
     assert!(r["peers"].is_null(), "--smoke runs no peer: {}", r["peers"]);
     assert!(

@@ -2,11 +2,12 @@
 //! Carillon delivered (the first one the receiver kept) to the same
 //! receiver, 64 in flight, for the ceiling duration.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::closed_loop;
 use crate::latency::Latency;
 use crate::load;
 use crate::marker;
@@ -48,48 +49,29 @@ pub async fn measure(ctx: &Context) -> anyhow::Result<Egress> {
         .timeout(Duration::from_secs(30))
         .build()
         .context("cannot build the HTTP client")?;
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs_f64(ctx.sizes.ceiling_secs);
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..IN_FLIGHT {
+    let bytes = body.len();
+    let call = move || {
         let (client, url, body) = (client.clone(), url.clone(), body.clone());
-        tasks.spawn(async move {
-            let (mut ok, mut failed, mut lat) = (0u64, 0u64, Vec::new());
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                let answer = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let delivered = match answer {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                if delivered {
-                    ok += 1;
-                    lat.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
-                } else {
-                    failed += 1;
-                }
+        async move {
+            match client
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+            {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
             }
-            (ok, failed, lat)
-        });
-    }
-    let (mut delivered, mut failed, mut lat) = (0, 0, Vec::new());
-    while let Some(done) = tasks.join_next().await {
-        let (ok, bad, l) = done.context("an egress task failed")?;
-        delivered += ok;
-        failed += bad;
-        lat.extend(l);
-    }
+        }
+    };
+    let tally = closed_loop(IN_FLIGHT, ctx.sizes.ceiling_secs, call).await?;
     Ok(Egress {
-        delivered,
-        failed,
-        per_sec: load::per_sec(delivered, started.elapsed().as_secs_f64()),
-        latency: Latency::of(&mut lat),
-        body_bytes: body.len(),
+        delivered: tally.delivered,
+        failed: tally.failed,
+        per_sec: tally.per_sec,
+        latency: tally.latency,
+        body_bytes: bytes,
         body_from,
     })
 }
