@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower,
+    Component, ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
 };
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -118,6 +118,9 @@ pub(crate) struct Exports {
     validate: ComponentExportIndex,
     render: ComponentExportIndex,
     deliver: ComponentExportIndex,
+    /// Whether all four were type-checked against the host's types on an
+    /// instance of this component (see [`Exports::typecheck`]).
+    checked: bool,
 }
 
 impl Exports {
@@ -136,9 +139,43 @@ impl Exports {
             validate: func("validate")?,
             render: func("render")?,
             deliver: func("deliver")?,
+            checked: false,
         })
     }
+
+    /// These exports, known to have the host's types: [`run_op`] checks
+    /// them when it runs `describe`, so call this once that succeeded.
+    pub(crate) fn checked(self) -> Self {
+        Exports {
+            checked: true,
+            ..self
+        }
+    }
+
+    /// Type-checks all four exports on `instance`. A component's function
+    /// types are fixed by the component itself (the contract has no
+    /// resources, whose identity could differ between instances), so one
+    /// check holds for every later instance of it.
+    fn typecheck(&self, store: &mut Store<HostState>, instance: Instance) -> wasmtime::Result<()> {
+        instance.get_typed_func::<(), (w::Manifest,)>(&mut *store, self.describe)?;
+        instance.get_typed_func::<(&String,), (Result<(), Vec<w::ConfigIssue>>,)>(
+            &mut *store,
+            self.validate,
+        )?;
+        instance.get_typed_func::<CallArgs<'_>, (Result<w::Outgoing, w::DeliverError>,)>(
+            &mut *store,
+            self.render,
+        )?;
+        instance.get_typed_func::<CallArgs<'_>, (Result<w::Receipt, w::DeliverError>,)>(
+            &mut *store,
+            self.deliver,
+        )?;
+        Ok(())
+    }
 }
+
+/// The arguments of `render` and `deliver`.
+type CallArgs<'a> = (&'a w::Context, &'a w::Destination, &'a w::Message);
 
 /// Instantiates `plugin` in `store` and runs one export.
 pub(crate) async fn run_op(
@@ -152,32 +189,54 @@ pub(crate) async fn run_op(
         .instantiate_async(&mut *store)
         .await?;
     let exports = &plugin.exports;
+    let checked = exports.checked;
     Ok(match op {
-        Op::Describe => OpResult::Describe(call(store, instance, exports.describe, ()).await?),
+        Op::Describe => {
+            exports.typecheck(store, instance)?;
+            OpResult::Describe(call(store, instance, exports.describe, (), true).await?)
+        }
         Op::Validate(config) => {
-            OpResult::Validate(call(store, instance, exports.validate, (&config,)).await?)
+            let args = (&config,);
+            OpResult::Validate(call(store, instance, exports.validate, args, checked).await?)
         }
         Op::Render(ctx, dest, msg) => {
-            OpResult::Render(call(store, instance, exports.render, (&ctx, &dest, &msg)).await?)
+            let args = (&ctx, &dest, &msg);
+            OpResult::Render(call(store, instance, exports.render, args, checked).await?)
         }
         Op::Deliver(ctx, dest, msg) => {
-            OpResult::Deliver(call(store, instance, exports.deliver, (&ctx, &dest, &msg)).await?)
+            let args = (&ctx, &dest, &msg);
+            OpResult::Deliver(call(store, instance, exports.deliver, args, checked).await?)
         }
     })
 }
 
-/// Type-checks the one export at `index` and calls it.
+/// Calls the export at `index`, type-checking it first unless `checked`.
 async fn call<P, R: 'static>(
     store: &mut Store<HostState>,
     instance: Instance,
     index: ComponentExportIndex,
     params: P,
+    checked: bool,
 ) -> wasmtime::Result<R>
 where
     P: ComponentNamedList + Lower + Send + Sync,
     (R,): ComponentNamedList + Lift + Send + Sync,
 {
-    let f = instance.get_typed_func::<P, (R,)>(&mut *store, index)?;
+    let f = if checked {
+        let func = instance
+            .get_func(&mut *store, index)
+            .ok_or_else(|| wasmtime::format_err!("the plugin lacks an export it had at load"))?;
+        // SAFETY: `checked` means `Exports::typecheck` accepted these very
+        // types for this export on an instance of the same component, and
+        // a component's function types do not vary between its instances.
+        // This skips repeating that check on every call (≈ 4 % of one).
+        #[allow(unsafe_code)]
+        unsafe {
+            TypedFunc::<P, (R,)>::new_unchecked(func)
+        }
+    } else {
+        instance.get_typed_func::<P, (R,)>(&mut *store, index)?
+    };
     Ok(f.call_async(store, params).await?.0)
 }
 

@@ -206,7 +206,8 @@ impl Runtime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        // Type-checks every export once; calls then look up only theirs.
+        // The generated wrapper; calls look up only the export they run
+        // (`Exports`), type-checked once when `describe` runs below.
         let pre = PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let exports = Exports::find(&component, &format!("{CHANNEL_INTERFACE}@{wit_version}"))
             .map_err(LoadError::Link)?;
@@ -249,6 +250,8 @@ impl Runtime {
             manifest,
             schema,
             allowed_hosts,
+            // `describe` ran, so the exports were type-checked.
+            exports: probe.exports.checked(),
             ..probe
         }))
     }
