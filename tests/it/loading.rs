@@ -104,6 +104,24 @@ async fn a_component_of_another_world_is_refused() {
     assert!(error.to_string().contains("carillon:plugin"), "{error}");
 }
 
+/// The exports are type-checked once, at load (later calls skip the check),
+/// so a plugin whose `describe` fits but whose other exports do not is
+/// refused then, naming the export, instead of failing every delivery.
+#[tokio::test]
+async fn exports_of_the_wrong_types_are_refused_at_load() {
+    let runtime = runtime(&[]);
+    let error = runtime
+        .load(wasm("carillon-fixture-wrong-types"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, LoadError::Describe(_)), "{error:?}");
+    let text = error.to_string();
+    assert!(
+        text.contains("the `validate` export does not have the contract's types"),
+        "{text}"
+    );
+}
+
 #[tokio::test]
 async fn compiled_artifacts_are_cached_and_pruned() {
     let dir = tempfile::tempdir().expect("tempdir");

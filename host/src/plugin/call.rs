@@ -9,6 +9,7 @@ use std::time::Duration;
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
 };
+use wasmtime::error::Context as _;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::bindings::carillon::plugin::types as w;
@@ -157,19 +158,28 @@ impl Exports {
     /// resources, whose identity could differ between instances), so one
     /// check holds for every later instance of it.
     fn typecheck(&self, store: &mut Store<HostState>, instance: Instance) -> wasmtime::Result<()> {
-        instance.get_typed_func::<(), (w::Manifest,)>(&mut *store, self.describe)?;
-        instance.get_typed_func::<(&String,), (Result<(), Vec<w::ConfigIssue>>,)>(
-            &mut *store,
-            self.validate,
-        )?;
-        instance.get_typed_func::<CallArgs<'_>, (Result<w::Outgoing, w::DeliverError>,)>(
-            &mut *store,
-            self.render,
-        )?;
-        instance.get_typed_func::<CallArgs<'_>, (Result<w::Receipt, w::DeliverError>,)>(
-            &mut *store,
-            self.deliver,
-        )?;
+        let wrong = |name: &str| format!("the `{name}` export does not have the contract's types");
+        instance
+            .get_typed_func::<(), (w::Manifest,)>(&mut *store, self.describe)
+            .context(wrong("describe"))?;
+        instance
+            .get_typed_func::<(&String,), (Result<(), Vec<w::ConfigIssue>>,)>(
+                &mut *store,
+                self.validate,
+            )
+            .context(wrong("validate"))?;
+        instance
+            .get_typed_func::<CallArgs<'_>, (Result<w::Outgoing, w::DeliverError>,)>(
+                &mut *store,
+                self.render,
+            )
+            .context(wrong("render"))?;
+        instance
+            .get_typed_func::<CallArgs<'_>, (Result<w::Receipt, w::DeliverError>,)>(
+                &mut *store,
+                self.deliver,
+            )
+            .context(wrong("deliver"))?;
         Ok(())
     }
 }
