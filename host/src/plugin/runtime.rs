@@ -121,14 +121,30 @@ pub enum RuntimeError {
 }
 
 /// A destination as the runtime sees it: its name, its resolved config and
-/// the hosts it may reach.
-#[derive(Debug, Clone)]
+/// the hosts it may reach. Its `Debug` names the config's keys, never their
+/// values: the config holds resolved secrets.
+#[derive(Clone)]
 pub struct Destination {
     /// The destination's name.
     pub name: String,
     /// The config with secrets resolved.
     pub config: serde_json::Value,
     pub(crate) grant: Arc<Grant>,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self
+            .config
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        f.debug_struct("Destination")
+            .field("name", &self.name)
+            .field("config_keys", &keys)
+            .field("grant", &self.grant)
+            .finish()
+    }
 }
 
 impl Destination {
@@ -259,4 +275,33 @@ fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
             }
         })
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Destination;
+    use crate::egress::Grant;
+
+    #[test]
+    fn a_destination_debug_shows_no_config_value() {
+        let destination = Destination {
+            name: "ops".into(),
+            config: serde_json::json!({
+                "url": "https://hooks.example.com/t0ken-in-path",
+                "signing_secret": "whsec_c2VjcmV0LXZhbHVl",
+            }),
+            grant: Arc::new(Grant::default()),
+        };
+        let shown = format!("{destination:?}");
+        assert!(
+            shown.contains("signing_secret") && shown.contains("ops"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("whsec_") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+    }
 }
