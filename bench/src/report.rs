@@ -313,7 +313,7 @@ fn flow_rows(rows: &mut Vec<Row>, name: &str, f: &Flow, c: &Ceilings) {
             Unit::PerSec,
         )
         .against(
-            c.egress.as_ref().map(|e| e.per_sec),
+            c.egress.as_ref().map(|e| e.posts.per_sec),
             format!("(c) raw reqwest, {IN_FLIGHT} in flight"),
         ),
     );
@@ -553,7 +553,7 @@ fn backlog_rows(rows: &mut Vec<Row>, b: &Backlog, c: &Ceilings) {
             Unit::PerSec,
         )
         .against(
-            c.egress.as_ref().map(|e| e.per_sec),
+            c.egress.as_ref().map(|e| e.posts.per_sec),
             format!("(c) raw reqwest, {IN_FLIGHT} in flight"),
         ),
     );
@@ -623,9 +623,9 @@ fn ceiling_lines(c: &Ceilings) -> Vec<(String, String)> {
             format!("(c) raw reqwest POST to the receiver, {IN_FLIGHT} in flight"),
             format!(
                 "{}; p50 {} p99 {}; {} bytes, {}",
-                show(e.per_sec, Unit::PerSec),
-                show(e.latency.p50_ms, Unit::Ms),
-                show(e.latency.p99_ms, Unit::Ms),
+                show(e.posts.per_sec, Unit::PerSec),
+                show(e.posts.latency.p50_ms, Unit::Ms),
+                show(e.posts.latency.p99_ms, Unit::Ms),
                 e.body_bytes,
                 e.body_from
             ),

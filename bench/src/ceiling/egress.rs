@@ -7,8 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::closed_loop;
-use crate::latency::Latency;
+use super::{Tally, closed_loop};
 use crate::load;
 use crate::marker;
 use crate::scenario::Context;
@@ -19,14 +18,10 @@ pub const IN_FLIGHT: usize = 64;
 /// What it measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Egress {
-    /// Posts answered 200.
-    pub delivered: u64,
-    /// Posts that failed or got another status.
-    pub failed: u64,
-    /// `delivered` per second.
-    pub per_sec: f64,
-    /// Post → answer.
-    pub latency: Latency,
+    /// Posts answered 200 (`delivered`), those that failed or got another
+    /// status, the rate and post → answer; flat in the report's JSON.
+    #[serde(flatten)]
+    pub posts: Tally,
     /// The body's size.
     pub body_bytes: usize,
     /// Where the body came from: a Carillon delivery, or a bare event
@@ -65,12 +60,8 @@ pub async fn measure(ctx: &Context) -> anyhow::Result<Egress> {
             }
         }
     };
-    let tally = closed_loop(IN_FLIGHT, ctx.sizes.ceiling_secs, call).await?;
     Ok(Egress {
-        delivered: tally.delivered,
-        failed: tally.failed,
-        per_sec: tally.per_sec,
-        latency: tally.latency,
+        posts: closed_loop(IN_FLIGHT, ctx.sizes.ceiling_secs, call).await?,
         body_bytes: bytes,
         body_from,
     })
