@@ -61,8 +61,11 @@ pub struct DeliveryContext {
     pub now_ms: u64,
 }
 
-/// An HTTP request a plugin would send.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// An HTTP request a plugin would send. Its `Debug` shows the method, the
+/// URL without its query, the header names and the body's length: query
+/// strings (signed URLs, access tokens), header values (`Authorization`)
+/// and bodies may carry secrets, and a `Debug` line can end up in a log.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct HttpRequest {
     /// Method.
     pub method: String,
@@ -75,6 +78,36 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
     /// Requested timeout.
     pub timeout_ms: Option<u32>,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = url_without_credentials(&self.url);
+        let headers: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &url)
+            .field("header_names", &headers)
+            .field("body_len", &self.body.len())
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+/// `url` with its user info and query replaced by `…`.
+fn url_without_credentials(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?…"),
+        None => (url, ""),
+    };
+    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => format!("…@{}", &rest[at + 1..]),
+        None => rest.to_owned(),
+    };
+    let sep = if scheme.is_empty() { "" } else { "://" };
+    format!("{scheme}{sep}{rest}{query}")
 }
 
 /// A mail a plugin would send.
@@ -152,4 +185,41 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
 
 fn as_text<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&String::from_utf8_lossy(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_requests_debug_shows_no_credentials() {
+        let request = HttpRequest {
+            method: "POST".into(),
+            url: "https://bot:hunter2@oapi.example.com/robot/send?access_token=tok123&sign=sig456"
+                .into(),
+            headers: vec![
+                ("authorization".into(), "Bearer abc.def".into()),
+                ("content-type".into(), "application/json".into()),
+            ],
+            body: br#"{"secret":"in-body"}"#.to_vec(),
+            timeout_ms: Some(5000),
+        };
+        let shown = format!("{request:?}");
+        for secret in ["hunter2", "tok123", "sig456", "abc.def", "in-body", "bot:"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for kept in [
+            "POST",
+            "https://…@oapi.example.com/robot/send?…",
+            "authorization",
+            "body_len: 20",
+        ] {
+            assert!(shown.contains(kept), "{kept} missing from {shown}");
+        }
+        assert_eq!(
+            url_without_credentials("http://127.0.0.1:9/a/b"),
+            "http://127.0.0.1:9/a/b"
+        );
+        assert_eq!(url_without_credentials("http://h/p@x"), "http://h/p@x");
+    }
 }
