@@ -28,6 +28,25 @@ fn open_with(
     Outbox::open(c).expect("open")
 }
 
+/// Opens the database behind a dropped outbox. sled releases its file lock
+/// only when its flusher thread ends, a moment after the last handle is
+/// dropped, so a reopen at once can find the lock still held (the outbox's
+/// own open waits the same way).
+fn open_sled(dir: &std::path::Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.expect("sled"),
+        }
+    }
+}
+
 fn setup() -> (tempfile::TempDir, Arc<ManualClock>, Outbox) {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(t(0)));
@@ -199,7 +218,7 @@ async fn the_delivering_attempt_shows_once_whether_or_not_it_was_logged() {
     // Rewrite the first delivery as the previous release stored it: the
     // delivering attempt in the log as well.
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         let deliveries = db.open_tree("deliveries").expect("tree");
         let key = ids[0].as_str().as_bytes();
         let mut rec: serde_json::Value =
@@ -618,7 +637,7 @@ async fn a_lease_stored_by_an_earlier_release_is_voided_at_open() {
         (eid, ids.remove(0))
     };
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         let deliveries = db.open_tree("deliveries").expect("tree");
         let key = id.as_str().as_bytes();
         assert!(
@@ -740,7 +759,7 @@ fn migrates_a_v0_fixture() {
     let eid = "evt_01HF00000000000000000000AA";
     let did = "dlv_01HF00000000000000000000AB";
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         db.open_tree("meta")
             .expect("tree")
             .insert("schema_version", &0u32.to_be_bytes())
@@ -794,7 +813,7 @@ fn migrates_a_v1_fixture() {
     let did = "dlv_01HF00000000000000000000AB";
     let gone = "dlv_01HF00000000000000000000AC";
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         let tree = |n: &str| db.open_tree(n).expect("tree");
         tree("meta")
             .insert("schema_version", &1u32.to_be_bytes())
@@ -838,7 +857,7 @@ fn migrates_a_v1_fixture() {
     assert_eq!(claims[0].attempt, 2);
     drop(ob);
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         assert!(
             db.open_tree("bodies").expect("tree").is_empty(),
             "blobs moved"
@@ -885,7 +904,7 @@ async fn duplicate_is_detected_after_migration() {
     // The time the id spells: ids start with the time they were made.
     let received = 1_699_733_307_392u64;
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         db.open_tree("meta")
             .expect("tree")
             .insert("schema_version", &0u32.to_be_bytes())
@@ -999,7 +1018,7 @@ async fn reopen_rebuilds_the_due_and_idempotency_indexes() {
 fn refuses_a_newer_schema() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         db.open_tree("meta")
             .expect("tree")
             .insert("schema_version", &99u32.to_be_bytes())
@@ -1024,7 +1043,7 @@ fn refuses_a_newer_schema() {
 fn corrupt_record_is_a_typed_error_naming_the_key() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         db.open_tree("meta")
             .expect("tree")
             .insert("schema_version", &1u32.to_be_bytes())
@@ -1230,7 +1249,7 @@ fn deliver(ob: &Outbox, claim: &carillon_outbox::Claim, at: Timestamp) -> Comple
 
 /// The horizon stored in `meta` (see `untouched`), if any.
 fn stored_horizon(dir: &std::path::Path) -> Option<u128> {
-    let db = sled::open(dir).expect("sled");
+    let db = open_sled(dir);
     let v = db
         .open_tree("meta")
         .expect("tree")
@@ -1257,7 +1276,7 @@ async fn untouched_deliveries_have_no_record_and_survive_a_reopen() {
     assert_eq!(deliver(&ob, &first, t(2)), Completion::Delivered);
     drop(ob);
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_sled(dir.path());
         let records: Vec<_> = db
             .open_tree("deliveries")
             .expect("tree")
