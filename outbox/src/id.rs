@@ -74,6 +74,12 @@ fn decode(body: &str) -> Option<u128> {
     })
 }
 
+/// The least raw id made at `at` or later: ids made before `at` are below
+/// it (their time comes first).
+pub(crate) fn first_raw_at(at: Timestamp) -> u128 {
+    u128::from(at.as_millis()) << TAIL_BITS
+}
+
 /// The raw value of a stored id key (`evt_…` or `dlv_…`), if it is one.
 pub(crate) fn raw_of_key(key: &[u8]) -> Option<u128> {
     let s = std::str::from_utf8(key).ok()?;

@@ -5,10 +5,10 @@
 //! |---------------|--------------------------------------------|-------|
 //! | `meta`        | `schema_version`; `lease_epoch`            | `u32` big-endian; `u64` big-endian |
 //! | `events`      | event id (`evt_…`)                         | `EventRecord` (binary): event, body, every delivery's destination, id and payload |
-//! | `deliveries`  | delivery id (`dlv_…`)                      | `DeliveryRecord` (JSON) |
+//! | `deliveries`  | delivery id (`dlv_…`)                      | `DeliveryRecord` (JSON), or the compact record of a delivery delivered at its first attempt (`delivered`, binary) |
 //! | `dead`        | destination ‖ `0x00` ‖ delivery id         | empty |
 //! | `attempts`    | delivery id ‖ sequence (`u32` BE)          | `AttemptRecord` (JSON), not for the delivering attempt |
-//! | `delivered`   | delivered-at (`u64` BE ms) ‖ delivery id   | empty: the purge index |
+//! | `delivered`   | delivered-at (`u64` BE ms) ‖ delivery id   | empty: the purge index, for JSON records only |
 //!
 //! The due index and the idempotency index are kept in memory and rebuilt
 //! at open (`due`, `idempotency`); schema 2 stored them in trees of those

@@ -24,7 +24,8 @@
 //!
 //! Every other change (complete, requeue, purge) is one atomic
 //! transaction (concurrent completions through
-//! [`Outbox::complete_shared`] share one, on their own committer thread)
+//! [`Outbox::complete_shared`] share one, on their own committer thread;
+//! a first-attempt delivery is a single insert, atomic by itself)
 //! but does not wait for a flush: sled flushes on its own
 //! schedule (every 500 ms) and on the next group commit. Losing such a
 //! change in a crash is safe under at-least-once delivery: a lost outcome
@@ -74,6 +75,11 @@
 //!   attempt count; every completion is still in the delivery's history.
 //!   The delivering one is kept in the delivered state rather than in
 //!   `attempts` (a write saved per message); `delivery` shows it last.
+//! - A delivery **delivered at its first attempt**, while untouched, gets
+//!   one compact record in `deliveries` (`delivered`) and nothing else: no
+//!   transaction, no read, no purge-index entry (the purge finds these by
+//!   walking the deliveries created before its cutoff). Most deliveries
+//!   take this path, and it made recording their outcome one sled insert.
 //!   A lease that expires is not an attempt.
 //! - `Dead { fallback: Some(d) }` dead-letters the delivery and creates one
 //!   pending delivery to `d` with the same payload, linked both ways
@@ -89,10 +95,10 @@
 //! |---------------|--------------------------------------------|-------|
 //! | `meta`        | `schema_version`, `lease_epoch`, `untouched_from` | `u32` BE, `u64` BE (opens so far), `u128` BE (raw event id) |
 //! | `events`      | `evt_…`                                    | event record (binary): body, deliveries and their payloads |
-//! | `deliveries`  | `dlv_…`                                    | delivery record (JSON), once the delivery first changed |
+//! | `deliveries`  | `dlv_…`                                    | delivery record (JSON) once the delivery first changed, or compact (binary) if that change delivered it |
 //! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
 //! | `attempts`    | `dlv_…` ‖ seq `u32` BE                     | attempt record (JSON), all but the delivering one |
-//! | `delivered`   | delivered-at `u64` BE ms ‖ `dlv_…`         | empty (purge index) |
+//! | `delivered`   | delivered-at `u64` BE ms ‖ `dlv_…`         | empty (purge index of JSON records) |
 //!
 //! Ids are ULID-like (48-bit ms ‖ 80-bit random-then-counting tail, 26
 //! Crockford base32 characters after the prefix), so they sort by time.
@@ -102,7 +108,7 @@
 //! in its event until the event is purged. The idempotency index (source,
 //! key → event) is in memory too (`idempotency`), rebuilt at open from the
 //! events received within the window: ids start with their time, so that
-//! is one range scan of the newest events. The schema version (4) is
+//! is one range scan of the newest events. The schema version (5) is
 //! checked at open by
 //! [`migrate::migrate`]: older versions are upgraded one transaction per
 //! version step, newer ones refused.
@@ -116,6 +122,7 @@
 //! be exceeded by the deliveries of writers already past the check).
 
 mod commit;
+mod delivered;
 mod due;
 mod error;
 mod id;

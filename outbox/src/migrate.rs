@@ -24,11 +24,15 @@
 //! - **3**: both indexes are kept in memory and rebuilt at open from the
 //!   delivery and event records, which hold everything they held; the
 //!   migration drops the two trees. Every delivery has its record.
-//! - **4** (current): the layout in `keys`. A delivery gets its record
-//!   when it first changes; until then its event describes it
-//!   (`untouched`). `meta/untouched_from` bounds which events the open
-//!   reads to find such deliveries; the migration sets it past the last
-//!   event.
+//! - **4**: a delivery gets its record when it first changes; until then
+//!   its event describes it (`untouched`). `meta/untouched_from` bounds
+//!   which events the open reads to find such deliveries; the migration
+//!   sets it past the last event.
+//! - **5** (current): the layout in `keys`. A delivery delivered at its
+//!   first attempt, while untouched, gets a compact binary record in
+//!   `deliveries` and no `delivered` index entry (`delivered`). Schema 4's
+//!   records are all valid, so the migration only writes the version; it
+//!   exists so that an older build refuses a database it could not read.
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -51,7 +55,7 @@ struct V1Event {
 use crate::time::Timestamp;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// An upgrade that [`migrate`] performed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +138,12 @@ pub fn migrate(db: &sled::Db) -> Result<Option<Migration>, OpenError> {
     if found <= 2 {
         v2_to_v3(db, &meta).map_err(storage)?;
     }
-    v3_to_v4(db, &meta).map_err(storage)?;
+    if found <= 3 {
+        v3_to_v4(db, &meta).map_err(storage)?;
+    }
+    meta.insert(keys::SCHEMA_VERSION, &5u32.to_be_bytes())
+        .map_err(storage)?;
+    db.flush().map_err(storage)?;
     Ok(Some(Migration {
         from: found,
         to: SCHEMA_VERSION,

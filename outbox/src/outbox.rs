@@ -14,9 +14,10 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 
 use self::complete::{CompleteJob, Recorder};
 use crate::commit::{Durability, FlushStats, GroupCommit, Policy, WaitError};
+use crate::delivered;
 use crate::due::{self, DueChange, DueChanges, DueIndex, DueKey};
 use crate::error::{EnqueueError, OpenError, OutboxError};
-use crate::id::{DeliveryId, EventId, IdGen};
+use crate::id::{self, DeliveryId, EventId, IdGen};
 use crate::idempotency::Idempotency;
 use crate::keys;
 use crate::leases::Leases;
@@ -90,9 +91,7 @@ fn tx_get_delivery(t: &[TransactionalTree], id: &DeliveryId) -> Tx<Option<Delive
     let key = id.as_str().as_bytes();
     match t[DL].get(key)? {
         None => Ok(None),
-        Some(b) => record::decode(keys::DELIVERIES, key, &b)
-            .map(Some)
-            .or_else(abort),
+        Some(b) => record::decode_delivery(key, &b).map(Some).or_else(abort),
     }
 }
 
@@ -442,8 +441,15 @@ impl Outbox {
             &mut due,
         )
         .map_err(storage)?;
+        // Above the stored horizon too: the horizon may have been the
+        // generator's floor, past ids handed out but never stored (a
+        // completion's unused fallback id), and an event id below it would
+        // not be searched for untouched deliveries at the next open.
         let ids = Arc::new(IdGen::after(
-            largest_id(&trees).map_err(storage)?.max(largest),
+            largest_id(&trees)
+                .map_err(storage)?
+                .max(largest)
+                .max(horizon.saturating_sub(1)),
         ));
         tracing::debug!(
             due = due.len(),
@@ -667,7 +673,7 @@ impl Outbox {
         let mut moves = Moves::new();
         for (at, id, reclaim) in due {
             let dk = id.as_str().as_bytes();
-            let Some((rec, event)) = self.load(&id)? else {
+            let Some((rec, event)) = self.load_leased(&id)? else {
                 return Err(corrupt(
                     keys::DELIVERIES,
                     dk,
@@ -782,18 +788,46 @@ impl Outbox {
         let event = untouched::event_of(&self.untouched, id.raw());
         let key = id.as_str().as_bytes();
         if let Some(b) = self.trees[DL].get(key)? {
-            return Ok(Some((record::decode(keys::DELIVERIES, key, &b)?, None)));
+            return Ok(Some((record::decode_delivery(key, &b)?, None)));
         }
         let Some(event) = event else {
             return Ok(None);
         };
+        self.derive_untouched(id, event).map(Some)
+    }
+
+    /// [`Outbox::load`] for a caller holding the leases' lock. There an
+    /// untouched delivery certainly has no record, as every writer of an
+    /// untouched delivery's record (its completion) holds that lock too,
+    /// so the tree is not searched for it (a claim's commonest case).
+    fn load_leased(
+        &self,
+        id: &DeliveryId,
+    ) -> Result<Option<(DeliveryRecord, Option<sled::IVec>)>, OutboxError> {
+        match untouched::event_of(&self.untouched, id.raw()) {
+            Some(event) => self.derive_untouched(id, event).map(Some),
+            None => self.load(id),
+        }
+    }
+
+    /// The record of untouched delivery `id` of event `event` (raw id),
+    /// with the event's bytes it was derived from.
+    fn derive_untouched(
+        &self,
+        id: &DeliveryId,
+        event: u128,
+    ) -> Result<(DeliveryRecord, Option<sled::IVec>), OutboxError> {
         let eid = EventId::from_raw(event);
         let ek = eid.as_str().as_bytes();
         let Some(ev) = self.trees[EV].get(ek)? else {
-            return Err(corrupt(keys::DELIVERIES, key, "event missing"));
+            return Err(corrupt(
+                keys::DELIVERIES,
+                id.as_str().as_bytes(),
+                "event missing",
+            ));
         };
         let rec = record::untouched_in(eid.as_str(), &ev, id.as_str())?;
-        Ok(Some((rec, Some(ev))))
+        Ok((rec, Some(ev)))
     }
 
     /// One delivery with its history.
@@ -1052,6 +1086,21 @@ impl Outbox {
                 return Err(corrupt(keys::DELIVERED, &k, "malformed key"));
             };
             keys_found.push((at, id));
+        }
+        // Deliveries delivered at their first attempt have no entry there
+        // (`delivered`); their records are among those created before the
+        // cutoff, as ids sort by creation time and delivery comes later.
+        let created_before = DeliveryId::from_raw(id::first_raw_at(cutoff));
+        for kv in self.trees[DL].range(..created_before.as_str().as_bytes()) {
+            let (k, v) = kv?;
+            let Some(at) = delivered::delivered_at(&v).filter(|&at| at < cutoff.as_millis()) else {
+                continue;
+            };
+            let id = std::str::from_utf8(&k)
+                .ok()
+                .and_then(DeliveryId::parse)
+                .ok_or_else(|| corrupt(keys::DELIVERIES, &k, "malformed delivery key"))?;
+            keys_found.push((Timestamp::from_millis(at), id));
         }
         let mut report = PurgeReport::default();
         for chunk in keys_found.chunks(CHUNK) {
@@ -1346,7 +1395,7 @@ fn scan_deliveries(
     let mut due = DueIndex::default();
     for kv in deliveries.iter() {
         let (k, v) = kv?;
-        let rec: DeliveryRecord = record::decode(keys::DELIVERIES, &k, &v)?;
+        let rec = record::decode_delivery(&k, &v)?;
         let state = DeliveryState::from(rec.state);
         let id = || {
             std::str::from_utf8(&k)

@@ -440,6 +440,15 @@ pub(crate) fn encode<T: Serialize>(
     })
 }
 
+/// Decodes a `deliveries` value: a JSON [`DeliveryRecord`] or the compact
+/// record of a delivery delivered at its first attempt (`delivered`).
+pub(crate) fn decode_delivery(key: &[u8], bytes: &[u8]) -> Result<DeliveryRecord, OutboxError> {
+    if bytes.first() == Some(&crate::delivered::TAG) {
+        return crate::delivered::FirstDelivered::decode(key, bytes).map(|d| d.record());
+    }
+    decode(crate::keys::DELIVERIES, key, bytes)
+}
+
 /// Decodes a record, naming the key if it is corrupt or of an unknown
 /// version.
 pub(crate) fn decode<T: DeserializeOwned + Versioned>(

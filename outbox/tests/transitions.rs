@@ -151,11 +151,13 @@ async fn enqueue_then_claim_then_deliver() {
 /// The delivering attempt is not logged (a write saved per message) but
 /// shown from the delivered state; a database written before that change,
 /// which logged it, shows it once too, and purge counts it once either way.
+/// The rewritten record is schema 4's (JSON, indexed), which the open
+/// migrates to 5 and reads beside schema 5's compact records.
 #[tokio::test]
 async fn the_delivering_attempt_shows_once_whether_or_not_it_was_logged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(t(0)));
-    let ids = {
+    let (ids, event) = {
         let ob = open_with(dir.path(), &clock, |_| {});
         let (_, ids) = accept(&ob, &["a", "b"]).await;
         let claims = ob.claim_due(t(0), 10, "w", LEASE).expect("claim");
@@ -213,21 +215,35 @@ async fn the_delivering_attempt_shows_once_whether_or_not_it_was_logged() {
                 Some(if want.len() == 1 { t(5) } else { t(12) })
             );
         }
-        ids
+        let event = ob.delivery(&ids[0]).expect("read").expect("exists");
+        (ids, event.event_id)
     };
-    // Rewrite the first delivery as the previous release stored it: the
-    // delivering attempt in the log as well.
+    // Rewrite the first delivery as a schema-4 release stored it: a JSON
+    // record, an entry in the purge index, and the delivering attempt in
+    // the log as well (releases before schema 4 logged it).
     {
         let db = open_sled(dir.path());
         let deliveries = db.open_tree("deliveries").expect("tree");
         let key = ids[0].as_str().as_bytes();
-        let mut rec: serde_json::Value =
-            serde_json::from_slice(&deliveries.get(key).expect("get").expect("exists"))
-                .expect("json");
-        assert_eq!(rec["log_len"], 0, "the delivering attempt is not logged");
-        rec["log_len"] = 1.into();
+        let compact = deliveries.get(key).expect("get").expect("exists");
+        assert_ne!(compact.first(), Some(&b'{'), "schema 5 wrote it compact");
+        let rec = serde_json::json!({
+            "v": 1, "event_id": event.as_str(), "destination": "a", "created_at": T0,
+            "attempts": 1, "log_len": 1, "claims": 0, "fallback_of": null, "fallback_to": null,
+            "state": { "state": "delivered", "at": T0 + 5, "detail": "200" },
+        });
         deliveries
             .insert(key, serde_json::to_vec(&rec).expect("json"))
+            .expect("insert");
+        let mut index_key = (T0 + 5).to_be_bytes().to_vec();
+        index_key.extend_from_slice(key);
+        db.open_tree("delivered")
+            .expect("tree")
+            .insert(index_key, &[][..])
+            .expect("insert");
+        db.open_tree("meta")
+            .expect("tree")
+            .insert("schema_version", &4u32.to_be_bytes())
             .expect("insert");
         let mut akey = key.to_vec();
         akey.extend_from_slice(&0u32.to_be_bytes());
@@ -867,7 +883,7 @@ fn migrates_a_v1_fixture() {
             .expect("tree")
             .get("schema_version")
             .expect("get");
-        assert_eq!(v.as_deref(), Some(&4u32.to_be_bytes()[..]));
+        assert_eq!(v.as_deref(), Some(&5u32.to_be_bytes()[..]));
         let names = db.tree_names();
         for gone in ["due", "idempotency"] {
             assert!(
@@ -1031,7 +1047,7 @@ fn refuses_a_newer_schema() {
             err,
             OpenError::SchemaTooNew {
                 found: 99,
-                supported: 4
+                supported: 5
             }
         ),
         "{err}"
@@ -1375,4 +1391,105 @@ async fn close_moves_the_stored_horizon_past_finished_events() {
     assert!(after > before, "{after} > {before}");
     let ob = open_with(dir.path(), &clock, |_| {});
     assert_eq!((ob.depth().pending, ob.depth().delivered), (0, 1));
+}
+
+/// A delivery delivered at its first attempt is one compact record and no
+/// purge-index entry (schema 5); it reads like any delivered one, across a
+/// reopen, and the purge goes by when it was delivered, not created.
+#[tokio::test]
+async fn a_first_attempt_delivery_is_one_record_purged_by_its_delivery_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let ids = {
+        let ob = open_with(dir.path(), &clock, |_| {});
+        let (_, early) = accept(&ob, &["a", "b"]).await;
+        let claims = ob.claim_due(t(0), 10, "w", LEASE).expect("claim");
+        // "a" delivered at once; "b" retried first, so it has a JSON
+        // record and an index entry when it is delivered.
+        let (a, b) = (&claims[0], &claims[1]);
+        assert_eq!(a.delivery_id, early[0]);
+        ob.complete(
+            a,
+            Outcome::Delivered {
+                detail: "200".into(),
+            },
+            t(10),
+        )
+        .expect("complete");
+        ob.complete(
+            b,
+            Outcome::Retry {
+                at: t(20),
+                error: "503".into(),
+                counts_as_attempt: true,
+            },
+            t(10),
+        )
+        .expect("complete");
+        let again = ob.claim_due(t(20), 10, "w", LEASE).expect("claim");
+        ob.complete(
+            &again[0],
+            Outcome::Delivered {
+                detail: "201".into(),
+            },
+            t(30),
+        )
+        .expect("complete");
+        // Created at 40, long before it is delivered.
+        clock.set(t(40));
+        let (_, late) = accept(&ob, &["c"]).await;
+        let c = ob.claim_due(t(40), 10, "w", LEASE).expect("claim");
+        ob.complete(
+            &c[0],
+            Outcome::Delivered {
+                detail: "202".into(),
+            },
+            t(5_000),
+        )
+        .expect("complete");
+        ob.flush().expect("flush");
+        [early[0].clone(), early[1].clone(), late[0].clone()]
+    };
+    {
+        let db = open_sled(dir.path());
+        let index = db.open_tree("delivered").expect("tree");
+        assert_eq!(index.len(), 1, "only the retried delivery is indexed");
+        let records = db.open_tree("deliveries").expect("tree");
+        let a = records.get(ids[0].as_str()).expect("get").expect("record");
+        assert_ne!(a.first(), Some(&b'{'), "compact, not JSON");
+        assert_eq!(
+            records
+                .get(ids[1].as_str())
+                .expect("get")
+                .expect("record")
+                .first(),
+            Some(&b'{')
+        );
+    }
+    let ob = open_with(dir.path(), &clock, |_| {});
+    assert_eq!(ob.depth().delivered, 3);
+    let a = ob.delivery(&ids[0]).expect("read").expect("exists");
+    assert!(matches!(&a.state, DeliveryState::Delivered(d) if d.at == t(10) && d.detail == "200"));
+    assert_eq!((a.attempts, a.created_at), (1, t(0)));
+    assert_eq!(a.destination, "a");
+    assert_eq!(a.history.len(), 1, "the delivering attempt");
+    assert!(matches!(
+        a.history[0].outcome,
+        AttemptOutcome::Delivered { .. }
+    ));
+    let r = ob
+        .purge_delivered(t(1_000), Duration::from_millis(100))
+        .expect("purge");
+    assert_eq!((r.deliveries, r.attempts, r.events), (2, 3, 1));
+    assert!(ob.delivery(&ids[0]).expect("read").is_none());
+    assert!(ob.delivery(&ids[1]).expect("read").is_none());
+    assert!(
+        ob.delivery(&ids[2]).expect("read").is_some(),
+        "delivered after the cutoff"
+    );
+    let r = ob
+        .purge_delivered(t(6_000), Duration::from_millis(100))
+        .expect("purge");
+    assert_eq!((r.deliveries, r.events), (1, 1));
+    assert_eq!(ob.depth().delivered, 0);
 }

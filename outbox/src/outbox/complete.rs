@@ -16,6 +16,7 @@ use super::{
     tx_get_delivery, tx_get_event, tx_put, tx_put_event,
 };
 use crate::commit::{Durability, WaitError};
+use crate::delivered::FirstDelivered;
 use crate::due::{DueChange, DueChanges, DueIndex, due_key};
 use crate::error::OutboxError;
 use crate::id::{DeliveryId, EventId};
@@ -28,6 +29,7 @@ use crate::state::{DeliveryState, StateKind};
 use crate::time::Timestamp;
 use crate::types::{Claim, Completion, Depth, Outcome};
 use crate::untouched::{self, Untouched};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// One outcome to record: what the transaction needs of the claim (not
@@ -40,6 +42,8 @@ pub(crate) struct CompleteJob {
     now: Timestamp,
     /// The id a fallback delivery gets, if the outcome makes one.
     fallback_id: DeliveryId,
+    /// The claim's destination (for a first-attempt delivered record).
+    destination: String,
 }
 
 impl CompleteJob {
@@ -51,6 +55,7 @@ impl CompleteJob {
             outcome,
             now,
             fallback_id: DeliveryId::from_raw(outbox.ids.next(now)),
+            destination: claim.destination.clone(),
         }
     }
 }
@@ -58,6 +63,15 @@ impl CompleteJob {
 /// A fallback destination with a NUL byte cannot be a key.
 fn invalid_fallback(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Dead { fallback: Some(f), .. } if f.as_bytes().contains(&0))
+}
+
+/// A job `Recorder::first_deliveries` picked: its index in the batch, its
+/// event (raw id), the time its lease was taken at, its receipt.
+struct First<'j> {
+    index: usize,
+    event: u128,
+    leased_at: Timestamp,
+    detail: &'j str,
 }
 
 /// What the completions committer writes with: shared with `Outbox`.
@@ -102,6 +116,118 @@ impl Recorder {
         jobs: &[CompleteJob],
     ) -> Vec<(Result<Completion, OutboxError>, Durability)> {
         let mut leases = lock(&self.leases);
+        let first = self.first_deliveries(jobs, &leases);
+        let mut results = self.record_first_deliveries(jobs, &first, &mut leases);
+        let mut picked = vec![false; jobs.len()];
+        for f in &first {
+            picked[f.index] = true;
+        }
+        let rest: Vec<usize> = (0..jobs.len()).filter(|&i| !picked[i]).collect();
+        let rest_jobs: Vec<&CompleteJob> = rest.iter().map(|&i| &jobs[i]).collect();
+        results.extend(
+            rest.into_iter()
+                .zip(self.apply_transaction(&rest_jobs, &mut leases)),
+        );
+        // Back in the order of `jobs`: each index is there once.
+        results.sort_unstable_by_key(|(i, _)| *i);
+        results
+            .into_iter()
+            .map(|(_, r)| (r, Durability::Now))
+            .collect()
+    }
+
+    /// The jobs that are the first outcome of an untouched delivery, where
+    /// that outcome is delivered, from the lease holder, and no other job
+    /// of the batch is about the same delivery. Such a delivery has no
+    /// record (untouched, checked under the leases' lock, which every
+    /// writer of a leased delivery's record holds), so its whole change is
+    /// one new key: `record_first_deliveries`.
+    fn first_deliveries<'j>(&self, jobs: &'j [CompleteJob], leases: &Leases) -> Vec<First<'j>> {
+        let mut seen = HashMap::with_capacity(jobs.len());
+        for job in jobs {
+            *seen.entry(job.delivery_id.raw()).or_insert(0u32) += 1;
+        }
+        let untouched = lock(&self.untouched);
+        let mut first = Vec::with_capacity(jobs.len());
+        for (index, job) in jobs.iter().enumerate() {
+            let raw = job.delivery_id.raw();
+            let Outcome::Delivered { detail } = &job.outcome else {
+                continue;
+            };
+            let Some(lease) = leases.get(&job.delivery_id) else {
+                continue;
+            };
+            if seen.get(&raw) != Some(&1) || !lease.held_by(&job.owner, job.token) {
+                continue;
+            }
+            if let Some(event) = untouched.event_of(raw) {
+                first.push(First {
+                    index,
+                    event,
+                    leased_at: lease.at,
+                    detail,
+                });
+            }
+        }
+        first
+    }
+
+    /// Writes the compact record of each delivery `first_deliveries`
+    /// picked: one insert each, no transaction needed, as each completion
+    /// is that one key. Then, as after a transaction: the due index, the
+    /// leases, the untouched set, the counters.
+    fn record_first_deliveries(
+        &self,
+        jobs: &[CompleteJob],
+        first: &[First<'_>],
+        leases: &mut Leases,
+    ) -> Vec<(usize, Result<Completion, OutboxError>)> {
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut changes = DueChanges::new();
+        let mut done = Vec::with_capacity(first.len());
+        for f in first {
+            let job = &jobs[f.index];
+            // An untouched delivery is pending, due (and created) when its
+            // event was received: that is the index time it was leased at.
+            let rec = FirstDelivered {
+                event: f.event,
+                destination: &job.destination,
+                created_at: f.leased_at.as_millis(),
+                delivered_at: job.now.as_millis(),
+                detail: f.detail,
+            };
+            let key = job.delivery_id.as_str().as_bytes();
+            match self.trees[DL].insert(key, rec.encode()) {
+                Ok(_) => {
+                    changes.push(DueChange::Remove(due_key(f.leased_at, &job.delivery_id)));
+                    done.push(job);
+                    out.push((f.index, Ok(Completion::Delivered)));
+                }
+                Err(e) => out.push((f.index, Err(e.into()))),
+            }
+        }
+        lock(&self.due).apply(&changes);
+        let delivered = vec![Completion::Delivered; done.len()];
+        end_leases(leases, &self.untouched, done.iter().copied(), &delivered);
+        let moves: Moves = done
+            .iter()
+            .map(|_| (Some(StateKind::Claimed), Some(StateKind::Delivered)))
+            .collect();
+        apply_moves(&self.depth, &moves);
+        out
+    }
+
+    /// Records `jobs` in one transaction. If it aborts (corruption or a
+    /// fallback id collision, both rare), each job runs on its own so one
+    /// bad delivery cannot fail the others.
+    fn apply_transaction(
+        &self,
+        jobs: &[&CompleteJob],
+        leases: &mut Leases,
+    ) -> Vec<Result<Completion, OutboxError>> {
+        if jobs.is_empty() {
+            return Vec::new();
+        }
         let held = &*leases;
         let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
             let mut out = Vec::with_capacity(jobs.len());
@@ -114,10 +240,10 @@ impl Recorder {
             }
             Ok((out, moves, changes))
         });
-        let results: Vec<Result<Completion, OutboxError>> = match r {
+        match r {
             Ok((out, moves, changes)) => {
                 lock(&self.due).apply(&changes);
-                end_leases(&mut leases, &self.untouched, jobs, &out);
+                end_leases(leases, &self.untouched, jobs.iter().copied(), &out);
                 apply_moves(&self.depth, &moves);
                 out.into_iter().map(Ok).collect()
             }
@@ -127,15 +253,9 @@ impl Recorder {
                 .collect(),
             Err(TransactionError::Abort(_)) => jobs
                 .iter()
-                .map(|j| self.apply_one_locked(j, &mut leases))
+                .map(|j| self.apply_one_locked(j, leases))
                 .collect(),
-        };
-        results.into_iter().map(|r| (r, Durability::Now)).collect()
-    }
-
-    fn apply_one(&self, job: &CompleteJob) -> Result<Completion, OutboxError> {
-        let mut leases = lock(&self.leases);
-        self.apply_one_locked(job, &mut leases)
+        }
     }
 
     fn apply_one_locked(
@@ -184,8 +304,12 @@ impl Outbox {
         if invalid_fallback(&outcome) {
             return Ok(Completion::InvalidFallback);
         }
-        self.recorder
-            .apply_one(&CompleteJob::new(self, claim, outcome, now))
+        let job = CompleteJob::new(self, claim, outcome, now);
+        let mut one = self.recorder.apply(std::slice::from_ref(&job));
+        match one.pop() {
+            Some((r, _)) => r,
+            None => Err(OutboxError::Closed("no outcome recorded".into())),
+        }
     }
 
     /// [`Outbox::complete`], sharing one transaction with the completions
