@@ -634,22 +634,27 @@ fn model_case_02_purge_of_both_record_kinds() {
 
 /// Found by the model once purges joined it: the purge stores the
 /// untouched horizon, which with nothing untouched is the id generator's
-/// floor, past the fallback id the completion took and never stored. The
-/// reopened generator started after the largest *stored* id, so in the
-/// same millisecond the next event got an id below the stored horizon, and
-/// the open after that did not find its delivery. The generator now starts
-/// above the stored horizon as well.
+/// floor, past ids handed out and never stored (then a completion's unused
+/// fallback id; here a duplicate enqueue's, refused after its ids were
+/// taken). The reopened generator started after the largest *stored* id,
+/// so in the same millisecond the next event got an id below the stored
+/// horizon, and the open after that did not find its delivery. The
+/// generator now starts above the stored horizon as well.
 #[test]
 fn model_bug_03_an_event_id_below_the_stored_horizon() {
     run(&[
         Op::Enqueue {
-            key: None,
+            key: Some(0),
             dests: vec![0],
         },
         Op::Claim { limit: 1, owner: 0 },
         Op::Complete {
             claim: 0,
             kind: Kind::Delivered,
+        },
+        Op::Enqueue {
+            key: Some(0),
+            dests: vec![0],
         },
         Op::Purge { extra_ms: 0 },
         Op::Reopen,

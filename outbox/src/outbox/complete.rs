@@ -40,21 +40,29 @@ pub(crate) struct CompleteJob {
     token: u64,
     outcome: Outcome,
     now: Timestamp,
-    /// The id a fallback delivery gets, if the outcome makes one.
-    fallback_id: DeliveryId,
+    /// The id a fallback delivery gets, if the outcome makes one (taken
+    /// only then: most outcomes need no id).
+    fallback_id: Option<DeliveryId>,
     /// The claim's destination (for a first-attempt delivered record).
     destination: String,
 }
 
 impl CompleteJob {
     fn new(outbox: &Outbox, claim: &Claim, outcome: Outcome, now: Timestamp) -> Self {
+        let falls_back = matches!(
+            outcome,
+            Outcome::Dead {
+                fallback: Some(_),
+                ..
+            }
+        );
         CompleteJob {
             delivery_id: claim.delivery_id.clone(),
             owner: claim.owner.clone(),
             token: claim.token,
             outcome,
             now,
-            fallback_id: DeliveryId::from_raw(outbox.ids.next(now)),
+            fallback_id: falls_back.then(|| DeliveryId::from_raw(outbox.ids.next(now))),
             destination: claim.destination.clone(),
         }
     }
@@ -102,11 +110,11 @@ fn end_leases<'a>(
 }
 
 impl Recorder {
-    /// Records a batch in one transaction. If it aborts (corruption or a
-    /// fallback id collision, both rare), each job runs on its own so one
-    /// bad delivery cannot fail the others.
+    /// Records a batch: first-attempt deliveries as one insert each
+    /// (`record_first_deliveries`), the rest in one transaction
+    /// (`apply_transaction`). Answers in the order of `jobs`.
     ///
-    /// The leases are locked across the transaction, the ending of the
+    /// The leases are locked across the writes, the ending of the
     /// accepted ones and the change to the due index, so a completion is
     /// checked against the lease and ends it atomically, and no claim sees
     /// the index between the commit and its update. Lock order is leases,
@@ -182,7 +190,7 @@ impl Recorder {
         first: &[First<'_>],
         leases: &mut Leases,
     ) -> Vec<(usize, Result<Completion, OutboxError>)> {
-        let mut out = Vec::with_capacity(jobs.len());
+        let mut out = Vec::with_capacity(first.len());
         let mut changes = DueChanges::new();
         let mut done = Vec::with_capacity(first.len());
         for f in first {
@@ -418,9 +426,16 @@ fn complete_in(
         }
         Outcome::Dead { error, fallback } => {
             t[DE].insert(keys::dead_key(&rec.destination, id), &[][..])?;
-            let made = match fallback {
-                None => None,
-                Some(dest) => Some(make_fallback(t, job, dest, &mut rec, &mut moves, changes)?),
+            let made = match (fallback, &job.fallback_id) {
+                (Some(dest), Some(fid)) => Some(make_fallback(
+                    t,
+                    job,
+                    (dest, fid),
+                    &mut rec,
+                    &mut moves,
+                    changes,
+                )?),
+                _ => None,
             };
             (
                 DeliveryState::Dead(claimed.die(now, error.clone())),
@@ -493,14 +508,13 @@ fn tx_get_untouched(
 fn make_fallback(
     t: &[TransactionalTree],
     job: &CompleteJob,
-    dest: &str,
+    (dest, fallback_id): (&str, &DeliveryId),
     rec: &mut DeliveryRecord,
     moves: &mut Moves,
     changes: &mut DueChanges,
 ) -> Tx<DeliveryId> {
     let id = &job.delivery_id;
     let dk = id.as_str().as_bytes();
-    let fallback_id = &job.fallback_id;
     let fk = fallback_id.as_str().as_bytes();
     if t[DL].get(fk)?.is_some() {
         return Err(ConflictableTransactionError::Abort(Abort::Collision));
