@@ -35,7 +35,7 @@
 //! # State machine
 //!
 //! Types in [`state`]; each transition is one transaction over the trees it
-//! touches.
+//! touches, or one insert for a first-attempt delivery (below).
 //!
 //! ```text
 //! Pending ──claim──▶ Claimed ──Delivered──▶ Delivered ──purge──▶ (removed)
