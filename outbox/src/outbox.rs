@@ -87,6 +87,14 @@ fn parse_delivery_id(tree: &'static str, key: &[u8], s: &str) -> Result<Delivery
     DeliveryId::parse(s).ok_or_else(|| corrupt(tree, key, "malformed delivery id"))
 }
 
+/// The id a `deliveries` key spells.
+fn delivery_key_id(key: &[u8]) -> Result<DeliveryId, OutboxError> {
+    std::str::from_utf8(key)
+        .ok()
+        .and_then(DeliveryId::parse)
+        .ok_or_else(|| corrupt(keys::DELIVERIES, key, "malformed delivery key"))
+}
+
 fn tx_get_delivery(t: &[TransactionalTree], id: &DeliveryId) -> Tx<Option<DeliveryRecord>> {
     let key = id.as_str().as_bytes();
     match t[DL].get(key)? {
@@ -442,8 +450,8 @@ impl Outbox {
         )
         .map_err(storage)?;
         // Above the stored horizon too: the horizon may have been the
-        // generator's floor, past ids handed out but never stored (a
-        // completion's unused fallback id), and an event id below it would
+        // generator's floor, past ids handed out but never stored (those of
+        // a duplicate or refused enqueue), and an event id below it would
         // not be searched for untouched deliveries at the next open.
         let ids = Arc::new(IdGen::after(
             largest_id(&trees)
@@ -1096,11 +1104,7 @@ impl Outbox {
             let Some(at) = delivered::delivered_at(&v).filter(|&at| at < cutoff.as_millis()) else {
                 continue;
             };
-            let id = std::str::from_utf8(&k)
-                .ok()
-                .and_then(DeliveryId::parse)
-                .ok_or_else(|| corrupt(keys::DELIVERIES, &k, "malformed delivery key"))?;
-            keys_found.push((Timestamp::from_millis(at), id));
+            keys_found.push((Timestamp::from_millis(at), delivery_key_id(&k)?));
         }
         let mut report = PurgeReport::default();
         for chunk in keys_found.chunks(CHUNK) {
@@ -1397,12 +1401,7 @@ fn scan_deliveries(
         let (k, v) = kv?;
         let rec = record::decode_delivery(&k, &v)?;
         let state = DeliveryState::from(rec.state);
-        let id = || {
-            std::str::from_utf8(&k)
-                .ok()
-                .and_then(DeliveryId::parse)
-                .ok_or_else(|| corrupt(keys::DELIVERIES, &k, "malformed delivery key"))
-        };
+        let id = || delivery_key_id(&k);
         match &state {
             DeliveryState::Claimed(_) => stored.push(id()?),
             s => {
