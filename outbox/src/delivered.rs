@@ -19,7 +19,7 @@
 use crate::error::OutboxError;
 use crate::id::EventId;
 use crate::keys::{self, display_key};
-use crate::record::{DeliveryRecord, RECORD_VERSION, StoredState};
+use crate::record::{DeliveryRecord, RECORD_VERSION, Reader, StoredState, put};
 
 /// The first byte of a compact delivered record.
 pub(crate) const TAG: u8 = 0xD5;
@@ -57,31 +57,7 @@ impl<'a> FirstDelivered<'a> {
             key: display_key(key),
             reason: "truncated or malformed delivered record".into(),
         };
-        let (head, mut rest) = bytes.split_at_checked(HEAD).ok_or_else(bad)?;
-        if head[0] != TAG {
-            return Err(bad());
-        }
-        let u64_at = |i: usize| u64::from_be_bytes(head[i..i + 8].try_into().unwrap_or([0; 8]));
-        let event = u128::from_be_bytes(head[1..17].try_into().map_err(|_| bad())?);
-        let mut string = || -> Option<&'a str> {
-            let (n, tail) = rest.split_at_checked(4)?;
-            let n = usize::try_from(u32::from_be_bytes(n.try_into().ok()?)).ok()?;
-            let (s, tail) = tail.split_at_checked(n)?;
-            rest = tail;
-            std::str::from_utf8(s).ok()
-        };
-        let destination = string().ok_or_else(bad)?;
-        let detail = string().ok_or_else(bad)?;
-        if !rest.is_empty() {
-            return Err(bad());
-        }
-        Ok(Self {
-            event,
-            destination,
-            created_at: u64_at(17),
-            delivered_at: u64_at(25),
-            detail,
-        })
+        read(bytes).ok_or_else(bad)
     }
 
     /// The full record this stands for: one counted attempt, no attempt
@@ -105,6 +81,26 @@ impl<'a> FirstDelivered<'a> {
     }
 }
 
+/// The fields of an encoded record, if it is whole and nothing follows.
+fn read(bytes: &[u8]) -> Option<FirstDelivered<'_>> {
+    let mut r = Reader(bytes);
+    if r.u8()? != TAG {
+        return None;
+    }
+    let event = u128::from_be_bytes(r.take(16)?.try_into().ok()?);
+    let created_at = r.u64()?;
+    let delivered_at = r.u64()?;
+    let destination = std::str::from_utf8(r.bytes()?).ok()?;
+    let detail = std::str::from_utf8(r.bytes()?).ok()?;
+    r.0.is_empty().then_some(FirstDelivered {
+        event,
+        destination,
+        created_at,
+        delivered_at,
+        detail,
+    })
+}
+
 /// When the delivery was delivered, if `bytes` is a compact delivered
 /// record (the purge's look at each record, without decoding the rest).
 pub(crate) fn delivered_at(bytes: &[u8]) -> Option<u64> {
@@ -115,12 +111,6 @@ pub(crate) fn delivered_at(bytes: &[u8]) -> Option<u64> {
             .map(u64::from_be_bytes),
         _ => None,
     }
-}
-
-fn put(out: &mut Vec<u8>, b: &[u8]) {
-    // Destinations and receipts are far below 4 GiB.
-    out.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(b);
 }
 
 #[cfg(test)]

@@ -1093,7 +1093,7 @@ impl Outbox {
             let Some((at, id)) = keys::split_time_key(&k) else {
                 return Err(corrupt(keys::DELIVERED, &k, "malformed key"));
             };
-            keys_found.push((at, id));
+            keys_found.push((Some(at), id));
         }
         // Deliveries delivered at their first attempt have no entry there
         // (`delivered`); their records are among those created before the
@@ -1101,10 +1101,9 @@ impl Outbox {
         let created_before = DeliveryId::from_raw(id::first_raw_at(cutoff));
         for kv in self.trees[DL].range(..created_before.as_str().as_bytes()) {
             let (k, v) = kv?;
-            let Some(at) = delivered::delivered_at(&v).filter(|&at| at < cutoff.as_millis()) else {
-                continue;
-            };
-            keys_found.push((Timestamp::from_millis(at), delivery_key_id(&k)?));
+            if delivered::delivered_at(&v).is_some_and(|at| at < cutoff.as_millis()) {
+                keys_found.push((None, delivery_key_id(&k)?));
+            }
         }
         let mut report = PurgeReport::default();
         for chunk in keys_found.chunks(CHUNK) {
@@ -1112,8 +1111,11 @@ impl Outbox {
                 let mut rep = PurgeReport::default();
                 let mut moves = Moves::new();
                 let mut events: Vec<(String, Vec<&str>)> = Vec::new();
+                // `at`: the purge-index entry's time, if it has one.
                 for (at, id) in chunk {
-                    t[DV].remove(keys::time_key(*at, id))?;
+                    if let Some(at) = at {
+                        t[DV].remove(keys::time_key(*at, id))?;
+                    }
                     let Some(rec) = tx_get_delivery(t, id)? else {
                         continue;
                     };

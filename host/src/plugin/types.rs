@@ -94,20 +94,21 @@ impl std::fmt::Debug for HttpRequest {
     }
 }
 
-/// `url` with its user info and query replaced by `…`.
+/// `url` with its user info and query replaced by `…` (and its fragment
+/// left out); a URL that does not parse is not shown at all.
 fn url_without_credentials(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, _)) => (base, "?…"),
-        None => (url, ""),
+    let Ok(u) = url::Url::parse(url) else {
+        return "<invalid url>".to_owned();
     };
-    let (scheme, rest) = base.split_once("://").unwrap_or(("", base));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let rest = match rest[..authority_end].rfind('@') {
-        Some(at) => format!("…@{}", &rest[at + 1..]),
-        None => rest.to_owned(),
+    let user = if u.username().is_empty() && u.password().is_none() {
+        ""
+    } else {
+        "…@"
     };
-    let sep = if scheme.is_empty() { "" } else { "://" };
-    format!("{scheme}{sep}{rest}{query}")
+    let host = u.host_str().unwrap_or_default();
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let query = if u.query().is_some() { "?…" } else { "" };
+    format!("{}://{user}{host}{port}{}{query}", u.scheme(), u.path())
 }
 
 /// A mail a plugin would send.

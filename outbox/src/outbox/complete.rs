@@ -91,22 +91,30 @@ pub(crate) struct Recorder {
     pub(crate) untouched: Arc<Mutex<Untouched>>,
 }
 
-/// Ends the leases of the completions that were accepted, and forgets
-/// those deliveries as untouched: their records are written now.
+/// Ends the leases of `accepted` completions, and forgets those deliveries
+/// as untouched: their records are written now.
 fn end_leases<'a>(
     leases: &mut Leases,
     untouched: &Mutex<Untouched>,
-    jobs: impl IntoIterator<Item = &'a CompleteJob>,
-    out: &[Completion],
+    accepted: impl IntoIterator<Item = &'a CompleteJob>,
 ) {
     let mut written = Vec::new();
-    for (job, c) in jobs.into_iter().zip(out) {
-        if !matches!(c, Completion::LeaseLost { .. }) {
-            leases.end(&job.delivery_id, job.token);
-            written.push(job.delivery_id.raw());
-        }
+    for job in accepted {
+        leases.end(&job.delivery_id, job.token);
+        written.push(job.delivery_id.raw());
     }
     untouched::touch_all(untouched, written);
+}
+
+/// The jobs whose completion was accepted (not refused for a lost lease).
+fn accepted<'a>(
+    jobs: impl IntoIterator<Item = &'a CompleteJob>,
+    out: &'a [Completion],
+) -> impl Iterator<Item = &'a CompleteJob> {
+    jobs.into_iter()
+        .zip(out)
+        .filter(|(_, c)| !matches!(c, Completion::LeaseLost { .. }))
+        .map(|(job, _)| job)
 }
 
 impl Recorder {
@@ -151,14 +159,14 @@ impl Recorder {
     /// writer of a leased delivery's record holds), so its whole change is
     /// one new key: `record_first_deliveries`.
     fn first_deliveries<'j>(&self, jobs: &'j [CompleteJob], leases: &Leases) -> Vec<First<'j>> {
+        let raws: Vec<u128> = jobs.iter().map(|j| j.delivery_id.raw()).collect();
         let mut seen = HashMap::with_capacity(jobs.len());
-        for job in jobs {
-            *seen.entry(job.delivery_id.raw()).or_insert(0u32) += 1;
+        for &raw in &raws {
+            *seen.entry(raw).or_insert(0u32) += 1;
         }
         let untouched = lock(&self.untouched);
         let mut first = Vec::with_capacity(jobs.len());
-        for (index, job) in jobs.iter().enumerate() {
-            let raw = job.delivery_id.raw();
+        for (index, (job, &raw)) in jobs.iter().zip(&raws).enumerate() {
             let Outcome::Delivered { detail } = &job.outcome else {
                 continue;
             };
@@ -215,13 +223,11 @@ impl Recorder {
             }
         }
         lock(&self.due).apply(&changes);
-        let delivered = vec![Completion::Delivered; done.len()];
-        end_leases(leases, &self.untouched, done.iter().copied(), &delivered);
-        let moves: Moves = done
-            .iter()
-            .map(|_| (Some(StateKind::Claimed), Some(StateKind::Delivered)))
-            .collect();
-        apply_moves(&self.depth, &moves);
+        end_leases(leases, &self.untouched, done.iter().copied());
+        let mut depth = lock(&self.depth);
+        for _ in &done {
+            depth.apply(Some(StateKind::Claimed), Some(StateKind::Delivered));
+        }
         out
     }
 
@@ -251,7 +257,11 @@ impl Recorder {
         match r {
             Ok((out, moves, changes)) => {
                 lock(&self.due).apply(&changes);
-                end_leases(leases, &self.untouched, jobs.iter().copied(), &out);
+                end_leases(
+                    leases,
+                    &self.untouched,
+                    accepted(jobs.iter().copied(), &out),
+                );
                 apply_moves(&self.depth, &moves);
                 out.into_iter().map(Ok).collect()
             }
@@ -280,7 +290,11 @@ impl Recorder {
         match r {
             Ok((c, moves, changes)) => {
                 lock(&self.due).apply(&changes);
-                end_leases(leases, &self.untouched, [job], std::slice::from_ref(&c));
+                end_leases(
+                    leases,
+                    &self.untouched,
+                    accepted([job], std::slice::from_ref(&c)),
+                );
                 apply_moves(&self.depth, &moves);
                 Ok(c)
             }
