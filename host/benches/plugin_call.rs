@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use carillon::message::Message;
-use carillon::plugin::probe::{BareArgs, RenderProbe, bare_render};
+use carillon::plugin::workload::{BareArgs, RenderWorkload, bare_render};
 use carillon::plugin::{Runtime, RuntimeConfig};
 use carillon_plugin_webhook::Webhook;
 use carillon_sdk::testing::Harness;
@@ -95,12 +95,12 @@ fn main() {
         std::fs::read(carillon_builtin::path("carillon-plugin-webhook").expect("webhook built"))
             .expect("read");
     let probe = rt
-        .block_on(RenderProbe::webhook(&runtime, wasm))
+        .block_on(RenderWorkload::webhook(&runtime, wasm))
         .expect("load");
-    let config = RenderProbe::config();
+    let config = RenderWorkload::config();
     let (msg, ctx) = (&probe.message, &probe.context);
     // The same destination without a signing secret: what signing costs.
-    let mut unsigned_config = RenderProbe::config();
+    let mut unsigned_config = RenderWorkload::config();
     unsigned_config
         .as_object_mut()
         .expect("an object")

@@ -5,7 +5,7 @@
 //! outbox around it). Run with
 //! `cargo bench -p carillon-outbox --bench enqueue`; `OUTBOX_BENCH_SECS`
 //! sets the duration of each row (default 3). The probes themselves are
-//! `carillon_outbox::probe`, shared with the benchmark suite.
+//! `carillon_outbox::throughput`, shared with the benchmark suite.
 
 #![allow(
     clippy::print_stdout,
@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use carillon_outbox::probe::{self, Probe};
+use carillon_outbox::throughput::{self, Measurement};
 
 /// The gateway binary's allocator (`host/src/main.rs`): under glibc's
 /// malloc the committer spent a fifth of its time in `malloc`/`realloc`,
@@ -26,7 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Row {
     name: String,
-    probe: Probe,
+    probe: Measurement,
 }
 
 fn main() {
@@ -46,15 +46,15 @@ fn main() {
     let mut rows = vec![
         Row {
             name: "sled insert + flush each".into(),
-            probe: probe::bare_sled(&base.path().join("flush"), true, dur).unwrap(),
+            probe: throughput::bare_sled(&base.path().join("flush"), true, dur).unwrap(),
         },
         Row {
             name: "sled insert, no flush".into(),
-            probe: probe::bare_sled(&base.path().join("noflush"), false, dur).unwrap(),
+            probe: throughput::bare_sled(&base.path().join("noflush"), false, dur).unwrap(),
         },
         Row {
             name: "sled, enqueue shape (1 key, batch of 64 + flush)".into(),
-            probe: probe::bare_sled_enqueue_shape(&base.path().join("shape"), 64, dur).unwrap(),
+            probe: throughput::bare_sled_enqueue_shape(&base.path().join("shape"), 64, dur).unwrap(),
         },
     ];
     for w in [1, 16, 128, 1024] {
@@ -66,7 +66,7 @@ fn main() {
         let dir = base.path().join(format!("ob{w}"));
         rows.push(Row {
             name: format!("outbox enqueue, {w} writers"),
-            probe: rt.block_on(probe::enqueue(&dir, w, dur)).unwrap(),
+            probe: rt.block_on(throughput::enqueue(&dir, w, dur)).unwrap(),
         });
     }
     let flush_each = rows[0].probe.rate();

@@ -131,7 +131,7 @@ mod keys;
 mod leases;
 pub mod migrate;
 mod outbox;
-pub mod probe;
+pub mod throughput;
 mod record;
 pub mod state;
 mod time;

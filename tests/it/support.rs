@@ -90,7 +90,7 @@ pub fn message(title: &str) -> Message {
 pub struct Pipeline {
     pub outbox: std::sync::Arc<carillon_outbox::Outbox>,
     pub clock: std::sync::Arc<carillon_outbox::ManualClock>,
-    pub directory: std::sync::Arc<carillon::dispatch::directory::Directory>,
+    pub directory: std::sync::Arc<carillon::dispatch::registry::Registry>,
     pub runtime: Runtime,
     pub dispatcher: Option<carillon::dispatch::Dispatcher>,
     _dir: tempfile::TempDir,
@@ -114,12 +114,12 @@ impl Pipeline {
         let mut config = carillon_outbox::OutboxConfig::new(dir.path().join("outbox"));
         config.clock = clock.clone();
         let outbox = Arc::new(carillon_outbox::Outbox::open(config).expect("outbox opens"));
-        let directory = Arc::new(carillon::dispatch::directory::Directory::new());
+        let directory = Arc::new(carillon::dispatch::registry::Registry::new());
         directory.set_plugin(load(&runtime, plugin_crate).await);
         let dispatcher = Dispatcher::start(
             outbox.clone(),
             runtime.clone(),
-            directory.clone(),
+            registry.clone(),
             clock.clone(),
             Arc::new(carillon::dispatch::metrics::Metrics::default()),
             DispatchConfig {
@@ -134,7 +134,7 @@ impl Pipeline {
         Pipeline {
             outbox,
             clock,
-            directory,
+            registry,
             runtime,
             dispatcher: Some(dispatcher),
             _dir: dir,
@@ -150,10 +150,10 @@ impl Pipeline {
         rate_limits: Vec<carillon::plugin::types::RateLimit>,
         fallback: Option<&str>,
     ) {
-        let loaded = self.directory.plugin(plugin).expect("plugin loaded");
+        let loaded = self.registry.plugin(plugin).expect("plugin loaded");
         let destination = self.runtime.destination(&loaded, name, config, &[]);
-        self.directory
-            .set_destination(carillon::dispatch::directory::DestinationEntry {
+        self.registry
+            .set_destination(carillon::dispatch::registry::DestinationEntry {
                 name: name.to_owned(),
                 plugin: plugin.to_owned(),
                 destination,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
 use carillon::egress::EgressPolicy;
-use carillon::plugin::probe::RenderProbe;
+use carillon::plugin::workload::RenderWorkload;
 use carillon::plugin::{Destination, Runtime, RuntimeConfig};
 
 use super::egress::IN_FLIGHT;
@@ -26,7 +26,7 @@ pub async fn measure(ctx: &Context) -> anyhow::Result<Tally> {
     .context("cannot start the plugin runtime")?;
     let wasm = carillon_builtin::builtin("carillon-plugin-webhook")
         .ok_or_else(|| anyhow!("the webhook plugin is not built in"))?;
-    let probe = RenderProbe::webhook(&runtime, wasm.to_vec())
+    let probe = RenderWorkload::webhook(&runtime, wasm.to_vec())
         .await
         .context("cannot load the webhook plugin")?;
     // The backlog's destination: the receiver's URL, no signing secret.
@@ -36,7 +36,7 @@ pub async fn measure(ctx: &Context) -> anyhow::Result<Tally> {
         serde_json::json!({ "url": ctx.receiver.url("/ceiling/deliver") }),
         &[],
     );
-    let shared: Arc<(Runtime, RenderProbe, Destination)> = Arc::new((runtime, probe, destination));
+    let shared: Arc<(Runtime, RenderWorkload, Destination)> = Arc::new((runtime, probe, destination));
     let call = move || {
         let shared = shared.clone();
         async move {

@@ -1,13 +1,13 @@
 //! Ceiling (d): the plugin call every delivery makes. The built-in webhook
 //! plugin rendering a typical message in a fresh sandbox, through
-//! `carillon::plugin::probe` (the workload of the `plugin_call` benchmark),
+//! `carillon::plugin::workload` (the workload of the `plugin_call` benchmark),
 //! from as many concurrent callers as there are cores.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use carillon::plugin::probe::RenderProbe;
+use carillon::plugin::workload::RenderWorkload;
 use carillon::plugin::{Runtime, RuntimeConfig};
 use serde::Serialize;
 
@@ -39,7 +39,7 @@ pub async fn measure(ctx: &Context) -> anyhow::Result<Sandbox> {
     let wasm = carillon_builtin::builtin("carillon-plugin-webhook")
         .ok_or_else(|| anyhow!("the webhook plugin is not built in"))?;
     let probe = Arc::new(
-        RenderProbe::webhook(&runtime, wasm.to_vec())
+        RenderWorkload::webhook(&runtime, wasm.to_vec())
             .await
             .context("cannot load the webhook plugin")?,
     );

@@ -1,13 +1,13 @@
 //! Ceiling (b): the durable write behind every 202. Carillon's own outbox
 //! enqueue at 128 concurrent writers (group commit: one transaction and one
 //! fsync per batch), and a bare sled insert + flush loop (one fsync per
-//! write), both from `carillon_outbox::probe`, the code the outbox's
+//! write), both from `carillon_outbox::throughput`, the code the outbox's
 //! `enqueue` benchmark runs too.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use carillon_outbox::probe::{self, Probe};
+use carillon_outbox::throughput::{self, Measurement};
 use serde::Serialize;
 
 use crate::scenario::Context;
@@ -28,8 +28,8 @@ pub struct Rate {
     pub mean_batch: Option<f64>,
 }
 
-impl From<&Probe> for Rate {
-    fn from(p: &Probe) -> Rate {
+impl From<&Measurement> for Rate {
+    fn from(p: &Measurement) -> Rate {
         Rate {
             per_sec: p.rate(),
             p50_ms: p.quantile(0.5).as_secs_f64() * 1e3,
@@ -52,11 +52,11 @@ pub struct Storage {
 pub async fn measure(ctx: &Context) -> anyhow::Result<Storage> {
     let dir = tempfile::tempdir_in(&ctx.work).context("cannot create a storage probe dir")?;
     let duration = Duration::from_secs_f64(ctx.sizes.ceiling_secs);
-    let outbox = probe::enqueue(&dir.path().join("outbox"), WRITERS, duration)
+    let outbox = throughput::enqueue(&dir.path().join("outbox"), WRITERS, duration)
         .await
         .context("outbox enqueue probe")?;
     let sled_dir = dir.path().join("sled");
-    let sled = tokio::task::spawn_blocking(move || probe::bare_sled(&sled_dir, true, duration))
+    let sled = tokio::task::spawn_blocking(move || throughput::bare_sled(&sled_dir, true, duration))
         .await?
         .context("sled probe")?;
     Ok(Storage {

@@ -1,6 +1,6 @@
 //! The [`Reloader`]: reads the plugin directory, loads what changed off the
 //! request path, checks it, swaps the chosen builds into the
-//! [`Directory`] and publishes the resulting [`Catalog`]. One reload runs at
+//! [`Registry`] and publishes the resulting [`Catalog`]. One reload runs at
 //! a time (the watcher's and `POST /v1/plugins/reload` take turns).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +20,7 @@ use super::{
     preferred, shadow_reason,
 };
 use crate::config::Config;
-use crate::dispatch::directory::{DestinationEntry, Directory};
+use crate::dispatch::registry::{DestinationEntry, Registry};
 use crate::plugin::{Plugin, Runtime};
 
 /// What started a reload.
@@ -105,7 +105,7 @@ struct Serving {
 
 /// Everything a reload reads and changes.
 #[derive(Debug)]
-struct Book {
+struct ReloadState {
     scanner: Scanner,
     builtin: BTreeMap<String, Arc<Plugin>>,
     files: BTreeMap<PathBuf, Slot>,
@@ -119,10 +119,10 @@ struct Book {
 /// Owns the plugin directory's state; shared by the watcher and the API.
 pub struct Reloader {
     runtime: Runtime,
-    directory: Arc<Directory>,
+    registry: Arc<Registry>,
     dir: PathBuf,
     settle: Duration,
-    book: tokio::sync::Mutex<Book>,
+    state: tokio::sync::Mutex<ReloadState>,
     current: RwLock<Arc<Catalog>>,
     metrics: LoadMetrics,
 }
@@ -141,16 +141,16 @@ impl Reloader {
     /// loaded before [`start`](Self::start).
     pub fn new(
         runtime: Runtime,
-        directory: Arc<Directory>,
+        registry: Arc<Registry>,
         dir: PathBuf,
         settle: Duration,
     ) -> Self {
         Reloader {
             runtime,
-            directory,
+            registry,
             dir,
             settle,
-            book: tokio::sync::Mutex::new(Book {
+            state: tokio::sync::Mutex::new(ReloadState {
                 scanner: Scanner::new(settle),
                 builtin: BTreeMap::new(),
                 files: BTreeMap::new(),
@@ -168,7 +168,7 @@ impl Reloader {
     /// broken build, not a bad file.
     pub async fn start(&self, config: &Config) -> Result<Arc<Catalog>, CatalogError> {
         {
-            let mut book = self.book.lock().await;
+            let mut state = self.state.lock().await;
             for artifact in carillon_builtin::BUILTIN {
                 let plugin = self
                     .runtime
@@ -179,7 +179,7 @@ impl Reloader {
                         reason: e.to_string(),
                     })?;
                 self.metrics.count(plugin.name(), "loaded");
-                book.builtin.insert(plugin.name().to_owned(), plugin);
+                state.builtin.insert(plugin.name().to_owned(), plugin);
             }
         }
         Ok(self.rescan(config, Trigger::Start).await)
@@ -213,14 +213,14 @@ impl Reloader {
     /// chosen builds in, falls back (or pauses) for removed files, prunes
     /// the compiled-artifact cache, and publishes the new catalog.
     pub async fn rescan(&self, config: &Config, trigger: Trigger) -> Arc<Catalog> {
-        let mut book = self.book.lock().await;
+        let mut state = self.state.lock().await;
         let take_as_is = trigger != Trigger::Watch;
-        let Some(scan) = book.scanner.scan(&self.dir, Instant::now(), take_as_is) else {
+        let Some(scan) = state.scanner.scan(&self.dir, Instant::now(), take_as_is) else {
             return self.catalog();
         };
         let mut changed = false;
         for (path, stamp) in &scan.ready {
-            let fresh = match book.files.get(path) {
+            let fresh = match state.files.get(path) {
                 None => true,
                 Some(slot) => {
                     slot.stamp != *stamp || (trigger == Trigger::Forced && slot.error.is_some())
@@ -228,28 +228,28 @@ impl Reloader {
             };
             if fresh {
                 changed |= self
-                    .load_file(&mut book, path, *stamp, config, trigger)
+                    .load_file(&mut state, path, *stamp, config, trigger)
                     .await;
             }
         }
-        let gone: Vec<PathBuf> = book
+        let gone: Vec<PathBuf> = state
             .files
             .keys()
             .filter(|p| !scan.holds(p))
             .cloned()
             .collect();
         for path in gone {
-            if let Some(slot) = book.files.remove(&path) {
+            if let Some(slot) = state.files.remove(&path) {
                 tracing::info!(file = %path.display(), plugin = slot.name.as_deref().unwrap_or("-"), "plugin file removed");
                 changed = true;
             }
         }
-        book.settling = scan.settling;
-        self.reconcile(&mut book, config, trigger).await;
+        state.settling = scan.settling;
+        self.reconcile(&mut state, config, trigger).await;
         if changed || trigger == Trigger::Start {
-            self.prune(&book).await;
+            self.prune(&state).await;
         }
-        let catalog = Arc::new(snapshot(&book, config));
+        let catalog = Arc::new(snapshot(&state, config));
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = catalog.clone();
         catalog
     }
@@ -258,7 +258,7 @@ impl Reloader {
     /// Returns whether anything was loaded (or failed to).
     async fn load_file(
         &self,
-        book: &mut Book,
+        state: &mut ReloadState,
         path: &Path,
         stamp: Stamp,
         config: &Config,
@@ -271,7 +271,7 @@ impl Reloader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
             Err(e) => {
                 let reason = format!("cannot read the file: {e}");
-                self.record(book, path, stamp, None, None, Err((false, reason)));
+                self.record(state, path, stamp, None, None, Err((false, reason)));
                 return true;
             }
         };
@@ -280,7 +280,7 @@ impl Reloader {
             return false;
         }
         let sha256 = hex::encode(Sha256::digest(&bytes));
-        if let Some(slot) = book.files.get_mut(path)
+        if let Some(slot) = state.files.get_mut(path)
             && slot.sha256.as_deref() == Some(sha256.as_str())
             && slot.error.is_none()
             && slot.plugin.is_some()
@@ -328,7 +328,7 @@ impl Reloader {
         }
         let metric_name = loaded_name
             .clone()
-            .or_else(|| book.files.get(path).and_then(|s| s.name.clone()))
+            .or_else(|| state.files.get(path).and_then(|s| s.name.clone()))
             .unwrap_or(file);
         let label = match &result {
             Ok(_) => "loaded",
@@ -336,21 +336,21 @@ impl Reloader {
             Err((false, _)) => "failed",
         };
         self.metrics.count(&metric_name, label);
-        self.record(book, path, stamp, Some(sha256), loaded_name, result);
+        self.record(state, path, stamp, Some(sha256), loaded_name, result);
         true
     }
 
     /// Stores a file's result in its slot.
     fn record(
         &self,
-        book: &mut Book,
+        state: &mut ReloadState,
         path: &Path,
         stamp: Stamp,
         sha256: Option<String>,
         name: Option<String>,
         result: Result<Arc<Plugin>, (bool, String)>,
     ) {
-        let slot = book.files.entry(path.to_owned()).or_insert(Slot {
+        let slot = state.files.entry(path.to_owned()).or_insert(Slot {
             stamp,
             sha256: None,
             name: None,
@@ -412,13 +412,13 @@ impl Reloader {
 
     /// Chooses the serving build of every plugin and swaps what changed
     /// into the directory.
-    async fn reconcile(&self, book: &mut Book, config: &Config, trigger: Trigger) {
-        for name in plugin_names(book, config) {
+    async fn reconcile(&self, state: &mut ReloadState, config: &Config, trigger: Trigger) {
+        for name in plugin_names(state, config) {
             let pin = config.plugin_pin(&name);
             // Files that name this plugin; a pin set after they loaded
             // refuses them now.
             let mut paths = Vec::new();
-            for (path, slot) in &mut book.files {
+            for (path, slot) in &mut state.files {
                 let Some(plugin) = &slot.plugin else { continue };
                 if plugin.name() != name {
                     continue;
@@ -445,17 +445,17 @@ impl Reloader {
                     version: &plugin.manifest().version,
                 })
                 .collect();
-            let current = book.serving.get(&name).cloned();
+            let current = state.serving.get(&name).cloned();
             let chosen = match preferred(&candidates) {
                 Some(i) => Some(Serving {
                     plugin: paths[i].1.clone(),
                     origin: Origin::File(paths[i].0.clone()),
                 }),
-                None => match book.builtin.get(&name).cloned() {
+                None => match state.builtin.get(&name).cloned() {
                     None => None,
                     Some(builtin) => match pin {
                         Some(pin) if pin != builtin.sha256() => {
-                            book.notes.insert(
+                            state.notes.insert(
                                 name.clone(),
                                 format!(
                                     "the built-in {name} {} (SHA-256 {}) is refused: [channels.{name}] pins sha256 = \"{pin}\"",
@@ -481,7 +481,7 @@ impl Reloader {
                                 }),
                                 Err(reason) => {
                                     self.metrics.count(&name, "refused");
-                                    book.notes.insert(
+                                    state.notes.insert(
                                         name.clone(),
                                         format!("the built-in {name} is refused: {reason}"),
                                     );
@@ -494,12 +494,12 @@ impl Reloader {
             };
             match (current, chosen) {
                 (Some(current), Some(chosen)) if Arc::ptr_eq(&current.plugin, &chosen.plugin) => {
-                    book.notes.remove(&name);
+                    state.notes.remove(&name);
                 }
                 (current, Some(chosen)) => {
-                    book.notes.remove(&name);
+                    state.notes.remove(&name);
                     let entries = destination_entries(&self.runtime, config, &chosen.plugin);
-                    self.directory.swap_plugin(chosen.plugin.clone(), entries);
+                    self.registry.swap_plugin(chosen.plugin.clone(), entries);
                     if trigger != Trigger::Start {
                         tracing::info!(
                             plugin = %name,
@@ -510,18 +510,18 @@ impl Reloader {
                             "plugin swapped in; deliveries already running finish on the previous build"
                         );
                     }
-                    book.serving.insert(name.clone(), chosen);
+                    state.serving.insert(name.clone(), chosen);
                 }
                 (Some(current), None) => {
-                    self.directory.remove_plugin(&name);
-                    book.serving.remove(&name);
+                    self.registry.remove_plugin(&name);
+                    state.serving.remove(&name);
                     let waiting: Vec<&str> = config
                         .destinations
                         .iter()
                         .filter(|(_, d)| d.plugin == name)
                         .map(|(n, _)| n.as_str())
                         .collect();
-                    let note = book.notes.entry(name.clone()).or_insert_with(|| {
+                    let note = state.notes.entry(name.clone()).or_insert_with(|| {
                         format!(
                             "no build of {name} is left ({} was removed and no other file or built-in plugin provides it)",
                             origin_text(&current.origin)
@@ -535,18 +535,18 @@ impl Reloader {
     }
 
     /// Removes compiled artifacts of builds no longer in use.
-    async fn prune(&self, book: &Book) {
-        let mut keep: BTreeSet<String> = book
+    async fn prune(&self, state: &ReloadState) {
+        let mut keep: BTreeSet<String> = state
             .builtin
             .values()
             .map(|p| p.sha256().to_owned())
             .collect();
         keep.extend(
-            book.files
+            state.files
                 .values()
                 .filter_map(|s| s.plugin.as_ref().map(|p| p.sha256().to_owned())),
         );
-        keep.extend(book.serving.values().map(|s| s.plugin.sha256().to_owned()));
+        keep.extend(state.serving.values().map(|s| s.plugin.sha256().to_owned()));
         let keep: Vec<String> = keep.into_iter().collect();
         let runtime = self.runtime.clone();
         match tokio::task::spawn_blocking(move || runtime.prune_cache(&keep)).await {
@@ -575,10 +575,10 @@ fn destination_entries(
 }
 
 /// Every plugin name worth a decision or a status line.
-fn plugin_names(book: &Book, config: &Config) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = book.builtin.keys().cloned().collect();
-    names.extend(book.files.values().filter_map(|s| s.name.clone()));
-    names.extend(book.serving.keys().cloned());
+fn plugin_names(state: &ReloadState, config: &Config) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = state.builtin.keys().cloned().collect();
+    names.extend(state.files.values().filter_map(|s| s.name.clone()));
+    names.extend(state.serving.keys().cloned());
     names.extend(config.destinations.values().map(|d| d.plugin.clone()));
     names.extend(config.plugin_pins.keys().cloned());
     names
@@ -600,13 +600,13 @@ fn time_fields(at: SystemTime) -> (Option<String>, Option<u64>) {
     (text, ms)
 }
 
-/// The catalog the API shows, from the book.
-fn snapshot(book: &Book, config: &Config) -> Catalog {
+/// The catalog the API shows, from the state.
+fn snapshot(state: &ReloadState, config: &Config) -> Catalog {
     let mut statuses = Vec::new();
     let mut missing = BTreeMap::new();
-    for name in plugin_names(book, config) {
-        let serving = book.serving.get(&name);
-        let mut errors: Vec<String> = book
+    for name in plugin_names(state, config) {
+        let serving = state.serving.get(&name);
+        let mut errors: Vec<String> = state
             .files
             .iter()
             .filter(|(_, s)| s.name.as_deref() == Some(name.as_str()))
@@ -616,7 +616,7 @@ fn snapshot(book: &Book, config: &Config) -> Catalog {
                     .map(|e| format!("{}: {}", file_name(path), e.reason))
             })
             .collect();
-        if let Some(note) = book.notes.get(&name) {
+        if let Some(note) = state.notes.get(&name) {
             errors.push(note.clone());
         }
         let mut shadowed = Vec::new();
@@ -625,7 +625,7 @@ fn snapshot(book: &Book, config: &Config) -> Catalog {
                 Origin::File(path) => Some(path.as_path()),
                 Origin::Builtin => None,
             };
-            for (path, slot) in &book.files {
+            for (path, slot) in &state.files {
                 let Some(plugin) = &slot.plugin else { continue };
                 if plugin.name() != name || Some(path.as_path()) == winner_path {
                     continue;
@@ -653,7 +653,7 @@ fn snapshot(book: &Book, config: &Config) -> Catalog {
                     reason,
                 });
             }
-            if let (Some(builtin), Origin::File(path)) = (book.builtin.get(&name), &serving.origin)
+            if let (Some(builtin), Origin::File(path)) = (state.builtin.get(&name), &serving.origin)
             {
                 shadowed.push(Shadowed {
                     origin: Origin::Builtin,
@@ -696,7 +696,7 @@ fn snapshot(book: &Book, config: &Config) -> Catalog {
         });
     }
     // Files that never loaded: listed under their file name.
-    for (path, slot) in &book.files {
+    for (path, slot) in &state.files {
         if slot.name.is_none()
             && let Some(error) = &slot.error
         {
@@ -716,14 +716,14 @@ fn snapshot(book: &Book, config: &Config) -> Catalog {
     }
     statuses.sort_by(|a, b| a.name.cmp(&b.name));
 
-    let mut files: Vec<FileStatus> = book
+    let mut files: Vec<FileStatus> = state
         .files
         .iter()
         .map(|(path, slot)| {
             let serving = slot
                 .plugin
                 .as_ref()
-                .and_then(|p| book.serving.get(p.name()))
+                .and_then(|p| state.serving.get(p.name()))
                 .is_some_and(|s| s.origin == Origin::File(path.clone()));
             let status = match (&slot.plugin, &slot.error) {
                 (Some(_), _) if serving => "serving",
@@ -745,8 +745,8 @@ fn snapshot(book: &Book, config: &Config) -> Catalog {
             }
         })
         .collect();
-    for path in &book.settling {
-        if !book.files.contains_key(path) {
+    for path in &state.settling {
+        if !state.files.contains_key(path) {
             files.push(FileStatus {
                 file: file_name(path),
                 path: path.clone(),
@@ -760,7 +760,7 @@ fn snapshot(book: &Book, config: &Config) -> Catalog {
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Catalog {
-        serving: book
+        serving: state
             .serving
             .iter()
             .map(|(n, s)| (n.clone(), s.plugin.clone()))
@@ -829,10 +829,10 @@ mod tests {
         let webhook = carillon_builtin::builtin("carillon-plugin-webhook").unwrap();
         std::fs::write(dir.path().join("webhook.wasm"), webhook).unwrap();
         let config = config(dir.path(), "");
-        let directory = Arc::new(Directory::new());
+        let registry = Arc::new(Registry::new());
         let reloader = Reloader::new(
             runtime.clone(),
-            directory.clone(),
+            registry.clone(),
             dir.path().to_path_buf(),
             Duration::from_secs(3600),
         );
@@ -857,7 +857,7 @@ mod tests {
             origin_of(&catalog, "webhook"),
             Some(Origin::File(dir.path().join("webhook.wasm")))
         );
-        let (entry, plugin) = directory.resolve("e").unwrap();
+        let (entry, plugin) = registry.resolve("e").unwrap();
         assert_eq!(plugin.unwrap().manifest().version.to_string(), "2.0.0");
         assert!(entry.destination.grant().allows("hooks.example.com", 443));
 
@@ -878,8 +878,8 @@ mod tests {
         assert_eq!(origin_of(&catalog, "webhook"), Some(Origin::Builtin));
         std::fs::remove_file(dir.path().join("b.wasm")).unwrap();
         let catalog = reloader.rescan(&config, Trigger::Forced).await;
-        assert!(directory.plugin("echo").is_none());
-        assert!(matches!(directory.resolve("e"), Some((_, None))));
+        assert!(registry.plugin("echo").is_none());
+        assert!(matches!(registry.resolve("e"), Some((_, None))));
         let echo = catalog
             .statuses()
             .into_iter()
@@ -915,10 +915,10 @@ mod tests {
             dir.path(),
             &format!("[channels.echo]\nsha256 = \"{pin}\"\n"),
         );
-        let directory = Arc::new(Directory::new());
+        let registry = Arc::new(Registry::new());
         let reloader = Reloader::new(
             runtime,
-            directory.clone(),
+            registry.clone(),
             dir.path().to_path_buf(),
             Duration::from_secs(3600),
         );

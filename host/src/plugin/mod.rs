@@ -15,7 +15,7 @@ mod call;
 mod convert;
 mod host;
 mod load;
-pub mod probe;
+pub mod throughput;
 mod runtime;
 pub mod types;
 

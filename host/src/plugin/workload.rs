@@ -17,10 +17,10 @@ use crate::message::{Field, Link, Message, Severity};
 
 /// A loaded plugin, a destination of it and the message it renders.
 #[derive(Debug)]
-pub struct RenderProbe {
+pub struct RenderWorkload {
     /// The built-in webhook plugin.
     pub plugin: Arc<Plugin>,
-    /// Its destination, configured by [`RenderProbe::config`].
+    /// Its destination, configured by [`RenderWorkload::config`].
     pub destination: Destination,
     /// The delivery the render is for.
     pub context: DeliveryContext,
@@ -28,7 +28,7 @@ pub struct RenderProbe {
     pub message: Message,
 }
 
-impl RenderProbe {
+impl RenderWorkload {
     /// The webhook destination's config: a URL and a signing secret, so a
     /// render includes the Standard Webhooks HMAC.
     pub fn config() -> serde_json::Value {
@@ -43,7 +43,7 @@ impl RenderProbe {
     pub async fn webhook(runtime: &Runtime, wasm: Vec<u8>) -> Result<Self, LoadError> {
         let plugin = runtime.load(wasm).await?;
         let destination = runtime.destination(&plugin, "bench", Self::config(), &[]);
-        Ok(RenderProbe {
+        Ok(RenderWorkload {
             plugin,
             destination,
             context: DeliveryContext {

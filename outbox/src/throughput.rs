@@ -12,7 +12,7 @@ use crate::{EnqueueError, NewDelivery, NewEvent, OpenError, Outbox, OutboxConfig
 
 /// What one probe measured.
 #[derive(Debug, Clone)]
-pub struct Probe {
+pub struct Measurement {
     /// Operations completed.
     pub ops: u64,
     /// Wall-clock time they took.
@@ -23,7 +23,7 @@ pub struct Probe {
     pub mean_batch: Option<f64>,
 }
 
-impl Probe {
+impl Measurement {
     /// Operations per second.
     pub fn rate(&self) -> f64 {
         // Precision loss past 2^52 operations is irrelevant for a rate.
@@ -49,7 +49,7 @@ impl Probe {
 
 /// Why a probe stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub enum ThroughputError {
     /// sled failed.
     #[error("sled failed")]
     Sled(#[from] sled::Error),
@@ -73,7 +73,7 @@ fn payload() -> Vec<u8> {
 /// `duration` (at most 5 million), flushing after each insert when `flush`:
 /// the floor (flush each) and the roof (no flush) that group commit sits
 /// between.
-pub fn bare_sled(dir: &Path, flush: bool, duration: Duration) -> Result<Probe, ProbeError> {
+pub fn bare_sled(dir: &Path, flush: bool, duration: Duration) -> Result<Measurement, ThroughputError> {
     let db = sled::open(dir)?;
     let start = Instant::now();
     let mut latencies = Vec::new();
@@ -89,7 +89,7 @@ pub fn bare_sled(dir: &Path, flush: bool, duration: Duration) -> Result<Probe, P
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
-    Ok(Probe {
+    Ok(Measurement {
         ops: n,
         elapsed,
         latencies,
@@ -108,7 +108,7 @@ pub fn bare_sled_enqueue_shape(
     dir: &Path,
     batch: usize,
     duration: Duration,
-) -> Result<Probe, ProbeError> {
+) -> Result<Measurement, ThroughputError> {
     let db = sled::open(dir)?;
     let events = db.open_tree("events")?;
     let event = vec![b'e'; 1000];
@@ -131,7 +131,7 @@ pub fn bare_sled_enqueue_shape(
     latencies.sort_unstable();
     #[allow(clippy::cast_precision_loss)]
     let mean_batch = Some(batch as f64);
-    Ok(Probe {
+    Ok(Measurement {
         ops: n,
         elapsed,
         latencies,
@@ -143,7 +143,7 @@ pub fn bare_sled_enqueue_shape(
 /// (300-byte body) with one delivery (600-byte payload) after another into
 /// a fresh outbox at `dir` for `duration`: durable enqueues under group
 /// commit, as the ingest API makes them.
-pub async fn enqueue(dir: &Path, writers: usize, duration: Duration) -> Result<Probe, ProbeError> {
+pub async fn enqueue(dir: &Path, writers: usize, duration: Duration) -> Result<Measurement, ThroughputError> {
     let outbox = Arc::new(Outbox::open(OutboxConfig {
         max_pending: u64::MAX,
         ..OutboxConfig::new(dir)
@@ -176,11 +176,11 @@ pub async fn enqueue(dir: &Path, writers: usize, duration: Duration) -> Result<P
     }
     let mut latencies = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        latencies.extend(done.map_err(|e| ProbeError::Task(e.to_string()))??);
+        latencies.extend(done.map_err(|e| ThroughputError::Task(e.to_string()))??);
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
-    Ok(Probe {
+    Ok(Measurement {
         ops: latencies.len() as u64,
         elapsed,
         latencies,

@@ -30,13 +30,13 @@ pub struct DestinationEntry {
 
 /// Destinations and plugins, shared by the dispatcher and the API.
 #[derive(Debug, Default)]
-pub struct Directory {
+pub struct Registry {
     destinations: RwLock<HashMap<String, Arc<DestinationEntry>>>,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     global_fallback: RwLock<Option<String>>,
 }
 
-impl Directory {
+impl Registry {
     /// An empty directory.
     pub fn new() -> Self {
         Self::default()
