@@ -20,8 +20,8 @@ use crate::api::{self, Live, Parts, State};
 use crate::catalog::watch::WatchSettings;
 use crate::catalog::{CatalogError, Reloader};
 use crate::config::{Config, LocalTokens, Problems, TokenFileError};
-use crate::dispatch::registry::{DestinationEntry, Registry};
 use crate::dispatch::metrics::Metrics;
+use crate::dispatch::registry::{DestinationEntry, DestinationRegistry};
 use crate::dispatch::{DispatchConfig, Dispatcher};
 use crate::plugin::{Plugin, Runtime, RuntimeError};
 use crate::render::Renderer;
@@ -129,10 +129,10 @@ impl Gateway {
         let runtime = Runtime::new(config.runtime_config())?;
         // The reloader's first load fills the directory: the plugins chosen
         // and the destinations that use them, with their grants.
-        let registry = Arc::new(Registry::new());
+        let destinations = Arc::new(DestinationRegistry::new());
         let reloader = Arc::new(Reloader::new(
             runtime.clone(),
-            registry.clone(),
+            destinations.clone(),
             config.server.plugin_dir.clone(),
             options.plugin_settle,
         ));
@@ -162,13 +162,13 @@ impl Gateway {
         // Leases live in the outbox's memory only (sled admits one process
         // per database): whatever a previous process held is due again now.
 
-        registry.set_global_fallback(config.dispatch.global_fallback.clone());
+        destinations.set_global_fallback(config.dispatch.global_fallback.clone());
 
         let dispatch_metrics = Arc::new(Metrics::default());
         let dispatcher = Dispatcher::start(
             outbox.clone(),
             runtime.clone(),
-            registry.clone(),
+            destinations.clone(),
             options.clock.clone(),
             dispatch_metrics.clone(),
             DispatchConfig {
@@ -192,7 +192,7 @@ impl Gateway {
             },
             outbox: outbox.clone(),
             runtime,
-            registry,
+            destinations,
             plugins: reloader,
             dispatch_metrics,
             waker: dispatcher.waker(),

@@ -54,7 +54,8 @@ fn main() {
         },
         Row {
             name: "sled, enqueue shape (1 key, batch of 64 + flush)".into(),
-            probe: throughput::bare_sled_enqueue_shape(&base.path().join("shape"), 64, dur).unwrap(),
+            probe: throughput::bare_sled_enqueue_shape(&base.path().join("shape"), 64, dur)
+                .unwrap(),
         },
     ];
     for w in [1, 16, 128, 1024] {

@@ -73,7 +73,11 @@ fn payload() -> Vec<u8> {
 /// `duration` (at most 5 million), flushing after each insert when `flush`:
 /// the floor (flush each) and the roof (no flush) that group commit sits
 /// between.
-pub fn bare_sled(dir: &Path, flush: bool, duration: Duration) -> Result<Measurement, ThroughputError> {
+pub fn bare_sled(
+    dir: &Path,
+    flush: bool,
+    duration: Duration,
+) -> Result<Measurement, ThroughputError> {
     let db = sled::open(dir)?;
     let start = Instant::now();
     let mut latencies = Vec::new();
@@ -143,7 +147,11 @@ pub fn bare_sled_enqueue_shape(
 /// (300-byte body) with one delivery (600-byte payload) after another into
 /// a fresh outbox at `dir` for `duration`: durable enqueues under group
 /// commit, as the ingest API makes them.
-pub async fn enqueue(dir: &Path, writers: usize, duration: Duration) -> Result<Measurement, ThroughputError> {
+pub async fn enqueue(
+    dir: &Path,
+    writers: usize,
+    duration: Duration,
+) -> Result<Measurement, ThroughputError> {
     let outbox = Arc::new(Outbox::open(OutboxConfig {
         max_pending: u64::MAX,
         ..OutboxConfig::new(dir)

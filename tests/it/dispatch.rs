@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use carillon::dispatch::registry::Registry;
 use carillon::dispatch::metrics::Metrics;
+use carillon::dispatch::registry::DestinationRegistry;
 use carillon::dispatch::retry::RetryPolicy;
 use carillon::dispatch::{DispatchConfig, Dispatcher};
 use carillon::plugin::types::RateLimit;
@@ -264,7 +264,7 @@ async fn a_claim_left_by_a_dead_process_is_delivered_after_its_lease() {
     let dispatcher = Dispatcher::start(
         gw.outbox.clone(),
         gw.runtime.clone(),
-        gw.registry.clone(),
+        gw.destinations.clone(),
         gw.clock.clone(),
         Arc::new(Metrics::default()),
         DispatchConfig {
@@ -395,7 +395,7 @@ async fn shutdown_right_after_start_returns() {
     let dispatcher = Dispatcher::start(
         outbox,
         runtime(&[]),
-        Arc::new(Registry::new()),
+        Arc::new(DestinationRegistry::new()),
         Arc::new(carillon_outbox::SystemClock),
         Arc::new(Metrics::default()),
         DispatchConfig::default(),

@@ -85,12 +85,12 @@ pub fn message(title: &str) -> Message {
 }
 
 /// The delivery pipeline without HTTP ingest: an outbox on disk, a
-/// directory with one loaded plugin, and a dispatcher, on a manual clock
+/// destination registry with one loaded plugin, and a dispatcher, on a manual clock
 /// the tests advance. Shared by the dispatcher and email tests.
 pub struct Pipeline {
     pub outbox: std::sync::Arc<carillon_outbox::Outbox>,
     pub clock: std::sync::Arc<carillon_outbox::ManualClock>,
-    pub directory: std::sync::Arc<carillon::dispatch::registry::Registry>,
+    pub destinations: std::sync::Arc<carillon::dispatch::registry::DestinationRegistry>,
     pub runtime: Runtime,
     pub dispatcher: Option<carillon::dispatch::Dispatcher>,
     _dir: tempfile::TempDir,
@@ -114,12 +114,12 @@ impl Pipeline {
         let mut config = carillon_outbox::OutboxConfig::new(dir.path().join("outbox"));
         config.clock = clock.clone();
         let outbox = Arc::new(carillon_outbox::Outbox::open(config).expect("outbox opens"));
-        let directory = Arc::new(carillon::dispatch::registry::Registry::new());
-        directory.set_plugin(load(&runtime, plugin_crate).await);
+        let destinations = Arc::new(carillon::dispatch::registry::DestinationRegistry::new());
+        destinations.set_plugin(load(&runtime, plugin_crate).await);
         let dispatcher = Dispatcher::start(
             outbox.clone(),
             runtime.clone(),
-            registry.clone(),
+            destinations.clone(),
             clock.clone(),
             Arc::new(carillon::dispatch::metrics::Metrics::default()),
             DispatchConfig {
@@ -134,7 +134,7 @@ impl Pipeline {
         Pipeline {
             outbox,
             clock,
-            registry,
+            destinations,
             runtime,
             dispatcher: Some(dispatcher),
             _dir: dir,
@@ -150,9 +150,9 @@ impl Pipeline {
         rate_limits: Vec<carillon::plugin::types::RateLimit>,
         fallback: Option<&str>,
     ) {
-        let loaded = self.registry.plugin(plugin).expect("plugin loaded");
+        let loaded = self.destinations.plugin(plugin).expect("plugin loaded");
         let destination = self.runtime.destination(&loaded, name, config, &[]);
-        self.registry
+        self.destinations
             .set_destination(carillon::dispatch::registry::DestinationEntry {
                 name: name.to_owned(),
                 plugin: plugin.to_owned(),

@@ -36,7 +36,8 @@ pub async fn measure(ctx: &Context) -> anyhow::Result<Tally> {
         serde_json::json!({ "url": ctx.receiver.url("/ceiling/deliver") }),
         &[],
     );
-    let shared: Arc<(Runtime, RenderWorkload, Destination)> = Arc::new((runtime, probe, destination));
+    let shared: Arc<(Runtime, RenderWorkload, Destination)> =
+        Arc::new((runtime, probe, destination));
     let call = move || {
         let shared = shared.clone();
         async move {

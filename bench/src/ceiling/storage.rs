@@ -56,9 +56,10 @@ pub async fn measure(ctx: &Context) -> anyhow::Result<Storage> {
         .await
         .context("outbox enqueue probe")?;
     let sled_dir = dir.path().join("sled");
-    let sled = tokio::task::spawn_blocking(move || throughput::bare_sled(&sled_dir, true, duration))
-        .await?
-        .context("sled probe")?;
+    let sled =
+        tokio::task::spawn_blocking(move || throughput::bare_sled(&sled_dir, true, duration))
+            .await?
+            .context("sled probe")?;
     Ok(Storage {
         outbox_enqueue: Rate::from(&outbox),
         sled_flush_each: Rate::from(&sled),

@@ -220,12 +220,12 @@ pub async fn destinations(
         .destinations
         .iter()
         .map(|(name, d)| {
-            let entry = state.registry.destination(name);
+            let entry = state.destinations.destination(name);
             serde_json::json!({
                 "name": name,
                 "plugin": d.plugin,
                 "active": live.config.destination_active(name),
-                "plugin_loaded": state.registry.plugin(&d.plugin).is_some(),
+                "plugin_loaded": state.destinations.plugin(&d.plugin).is_some(),
                 "rate_limits": entry.as_ref().map(|e| &e.rate_limits),
                 "concurrency": entry.as_ref().map(|e| e.concurrency),
                 "config": d,
@@ -275,13 +275,13 @@ pub async fn test_push(
         .destinations
         .get(&name)
         .ok_or_else(|| ApiError::NotFound(format!("no destination {name:?}")))?;
-    let entry = state.registry.destination(&name).ok_or_else(|| {
+    let entry = state.destinations.destination(&name).ok_or_else(|| {
         ApiError::Conflict(format!(
             "destination {name:?} is not set up (its plugin failed to load?)"
         ))
     })?;
     let plugin = state
-        .registry
+        .destinations
         .plugin(&entry.plugin)
         .ok_or_else(|| ApiError::Conflict(format!("plugin {:?} is not loaded", entry.plugin)))?;
     let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;

@@ -32,7 +32,7 @@ use self::metrics::ApiMetrics;
 use crate::catalog::{Catalog, Reloader};
 use crate::config::Config;
 use crate::dispatch::Waker;
-use crate::dispatch::registry::Registry;
+use crate::dispatch::registry::DestinationRegistry;
 use crate::plugin::Runtime;
 use crate::render::Renderer;
 use crate::route::Router as EventRouter;
@@ -55,7 +55,7 @@ pub struct State {
     /// The plugin runtime (test pushes).
     pub runtime: Runtime,
     /// Destinations and plugins, shared with the dispatcher.
-    pub registry: Arc<Registry>,
+    pub destinations: Arc<DestinationRegistry>,
     /// Installed plugins, their load status, and reloading them.
     pub plugins: Arc<Reloader>,
     /// Request and event metrics.
@@ -82,7 +82,7 @@ pub struct Parts {
     pub live: Live,
     pub outbox: Arc<Outbox>,
     pub runtime: Runtime,
-    pub registry: Arc<Registry>,
+    pub destinations: Arc<DestinationRegistry>,
     pub plugins: Arc<Reloader>,
     pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
     pub waker: Waker,
@@ -101,7 +101,7 @@ impl State {
             live: RwLock::new(Arc::new(parts.live)),
             outbox: parts.outbox,
             runtime: parts.runtime,
-            registry: parts.registry,
+            destinations: parts.destinations,
             plugins: parts.plugins,
             metrics,
             dispatch_metrics: parts.dispatch_metrics,

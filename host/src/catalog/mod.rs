@@ -1,6 +1,6 @@
 //! The installed plugins: which build serves each plugin name, where it came
 //! from, what it shadows, and why a file was refused — for the dispatcher
-//! (through the [`Registry`](crate::dispatch::registry::Registry)), the
+//! (through the [`DestinationRegistry`](crate::dispatch::registry::DestinationRegistry)), the
 //! config check and `GET /v1/plugins`.
 //!
 //! # Which build serves a plugin
@@ -43,7 +43,7 @@ use serde::Serialize;
 
 pub use self::reload::{LoadLabels, LoadMetrics, Reloader, Trigger};
 use crate::config::Config;
-use crate::dispatch::registry::Registry;
+use crate::dispatch::registry::DestinationRegistry;
 use crate::plugin::{Plugin, Runtime};
 
 /// Where a plugin came from.
@@ -145,7 +145,7 @@ impl Catalog {
     pub async fn load(runtime: &Runtime, config: &Config) -> Result<Arc<Catalog>, CatalogError> {
         Reloader::new(
             runtime.clone(),
-            Arc::new(Registry::new()),
+            Arc::new(DestinationRegistry::new()),
             config.server.plugin_dir.clone(),
             Duration::ZERO,
         )

@@ -1,6 +1,6 @@
 //! The [`Reloader`]: reads the plugin directory, loads what changed off the
 //! request path, checks it, swaps the chosen builds into the
-//! [`Registry`] and publishes the resulting [`Catalog`]. One reload runs at
+//! [`DestinationRegistry`] and publishes the resulting [`Catalog`]. One reload runs at
 //! a time (the watcher's and `POST /v1/plugins/reload` take turns).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,7 +20,7 @@ use super::{
     preferred, shadow_reason,
 };
 use crate::config::Config;
-use crate::dispatch::registry::{DestinationEntry, Registry};
+use crate::dispatch::registry::{DestinationEntry, DestinationRegistry};
 use crate::plugin::{Plugin, Runtime};
 
 /// What started a reload.
@@ -119,7 +119,7 @@ struct ReloadState {
 /// Owns the plugin directory's state; shared by the watcher and the API.
 pub struct Reloader {
     runtime: Runtime,
-    registry: Arc<Registry>,
+    destinations: Arc<DestinationRegistry>,
     dir: PathBuf,
     settle: Duration,
     state: tokio::sync::Mutex<ReloadState>,
@@ -141,13 +141,13 @@ impl Reloader {
     /// loaded before [`start`](Self::start).
     pub fn new(
         runtime: Runtime,
-        registry: Arc<Registry>,
+        destinations: Arc<DestinationRegistry>,
         dir: PathBuf,
         settle: Duration,
     ) -> Self {
         Reloader {
             runtime,
-            registry,
+            destinations,
             dir,
             settle,
             state: tokio::sync::Mutex::new(ReloadState {
@@ -499,7 +499,8 @@ impl Reloader {
                 (current, Some(chosen)) => {
                     state.notes.remove(&name);
                     let entries = destination_entries(&self.runtime, config, &chosen.plugin);
-                    self.registry.swap_plugin(chosen.plugin.clone(), entries);
+                    self.destinations
+                        .swap_plugin(chosen.plugin.clone(), entries);
                     if trigger != Trigger::Start {
                         tracing::info!(
                             plugin = %name,
@@ -513,7 +514,7 @@ impl Reloader {
                     state.serving.insert(name.clone(), chosen);
                 }
                 (Some(current), None) => {
-                    self.registry.remove_plugin(&name);
+                    self.destinations.remove_plugin(&name);
                     state.serving.remove(&name);
                     let waiting: Vec<&str> = config
                         .destinations
@@ -542,7 +543,8 @@ impl Reloader {
             .map(|p| p.sha256().to_owned())
             .collect();
         keep.extend(
-            state.files
+            state
+                .files
                 .values()
                 .filter_map(|s| s.plugin.as_ref().map(|p| p.sha256().to_owned())),
         );
@@ -829,10 +831,10 @@ mod tests {
         let webhook = carillon_builtin::builtin("carillon-plugin-webhook").unwrap();
         std::fs::write(dir.path().join("webhook.wasm"), webhook).unwrap();
         let config = config(dir.path(), "");
-        let registry = Arc::new(Registry::new());
+        let destinations = Arc::new(DestinationRegistry::new());
         let reloader = Reloader::new(
             runtime.clone(),
-            registry.clone(),
+            destinations.clone(),
             dir.path().to_path_buf(),
             Duration::from_secs(3600),
         );
@@ -857,7 +859,7 @@ mod tests {
             origin_of(&catalog, "webhook"),
             Some(Origin::File(dir.path().join("webhook.wasm")))
         );
-        let (entry, plugin) = registry.resolve("e").unwrap();
+        let (entry, plugin) = destinations.resolve("e").unwrap();
         assert_eq!(plugin.unwrap().manifest().version.to_string(), "2.0.0");
         assert!(entry.destination.grant().allows("hooks.example.com", 443));
 
@@ -867,7 +869,7 @@ mod tests {
         std::fs::remove_file(dir.path().join("webhook.wasm")).unwrap();
         let catalog = reloader.rescan(&config, Trigger::Forced).await;
         assert_eq!(
-            directory
+            destinations
                 .plugin("echo")
                 .unwrap()
                 .manifest()
@@ -878,8 +880,8 @@ mod tests {
         assert_eq!(origin_of(&catalog, "webhook"), Some(Origin::Builtin));
         std::fs::remove_file(dir.path().join("b.wasm")).unwrap();
         let catalog = reloader.rescan(&config, Trigger::Forced).await;
-        assert!(registry.plugin("echo").is_none());
-        assert!(matches!(registry.resolve("e"), Some((_, None))));
+        assert!(destinations.plugin("echo").is_none());
+        assert!(matches!(destinations.resolve("e"), Some((_, None))));
         let echo = catalog
             .statuses()
             .into_iter()
@@ -915,10 +917,10 @@ mod tests {
             dir.path(),
             &format!("[channels.echo]\nsha256 = \"{pin}\"\n"),
         );
-        let registry = Arc::new(Registry::new());
+        let destinations = Arc::new(DestinationRegistry::new());
         let reloader = Reloader::new(
             runtime,
-            registry.clone(),
+            destinations.clone(),
             dir.path().to_path_buf(),
             Duration::from_secs(3600),
         );

@@ -13,10 +13,10 @@
 //! handed back instead of sent late. A delivery whose lease expires (the
 //! process died) is claimed again: delivery is at least once.
 
-pub mod registry;
 pub mod limit;
 pub mod metrics;
 pub mod outcome;
+pub mod registry;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -29,10 +29,10 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
-use self::registry::Registry;
 use self::limit::Limiter;
 use self::metrics::Metrics;
 use self::outcome::{Attempt, Decision, decide};
+use self::registry::DestinationRegistry;
 use self::retry::RetryPolicy;
 use crate::message::Message;
 use crate::plugin::Runtime;
@@ -85,7 +85,7 @@ struct Lane {
 struct Shared {
     outbox: Arc<Outbox>,
     runtime: Runtime,
-    registry: Arc<Registry>,
+    destinations: Arc<DestinationRegistry>,
     clock: Arc<dyn Clock>,
     config: DispatchConfig,
     metrics: Arc<Metrics>,
@@ -135,7 +135,7 @@ impl Dispatcher {
     pub fn start(
         outbox: Arc<Outbox>,
         runtime: Runtime,
-        registry: Arc<Registry>,
+        destinations: Arc<DestinationRegistry>,
         clock: Arc<dyn Clock>,
         metrics: Arc<Metrics>,
         config: DispatchConfig,
@@ -145,7 +145,7 @@ impl Dispatcher {
             workers: Arc::new(Semaphore::new(config.workers.max(1))),
             outbox,
             runtime,
-            registry,
+            destinations,
             clock,
             config,
             metrics,
@@ -288,7 +288,7 @@ fn unconfigured(shared: &Shared, claim: &Claim) -> Decision {
     Decision {
         outcome: Outcome::Dead {
             error: format!("destination {:?} is not configured", claim.destination),
-            fallback: shared.registry.fallback_for(&claim.destination),
+            fallback: shared.destinations.fallback_for(&claim.destination),
         },
         pause_until: None,
         label: "dead",
@@ -313,7 +313,7 @@ fn finish_apart(shared: &Arc<Shared>, claim: Claim, decision: Decision) {
 /// Queues `claim` in its lane (`None`); a full lane (or an unconfigured
 /// destination) gives it back with the decision to record instead.
 fn enqueue_in_lane(shared: &Arc<Shared>, claim: Claim) -> Option<(Claim, Decision)> {
-    let Some(entry) = shared.registry.destination(&claim.destination) else {
+    let Some(entry) = shared.destinations.destination(&claim.destination) else {
         let decision = unconfigured(shared, &claim);
         return Some((claim, decision));
     };
@@ -475,7 +475,7 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
     };
     // The entry and the plugin together: a plugin swapped in meanwhile
     // comes with its destinations' new grants.
-    let Some((entry, plugin)) = shared.registry.resolve(&claim.destination) else {
+    let Some((entry, plugin)) = shared.destinations.resolve(&claim.destination) else {
         return unconfigured(shared, claim);
     };
     if !entry.enabled {
@@ -510,7 +510,7 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
         .instrument(span.clone())
         .await;
     let age = Duration::from_millis(now.as_millis().saturating_sub(created_ms(claim)));
-    let fallback = shared.registry.fallback_for(&claim.destination);
+    let fallback = shared.destinations.fallback_for(&claim.destination);
     let decision = decide(
         result,
         &Attempt {

@@ -30,13 +30,13 @@ pub struct DestinationEntry {
 
 /// Destinations and plugins, shared by the dispatcher and the API.
 #[derive(Debug, Default)]
-pub struct Registry {
+pub struct DestinationRegistry {
     destinations: RwLock<HashMap<String, Arc<DestinationEntry>>>,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     global_fallback: RwLock<Option<String>>,
 }
 
-impl Registry {
+impl DestinationRegistry {
     /// An empty directory.
     pub fn new() -> Self {
         Self::default()

@@ -15,9 +15,9 @@ mod call;
 mod convert;
 mod host;
 mod load;
-pub mod throughput;
 mod runtime;
 pub mod types;
+pub mod workload;
 
 pub use call::CallError;
 pub use load::{LoadError, Plugin, SUPPORTED_WIT};
