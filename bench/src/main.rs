@@ -36,7 +36,8 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Where the gateways' data directories go (a temporary directory
-    /// inside it, removed at the end) [default: the system's temp dir].
+    /// inside it, removed at the end; DIR is created if it does not exist)
+    /// [default: the system's temp dir].
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
     /// Load connections (requests in flight) [default: 64; smoke 8].
@@ -185,15 +186,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .clone()
         .unwrap_or_else(|| root.join("target/bench-report"));
     let work_parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
-    let work = tempfile::Builder::new()
-        .prefix("carillon-bench-")
-        .tempdir_in(&work_parent)
-        .with_context(|| {
-            format!(
-                "cannot create a work directory in {}",
-                work_parent.display()
-            )
-        })?;
+    let work = work_directory(&work_parent)?;
     let sizes = sizes(&args);
     let mut machine = Machine::probe();
     let started_at = jiff::Timestamp::now();
@@ -323,6 +316,17 @@ fn print_table(report: &Report) {
     }
 }
 
+/// A fresh temporary directory inside `parent`, creating `parent` first:
+/// `--work-dir` commonly names a directory that is yet to exist.
+fn work_directory(parent: &Path) -> anyhow::Result<tempfile::TempDir> {
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create the work directory {}", parent.display()))?;
+    tempfile::Builder::new()
+        .prefix("carillon-bench-")
+        .tempdir_in(parent)
+        .with_context(|| format!("cannot create a work directory in {}", parent.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,5 +345,14 @@ mod tests {
         for bad in ["0", "-1", "NaN", "inf", "1e9", "x"] {
             assert!(positive_secs(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_work_dir_that_does_not_exist_yet_is_created() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let parent = base.path().join("not/yet/there");
+        let work = work_directory(&parent).expect("created");
+        assert!(work.path().starts_with(&parent));
+        assert!(work.path().is_dir());
     }
 }
