@@ -1,4 +1,4 @@
-//! A fake Lark / Feishu custom-bot webhook (channels reference §2): a real
+//! A fake Lark / Feishu custom-bot webhook (docs/vendors/lark.md): a real
 //! HTTP server on 127.0.0.1 that checks what the vendor checks and answers
 //! with the vendor's bodies and codes, so the `lark` plugin is tested against
 //! an independent reading of the facts (it does not use carillon-sdk).
@@ -15,67 +15,33 @@
 //!    else 19024;
 //! 7. `msg_type` present → else 19002; a valid shape for it → else 400/9499.
 //!
-//! HTTP statuses marked UNCONFIRMED in §2.4 (19001, 19002, oversize) are
-//! answered with 200 for the business codes and 400 for 9499.
+//! HTTP statuses marked UNCONFIRMED in docs/vendors/lark.md, "Responses and
+//! error codes" (19001, 19002, oversize) are answered with 200 for the
+//! business codes and 400 for 9499.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
+
+use super::scaffold::{
+    self, Delivered, FakeServer, Fault, Request, Roster, Rules, Served, Window, hmac_base64,
+    same_secret, unix_secs,
+};
 
 /// The path prefix of a hook URL.
 pub const HOOK_PATH: &str = "/open-apis/bot/v2/hook/";
 
-/// The largest body accepted (§2.5: 20 KB, read strictly as 20,000 bytes).
+/// The largest body accepted (docs/vendors/lark.md#limits: 20 KB, read
+/// strictly as 20,000 bytes).
 pub const MAX_BODY_BYTES: usize = 20_000;
 
-/// Allowed clock skew of a signed timestamp (§2.3).
+/// Allowed clock skew of a signed timestamp (docs/vendors/lark.md#security).
 pub const SKEW_SECS: i64 = 3_600;
 
-/// A configured custom bot.
-#[derive(Debug, Clone, Default)]
-pub struct Bot {
-    /// The hook token (last path segment).
-    pub token: String,
-    /// The signing secret, when signature verification is on.
-    pub secret: Option<String>,
-    /// Custom keywords; a message must contain one.
-    pub keywords: Vec<String>,
-}
-
-impl Bot {
-    /// A bot with no secret and no keywords.
-    pub fn new(token: &str) -> Self {
-        Bot {
-            token: token.to_owned(),
-            ..Bot::default()
-        }
-    }
-
-    /// Turns on signature verification.
-    pub fn secret(mut self, secret: &str) -> Self {
-        self.secret = Some(secret.to_owned());
-        self
-    }
-
-    /// Sets the keywords.
-    pub fn keywords(mut self, keywords: &[&str]) -> Self {
-        self.keywords = keywords.iter().map(|k| (*k).to_owned()).collect();
-        self
-    }
-}
+/// A configured custom bot: the hook token (last path segment), its
+/// signing secret, its keywords, and 100 requests a minute.
+pub type Bot = scaffold::Robot<100>;
 
 /// A request the fake saw and what it answered.
 #[derive(Debug, Clone)]
@@ -95,134 +61,69 @@ pub struct Recorded {
 impl Recorded {
     /// The body as JSON (`Null` when it is not JSON).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+        scaffold::body_json(&self.body)
     }
+}
 
-    /// `true` when the fake delivered the message (code 0).
-    pub fn delivered(&self) -> bool {
+/// `true` when the fake delivered the message (code 0).
+impl Delivered for Recorded {
+    fn delivered(&self) -> bool {
         self.code == Some(0)
     }
 }
 
-#[derive(Debug, Clone)]
-enum Fault {
-    Status(u16),
-    RateLimit,
-}
+/// Lark's 11232 "frequency limited" answer, scripted.
+#[derive(Debug, Clone, Copy)]
+pub struct FrequencyLimited;
 
+/// Lark's state: its bots, their rate windows and the clock.
 #[derive(Default)]
-struct Shared {
+pub struct CustomBots {
     bots: HashMap<String, Bot>,
-    hits: HashMap<String, VecDeque<Instant>>,
-    faults: VecDeque<Fault>,
-    delays: VecDeque<Duration>,
-    requests: Vec<Recorded>,
+    hits: Window,
     clock_secs: Option<i64>,
     no_rate_limits: bool,
 }
 
-/// A running fake Lark server.
-#[derive(Clone)]
-pub struct Fake {
-    addr: SocketAddr,
-    shared: Arc<Mutex<Shared>>,
-}
+/// A running fake Lark server: `start(bot)`, `start_many(bots)`,
+/// `delivered()` (code 0) and the rest from [`FakeServer`].
+pub type Fake = FakeServer<CustomBots>;
 
-impl Fake {
-    /// Starts a fake with one bot.
-    pub async fn start(bot: Bot) -> Fake {
-        Fake::start_many([bot]).await
-    }
-
-    /// Starts a fake with several bots.
-    pub async fn start_many(bots: impl IntoIterator<Item = Bot>) -> Fake {
-        let shared = Arc::new(Mutex::new(Shared {
-            bots: bots.into_iter().map(|b| (b.token.clone(), b)).collect(),
-            ..Shared::default()
-        }));
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Fake { addr, shared }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// `http://127.0.0.1:port`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
+impl FakeServer<CustomBots> {
     /// The hook URL of a bot.
     pub fn url(&self, token: &str) -> String {
-        format!("http://{}{HOOK_PATH}{token}", self.addr)
+        format!("{}{HOOK_PATH}{token}", self.base_url())
     }
 
     /// Adds or replaces a bot.
     pub fn add_bot(&self, bot: Bot) {
-        self.lock().bots.insert(bot.token.clone(), bot);
-    }
-
-    /// Every request so far, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.lock().requests.clone()
-    }
-
-    /// The requests that were delivered (code 0).
-    pub fn delivered(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(Recorded::delivered)
-            .collect()
-    }
-
-    /// The next `n` requests are answered with `status` (e.g. 502) and a
-    /// non-Lark text body, before any check.
-    pub fn fail_next(&self, n: usize, status: u16) {
-        let mut s = self.lock();
-        s.faults
-            .extend(std::iter::repeat_n(Fault::Status(status), n));
+        self.add_account(bot);
     }
 
     /// The next `n` requests get Lark's 11232 "frequency limited" answer.
     pub fn rate_limit_next(&self, n: usize) {
-        let mut s = self.lock();
-        s.faults.extend(std::iter::repeat_n(Fault::RateLimit, n));
-    }
-
-    /// The next `n` answers are delayed by `delay`.
-    pub fn delay_next(&self, n: usize, delay: Duration) {
-        self.lock().delays.extend(std::iter::repeat_n(delay, n));
+        self.script_next(n, FrequencyLimited);
     }
 
     /// Fixes the fake's clock (Unix seconds) for timestamp checks; `None`
     /// goes back to the system clock.
     pub fn set_clock(&self, unix_secs: Option<i64>) {
-        self.lock().clock_secs = unix_secs;
+        self.with_rules(|r| r.clock_secs = unix_secs);
     }
 
     /// Turns the 5/s and 100/min limits off (on by default).
     pub fn disable_rate_limits(&self) {
-        self.lock().no_rate_limits = true;
+        self.with_rules(|r| r.no_rate_limits = true);
     }
 }
 
 /// Lark's `sign`: Base64(HMAC-SHA256(key = `timestamp + "\n" + secret`,
 /// message = empty)), written independently of the SDK.
 pub fn lark_sign(timestamp: &str, secret: &str) -> String {
-    let key = format!("{timestamp}\n{secret}");
-    let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
-    STANDARD.encode(mac.finalize().into_bytes())
+    hmac_base64(format!("{timestamp}\n{secret}").as_bytes(), &[])
 }
 
-/// The success body (§2.1), with the legacy pair.
+/// The success body (docs/vendors/lark.md#endpoint), with the legacy pair.
 fn success() -> Value {
     json!({"StatusCode":0,"StatusMessage":"success","code":0,"data":{},"msg":"success"})
 }
@@ -231,90 +132,84 @@ fn lark_error(code: i64, msg: &str) -> Value {
     json!({ "code": code, "msg": msg, "data": {} })
 }
 
-async fn handle(
-    State(shared): State<Arc<Mutex<Shared>>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let token = uri
-        .path()
-        .strip_prefix(HOOK_PATH)
-        .unwrap_or_default()
-        .to_owned();
-    let (delay, status, answer) = {
-        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-        let delay = s.delays.pop_front();
-        let (status, answer) = decide(&mut s, &token, &body);
-        let code = answer.as_ref().ok().and_then(|v| v["code"].as_i64());
-        s.requests.push(Recorded {
-            token: token.clone(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        v.to_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect(),
-            body: body.to_vec(),
-            status,
-            code,
-        });
-        (delay, status, answer)
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match answer {
-        Ok(json) => (status, axum::Json(json)).into_response(),
-        Err(text) => (status, text).into_response(),
+impl Roster for CustomBots {
+    type Account = Bot;
+
+    fn accounts(&mut self) -> &mut HashMap<String, Bot> {
+        &mut self.bots
     }
 }
 
-/// The fake's answer: status and either a Lark JSON body or a text body.
-fn decide(s: &mut Shared, token: &str, body: &[u8]) -> (u16, Result<Value, String>) {
-    match s.faults.pop_front() {
-        Some(Fault::Status(status)) => return (status, Err("upstream error".to_owned())),
-        Some(Fault::RateLimit) => return (200, Ok(frequency_limited())),
-        None => {}
+impl Rules for CustomBots {
+    type Scripted = FrequencyLimited;
+    type Recorded = Recorded;
+
+    fn serve(
+        &mut self,
+        faults: &mut VecDeque<Fault<FrequencyLimited>>,
+        request: &Request,
+    ) -> Served<Recorded> {
+        let token = request
+            .uri
+            .path()
+            .strip_prefix(HOOK_PATH)
+            .unwrap_or_default()
+            .to_owned();
+        let (status, answer) = self.decide(faults.pop_front(), &token, &request.body);
+        let code = answer.as_ref().ok().and_then(|v| v["code"].as_i64());
+        let response = match answer {
+            Ok(json) => scaffold::json(status, json),
+            Err(text) => scaffold::text(status, text),
+        };
+        let record = Recorded {
+            token,
+            headers: request.header_pairs(),
+            body: request.body.to_vec(),
+            status,
+            code,
+        };
+        Served::now(record, response)
     }
-    let Some(bot) = s.bots.get(token).cloned() else {
-        return (
-            200,
-            Ok(lark_error(
-                19001,
-                "param invalid: incoming webhook access token invalid",
-            )),
-        );
-    };
-    if !s.no_rate_limits {
-        let now = Instant::now();
-        let hits = s.hits.entry(token.to_owned()).or_default();
-        while hits
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-        {
-            hits.pop_front();
+}
+
+impl CustomBots {
+    /// The fake's answer: status and either a Lark JSON body or a text body.
+    fn decide(
+        &mut self,
+        fault: Option<Fault<FrequencyLimited>>,
+        token: &str,
+        body: &[u8],
+    ) -> (u16, Result<Value, String>) {
+        match fault {
+            Some(Fault::Status(status)) => return (status, Err("upstream error".to_owned())),
+            Some(Fault::Vendor(FrequencyLimited)) => return (200, Ok(frequency_limited())),
+            None => {}
         }
-        let last_second = hits
-            .iter()
-            .filter(|t| now.duration_since(**t) < Duration::from_secs(1))
-            .count();
-        if last_second >= 5 || hits.len() >= 100 {
-            return (200, Ok(frequency_limited()));
+        let Some(bot) = self.bots.get(token).cloned() else {
+            return (
+                200,
+                Ok(lark_error(
+                    19001,
+                    "param invalid: incoming webhook access token invalid",
+                )),
+            );
+        };
+        if !self.no_rate_limits {
+            let now = Instant::now();
+            let hits = self.hits.recent(token, now, Duration::from_secs(60));
+            let last_second = hits
+                .iter()
+                .filter(|t| now.duration_since(**t) < Duration::from_secs(1))
+                .count();
+            if last_second >= 5 || hits.len() >= bot.per_minute {
+                return (200, Ok(frequency_limited()));
+            }
+            hits.push_back(now);
         }
-        hits.push_back(now);
+        let now = self.clock_secs.unwrap_or_else(unix_secs);
+        let (status, value) = check(&bot, body, now);
+        (status, Ok(value))
     }
-    let now = s.clock_secs.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    });
-    let (status, value) = check(&bot, body, now);
-    (status, Ok(value))
 }
 
 fn frequency_limited() -> Value {
@@ -380,11 +275,12 @@ fn signature_ok(payload: &Value, secret: &str, now: i64) -> bool {
         return false;
     };
     let expected = lark_sign(&timestamp, secret);
-    expected.as_bytes().ct_eq(sign.as_bytes()).into()
+    same_secret(&expected, sign)
 }
 
 /// Text values a reader sees: every string except links, ids and
-/// structural keys (§2.3: `text` and `title`, not `href`).
+/// structural keys (docs/vendors/lark.md#security: `text` and `title`, not
+/// `href`).
 fn collect_text(value: &Value, out: &mut String) {
     const SKIP: &[&str] = &[
         "href",
@@ -416,10 +312,12 @@ fn collect_text(value: &Value, out: &mut String) {
     }
 }
 
-/// Validates a message's shape per §2.2 / §2.7.
+/// Validates a message's shape per docs/vendors/lark.md, "Message types"
+/// and "Tables".
 fn shape(msg_type: &str, payload: &Value) -> Result<(), String> {
     let content = payload.get("content");
-    // Whether a JSON-string `content` is accepted is UNCONFIRMED (§9.2): allow it.
+    // Whether a JSON-string `content` is accepted is UNCONFIRMED
+    // (docs/vendors/lark.md#open-questions): allow it.
     if matches!(content, Some(Value::String(_))) && msg_type != "interactive" {
         return Ok(());
     }
@@ -536,10 +434,11 @@ fn table_shape(table: &Value) -> Result<(), String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::fakes::scaffold::client::{self, post_json as post};
 
     #[test]
     fn published_vectors() {
-        // channels reference §8.
+        // docs/vendors/lark.md, "Test vectors".
         assert_eq!(
             lark_sign("100", "demo"),
             "jquNHnVOwmDRfw+vqTIrY5dooJAgi5EcRtLsQE4wfXg="
@@ -587,31 +486,6 @@ mod tests {
         assert_eq!(within.1["code"], 0);
     }
 
-    async fn send(url: &str, body: &Value) -> reqwest::Response {
-        reqwest::Client::builder()
-            .build()
-            .expect("client")
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("send")
-    }
-
-    async fn post(url: &str, body: &Value) -> (u16, Value) {
-        let response = send(url, body).await;
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn now() -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-    }
-
     fn card(title: &str) -> Value {
         json!({"msg_type": "interactive", "card": {
             "header": {"title": {"tag": "plain_text", "content": title}, "template": "red"},
@@ -620,7 +494,7 @@ mod tests {
     }
 
     fn sign_into(mut body: Value, secret: &str) -> Value {
-        let ts = now().to_string();
+        let ts = unix_secs().to_string();
         body["sign"] = lark_sign(&ts, secret).into();
         body["timestamp"] = ts.into();
         body
@@ -666,7 +540,7 @@ mod tests {
 
         // Injected faults.
         fake.fail_next(1, 502);
-        let response = send(&url, &card("x")).await;
+        let response = client::post(&url, card("x").to_string()).await;
         assert_eq!(response.status().as_u16(), 502);
         fake.rate_limit_next(1);
         let (_, body) = post(&url, &card("x")).await;

@@ -8,13 +8,14 @@
 //! accepted message and can answer from a script: 451 to the recipients of
 //! the first N transactions (as greylisting does), 550 for given recipients.
 //!
-//! The server stops when the [`SmtpServer`] is dropped.
+//! It shares the 127.0.0.1 binding and the state lock with the HTTP fakes
+//! (`scaffold`). The server stops when the [`SmtpServer`] is dropped.
 
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 pub use mailin::AuthMechanism;
 use mailin::{Action, Handler, Response, SessionBuilder};
@@ -23,6 +24,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
+
+use super::scaffold::{self, lock};
 
 /// How the server secures connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +78,7 @@ impl Builder {
 
     /// Binds 127.0.0.1 on a free port and starts serving.
     pub async fn start(self) -> SmtpServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local address");
+        let (listener, addr) = scaffold::bind().await;
         let certified = rcgen::generate_simple_self_signed(vec![
             "localhost".to_owned(),
             "127.0.0.1".to_owned(),
@@ -157,12 +157,6 @@ struct Shared {
     transactions: AtomicUsize,
     temporary_failures: AtomicUsize,
     rejected: Mutex<HashSet<String>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SmtpServer {

@@ -1,42 +1,41 @@
-//! A fake Microsoft Teams (channels reference §4, §7, §10): Power Automate
-//! Workflows webhooks and legacy Office 365 connectors on one real HTTP
-//! server on 127.0.0.1, written without carillon-sdk so it cross-checks the
-//! `teams` plugin.
+//! A fake Microsoft Teams (docs/vendors/teams.md, and docs/vendors/README.md
+//! "Retry classification"): Power Automate Workflows webhooks and legacy
+//! Office 365 connectors on one real HTTP server on 127.0.0.1, written
+//! without carillon-sdk so it cross-checks the `teams` plugin.
 //!
 //! Workflows (`/workflows/<id>/triggers/manual/paths/invoke?…&sig=…`):
 //! the `sig` query parameter is checked (401 otherwise), then the request is
-//! answered **202 with an empty body** before "the flow runs" (§10): what
-//! the flow would fail on (not a `message` with an Adaptive Card attachment,
-//! card version above 1.4, body over 28 KB) is recorded in
-//! [`Recorded::flow`], never answered. `throttle_next` answers 429 with
+//! answered **202 with an empty body** before "the flow runs"
+//! (docs/vendors/teams.md#limits): what the flow would fail on (not a
+//! `message` with an Adaptive Card attachment, card version above 1.4, body
+//! over 28 KB) is recorded in [`Recorded::flow`], never answered. `throttle_next` answers 429 with
 //! `Retry-After`. Error `code` values for bad `sig`/throttling are
-//! UNCONFIRMED (§9.4); only the `{"error":{"code","message"}}` shape is
-//! documented, so the plugin must not depend on the codes.
+//! UNCONFIRMED (docs/vendors/teams.md#open-questions); only the
+//! `{"error":{"code","message"}}` shape is documented, so the plugin must not
+//! depend on the codes.
 //!
 //! Connectors (`/webhookb2/<id>/IncomingWebhook/…`): success is HTTP 200
 //! with the body `1`; a MessageCard without `summary` or `text` gets HTTP
 //! 400 `Summary or Text is required.`; more than 4 requests per second or a
 //! body over 28 KB get HTTP 200 with the "Webhook message delivery failed …
-//! HTTP error 429/413" text (§4.1). Note: the plugin detects connectors by
-//! host, so a destination pointing at this fake needs `format: connector`.
+//! HTTP error 429/413" text (docs/vendors/teams.md#connector-messagecard).
+//! Note: the plugin detects connectors by host, so a destination pointing at
+//! this fake needs `format: connector`.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::Uri;
 use serde_json::{Value, json};
-use subtle::ConstantTimeEq;
 
-/// Teams' message limit (§4.1: 28 KB).
+use super::scaffold::{
+    self, Delivered, FakeServer, Fault, Keyed, Request, Roster, Rules, Served, Window, same_secret,
+};
+
+/// Teams' message limit (docs/vendors/teams.md#connector-messagecard: 28 KB).
 pub const MAX_MESSAGE_BYTES: usize = 28 * 1024;
 
-/// Connector requests per second (§4.1).
+/// Connector requests per second (docs/vendors/teams.md#connector-messagecard).
 pub const CONNECTOR_PER_SECOND: usize = 4;
 
 /// The kind of a hook.
@@ -103,7 +102,7 @@ pub struct Recorded {
 impl Recorded {
     /// The body as JSON (`Null` when it is not JSON).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+        scaffold::body_json(&self.body)
     }
 
     /// `true` when a message reached the channel: a connector `1`, or a
@@ -113,68 +112,36 @@ impl Recorded {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Fault {
-    Status(u16),
-    Throttle(u64),
+impl Delivered for Recorded {
+    fn delivered(&self) -> bool {
+        self.posted()
+    }
 }
 
+/// A scripted throttle, with its `Retry-After` in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Throttle(pub u64);
+
+/// Teams' state: the hooks and the connectors' rate windows.
 #[derive(Default)]
-struct Shared {
+pub struct Hooks {
     hooks: HashMap<String, Hook>,
-    hits: HashMap<String, VecDeque<Instant>>,
-    faults: VecDeque<Fault>,
-    delays: VecDeque<Duration>,
-    requests: Vec<Recorded>,
+    hits: Window,
 }
 
-/// A running fake Teams server.
-#[derive(Clone)]
-pub struct Fake {
-    addr: SocketAddr,
-    shared: Arc<Mutex<Shared>>,
-}
+/// A running fake Teams server: `start(hook)`, `start_many(hooks)` and the
+/// rest from [`FakeServer`].
+pub type Fake = FakeServer<Hooks>;
 
-impl Fake {
-    /// Starts a fake with one hook.
-    pub async fn start(hook: Hook) -> Fake {
-        Fake::start_many([hook]).await
-    }
-
-    /// Starts a fake with several hooks.
-    pub async fn start_many(hooks: impl IntoIterator<Item = Hook>) -> Fake {
-        let shared = Arc::new(Mutex::new(Shared {
-            hooks: hooks.into_iter().map(|h| (h.id.clone(), h)).collect(),
-            ..Shared::default()
-        }));
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Fake { addr, shared }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// `http://127.0.0.1:port`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
+impl FakeServer<Hooks> {
     /// The URL of a hook (with its `sig` for Workflows); an unknown id gets
     /// a Workflows-shaped URL with a wrong `sig`.
     pub fn url(&self, id: &str) -> String {
-        let kind = self.lock().hooks.get(id).map(|h| h.kind.clone());
+        let kind = self.with_rules(|r| r.hooks.get(id).map(|h| h.kind.clone()));
         match kind {
             Some(Kind::Connector) => format!(
-                "http://{}/webhookb2/{id}/IncomingWebhook/0000/fake",
-                self.addr
+                "{}/webhookb2/{id}/IncomingWebhook/0000/fake",
+                self.base_url()
             ),
             Some(Kind::Workflow { sig }) => self.workflow_url(id, &sig),
             None => self.workflow_url(id, "unknown"),
@@ -184,47 +151,25 @@ impl Fake {
     /// A Workflows URL for `id` with the given `sig` (for bad-sig tests).
     pub fn workflow_url(&self, id: &str, sig: &str) -> String {
         format!(
-            "http://{}/workflows/{id}/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={sig}",
-            self.addr
+            "{}/workflows/{id}/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={sig}",
+            self.base_url()
         )
     }
 
     /// Adds or replaces a hook.
     pub fn add_hook(&self, hook: Hook) {
-        self.lock().hooks.insert(hook.id.clone(), hook);
+        self.add_account(hook);
     }
 
-    /// Every request so far, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.lock().requests.clone()
-    }
-
-    /// The requests whose message reached the channel.
+    /// The requests whose message reached the channel (`delivered()`).
     pub fn posted(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(Recorded::posted)
-            .collect()
-    }
-
-    /// The next `n` requests are answered with `status` and a text body.
-    pub fn fail_next(&self, n: usize, status: u16) {
-        let mut s = self.lock();
-        s.faults
-            .extend(std::iter::repeat_n(Fault::Status(status), n));
+        self.delivered()
     }
 
     /// The next `n` requests are throttled: Workflows get 429 with
     /// `Retry-After: secs`; connectors the 200 "HTTP error 429" text.
     pub fn throttle_next(&self, n: usize, retry_after_secs: u64) {
-        let mut s = self.lock();
-        s.faults
-            .extend(std::iter::repeat_n(Fault::Throttle(retry_after_secs), n));
-    }
-
-    /// The next `n` answers are delayed by `delay`.
-    pub fn delay_next(&self, n: usize, delay: Duration) {
-        self.lock().delays.extend(std::iter::repeat_n(delay, n));
+        self.script_next(n, Throttle(retry_after_secs));
     }
 }
 
@@ -256,127 +201,186 @@ impl Answer {
     }
 }
 
-/// The connector's failure text (§4.1) for an inner status.
+/// The connector's failure text (docs/vendors/teams.md#connector-messagecard)
+/// for an inner status.
 fn delivery_failed(code: u16) -> String {
     format!(
         "Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error {code} with ContextId tcid=0,server=msgapi-fake,cv=00000000.0"
     )
 }
 
-async fn handle(
-    State(shared): State<Arc<Mutex<Shared>>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let path = uri
-        .path_and_query()
-        .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
-    let (delay, answer) = {
-        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-        let delay = s.delays.pop_front();
-        let (id, answer) = decide(&mut s, &uri, &body);
-        s.requests.push(Recorded {
+impl Keyed for Hook {
+    fn key(&self) -> String {
+        self.id.clone()
+    }
+}
+
+impl Roster for Hooks {
+    type Account = Hook;
+
+    fn accounts(&mut self) -> &mut HashMap<String, Hook> {
+        &mut self.hooks
+    }
+}
+
+impl Rules for Hooks {
+    type Scripted = Throttle;
+    type Recorded = Recorded;
+
+    fn serve(
+        &mut self,
+        faults: &mut VecDeque<Fault<Throttle>>,
+        request: &Request,
+    ) -> Served<Recorded> {
+        let uri = &request.uri;
+        let path = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
+        let (id, answer) = self.decide(faults, uri, &request.body);
+        let mut response = scaffold::text(answer.status, answer.body.clone());
+        for (name, value) in answer.headers {
+            if let Ok(value) = value.parse() {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        let record = Recorded {
             id,
             path,
-            headers: headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        v.to_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect(),
-            body: body.to_vec(),
+            headers: request.header_pairs(),
+            body: request.body.to_vec(),
             status: answer.status,
-            answer: answer.body.clone(),
-            flow: answer.flow.clone(),
-        });
-        (delay, answer)
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
+            answer: answer.body,
+            flow: answer.flow,
+        };
+        Served::now(record, response)
     }
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, answer.body).into_response();
-    for (name, value) in answer.headers {
-        if let Ok(value) = value.parse() {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
 }
 
-fn decide(s: &mut Shared, uri: &Uri, body: &[u8]) -> (String, Answer) {
-    let path = uri.path();
-    if let Some(rest) = path.strip_prefix("/workflows/") {
-        let id = rest.split('/').next().unwrap_or_default().to_owned();
-        let answer = workflow(s, &id, rest, uri.query().unwrap_or(""), body);
-        return (id, answer);
-    }
-    if let Some(rest) = path.strip_prefix("/webhookb2/") {
-        let id = rest.split('/').next().unwrap_or_default().to_owned();
-        let answer = connector(s, &id, body);
-        return (id, answer);
-    }
-    (String::new(), Answer::text(404, "Not Found"))
-}
-
-fn workflow(s: &mut Shared, id: &str, rest: &str, query: &str, body: &[u8]) -> Answer {
-    match s.faults.pop_front() {
-        Some(Fault::Status(status)) => return Answer::text(status, "upstream error"),
-        Some(Fault::Throttle(secs)) => {
-            let mut answer = Answer::error(
-                429,
-                "TooManyRequests",
-                "Rate limit is exceeded. Try again later.",
+impl Hooks {
+    fn decide(
+        &mut self,
+        faults: &mut VecDeque<Fault<Throttle>>,
+        uri: &Uri,
+        body: &[u8],
+    ) -> (String, Answer) {
+        let path = uri.path();
+        if let Some(rest) = path.strip_prefix("/workflows/") {
+            let id = rest.split('/').next().unwrap_or_default().to_owned();
+            let answer = self.workflow(
+                faults.pop_front(),
+                &id,
+                rest,
+                uri.query().unwrap_or(""),
+                body,
             );
-            answer.headers.push(("retry-after", secs.to_string()));
-            return answer;
+            return (id, answer);
         }
-        None => {}
+        if let Some(rest) = path.strip_prefix("/webhookb2/") {
+            let id = rest.split('/').next().unwrap_or_default().to_owned();
+            let answer = self.connector(faults.pop_front(), &id, body);
+            return (id, answer);
+        }
+        (String::new(), Answer::text(404, "Not Found"))
     }
-    let expected = match s.hooks.get(id).map(|h| &h.kind) {
-        Some(Kind::Workflow { sig }) if rest.ends_with("/triggers/manual/paths/invoke") => {
-            sig.clone()
+
+    fn workflow(
+        &self,
+        fault: Option<Fault<Throttle>>,
+        id: &str,
+        rest: &str,
+        query: &str,
+        body: &[u8],
+    ) -> Answer {
+        match fault {
+            Some(Fault::Status(status)) => return Answer::text(status, "upstream error"),
+            Some(Fault::Vendor(Throttle(secs))) => {
+                let mut answer = Answer::error(
+                    429,
+                    "TooManyRequests",
+                    "Rate limit is exceeded. Try again later.",
+                );
+                answer.headers.push(("retry-after", secs.to_string()));
+                return answer;
+            }
+            None => {}
         }
-        _ => {
+        let expected = match self.hooks.get(id).map(|h| &h.kind) {
+            Some(Kind::Workflow { sig }) if rest.ends_with("/triggers/manual/paths/invoke") => {
+                sig.clone()
+            }
+            _ => {
+                return Answer::error(
+                    404,
+                    "WorkflowNotFound",
+                    "The workflow was not found (fake; code UNCONFIRMED).",
+                );
+            }
+        };
+        let sig = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("sig="))
+            .unwrap_or("");
+        if sig.is_empty() {
             return Answer::error(
-                404,
-                "WorkflowNotFound",
-                "The workflow was not found (fake; code UNCONFIRMED).",
+                401,
+                "DirectApiAuthorizationRequired",
+                "The request must be authenticated (fake; code UNCONFIRMED).",
             );
         }
-    };
-    let sig = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("sig="))
-        .unwrap_or("");
-    if sig.is_empty() {
-        return Answer::error(
-            401,
-            "DirectApiAuthorizationRequired",
-            "The request must be authenticated (fake; code UNCONFIRMED).",
-        );
+        if !same_secret(&expected, sig) {
+            return Answer::error(
+                401,
+                "DirectApiInvalidAuthorizationSignature",
+                "The provided callback URL signature is invalid (fake; code UNCONFIRMED).",
+            );
+        }
+        Answer {
+            status: 202,
+            headers: Vec::new(),
+            body: String::new(),
+            flow: Some(flow_run(body)),
+        }
     }
-    if !bool::from(sig.as_bytes().ct_eq(expected.as_bytes())) {
-        return Answer::error(
-            401,
-            "DirectApiInvalidAuthorizationSignature",
-            "The provided callback URL signature is invalid (fake; code UNCONFIRMED).",
-        );
-    }
-    Answer {
-        status: 202,
-        headers: Vec::new(),
-        body: String::new(),
-        flow: Some(flow_run(body)),
+
+    fn connector(&mut self, fault: Option<Fault<Throttle>>, id: &str, body: &[u8]) -> Answer {
+        match fault {
+            Some(Fault::Status(status)) => return Answer::text(status, "upstream error"),
+            Some(Fault::Vendor(Throttle(_))) => return Answer::text(200, &delivery_failed(429)),
+            None => {}
+        }
+        if !matches!(self.hooks.get(id).map(|h| &h.kind), Some(Kind::Connector)) {
+            return Answer::text(404, "Not Found");
+        }
+        let now = Instant::now();
+        let hits = self.hits.recent(id, now, Duration::from_secs(1));
+        if hits.len() >= CONNECTOR_PER_SECOND {
+            return Answer::text(200, &delivery_failed(429));
+        }
+        hits.push_back(now);
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Answer::text(200, &delivery_failed(413));
+        }
+        let Ok(payload) = serde_json::from_slice::<Value>(body) else {
+            return Answer::text(400, "The body is not JSON (fake; wording UNCONFIRMED).");
+        };
+        let adaptive = payload.get("type").and_then(Value::as_str) == Some("message")
+            && payload.get("attachments").is_some_and(Value::is_array);
+        let non_empty = |key: &str| {
+            payload
+                .get(key)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.trim().is_empty())
+        };
+        if !(adaptive || non_empty("summary") || non_empty("text")) {
+            return Answer::text(400, "Summary or Text is required.");
+        }
+        Answer::text(200, "1")
     }
 }
 
 /// What the standard "post to a channel when a webhook request is received"
-/// flow would do with the body (§4.2–4.3, §10).
+/// flow would do with the body (docs/vendors/teams.md, "Workflows (Adaptive
+/// Card)", "Mentions" and "Limits").
 pub fn flow_run(body: &[u8]) -> Result<(), String> {
     if body.len() > MAX_MESSAGE_BYTES {
         return Err(format!(
@@ -460,55 +464,11 @@ fn collect_text_blocks(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-fn connector(s: &mut Shared, id: &str, body: &[u8]) -> Answer {
-    match s.faults.pop_front() {
-        Some(Fault::Status(status)) => return Answer::text(status, "upstream error"),
-        Some(Fault::Throttle(_)) => return Answer::text(200, &delivery_failed(429)),
-        None => {}
-    }
-    if !matches!(s.hooks.get(id).map(|h| &h.kind), Some(Kind::Connector)) {
-        return Answer::text(404, "Not Found");
-    }
-    let now = Instant::now();
-    let hits = s.hits.entry(id.to_owned()).or_default();
-    while hits
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-    {
-        hits.pop_front();
-    }
-    if hits.len() >= CONNECTOR_PER_SECOND {
-        return Answer::text(200, &delivery_failed(429));
-    }
-    hits.push_back(now);
-    if body.len() > MAX_MESSAGE_BYTES {
-        return Answer::text(200, &delivery_failed(413));
-    }
-    let Ok(payload) = serde_json::from_slice::<Value>(body) else {
-        return Answer::text(400, "The body is not JSON (fake; wording UNCONFIRMED).");
-    };
-    let adaptive = payload.get("type").and_then(Value::as_str) == Some("message")
-        && payload.get("attachments").is_some_and(Value::is_array);
-    let non_empty = |key: &str| {
-        payload
-            .get(key)
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.trim().is_empty())
-    };
-    if !(adaptive || non_empty("summary") || non_empty("text")) {
-        return Answer::text(400, "Summary or Text is required.");
-    }
-    Answer::text(200, "1")
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn client() -> reqwest::Client {
-        reqwest::Client::builder().build().expect("client")
-    }
+    use crate::fakes::scaffold::client;
 
     fn card(version: &str) -> Value {
         json!({"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive",
@@ -520,13 +480,7 @@ mod tests {
     }
 
     async fn post(url: &str, body: &Value) -> reqwest::Response {
-        client()
-            .post(url)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("send")
+        client::post(url, body.to_string()).await
     }
 
     #[tokio::test]

@@ -5,19 +5,17 @@
 //! redirects).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
+use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+
+use super::scaffold::{
+    self, FakeServer, Fault, Request, Rules, Served, hmac_base64, same_secret, unix_secs,
+};
 
 /// Signature tolerance of the reference libraries.
 const TOLERANCE_SECS: i64 = 5 * 60;
@@ -89,110 +87,93 @@ impl Received {
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+        scaffold::body_json(&self.body)
     }
 }
 
-#[derive(Default)]
-struct Shared {
+/// The receiver's state: the key it verifies signatures with, if any.
+pub struct Verifier {
     secret: Option<Vec<u8>>,
-    script: VecDeque<Answer>,
-    received: Vec<Received>,
 }
 
-/// A running receiver.
-#[derive(Clone)]
-pub struct Receiver {
-    addr: SocketAddr,
-    shared: Arc<Mutex<Shared>>,
-}
+/// A running receiver; `received()` is [`FakeServer::requests`].
+pub type Receiver = FakeServer<Verifier>;
 
-impl Receiver {
+impl FakeServer<Verifier> {
     /// Starts a receiver on 127.0.0.1; with `secret` (`whsec_…`) it verifies
     /// signatures and answers 401 to a bad one.
     pub async fn start(secret: Option<&str>) -> Receiver {
-        let key = secret.map(|s| {
+        let secret = secret.map(|s| {
             let encoded = s.strip_prefix("whsec_").unwrap_or(s);
             STANDARD.decode(encoded).expect("test secret is Base64")
         });
-        let shared = Arc::new(Mutex::new(Shared {
-            secret: key,
-            ..Shared::default()
-        }));
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver { addr, shared }
+        FakeServer::launch(Verifier { secret }).await
     }
 
     /// `http://127.0.0.1:port` + `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.addr.port()
+        format!("{}{path}", self.base_url())
     }
 
     /// Queues answers; when the queue is empty the receiver answers 200.
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
-        self.shared.lock().expect("lock").script.extend(answers);
+        self.queue_faults(answers.into_iter().map(Fault::Vendor));
     }
 
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
-        self.shared.lock().expect("lock").received.clone()
+        self.requests()
     }
 }
 
-async fn handle(
-    State(shared): State<Arc<Mutex<Shared>>>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (answer, signature_ok) = {
-        let mut s = shared.lock().expect("lock");
-        let signature_ok = s.secret.as_ref().map(|key| verify(key, &headers, &body));
+impl Rules for Verifier {
+    type Scripted = Answer;
+    type Recorded = Received;
+
+    /// Every request takes the next scripted answer, even one whose
+    /// signature fails and gets 401 instead.
+    fn serve(
+        &mut self,
+        script: &mut VecDeque<Fault<Answer>>,
+        request: &Request,
+    ) -> Served<Received> {
+        let signature_ok = self
+            .secret
+            .as_ref()
+            .map(|key| verify(key, &request.headers, &request.body));
         let received = Received {
-            path: uri
+            path: request
+                .uri
                 .path_and_query()
                 .map_or("/".to_owned(), |p| p.to_string()),
-            headers: headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: body.to_vec(),
+            headers: request.header_pairs(),
+            body: request.body.to_vec(),
             signature_ok,
         };
-        s.received.push(received);
-        (s.script.pop_front(), signature_ok)
-    };
-    if signature_ok == Some(false) {
-        return (StatusCode::UNAUTHORIZED, "bad webhook signature").into_response();
+        let answer = script.pop_front().map(|fault| match fault {
+            Fault::Status(status) => Answer::status(status),
+            Fault::Vendor(answer) => answer,
+        });
+        if signature_ok == Some(false) {
+            return Served::now(
+                received,
+                (StatusCode::UNAUTHORIZED, "bad webhook signature"),
+            );
+        }
+        let answer = answer.unwrap_or_else(|| Answer::status(200).body("ok"));
+        let mut response = Response::builder().status(answer.status);
+        for (name, value) in &answer.headers {
+            response = response.header(name, value);
+        }
+        let response = response
+            .body(Body::from(answer.body))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+        Served {
+            record: received,
+            response,
+            delay: answer.delay,
+        }
     }
-    let answer = answer.unwrap_or_else(|| Answer::status(200).body("ok"));
-    if !answer.delay.is_zero() {
-        tokio::time::sleep(answer.delay).await;
-    }
-    let mut response = Response::builder().status(answer.status);
-    for (name, value) in &answer.headers {
-        response = response.header(name, value);
-    }
-    response
-        .body(axum::body::Body::from(answer.body))
-        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
 /// Verifies a Standard Webhooks signature.
@@ -208,28 +189,19 @@ pub fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     let Ok(ts_num) = ts.parse::<i64>() else {
         return false;
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    if (now - ts_num).abs() > TOLERANCE_SECS {
+    if (unix_secs() - ts_num).abs() > TOLERANCE_SECS {
         return false;
     }
     let expected = sign(key, id, ts, body);
-    signatures.split(' ').any(|candidate| {
-        candidate.starts_with("v1,")
-            && subtle::ConstantTimeEq::ct_eq(candidate.as_bytes(), expected.as_bytes()).into()
-    })
+    signatures
+        .split(' ')
+        .any(|candidate| candidate.starts_with("v1,") && same_secret(&expected, candidate))
 }
 
 /// `v1,` + Base64(HMAC-SHA256(key, "id.ts.body")).
 pub fn sign(key: &[u8], id: &str, ts: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    let mac = hmac_base64(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+    format!("v1,{mac}")
 }
 
 #[cfg(test)]
@@ -259,11 +231,7 @@ mod tests {
         let sig = sign(&key, "msg_1", "1614265330", b"{}");
         headers.insert("webhook-signature", sig.parse().unwrap());
         assert!(!verify(&key, &headers, b"{}"), "a 2021 timestamp is stale");
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            .to_string();
+        let now = unix_secs().to_string();
         headers.insert("webhook-timestamp", now.parse().unwrap());
         let sig = sign(&key, "msg_1", &now, b"{}");
         headers.insert(

@@ -1,6 +1,6 @@
 //! A fake WeCom group-robot server (`POST /cgi-bin/webhook/send?key=…`) that
 //! checks what WeCom checks and answers as WeCom answers (HTTP 200 with
-//! `errcode`/`errmsg`), per the channels reference §3. Written without
+//! `errcode`/`errmsg`), per docs/vendors/wecom.md. Written without
 //! carillon-sdk so that it cross-checks the plugin's rendering.
 //!
 //! Checks, in order: known `key` (93000); 20 calls a minute per robot, failed
@@ -11,16 +11,12 @@
 //! strings. WeCom has no signing or keywords.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::http::Method;
+use serde_json::Value;
+
+use super::scaffold::{self, FakeServer, Fault, Keyed, Request, Roster, Rules, Served, Window};
 
 /// The send path.
 pub const SEND_PATH: &str = "/cgi-bin/webhook/send";
@@ -50,118 +46,31 @@ impl Bot {
     }
 }
 
-/// A request the fake saw and what it answered.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    /// The `key` from the query, if any.
-    pub key: Option<String>,
-    /// Headers, lower-case names.
-    pub headers: Vec<(String, String)>,
-    /// The raw body.
-    pub body: Vec<u8>,
-    /// The HTTP status answered.
-    pub status: u16,
-    /// The errcode answered (`None` for injected non-WeCom answers).
-    pub errcode: Option<i64>,
-    /// The errmsg answered.
-    pub errmsg: String,
-}
+/// A request the fake saw and what it answered (`token` is the `key`;
+/// `errcode` is `None` for injected non-WeCom answers).
+pub type Recorded = scaffold::RobotRecord;
 
-impl Recorded {
-    /// The body as JSON (`Null` when it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-
-    /// `true` when the fake accepted the message (errcode 0).
-    pub fn delivered(&self) -> bool {
-        self.errcode == Some(0)
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Fault {
-    Status(u16),
-    Errcode(i64),
-}
-
+/// WeCom's state: its robots, their rate windows and the errmsg hint counter.
 #[derive(Default)]
-struct Shared {
+pub struct GroupRobots {
     bots: HashMap<String, Bot>,
-    hits: HashMap<String, VecDeque<Instant>>,
-    faults: VecDeque<Fault>,
-    delays: VecDeque<Duration>,
-    requests: Vec<Recorded>,
+    hits: Window,
     hint: u64,
 }
 
-/// A running fake WeCom server.
-#[derive(Clone)]
-pub struct Fake {
-    addr: SocketAddr,
-    shared: Arc<Mutex<Shared>>,
-}
+/// A running fake WeCom server: `start(bot)`, `start_many(bots)`,
+/// `delivered()` (errcode 0) and the rest from [`FakeServer`].
+pub type Fake = FakeServer<GroupRobots>;
 
-impl Fake {
-    /// Starts a fake with one robot.
-    pub async fn start(bot: Bot) -> Fake {
-        Fake::start_many([bot]).await
-    }
-
-    /// Starts a fake with several robots.
-    pub async fn start_many(bots: impl IntoIterator<Item = Bot>) -> Fake {
-        let shared = Arc::new(Mutex::new(Shared {
-            bots: bots.into_iter().map(|b| (b.key.clone(), b)).collect(),
-            ..Shared::default()
-        }));
-        let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Fake { addr, shared }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// `http://127.0.0.1:port`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
+impl FakeServer<GroupRobots> {
     /// The robot URL to configure as `webhook`.
     pub fn url(&self, key: &str) -> String {
-        format!("http://{}{SEND_PATH}?key={key}", self.addr)
+        format!("{}{SEND_PATH}?key={key}", self.base_url())
     }
 
     /// Adds or replaces a robot.
     pub fn add_bot(&self, bot: Bot) {
-        self.lock().bots.insert(bot.key.clone(), bot);
-    }
-
-    /// Every request so far, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.lock().requests.clone()
-    }
-
-    /// The requests that were accepted (errcode 0).
-    pub fn delivered(&self) -> Vec<Recorded> {
-        self.requests()
-            .into_iter()
-            .filter(Recorded::delivered)
-            .collect()
-    }
-
-    /// The next `n` requests get `status` with a non-WeCom body, before any check.
-    pub fn fail_next(&self, n: usize, status: u16) {
-        self.lock()
-            .faults
-            .extend(std::iter::repeat_n(Fault::Status(status), n));
+        self.add_account(bot);
     }
 
     /// The next `n` requests get WeCom's 45009 "api freq out of limit".
@@ -172,18 +81,12 @@ impl Fake {
     /// The next `n` requests get HTTP 200 with this errcode (WeCom wording
     /// for the codes the reference lists).
     pub fn errcode_next(&self, n: usize, errcode: i64) {
-        self.lock()
-            .faults
-            .extend(std::iter::repeat_n(Fault::Errcode(errcode), n));
-    }
-
-    /// The next `n` answers are delayed by `delay`.
-    pub fn delay_next(&self, n: usize, delay: Duration) {
-        self.lock().delays.extend(std::iter::repeat_n(delay, n));
+        self.script_next(n, errcode);
     }
 }
 
-/// The errmsg text WeCom uses for a code (§3.4).
+/// The errmsg text WeCom uses for a code (docs/vendors/wecom.md, "Responses
+/// and error codes").
 fn words(code: i64) -> &'static str {
     match code {
         0 => "ok",
@@ -199,91 +102,71 @@ fn words(code: i64) -> &'static str {
     }
 }
 
-/// WeCom's errmsg shape: `<text>, hint: [<id>], from ip: <ip>, more info at …`.
-fn errmsg(s: &mut Shared, code: i64, text: &str) -> String {
-    if code == 0 {
-        return "ok".to_owned();
+impl Keyed for Bot {
+    fn key(&self) -> String {
+        self.key.clone()
     }
-    s.hint += 1;
-    format!(
-        "{text}, hint: [{}-fake], from ip: 127.0.0.1, more info at https://open.work.weixin.qq.com/devtool/query?e={code}",
-        s.hint
-    )
 }
 
-async fn handle(
-    State(shared): State<Arc<Mutex<Shared>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let key = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("key=").map(str::to_owned));
-    let (status, errcode, message, delay) = {
-        let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-        let delay = s.delays.pop_front();
-        let (status, errcode, text) = match s.faults.pop_front() {
+impl Roster for GroupRobots {
+    type Account = Bot;
+
+    fn accounts(&mut self) -> &mut HashMap<String, Bot> {
+        &mut self.bots
+    }
+}
+
+impl Rules for GroupRobots {
+    /// An errcode answered with HTTP 200, in WeCom's wording.
+    type Scripted = i64;
+    type Recorded = Recorded;
+
+    fn serve(&mut self, faults: &mut VecDeque<Fault<i64>>, request: &Request) -> Served<Recorded> {
+        let key = request
+            .query()
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("key=").map(str::to_owned));
+        let (status, errcode, text) = match faults.pop_front() {
             Some(Fault::Status(status)) => (status, None, String::new()),
-            Some(Fault::Errcode(code)) => (200, Some(code), words(code).to_owned()),
-            None if uri.path() != SEND_PATH => (404, None, String::new()),
-            None if method != Method::POST => (405, None, String::new()),
+            Some(Fault::Vendor(code)) => (200, Some(code), words(code).to_owned()),
+            None if request.uri.path() != SEND_PATH => (404, None, String::new()),
+            None if request.method != Method::POST => (405, None, String::new()),
             None => {
-                let (code, text) = check(&mut s, key.as_deref(), &body);
+                let (code, text) = check(self, key.as_deref(), &request.body);
                 (200, Some(code), text)
             }
         };
-        let message = match errcode {
-            Some(code) => errmsg(&mut s, code, &text),
+        let errmsg = match errcode {
+            Some(code) => self.errmsg(code, &text),
             None => String::new(),
         };
-        s.requests.push(Recorded {
-            key: key.clone(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: body.to_vec(),
-            status,
-            errcode,
-            errmsg: message.clone(),
-        });
-        (status, errcode, message, delay)
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
+        let record = Recorded::of(request, key, status, errcode, errmsg);
+        let response = record.response("wecom");
+        Served::now(record, response)
     }
-    match errcode {
-        Some(code) => axum::Json(json!({ "errcode": code, "errmsg": message })).into_response(),
-        None => (
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            format!("fake wecom: status {status}"),
+}
+
+impl GroupRobots {
+    /// WeCom's errmsg shape: `<text>, hint: [<id>], from ip: <ip>, more info at …`.
+    fn errmsg(&mut self, code: i64, text: &str) -> String {
+        if code == 0 {
+            return "ok".to_owned();
+        }
+        self.hint += 1;
+        format!(
+            "{text}, hint: [{}-fake], from ip: 127.0.0.1, more info at https://open.work.weixin.qq.com/devtool/query?e={code}",
+            self.hint
         )
-            .into_response(),
     }
 }
 
 /// WeCom's checks, in order; returns the errcode and errmsg text.
-fn check(s: &mut Shared, key: Option<&str>, body: &[u8]) -> (i64, String) {
-    let Some(bot) = key.and_then(|k| s.bots.get(k)).cloned() else {
+fn check(robots: &mut GroupRobots, key: Option<&str>, body: &[u8]) -> (i64, String) {
+    let Some(bot) = key.and_then(|k| robots.bots.get(k)).cloned() else {
         return (93000, words(93000).to_owned());
     };
     let now = Instant::now();
-    let hits = s.hits.entry(bot.key.clone()).or_default();
-    while hits
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
-    {
-        hits.pop_front();
-    }
+    let hits = robots.hits.recent(&bot.key, now, Duration::from_secs(60));
     hits.push_back(now);
     if hits.len() > bot.per_minute {
         return (45009, words(45009).to_owned());
@@ -341,22 +224,13 @@ mod tests {
     #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
 
     use super::*;
-
-    fn client() -> reqwest::Client {
-        carillon::tls::install_crypto_provider();
-        reqwest::Client::builder().build().expect("client")
-    }
+    use crate::fakes::scaffold::client;
+    use serde_json::json;
 
     async fn post(url: &str, body: &Value) -> Value {
-        let response = client()
-            .post(url)
-            .header("content-type", "application/json")
-            .body(serde_json::to_vec(body).unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+        let (status, answer) = client::post_json(url, body).await;
+        assert_eq!(status, 200);
+        answer
     }
 
     fn markdown(content: &str) -> Value {
@@ -422,12 +296,7 @@ mod tests {
         fake.fail_next(1, 502);
         fake.errcode_next(1, -1);
         fake.delay_next(1, Duration::from_millis(20));
-        let response = client()
-            .post(fake.url("k3"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let response = client::post(&fake.url("k3"), "{}").await;
         assert_eq!(response.status(), 502);
         assert_eq!(post(&fake.url("k3"), &markdown("x")).await["errcode"], -1);
         assert_eq!(post(&fake.url("k3"), &markdown("x")).await["errcode"], 0);
