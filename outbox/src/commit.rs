@@ -20,8 +20,8 @@
 //! load the thread lingers briefly until about as many jobs are queued as
 //! the previous batch held (writers woken by the previous flush are still
 //! arriving), so batches stay large instead of splitting into an eager
-//! small one and a straggler one (`limits.md` §2: eager flushing never grows
-//! batches past ~17 on 2 cores).
+//! small one and a straggler one (eager flushing never grows batches past
+//! ~17 on 2 cores: BENCHMARKS.md, "Machine ceilings").
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;

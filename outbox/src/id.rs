@@ -43,12 +43,15 @@ macro_rules! id_type {
 
             /// The 128-bit value the id's characters spell (ids are only
             /// made by `parse` and `from_raw`, so it is always well formed).
-            #[allow(
-                dead_code,
-                reason = "the due index keys deliveries by it; events need not"
-            )]
             pub(crate) fn raw(&self) -> u128 {
                 decode(&self.0[$prefix.len()..]).unwrap_or(0)
+            }
+
+            /// When the id was made: the millisecond time its first 48
+            /// bits hold. Callers outside the outbox read an id's age
+            /// from it instead of decoding the characters themselves.
+            pub fn created_at(&self) -> Timestamp {
+                Timestamp::from_millis(u64::try_from(self.raw() >> TAIL_BITS).unwrap_or(u64::MAX))
             }
         }
 
@@ -175,6 +178,24 @@ mod tests {
         assert_eq!(EventId::parse(a.as_str()), Some(a.clone()));
         assert_eq!(DeliveryId::parse(a.as_str()), None);
         assert_eq!(EventId::parse("evt_short"), None);
+    }
+
+    #[test]
+    fn an_id_tells_when_it_was_made() {
+        let g = IdGen::new();
+        for ms in [0, 1, 1_700_000_000_000, (1 << 48) - 1] {
+            let t = Timestamp::from_millis(ms);
+            assert_eq!(DeliveryId::from_raw(g.next(t)).created_at(), t);
+            assert_eq!(EventId::from_raw(g.next(t)).created_at(), t);
+        }
+        // Parsed ids: the first ten characters spell the time, the other
+        // sixteen the tail, which does not change it.
+        let early = DeliveryId::parse("dlv_00000000010000000000000000").expect("valid");
+        assert_eq!(early.created_at(), Timestamp::from_millis(1));
+        let late = DeliveryId::parse("dlv_0000000001ZZZZZZZZZZZZZZZZ").expect("valid");
+        assert_eq!(late.created_at(), Timestamp::from_millis(1));
+        let max = DeliveryId::parse("dlv_7ZZZZZZZZZ0000000000000000").expect("valid");
+        assert_eq!(max.created_at(), Timestamp::from_millis((1 << 48) - 1));
     }
 
     #[test]

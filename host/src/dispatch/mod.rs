@@ -509,7 +509,8 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
         .deliver(&plugin, &entry.destination, &ctx, &message)
         .instrument(span.clone())
         .await;
-    let age = Duration::from_millis(now.as_millis().saturating_sub(created_ms(claim)));
+    let created = claim.delivery_id.created_at().as_millis();
+    let age = Duration::from_millis(now.as_millis().saturating_sub(created));
     let fallback = shared.destinations.fallback_for(&claim.destination);
     let decision = decide(
         result,
@@ -560,23 +561,4 @@ async fn finish(shared: &Arc<Shared>, claim: &Claim, decision: Decision) {
     }
     shared.held.fetch_sub(1, Ordering::SeqCst);
     shared.wake.notify_one();
-}
-
-/// When a delivery was created: the millisecond timestamp in the top 48
-/// bits of its time-ordered id (Crockford base32, 26 characters).
-fn created_ms(claim: &Claim) -> u64 {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let body = claim
-        .delivery_id
-        .as_str()
-        .strip_prefix("dlv_")
-        .unwrap_or_default();
-    let mut raw: u128 = 0;
-    for b in body.bytes() {
-        let Some(v) = ALPHABET.iter().position(|&a| a == b) else {
-            return u64::MAX;
-        };
-        raw = (raw << 5) | v as u128;
-    }
-    u64::try_from(raw >> 80).unwrap_or(u64::MAX)
 }

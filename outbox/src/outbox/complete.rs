@@ -1,5 +1,6 @@
 //! Recording outcomes: `complete` (its own transaction) and
-//! `complete_shared` (many concurrent completions in one transaction).
+//! `complete_shared` (many concurrent completions in one transaction, on
+//! the `outbox-outcomes` committer thread).
 //!
 //! Why share: in sled 0.34 every transaction seals and writes the log
 //! buffer twice, whatever it holds, so one transaction per completion made
@@ -7,17 +8,25 @@
 //! I/O threads alone took a third of the CPU of a drain). Completions are
 //! not flushed (see the crate docs), so sharing adds no wait for a disk
 //! sync, only the committer's brief linger.
+//!
+//! Invariants (crate docs; ARCHITECTURE.md "Invariants"): an outcome is
+//! accepted only from the current lease holder (anything else is
+//! `LeaseLost` and writes nothing); each completion is one transaction, or
+//! one insert for an untouched delivery delivered at its first attempt;
+//! the leases' lock is held across the write and the index changes after
+//! it, taken before the due index's lock and any sled call.
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
+use super::memory::Memory;
 use super::{
     AT, Abort, DE, DL, DV, EV, Moves, Outbox, Tx, abort, apply_moves, corrupt, lock,
     tx_get_delivery, tx_get_event, tx_put, tx_put_event,
 };
 use crate::commit::{Durability, WaitError};
 use crate::delivered::FirstDelivered;
-use crate::due::{DueChange, DueChanges, DueIndex, due_key};
+use crate::due::{DueChange, DueChanges, due_key};
 use crate::error::OutboxError;
 use crate::id::{DeliveryId, EventId};
 use crate::keys;
@@ -27,7 +36,7 @@ use crate::record::{
 };
 use crate::state::{DeliveryState, StateKind};
 use crate::time::Timestamp;
-use crate::types::{Claim, Completion, Depth, Outcome};
+use crate::types::{Claim, Completion, Outcome};
 use crate::untouched::{self, Untouched};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,7 +71,7 @@ impl CompleteJob {
             token: claim.token,
             outcome,
             now,
-            fallback_id: falls_back.then(|| DeliveryId::from_raw(outbox.ids.next(now))),
+            fallback_id: falls_back.then(|| DeliveryId::from_raw(outbox.mem.ids.next(now))),
             destination: claim.destination.clone(),
         }
     }
@@ -85,10 +94,7 @@ struct First<'j> {
 /// What the completions committer writes with: shared with `Outbox`.
 pub(crate) struct Recorder {
     pub(crate) trees: Vec<sled::Tree>,
-    pub(crate) depth: Arc<Mutex<Depth>>,
-    pub(crate) leases: Arc<Mutex<Leases>>,
-    pub(crate) due: Arc<Mutex<DueIndex>>,
-    pub(crate) untouched: Arc<Mutex<Untouched>>,
+    pub(crate) mem: Arc<Memory>,
 }
 
 /// Ends the leases of `accepted` completions, and forgets those deliveries
@@ -131,7 +137,7 @@ impl Recorder {
         &self,
         jobs: &[CompleteJob],
     ) -> Vec<(Result<Completion, OutboxError>, Durability)> {
-        let mut leases = lock(&self.leases);
+        let mut leases = lock(&self.mem.leases);
         let first = self.first_deliveries(jobs, &leases);
         let mut results = self.record_first_deliveries(jobs, &first, &mut leases);
         let mut picked = vec![false; jobs.len()];
@@ -164,7 +170,7 @@ impl Recorder {
         for &raw in &raws {
             *seen.entry(raw).or_insert(0u32) += 1;
         }
-        let untouched = lock(&self.untouched);
+        let untouched = lock(&self.mem.untouched);
         let mut first = Vec::with_capacity(jobs.len());
         for (index, (job, &raw)) in jobs.iter().zip(&raws).enumerate() {
             let Outcome::Delivered { detail } = &job.outcome else {
@@ -222,9 +228,9 @@ impl Recorder {
                 Err(e) => out.push((f.index, Err(e.into()))),
             }
         }
-        lock(&self.due).apply(&changes);
-        end_leases(leases, &self.untouched, done.iter().copied());
-        let mut depth = lock(&self.depth);
+        lock(&self.mem.due).apply(&changes);
+        end_leases(leases, &self.mem.untouched, done.iter().copied());
+        let mut depth = lock(&self.mem.depth);
         for _ in &done {
             depth.apply(Some(StateKind::Claimed), Some(StateKind::Delivered));
         }
@@ -248,7 +254,7 @@ impl Recorder {
             let mut moves = Moves::new();
             let mut changes = DueChanges::new();
             for job in jobs {
-                let (c, m) = complete_in(t, job, held, &self.untouched, &mut changes)?;
+                let (c, m) = complete_in(t, job, held, &self.mem.untouched, &mut changes)?;
                 out.push(c);
                 moves.extend(m);
             }
@@ -256,13 +262,13 @@ impl Recorder {
         });
         match r {
             Ok((out, moves, changes)) => {
-                lock(&self.due).apply(&changes);
+                lock(&self.mem.due).apply(&changes);
                 end_leases(
                     leases,
-                    &self.untouched,
+                    &self.mem.untouched,
                     accepted(jobs.iter().copied(), &out),
                 );
-                apply_moves(&self.depth, &moves);
+                apply_moves(&self.mem.depth, &moves);
                 out.into_iter().map(Ok).collect()
             }
             Err(TransactionError::Storage(e)) => jobs
@@ -284,18 +290,18 @@ impl Recorder {
         let held = &*leases;
         let r = <[sled::Tree] as Transactional<Abort>>::transaction(&self.trees[..], |t| {
             let mut changes = DueChanges::new();
-            let (c, m) = complete_in(t, job, held, &self.untouched, &mut changes)?;
+            let (c, m) = complete_in(t, job, held, &self.mem.untouched, &mut changes)?;
             Ok((c, m, changes))
         });
         match r {
             Ok((c, moves, changes)) => {
-                lock(&self.due).apply(&changes);
+                lock(&self.mem.due).apply(&changes);
                 end_leases(
                     leases,
-                    &self.untouched,
+                    &self.mem.untouched,
                     accepted([job], std::slice::from_ref(&c)),
                 );
-                apply_moves(&self.depth, &moves);
+                apply_moves(&self.mem.depth, &moves);
                 Ok(c)
             }
             Err(TransactionError::Abort(Abort::Corrupt(e))) => Err(e),

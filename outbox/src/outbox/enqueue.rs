@@ -1,0 +1,341 @@
+//! Enqueue: `Outbox::enqueue` encodes the event record and its ids on the
+//! caller's thread; the group-commit thread (`outbox-commit`, see
+//! `commit`) checks each job (idempotency, backpressure), writes every
+//! accepted one in one atomic batch, then tells the in-memory indexes
+//! (`Memory`) and stores the untouched horizon of an earlier, flushed
+//! batch.
+//!
+//! Invariants (crate docs; ARCHITECTURE.md "Invariants"): `enqueue`
+//! answers only after a flush that started after its write (duplicates
+//! too); a refused job writes nothing; an enqueue writes one key, its event
+//! record, and inserts without reading first (ids only increase); the
+//! indexes learn of a write only after it was applied; the stored horizon
+//! relies only on flushed writes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::memory::Memory;
+use super::{Outbox, lock, raise_horizon, refs_to_pairs};
+use crate::commit::{Durability, WaitError};
+use crate::due::{self, DueKey};
+use crate::error::{EnqueueError, OutboxError};
+use crate::id::{DeliveryId, EventId};
+use crate::idempotency::Idempotency;
+use crate::keys;
+use crate::record::{DeliveryRef, EventRecord};
+use crate::state::StateKind;
+use crate::time::Timestamp;
+use crate::types::{Enqueued, NewDelivery, NewEvent};
+use crate::untouched::{self, InFlight};
+
+impl Outbox {
+    /// Stores `event` with one pending delivery (due now) per entry of
+    /// `deliveries`, as one record (the deliveries get records of their
+    /// own when they first change; see `untouched`), and returns once a
+    /// flush covers it: an `Ok` answer survives a crash.
+    /// Concurrent calls share that transaction and flush (see `commit`).
+    ///
+    /// A (source, idempotency key) accepted within the window answers
+    /// [`Enqueued::Duplicate`] (also only once durable) and writes nothing.
+    /// Past `max_pending` unfinished deliveries it writes nothing and
+    /// answers [`EnqueueError::Backpressure`].
+    pub async fn enqueue(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<Enqueued, EnqueueError> {
+        no_nul("source", &event.source)?;
+        for d in &deliveries {
+            no_nul("destination", &d.destination)?;
+        }
+        let now = self.clock.now();
+        let idem = event
+            .idempotency_key
+            .as_deref()
+            .map(|k| keys::idempotency_key(&event.source, k).into_boxed_slice());
+        let destinations: Vec<String> = deliveries.iter().map(|d| d.destination.clone()).collect();
+        // One record holds the event, its body and every payload: one write.
+        let mut rec = EventRecord {
+            source: event.source,
+            idempotency_key: event.idempotency_key,
+            received_at: now.as_millis(),
+            body: event.body,
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| DeliveryRef {
+                    destination: d.destination,
+                    id: String::new(),
+                    payload: d.payload,
+                })
+                .collect(),
+        };
+        // Ids and records are made here, on the caller's thread, so the
+        // committer only runs the transaction. The deliveries get no record
+        // of their own until they first change (see `untouched`).
+        let flight = InFlight::begin(&self.mem.untouched, &self.mem.ids, now);
+        let event_id = EventId::from_raw(flight.raw());
+        let ids: Vec<DeliveryId> = destinations
+            .iter()
+            .map(|_| DeliveryId::from_raw(self.mem.ids.next(now)))
+            .collect();
+        let ek = event_id.as_str().as_bytes();
+        for (r, id) in rec.deliveries.iter_mut().zip(&ids) {
+            id.as_str().clone_into(&mut r.id);
+        }
+        let job = EnqueueJob {
+            now,
+            event_key: sled::IVec::from(ek),
+            event: rec.encode().into(),
+            idempotency: idem,
+            deliveries: ids.iter().map(|id| due::due_key(now, id)).collect(),
+            flight,
+        };
+        let outcome = self.commit.submit(job).await.map_err(|e| match e {
+            WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
+            WaitError::Closed => EnqueueError::Closed,
+        })?;
+        match outcome {
+            JobOutcome::Accepted => Ok(Enqueued::Accepted {
+                event_id,
+                deliveries: destinations.into_iter().zip(ids).collect(),
+            }),
+            JobOutcome::Duplicate(event_id, deliveries) => Ok(Enqueued::Duplicate {
+                event_id,
+                deliveries,
+            }),
+            JobOutcome::Backpressure => Err(EnqueueError::Backpressure {
+                retry_after: self.retry_after,
+            }),
+            JobOutcome::Failed(e) => Err(e.into()),
+        }
+    }
+}
+
+fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
+    if s.as_bytes().contains(&0) {
+        Err(EnqueueError::Invalid {
+            field,
+            reason: "contains a NUL byte",
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// One `enqueue`, encoded by the caller and written by the committer.
+/// Values are `IVec`s so that adding them to the batch clones reference
+/// counts, not bytes.
+pub(crate) struct EnqueueJob {
+    now: Timestamp,
+    /// The event's id, in flight until the committer is done with the job.
+    flight: InFlight,
+    event_key: sled::IVec,
+    event: sled::IVec,
+    /// `source ‖ 0x00 ‖ key`, when the event carries an idempotency key.
+    idempotency: Option<Box<[u8]>>,
+    /// Each delivery's due-index entry (due now; the raw id is its second
+    /// half). Deliveries get no record of their own (see `untouched`).
+    deliveries: Vec<DueKey>,
+}
+
+/// The committer's answer to one [`EnqueueJob`].
+pub(crate) enum JobOutcome {
+    Accepted,
+    Duplicate(EventId, Vec<(String, DeliveryId)>),
+    Backpressure,
+    Failed(OutboxError),
+}
+
+/// What the committer needs to write enqueues: shared with `Outbox`.
+pub(super) struct Writer {
+    events: sled::Tree,
+    meta: sled::Tree,
+    mem: Arc<Memory>,
+    max_pending: u64,
+    /// A horizon computed before a batch that was flushed: safe to store
+    /// (see `untouched`).
+    covered: Option<u128>,
+    /// The horizon stored last.
+    stored: u128,
+}
+
+/// The idempotency keys accepted so far in one batch, and by which job.
+type BatchKeys<'a> = HashMap<&'a [u8], usize>;
+
+impl Writer {
+    /// The committer's writer for an outbox whose stored untouched horizon
+    /// is `stored`.
+    pub(super) fn new(
+        events: sled::Tree,
+        meta: sled::Tree,
+        mem: Arc<Memory>,
+        max_pending: u64,
+        stored: u128,
+    ) -> Self {
+        Self {
+            events,
+            meta,
+            mem,
+            max_pending,
+            covered: None,
+            stored,
+        }
+    }
+
+    /// Writes a batch of enqueues as one atomic sled batch. Each job is checked
+    /// (idempotency, backpressure) before any of its writes,
+    /// so a refused job writes nothing while the others commit; later jobs
+    /// see earlier ones of the same batch (a repeated key is a duplicate).
+    pub(super) fn apply(&mut self, jobs: &[EnqueueJob]) -> Vec<(JobOutcome, Durability)> {
+        self.store_horizon();
+        let horizon = untouched::horizon(&self.mem.untouched, &self.mem.ids);
+        let start_active = lock(&self.mem.depth).active();
+        // Held across the write and the additions after it: only
+        // this thread adds keys, and `purge_idempotency` waits.
+        let mut idem = lock(&self.mem.idempotency);
+        // One atomic batch on one tree: every job only inserts a new key,
+        // so there is nothing for a transaction to isolate (and a
+        // transaction costs more per key). A batch that accepts nothing
+        // writes nothing.
+        let mut active = start_active;
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut keys = BatchKeys::new();
+        let mut batch = sled::Batch::default();
+        for i in 0..jobs.len() {
+            out.push(self.apply_one(&mut batch, jobs, i, &idem, &mut keys, &mut active));
+        }
+        if out.iter().any(|o| matches!(o, JobOutcome::Accepted))
+            && let Err(e) = self.events.apply_batch(batch)
+        {
+            return jobs
+                .iter()
+                .map(|_| {
+                    (
+                        JobOutcome::Failed(OutboxError::Storage(e.clone())),
+                        Durability::Now,
+                    )
+                })
+                .collect();
+        }
+        // Written: the in-memory indexes learn what was accepted.
+        let accepted = || {
+            out.iter()
+                .zip(jobs)
+                .filter(|(o, _)| matches!(o, JobOutcome::Accepted))
+                .map(|(_, j)| j)
+        };
+        let added: usize = accepted().map(|j| j.deliveries.len()).sum();
+        if added > 0 {
+            untouched::accept(
+                &self.mem.untouched,
+                accepted().map(|j| (j.flight.raw(), &j.deliveries[..])),
+            );
+            {
+                let mut due = lock(&self.mem.due);
+                for &d in accepted().flat_map(|j| &j.deliveries) {
+                    due.add(d);
+                }
+            }
+            let mut d = lock(&self.mem.depth);
+            for _ in 0..added {
+                d.apply(None, Some(StateKind::Pending));
+            }
+        }
+        for j in accepted() {
+            if let Some(k) = &j.idempotency {
+                idem.insert(k.clone(), j.now, j.flight.raw());
+            }
+        }
+        drop(idem);
+        let answers: Vec<_> = out
+            .into_iter()
+            .map(|o| {
+                let when = match o {
+                    // A duplicate's earlier write may still be waiting for
+                    // its flush.
+                    JobOutcome::Accepted | JobOutcome::Duplicate(..) => Durability::AfterFlush,
+                    _ => Durability::Now,
+                };
+                (o, when)
+            })
+            .collect();
+        if answers.iter().any(|(_, w)| *w == Durability::AfterFlush) {
+            // The flush after this batch covers every record write the
+            // horizon computed before it relies on.
+            self.covered = Some(horizon);
+        }
+        answers
+    }
+
+    /// Stores the horizon of an earlier, flushed batch (a plain write,
+    /// which this batch's flush covers). A failure only leaves the stored
+    /// horizon lower, which is safe.
+    fn store_horizon(&mut self) {
+        let Some(h) = self.covered.take() else {
+            return;
+        };
+        if h <= self.stored {
+            return;
+        }
+        match raise_horizon(&self.meta, h) {
+            Ok(()) => self.stored = h,
+            Err(e) => tracing::warn!(error = %e, "could not store the untouched horizon"),
+        }
+    }
+
+    /// Checks `jobs[index]` and adds its write to `batch`; `keys` holds
+    /// the idempotency keys the batch's earlier jobs accepted (not yet in
+    /// `idem`).
+    fn apply_one<'a>(
+        &self,
+        batch: &mut sled::Batch,
+        jobs: &'a [EnqueueJob],
+        index: usize,
+        idem: &Idempotency,
+        keys: &mut BatchKeys<'a>,
+        active: &mut u64,
+    ) -> JobOutcome {
+        let job = &jobs[index];
+        if let Some(ik) = &job.idempotency {
+            // An earlier job of this batch (its record is not written yet),
+            // or an earlier batch.
+            let found = match keys.get(&ik[..]) {
+                Some(&j) => Some((jobs[j].flight.raw(), Ok(Some(jobs[j].event.clone())))),
+                None => idem.get(ik, job.now).map(|(_, raw)| {
+                    let ek = EventId::from_raw(raw);
+                    (raw, self.events.get(ek.as_str().as_bytes()))
+                }),
+            };
+            if let Some((raw, record)) = found {
+                let earlier = EventId::from_raw(raw);
+                let ek = earlier.as_str().as_bytes();
+                let pairs = match record {
+                    Err(e) => return JobOutcome::Failed(e.into()),
+                    Ok(None) => Ok(Vec::new()),
+                    Ok(Some(b)) => {
+                        EventRecord::decode(ek, &b).and_then(|e| refs_to_pairs(&e.deliveries, ek))
+                    }
+                };
+                return match pairs {
+                    Ok(p) => JobOutcome::Duplicate(earlier, p),
+                    Err(e) => JobOutcome::Failed(e),
+                };
+            }
+        }
+        let n = u64::try_from(job.deliveries.len()).unwrap_or(u64::MAX);
+        if active.saturating_add(n) > self.max_pending {
+            return JobOutcome::Backpressure;
+        }
+        // No look before the insert: ids come from a generator seeded past
+        // every stored id at open (`IdGen::after`), so they name nothing yet.
+        batch.insert(job.event_key.clone(), job.event.clone());
+        // The due, idempotency and untouched entries are added to memory
+        // once the batch is written (see `apply`).
+        if let Some(ik) = &job.idempotency {
+            keys.insert(ik, index);
+        }
+        *active = active.saturating_add(n);
+        JobOutcome::Accepted
+    }
+}

@@ -1,0 +1,43 @@
+//! `Memory`: everything the outbox keeps in memory only, in one struct
+//! shared (behind one `Arc`) by the `Outbox`, the enqueue committer
+//! (`enqueue::Writer`) and the completions committer (`complete::Recorder`).
+//!
+//! Invariants (crate docs; ARCHITECTURE.md "Invariants"):
+//! - The due index, the idempotency index, the untouched deliveries and the
+//!   depth counters are derived from the records alone: `open` rebuilds
+//!   them, and a writer changes them only after its write committed.
+//! - Leases are never written: a lease only matters to the process that
+//!   took it, and tokens carry the open's epoch (`Leases::new`).
+//! - Ids only increase: `ids` starts above every stored id and above the
+//!   stored untouched horizon (`IdGen::after`, at open).
+//! - Lock order: whoever takes `leases` takes it first, before the due
+//!   index's lock and any sled call (`claim_due`, `Recorder::apply`), so
+//!   claims and completions cannot deadlock. The enqueue committer holds
+//!   `idempotency` across its batch write; `purge_idempotency` waits.
+
+use std::sync::{Arc, Mutex};
+
+use crate::due::DueIndex;
+use crate::id::IdGen;
+use crate::idempotency::Idempotency;
+use crate::leases::Leases;
+use crate::types::Depth;
+use crate::untouched::Untouched;
+
+/// The id generator, counters, leases and in-memory indexes of one open
+/// outbox.
+pub(crate) struct Memory {
+    /// Hands out event and delivery ids.
+    pub(crate) ids: IdGen,
+    /// Deliveries by state (see `Outbox::depth`).
+    pub(crate) depth: Mutex<Depth>,
+    /// Which deliveries are claimed (see `leases`).
+    pub(crate) leases: Mutex<Leases>,
+    /// Pending and scheduled deliveries by due time (see `due`).
+    pub(crate) due: Mutex<DueIndex>,
+    /// (source, key) → event, within the window (see `idempotency`).
+    pub(crate) idempotency: Mutex<Idempotency>,
+    /// Deliveries without a record yet (see `untouched`). An `Arc` of its
+    /// own: an enqueue in flight holds it (`untouched::InFlight`).
+    pub(crate) untouched: Arc<Mutex<Untouched>>,
+}
