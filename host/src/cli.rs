@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use carillon::catalog::Catalog;
-use carillon::config::{Config, ConfigError, LocalTokens};
+use carillon::config::{
+    Checked, Config, ConfigError, DEFAULTS_TOML, LocalTokens, Resolver, process_env,
+};
 use carillon::gateway::{Gateway, Options, StartError};
 use carillon::plugin::{Plugin, Runtime, RuntimeConfig};
 use clap::{Parser, Subcommand};
@@ -245,46 +247,51 @@ async fn wait_for_signal() {
     }
 }
 
-/// `carillon config check`: every problem as `path (line L, column C): message`.
+/// `carillon config check`: every problem as `path (line L, column C): message`,
+/// of every phase in one run (see [`Checked`]): the plugins are loaded and
+/// checked against even when the file has other problems, and a note names
+/// each check an earlier problem made impossible.
 async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let (config, what) = match file {
-        Some(path) => (Config::load(path), format!("{} is valid", path.display())),
-        None => (
-            Config::embedded_defaults().map_err(ConfigError::Invalid),
-            "the embedded defaults are valid".to_owned(),
-        ),
+    let (mut checked, what) = match file {
+        Some(path) => (Checked::file(path)?, format!("{} is valid", path.display())),
+        None => {
+            let resolver = Resolver {
+                env: &process_env,
+                base_dir: Path::new("."),
+            };
+            (
+                Checked::text(DEFAULTS_TOML, &resolver),
+                "the embedded defaults are valid".to_owned(),
+            )
+        }
     };
-    let mut out = std::io::stdout().lock();
-    let config = match config {
-        Ok(config) => config,
-        Err(ConfigError::Invalid(problems)) => {
-            for problem in problems.iter() {
-                writeln!(out, "{problem}")?;
+    if let Some(config) = checked.config() {
+        let runtime = Runtime::new(RuntimeConfig {
+            max_concurrent_calls: 4,
+            ..RuntimeConfig::default()
+        })?;
+        // The plugins the gateway would choose (built-in ones, files of the
+        // plugin directory relative to the working directory, pins); a file
+        // that does not load is reported, not fatal here.
+        let catalog = Catalog::load(&runtime, config).await?;
+        for file in catalog.files() {
+            if let Some(error) = &file.error {
+                eprintln!("warning: {}: {error}", file.path.display());
             }
-            return Ok(ExitCode::from(1));
         }
-        Err(e) => return Err(e.into()),
-    };
-    let runtime = Runtime::new(RuntimeConfig {
-        max_concurrent_calls: 4,
-        ..RuntimeConfig::default()
-    })?;
-    // The plugins the gateway would choose (built-in ones, files of the
-    // plugin directory relative to the working directory, pins); a file
-    // that does not load is reported, not fatal here.
-    let catalog = Catalog::load(&runtime, &config).await?;
-    for file in catalog.files() {
-        if let Some(error) = &file.error {
-            eprintln!("warning: {}: {error}", file.path.display());
-        }
+        checked.check_plugins(&*catalog);
     }
-    let problems = config.check_plugins(&*catalog);
+    let mut out = std::io::stdout().lock();
+    let problems = checked.problems();
     if !problems.is_empty() {
         for problem in problems.iter() {
             writeln!(out, "{problem}")?;
         }
         return Ok(ExitCode::from(1));
     }
+    let Ok(config) = checked.into_config() else {
+        return Ok(ExitCode::from(1));
+    };
     writeln!(
         out,
         "ok: {what} ({} destinations, {} routes, {} templates)",

@@ -23,6 +23,7 @@ pub mod event;
 pub mod gateway;
 pub mod message;
 pub mod plugin;
+pub mod problem;
 pub mod receive;
 pub mod render;
 pub mod route;

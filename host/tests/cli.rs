@@ -147,13 +147,19 @@ fn config_check_reports_every_problem_or_ok() {
     let (code, out, err) = carillon(&["config", "check", bad.to_str().expect("utf-8")]);
     assert_eq!(code, 1, "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    // Every phase in one run: the plugin's verdict on the URL too, although
+    // the file has other problems.
+    assert_eq!(lines.len(), 3, "{out}");
     assert!(
         lines[0].starts_with("server.listen (line 2, column 10): "),
         "{out}"
     );
     assert!(
-        lines[1].starts_with("routes[0].destinations[0] (line 10, column 17): "),
+        lines[1].starts_with("destinations.ops.config/url (line 6, column 18): "),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("routes[0].destinations[0] (line 10, column 17): "),
         "{out}"
     );
     assert!(!out.contains("cli-literal-secret"), "{out}");
@@ -177,6 +183,41 @@ fn config_check_reports_every_problem_or_ok() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.starts_with("ok: the embedded defaults are valid"),
+        "{out}"
+    );
+}
+
+/// `carillon config check` reports every phase's problems in one run: an
+/// unknown key in `[server]` and a route naming a missing destination do
+/// not hide what the webhook plugin says of a destination's config.
+#[test]
+fn config_check_reports_every_phase_in_one_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mixed.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:8080\"\ncolour = \"blue\"\n\n[destinations.ops]\nplugin = \"webhook\"\nconfig = { url = \"ftp://hooks.example.com/in\", colour = \"red\" }\n\n[[routes]]\nname = \"all\"\ndestinations = [\"ops\", \"missing\"]\n",
+    )
+    .expect("write");
+    let (code, out, err) = carillon(&["config", "check", file.to_str().expect("utf-8")]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("server.colour (line 3, column 10): unknown field `colour`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("destinations.ops.config/url (line 7, column 18): "),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("destinations.ops.config") && l.contains("colour")),
+        "the unknown config field: {out}"
+    );
+    assert!(
+        out.contains(
+            "routes[0].destinations[1] (line 11, column 24): no destination is named \"missing\""
+        ),
         "{out}"
     );
 }

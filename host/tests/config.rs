@@ -1,5 +1,6 @@
 //! Golden tests of `carillon.toml` error messages: each `tests/config/*.toml`
-//! is parsed, validated and checked against the built-in plugins, and the
+//! is parsed, validated and checked against the built-in plugins (every
+//! phase, as `carillon config check` runs them), and the
 //! output is compared with the `.err` file beside it (`ok` for a valid
 //! file). `UPDATE_EXPECT=1 cargo test -p carillon --test config` rewrites
 //! the `.err` files.
@@ -8,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use carillon::config::{Config, Resolver};
+use carillon::config::{Checked, Resolver};
 use carillon::plugin::{Plugin, Runtime, RuntimeConfig};
 
 /// The environment the golden files see (never the process's).
@@ -47,10 +48,9 @@ fn report(text: &str, plugins: &HashMap<String, Arc<Plugin>>) -> String {
         env: &env,
         base_dir: &base,
     };
-    let problems = match Config::from_toml(text, &resolver) {
-        Ok(config) => config.check_plugins(plugins),
-        Err(problems) => problems,
-    };
+    let mut checked = Checked::text(text, &resolver);
+    checked.check_plugins(plugins);
+    let problems = checked.problems();
     if problems.is_empty() {
         "ok\n".to_owned()
     } else {

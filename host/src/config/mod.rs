@@ -1,51 +1,65 @@
 //! Carillon's configuration, `carillon.toml`: read raw, then validated.
 //!
 //! 1. `parse` reads the TOML into the serde types of `raw`
-//!    (`deny_unknown_fields` everywhere), section by section, keeping spans.
-//! 2. `validate` resolves secrets (`${env:NAME}`, `${file:PATH}`) on the
-//!    typed fields meant for them, checks values and cross-references
-//!    (route → destination → fallback, templates, which must compile) and
-//!    builds a [`Config`].
-//! 3. [`Config::check_plugins`] checks what needs the loaded plugins:
-//!    each destination's plugin exists and its config passes the plugin's
-//!    JSON Schema.
+//!    (`deny_unknown_fields` everywhere), section by section, keeping spans;
+//!    a bad key is reported and taken out, and the rest is read.
+//! 2. `validate` checks each section with one function: `sections.rs`,
+//!    `auth.rs` (secrets resolved), `destinations.rs`, and the validators
+//!    of the modules that own a section's meaning: [`crate::route::validate`]
+//!    for `[[routes]]`, [`crate::render::validate_templates`] (which
+//!    compiles them) and [`crate::render::RawRender::validate`].
+//!    `references.rs` then checks the names one section gives another
+//!    (route → destination → fallback, route → template).
+//! 3. [`Config::check_plugins`] (`plugins.rs`) checks what needs the loaded
+//!    plugins: each destination's plugin exists and its config passes the
+//!    plugin's JSON Schema.
 //!
-//! Every step reports *all* its problems, each with its dotted key path and,
-//! where the file shows it, the line and column. Secrets are held in
+//! [`Checked`] runs the phases and reports *all* their problems in one run,
+//! each with its dotted key path and, where the file shows it, the line and
+//! column; a later phase runs on what the earlier ones could build, and a
+//! note names each check an earlier problem made impossible. Secrets are held in
 //! [`Secret`] and never printed. With no file, the gateway runs on the
 //! embedded `defaults.toml` ([`Config::embedded_defaults`]), plus tokens
 //! generated once into the data directory ([`LocalTokens`]).
 //! The file format is documented in `docs/configuration.md`.
 
+mod auth;
+mod check;
 mod defaults;
-mod matcher;
+mod destinations;
 mod parse;
-mod problem;
+mod plugin_config;
+mod plugins;
 pub mod raw;
+mod references;
 mod secret;
+mod sections;
 mod validate;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
+pub use self::check::Checked;
 pub use self::defaults::{DEFAULTS_TOML, LocalTokens, TokenFileError};
-pub use self::matcher::{Condition, FieldRef, Glob, GlobError, Scope, Test};
-pub use self::problem::{KeyPath, Problem, Problems, Segment};
+pub use self::plugin_config::PluginConfig;
+pub use self::plugins::PluginCatalog;
 pub use self::secret::{
     BadReference, REDACTED, Resolver, Secret, SecretError, SecretSource, process_env,
 };
+// `config`'s own API reports its problems in these types (`ConfigError`).
 use crate::dispatch::retry::RetryPolicy;
 use crate::egress::{EgressPolicy, HostPattern};
-use crate::message::Severity;
-use crate::plugin::types::{ConfigIssue, RateLimit};
-use crate::plugin::{Limits, Plugin, RuntimeConfig};
-use crate::render::RenderSettings;
+use crate::plugin::types::RateLimit;
+use crate::plugin::{Limits, RuntimeConfig};
+pub use crate::problem::{KeyPath, Problem, Problems, Segment};
+use crate::render::{RenderSettings, Template};
+use crate::route::{Glob, Route};
 
 /// The configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +99,7 @@ pub struct Config {
     pub plugin_pins: BTreeMap<String, String>,
     /// `[destinations.NAME]`.
     pub destinations: BTreeMap<String, DestinationConfig>,
-    /// `[[routes]]`, in file order.
+    /// `[[routes]]`, in file order (see [`crate::route`]).
     pub routes: Vec<Route>,
     /// `[templates.NAME]` (compiled by [`crate::render::Renderer::new`];
     /// validation has checked that they compile).
@@ -202,124 +216,6 @@ pub struct DestinationConfig {
     pub locale: Option<String>,
 }
 
-/// A destination's plugin config with its secrets resolved. `Debug` and
-/// `Serialize` show it redacted: values that came from `${env:…}` /
-/// `${file:…}`, values under keys that name secrets (`*secret*`, `*token*`,
-/// `*password*`, `*key`) and the path and query of URLs (which often carry
-/// tokens). [`PluginConfig::expose`] gives the real value to the runtime.
-#[derive(Clone, PartialEq)]
-pub struct PluginConfig {
-    value: serde_json::Value,
-    secret_pointers: Vec<String>,
-}
-
-impl PluginConfig {
-    /// A config whose values at `secret_pointers` are secrets.
-    pub fn new(value: serde_json::Value, secret_pointers: Vec<String>) -> Self {
-        PluginConfig {
-            value,
-            secret_pointers,
-        }
-    }
-
-    /// The real config, for the plugin runtime only.
-    pub fn expose(&self) -> &serde_json::Value {
-        &self.value
-    }
-
-    /// Marks one more pointer as secret (e.g. a manifest's `secret-fields`).
-    pub fn mark_secret(&mut self, pointer: &str) {
-        if !self.secret_pointers.iter().any(|p| p == pointer) {
-            self.secret_pointers.push(pointer.to_owned());
-        }
-    }
-
-    /// The config with every sensitive value replaced by `<redacted>`.
-    pub fn redacted(&self) -> serde_json::Value {
-        let mut value = self.value.clone();
-        validate::redact(&mut value, "", &self.secret_pointers);
-        value
-    }
-
-    /// `text` with every sensitive string of this config replaced by
-    /// `<redacted>` (for messages that may quote values, e.g. a schema's).
-    pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        let mut sensitive = Vec::new();
-        validate::sensitive_strings(&self.value, &self.redacted(), &mut sensitive);
-        sensitive.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
-        for (s, shown) in sensitive {
-            if !s.is_empty() {
-                out = out.replace(&s, &shown);
-            }
-        }
-        out
-    }
-}
-
-impl fmt::Debug for PluginConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PluginConfig({})", self.redacted())
-    }
-}
-
-impl Serialize for PluginConfig {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.redacted().serialize(s)
-    }
-}
-
-/// A route, validated; [`crate::route::Router`] evaluates them.
-#[derive(Debug, Clone, Serialize)]
-pub struct Route {
-    /// Its name.
-    pub name: String,
-    /// Event-type globs; empty: any type.
-    pub event: Vec<Glob>,
-    /// Source globs; empty: any source.
-    pub source: Vec<Glob>,
-    /// The severity criterion.
-    pub severity: SeverityMatch,
-    /// Conditions that must all hold.
-    pub conditions: Vec<Condition>,
-    /// Where matching events go.
-    pub destinations: Vec<String>,
-    /// The template (a `[templates]` name or `builtin.NAME`), if any.
-    pub template: Option<String>,
-    /// Keep evaluating later routes after a match.
-    #[serde(rename = "continue")]
-    pub continue_: bool,
-}
-
-/// How a route looks at severity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SeverityMatch {
-    /// Any severity.
-    Any,
-    /// One of these.
-    OneOf(Vec<Severity>),
-    /// This one or a more urgent one.
-    AtLeast(Severity),
-}
-
-/// A template: texts per locale ([`crate::render`] compiles and renders
-/// them).
-#[derive(Debug, Clone, Serialize)]
-pub struct Template {
-    /// Locale (`en`, `zh`, `default`, …) → title and body.
-    pub locales: BTreeMap<String, TemplateText>,
-}
-
-/// A template's texts for one locale.
-#[derive(Debug, Clone, Serialize)]
-pub struct TemplateText {
-    /// The title template.
-    pub title: String,
-    /// The body template.
-    pub body: String,
-}
-
 /// The config text, kept to locate problems found after validation. Its
 /// `Debug` does not print it (it may hold literal secrets).
 #[derive(Clone, Default)]
@@ -331,76 +227,18 @@ impl fmt::Debug for Source {
     }
 }
 
-/// What the config needs to know about the loaded plugins. Implemented for
-/// the runtime's plugin map; tests implement it without wasm.
-pub trait PluginCatalog {
-    /// Is a plugin with this name loaded?
-    fn has_plugin(&self, name: &str) -> bool;
-    /// The names of the loaded plugins, for messages.
-    fn plugin_names(&self) -> Vec<String>;
-    /// The JSON Schema problems of `config` for plugin `name` (empty when
-    /// the plugin is unknown).
-    fn schema_issues(&self, name: &str, config: &serde_json::Value) -> Vec<ConfigIssue>;
-    /// Why no plugin of this name is loaded, when that is known (e.g. its
-    /// files were refused), for messages.
-    fn why_missing(&self, name: &str) -> Option<String> {
-        let _ = name;
-        None
-    }
-}
-
-impl<S: std::hash::BuildHasher> PluginCatalog for HashMap<String, Arc<Plugin>, S> {
-    fn has_plugin(&self, name: &str) -> bool {
-        self.contains_key(name)
-    }
-
-    fn plugin_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.keys().cloned().collect();
-        names.sort();
-        names
-    }
-
-    fn schema_issues(&self, name: &str, config: &serde_json::Value) -> Vec<ConfigIssue> {
-        self.get(name)
-            .map(|p| p.schema_issues(config))
-            .unwrap_or_default()
-    }
-}
-
 impl Config {
     /// Reads and validates `path`, resolving `${env:…}` from the process
     /// environment and `${file:…}` relative to the file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let base_dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let resolver = Resolver {
-            env: &process_env,
-            base_dir,
-        };
-        Config::from_toml(&text, &resolver).map_err(ConfigError::Invalid)
+        Checked::file(path)?
+            .into_config()
+            .map_err(ConfigError::Invalid)
     }
 
     /// Parses and validates config text.
     pub fn from_toml(text: &str, resolver: &Resolver<'_>) -> Result<Config, Problems> {
-        let doc = parse::Document::parse(text)?;
-        let mut problems = Vec::new();
-        let (raw, broken) = doc.raw(&mut problems);
-        let config = validate::validate(&doc, raw, &broken, resolver, &mut problems);
-        let mut problems = Problems(problems);
-        problems.sort();
-        match config {
-            Some(mut config) if problems.is_empty() => {
-                config.source = Source(Arc::from(text));
-                Ok(config)
-            }
-            _ => Err(problems),
-        }
+        Checked::text(text, resolver).into_config()
     }
 
     /// The embedded defaults (`defaults.toml`): what `serve` runs on with no
@@ -419,13 +257,10 @@ impl Config {
     /// destination's config carry the JSON pointer after the key path
     /// (`destinations.ops-bot.config/url`).
     pub fn check_plugins(&self, plugins: &dyn PluginCatalog) -> Problems {
+        let mut findings = crate::problem::Findings::default();
+        plugins::check(self, plugins, &BTreeMap::new(), &mut findings);
         let mut problems = Vec::new();
-        // The text parsed once already, so this does not fail; lines are
-        // simply missing if it ever did.
-        let doc = parse::Document::parse(&self.source.0).or_else(|_| parse::Document::parse(""));
-        if let Ok(doc) = doc {
-            validate::check_plugins(self, &doc, plugins, &mut problems);
-        }
+        self.locate(&mut findings, &mut problems);
         let mut problems = Problems(problems);
         problems.sort();
         problems

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::problem::{KeyPath, Problem, Problems, Segment, line_column};
 use super::raw::RawConfig;
+use crate::problem::{Findings, KeyPath, Problem, Problems, Segment, line_column};
 
 /// The sections a file may have.
 const SECTIONS: &[&str] = &[
@@ -30,18 +30,71 @@ const SECTIONS: &[&str] = &[
     "templates",
 ];
 
+/// How many bad keys of one value are taken out before giving up on it.
+const MAX_REPAIRS: usize = 32;
+
+/// A step of the path serde reports an error at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Key(String),
+    Index(usize),
+    /// A step that names no key (an enum variant, or unknown).
+    Other,
+}
+
+/// Takes the key an error is at out of `value`: the last key of `steps`
+/// (an error inside an array takes the whole array, so the indexes of
+/// other problems stay true). Returns the key, or `None` when the error is
+/// not at a key that can be taken out.
+fn remove_key(value: &mut Spanned<DeValue<'_>>, steps: &[Step]) -> Option<String> {
+    let last = steps.iter().rposition(|s| matches!(s, Step::Key(_)))?;
+    let (Step::Key(key), parents) = (&steps[last], &steps[..last]) else {
+        return None;
+    };
+    let mut at = value;
+    for step in parents {
+        at = match (step, at.get_mut()) {
+            (Step::Key(k), DeValue::Table(t)) => t
+                .iter_mut()
+                .find(|(name, _)| name.get_ref().as_ref() == k.as_str())
+                .map(|(_, v)| v)?,
+            (Step::Index(i), DeValue::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
+        };
+    }
+    let DeValue::Table(table) = at.get_mut() else {
+        return None;
+    };
+    let name = table
+        .keys()
+        .find(|name| name.get_ref().as_ref() == key.as_str())?
+        .clone();
+    table.remove(&name).map(|_| key.clone())
+}
+
 /// A parsed document: the text and its spanned tree.
 pub(crate) struct Document<'a> {
     text: &'a str,
     root: Spanned<DeTable<'a>>,
 }
 
-/// Names whose entries did not parse: references to them are not reported
-/// again as missing.
-#[derive(Debug, Default)]
+/// What did not parse even without its bad keys. References to broken
+/// entries are not reported again as missing; the checks that need them
+/// are skipped, with a note saying so (see `validate`).
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Broken {
+    /// Sections (`server`, `auth`, …) read as their defaults.
+    pub sections: BTreeSet<String>,
     pub destinations: BTreeSet<String>,
     pub templates: BTreeSet<String>,
+    /// Indexes of `[[routes]]` entries.
+    pub routes: BTreeSet<usize>,
+}
+
+impl Broken {
+    fn section(&mut self, name: &str) {
+        self.sections.insert(name.to_owned());
+    }
 }
 
 impl<'a> Document<'a> {
@@ -90,6 +143,13 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// Each finding as a problem located in this document.
+    pub(crate) fn locate(&self, findings: &mut Findings, problems: &mut Vec<Problem>) {
+        for (path, message) in findings.drain() {
+            problems.push(self.problem(&path, message));
+        }
+    }
+
     /// The start of the deepest value along `path` that the file contains,
     /// and whether that is the whole path.
     fn span_of(&self, path: &KeyPath) -> Option<(usize, bool)> {
@@ -116,38 +176,74 @@ impl<'a> Document<'a> {
         found.map(|start| (start, depth == steps.len()))
     }
 
-    /// Deserializes `value` (found at `path`) into `T`, or records why not.
+    /// Deserializes `value` (found at `path`) into `T`, recording every
+    /// problem on the way.
+    ///
+    /// serde stops at a value's first error, so an unknown key would hide
+    /// every other problem of its table (and, with the table unread, the
+    /// checks of later phases). After each error the offending key is taken
+    /// out of a copy of the value and the rest is read again: the result is
+    /// the value without its bad keys (their defaults), used only to check
+    /// further, since the file has problems. `None` when the value cannot
+    /// be read even so (the error is not at a key, e.g. a required key is
+    /// missing or the value has the wrong type).
     fn decode<T: DeserializeOwned>(
         &self,
         value: &Spanned<DeValue<'a>>,
         path: &KeyPath,
         problems: &mut Vec<Problem>,
     ) -> Option<T> {
-        let deserializer = ValueDeserializer::from(value.clone());
-        match serde_path_to_error::deserialize::<_, T>(deserializer) {
-            Ok(t) => Some(t),
-            Err(err) => {
-                let mut at = path.clone();
-                for segment in err.path().iter() {
-                    at = match segment {
-                        serde_path_to_error::Segment::Seq { index } => at.index(*index),
-                        serde_path_to_error::Segment::Map { key } => at.key(key.clone()),
-                        serde_path_to_error::Segment::Enum { variant } => at.key(variant.clone()),
-                        serde_path_to_error::Segment::Unknown => at,
-                    };
-                }
-                let inner = err.into_inner();
-                let mut problem = self.problem(&at, inner.message());
-                let exact = self.span_of(&at).is_some_and(|(_, whole)| whole);
-                if !exact && let Some(span) = inner.span() {
-                    let (l, c) = line_column(self.text, span.start);
-                    problem.line = Some(l);
-                    problem.column = Some(c);
-                }
-                problems.push(problem);
-                None
+        let mut value = value.clone();
+        let mut removed: Vec<String> = Vec::new();
+        for _ in 0..MAX_REPAIRS {
+            let deserializer = ValueDeserializer::from(value.clone());
+            let err = match serde_path_to_error::deserialize::<_, T>(deserializer) {
+                Ok(t) => return Some(t),
+                Err(err) => err,
+            };
+            let steps: Vec<Step> = err
+                .path()
+                .iter()
+                .map(|segment| match segment {
+                    serde_path_to_error::Segment::Seq { index } => Step::Index(*index),
+                    serde_path_to_error::Segment::Map { key } => Step::Key(key.clone()),
+                    serde_path_to_error::Segment::Enum { .. }
+                    | serde_path_to_error::Segment::Unknown => Step::Other,
+                })
+                .collect();
+            let inner = err.into_inner();
+            // A required key missing because a repair took it out was
+            // reported already, as the reason it was taken out.
+            let message = inner.message();
+            if message.starts_with("missing field")
+                && removed
+                    .iter()
+                    .any(|key| message.contains(&format!("`{key}`")))
+            {
+                return None;
+            }
+            let mut at = path.clone();
+            for step in &steps {
+                at = match step {
+                    Step::Index(i) => at.index(*i),
+                    Step::Key(k) => at.key(k.clone()),
+                    Step::Other => at,
+                };
+            }
+            let mut problem = self.problem(&at, inner.message());
+            let exact = self.span_of(&at).is_some_and(|(_, whole)| whole);
+            if !exact && let Some(span) = inner.span() {
+                let (l, c) = line_column(self.text, span.start);
+                problem.line = Some(l);
+                problem.column = Some(c);
+            }
+            problems.push(problem);
+            match remove_key(&mut value, &steps) {
+                Some(key) => removed.push(key),
+                None => return None,
             }
         }
+        None
     }
 
     /// The raw config: every section that parsed, and a problem for each
@@ -160,47 +256,42 @@ impl<'a> Document<'a> {
             let name: &str = key.get_ref().as_ref();
             let path = root.key(name);
             match name {
-                "server" => {
-                    if let Some(v) = self.decode(value, &path, problems) {
-                        raw.server = v;
-                    }
-                }
-                "auth" => {
-                    if let Some(v) = self.decode(value, &path, problems) {
-                        raw.auth = v;
-                    }
-                }
-                "runtime" => {
-                    if let Some(v) = self.decode(value, &path, problems) {
-                        raw.runtime = v;
-                    }
-                }
-                "egress" => {
-                    if let Some(v) = self.decode(value, &path, problems) {
-                        raw.egress = v;
-                    }
-                }
-                "dispatch" => {
-                    if let Some(v) = self.decode(value, &path, problems) {
-                        raw.dispatch = v;
-                    }
-                }
-                "channels" => {
-                    if let Some(v) = self.decode(value, &path, problems) {
-                        raw.channels = v;
-                    }
-                }
-                "render" => {
-                    if let Some(v) = self.decode(value, &path, problems) {
-                        raw.render = v;
-                    }
-                }
-                "outbox" => {
-                    if let Some(v) = self.decode(value, &path, problems) {
-                        raw.outbox = v;
-                    }
-                }
+                "server" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.server = v,
+                    None => broken.section(name),
+                },
+                "auth" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.auth = v,
+                    None => broken.section(name),
+                },
+                "runtime" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.runtime = v,
+                    None => broken.section(name),
+                },
+                "egress" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.egress = v,
+                    None => broken.section(name),
+                },
+                "dispatch" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.dispatch = v,
+                    None => broken.section(name),
+                },
+                "channels" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.channels = v,
+                    None => broken.section(name),
+                },
+                "render" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.render = v,
+                    None => broken.section(name),
+                },
+                "outbox" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.outbox = v,
+                    None => broken.section(name),
+                },
                 "destinations" => {
+                    if value.get_ref().as_table().is_none() {
+                        broken.section(name);
+                    }
                     for (entry, value) in self.entries(value, &path, problems) {
                         match self.decode(value, &path.key(entry), problems) {
                             Some(v) => {
@@ -213,6 +304,9 @@ impl<'a> Document<'a> {
                     }
                 }
                 "templates" => {
+                    if value.get_ref().as_table().is_none() {
+                        broken.section(name);
+                    }
                     for (entry, value) in self.entries(value, &path, problems) {
                         match self.decode(value, &path.key(entry), problems) {
                             Some(v) => {
@@ -227,18 +321,24 @@ impl<'a> Document<'a> {
                 "routes" => match value.get_ref().as_array() {
                     Some(items) => {
                         for (i, item) in items.iter().enumerate() {
-                            if let Some(v) = self.decode(item, &path.index(i), problems) {
-                                raw.routes.push((i, v));
+                            match self.decode(item, &path.index(i), problems) {
+                                Some(v) => raw.routes.push((i, v)),
+                                None => {
+                                    broken.routes.insert(i);
+                                }
                             }
                         }
                     }
-                    None => problems.push(self.problem(
-                        &path,
-                        format!(
-                            "invalid type: {}, expected an array of tables (`[[routes]]`)",
-                            value.get_ref().type_str()
-                        ),
-                    )),
+                    None => {
+                        problems.push(self.problem(
+                            &path,
+                            format!(
+                                "invalid type: {}, expected an array of tables (`[[routes]]`)",
+                                value.get_ref().type_str()
+                            ),
+                        ));
+                        broken.section(name);
+                    }
                 },
                 _ => {
                     let mut problem = self.problem(

@@ -6,19 +6,23 @@
 //! with its key and line. Everything that needs the whole file (references
 //! between sections, listen addresses, regexes) is checked in `validate`.
 //! The defaults here must match `defaults.toml`; a test compares them.
+//!
+//! The shapes of `[[routes]]`, `[render]` and `[templates]` are defined
+//! with the modules that give them meaning (`route`, `render`) and
+//! re-exported here, so the whole file's syntax is still read from one place.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer};
 
 use crate::egress::HostPattern;
-use crate::message::Severity;
+pub use crate::render::{RawRender, RawTemplate, RawTemplateText};
+pub use crate::route::{OneOrMany, RawCondition, RawMatch, RawRoute};
 
 /// A value parsed from a string with its `FromStr`, so its error message is
 /// reported at the value's line.
@@ -45,45 +49,6 @@ pub struct SecretText(pub String);
 impl fmt::Debug for SecretText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretText(<redacted>)")
-    }
-}
-
-/// One value or a list of them (`x = "a"` or `x = ["a", "b"]`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OneOrMany<T>(pub Vec<T>);
-
-impl<T> Default for OneOrMany<T> {
-    fn default() -> Self {
-        OneOrMany(Vec::new())
-    }
-}
-
-impl<'de, T: DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: DeserializeOwned> Visitor<'de> for V<T> {
-            type Value = OneOrMany<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a value or a list of values")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-                Vec::<T>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                T::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(|t| OneOrMany(vec![t]))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                T::deserialize(de::value::StrDeserializer::<E>::new(v)).map(|t| OneOrMany(vec![t]))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                T::deserialize(de::value::BoolDeserializer::<E>::new(v)).map(|t| OneOrMany(vec![t]))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                T::deserialize(de::value::I64Deserializer::<E>::new(v)).map(|t| OneOrMany(vec![t]))
-            }
-        }
-        deserializer.deserialize_any(V(PhantomData))
     }
 }
 
@@ -294,55 +259,6 @@ pub struct RawRateLimit {
     pub per_secs: u64,
 }
 
-/// `[[routes]]`: which events go where.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawRoute {
-    /// A name for logs and the admin API.
-    pub name: String,
-    /// `[routes.match]`: all given criteria must hold; none given matches all.
-    #[serde(rename = "match", default)]
-    pub matcher: RawMatch,
-    /// Where matching events go.
-    pub destinations: Vec<String>,
-    /// The template to render with; absent: the event's own title and body.
-    pub template: Option<String>,
-    /// Keep evaluating later routes after this one matched.
-    #[serde(rename = "continue", default)]
-    pub continue_: bool,
-}
-
-/// The criteria of a route.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawMatch {
-    /// Event-type globs (`task.*`); any one may match.
-    pub event: OneOrMany<String>,
-    /// Source globs; any one may match.
-    pub source: OneOrMany<String>,
-    /// Exactly these severities.
-    pub severity: OneOrMany<Severity>,
-    /// This severity or a more urgent one.
-    pub min_severity: Option<Severity>,
-    /// Conditions on labels and data fields; all must hold.
-    pub conditions: Vec<RawCondition>,
-}
-
-/// `{ field = "labels.team", equals = "data" }`, `regex = "…"` or
-/// `exists = true`: exactly one test per condition.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCondition {
-    /// `labels.NAME` or `data.PATH` (dots separate nested fields).
-    pub field: String,
-    /// The field equals this value.
-    pub equals: Option<serde_json::Value>,
-    /// The field is a string matching this regex.
-    pub regex: Option<String>,
-    /// The field is present (`true`) or absent (`false`).
-    pub exists: Option<bool>,
-}
-
 /// `[outbox]`: how much the durable queue holds and for how long.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -368,40 +284,6 @@ impl Default for RawOutbox {
         }
     }
 }
-
-/// `[render]`: how templates see time and language.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawRender {
-    /// The IANA time zone of `${date}`, `${timestamp}` and the time
-    /// expressions (`Asia/Shanghai`, `UTC`).
-    pub time_zone: String,
-    /// The locale used when neither the destination nor the event names one
-    /// the template has.
-    pub default_locale: String,
-}
-
-impl Default for RawRender {
-    fn default() -> Self {
-        RawRender {
-            time_zone: "UTC".into(),
-            default_locale: "en".into(),
-        }
-    }
-}
-
-/// `[templates.NAME.LOCALE]`: a title and a body per locale.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTemplateText {
-    /// The title template.
-    pub title: String,
-    /// The body template (Markdown).
-    pub body: String,
-}
-
-/// A template: locale (`en`, `zh`, `default`, …) → texts.
-pub type RawTemplate = BTreeMap<String, RawTemplateText>;
 
 /// The whole file, section by section.
 #[derive(Debug, Clone, Default, PartialEq)]

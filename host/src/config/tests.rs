@@ -2,11 +2,17 @@
 //! that never print, problems with their paths, checks against plugins and
 //! the generated local tokens. The golden error files are in
 //! `host/tests/config.rs`.
+//!
+//! Longer than 600 lines on purpose: the tests share the fixtures at the top
+//! (`FULL`, the environment, the fake plugin catalogs), and each test reads
+//! one config text top to bottom.
 
 use std::path::Path;
 
 use super::*;
+use crate::message::Severity;
 use crate::plugin::types::ConfigIssue;
+use crate::route::SeverityMatch;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -184,7 +190,7 @@ fn a_full_file_validates_into_typed_values() {
 #[test]
 fn secrets_never_appear_in_debug_display_or_json() {
     let c = parse(FULL).unwrap_or_else(|p| panic!("{p}"));
-    let secrets = validate::all_secrets(&c);
+    let secrets = plugin_config::all_secrets(&c);
     for s in ["admin-SECRET-1", "ci-SECRET-2", "lit-SECRET-5"] {
         assert!(secrets.contains(s), "{s} is among the secrets: {secrets:?}");
     }
@@ -501,5 +507,144 @@ fn delivered_retention_may_not_be_shorter_than_the_idempotency_window() {
     assert_eq!(
         c.outbox.delivered_retention,
         std::time::Duration::from_secs(3600)
+    );
+}
+
+/// A webhook plugin as strict as the real one: an `https://` URL and no
+/// field besides `url` and `signing_secret`.
+struct StrictWebhook;
+
+impl PluginCatalog for StrictWebhook {
+    fn has_plugin(&self, name: &str) -> bool {
+        name == "webhook"
+    }
+    fn plugin_names(&self) -> Vec<String> {
+        vec!["webhook".into()]
+    }
+    fn schema_issues(&self, name: &str, config: &serde_json::Value) -> Vec<ConfigIssue> {
+        let mut issues = FakePlugins.schema_issues(name, config);
+        for key in config.as_object().into_iter().flat_map(|m| m.keys()) {
+            if key != "url" && key != "signing_secret" {
+                issues.push(ConfigIssue {
+                    path: String::new(),
+                    message: format!(
+                        "Additional properties are not allowed ({key:?} was unexpected)"
+                    ),
+                });
+            }
+        }
+        issues
+    }
+}
+
+fn check_all(text: &str, plugins: &dyn PluginCatalog) -> Vec<String> {
+    let resolver = Resolver {
+        env: &env,
+        base_dir: Path::new("."),
+    };
+    let mut checked = Checked::text(text, &resolver);
+    checked.check_plugins(plugins);
+    checked.problems().iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn every_phase_reports_in_one_run() {
+    // An unknown key in [server], a route naming a missing destination, and
+    // a destination whose webhook URL and extra field the plugin refuses:
+    // one run reports all four.
+    let text = "[server]\nlisten = \"127.0.0.1:8080\"\ncolour = \"blue\"\n\n[destinations.ops]\nplugin = \"webhook\"\nconfig = { url = \"ftp://hooks.example.com/in\", colour = \"red\" }\n\n[[routes]]\nname = \"all\"\ndestinations = [\"ops\", \"missing\"]\n";
+    let out = check_all(text, &StrictWebhook);
+    assert_eq!(out.len(), 4, "{out:#?}");
+    assert!(
+        out[0].starts_with("server.colour (line 3, column 10): unknown field `colour`"),
+        "{out:#?}"
+    );
+    assert_eq!(
+        out[1],
+        "destinations.ops.config (line 7, column 10): Additional properties are not allowed (\"colour\" was unexpected)"
+    );
+    assert_eq!(
+        out[2],
+        "destinations.ops.config/url (line 7, column 18): \"ftp://hooks.example.com/<redacted>\" does not match \"^https://\""
+    );
+    assert_eq!(
+        out[3],
+        "routes[0].destinations[1] (line 11, column 24): no destination is named \"missing\""
+    );
+    // The same file through `from_toml` still refuses it.
+    assert!(parse(text).is_err());
+}
+
+#[test]
+fn the_rest_of_a_section_is_read_around_its_bad_keys() {
+    // Two unknown keys and a bad type in one table: all three reported, and
+    // the good values are still read (plugin_dir decides which plugins the
+    // later checks see).
+    let text =
+        "[server]\nplugin_dir = \"/opt/p\"\nlisne = 1\nbody_limit_bytes = \"big\"\ncolour = 2\n";
+    let resolver = Resolver {
+        env: &env,
+        base_dir: Path::new("."),
+    };
+    let checked = Checked::text(text, &resolver);
+    let out = checked.problems().to_string();
+    assert!(out.contains("server.lisne (line 3"), "{out}");
+    assert!(out.contains("server.body_limit_bytes (line 4"), "{out}");
+    assert!(out.contains("server.colour (line 5"), "{out}");
+    assert_eq!(checked.problems().len(), 3, "{out}");
+    let config = checked.config().expect("built for the later checks");
+    assert_eq!(config.server.plugin_dir, Path::new("/opt/p"));
+}
+
+#[test]
+fn checks_an_earlier_problem_makes_impossible_are_named() {
+    // A destination without `plugin` cannot be read at all; a secret that
+    // does not resolve leaves a config the plugin cannot judge; a route
+    // without `destinations` cannot be read.
+    let text = "[destinations.a]\nconfig = { url = \"https://a.example.com\" }\n\n[destinations.b]\nplugin = \"webhook\"\nconfig = { url = \"${env:NOPE}\" }\n\n[[routes]]\nname = \"r\"\ndestinations = [\"a\", \"b\"]\n\n[[routes]]\nname = \"s\"\n";
+    let out = check_all(text, &StrictWebhook);
+    let text_out = out.join("\n");
+    assert!(
+        out[0].starts_with("destinations.a (line 1") && out[0].contains("missing field `plugin`"),
+        "{text_out}"
+    );
+    assert!(
+        out.iter().any(|l| l.starts_with(
+            "destinations.b.config/url (line 6, column 18): environment variable NOPE is not set"
+        )),
+        "{text_out}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("routes[1] (line 1")
+                && l.contains("missing field `destinations`")),
+        "{text_out}"
+    );
+    // Nothing claims `a` is missing: it is there, only broken.
+    assert!(!text_out.contains("no destination is named"), "{text_out}");
+    // The notes come last, one per skipped check.
+    let notes: Vec<&String> = out.iter().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(notes.len(), 3, "{text_out}");
+    assert!(
+        out.contains(&"destinations.a: skipped the checks of this destination's values, fallback and plugin config: the entry did not parse".to_owned()),
+        "{text_out}"
+    );
+    assert!(
+        out.contains(&"destinations.b: skipped the check against its plugin: a secret in its config did not resolve".to_owned()),
+        "{text_out}"
+    );
+    assert!(
+        out.contains(&"routes[1]: skipped the checks of this route's match, destinations and template: the entry did not parse".to_owned()),
+        "{text_out}"
+    );
+    assert!(
+        out.iter().rev().take(3).all(|l| l.contains("skipped")),
+        "{text_out}"
+    );
+
+    let out = check_all("[server\n", &StrictWebhook);
+    assert_eq!(
+        out.last().map(String::as_str),
+        Some("(file): skipped every other check: they need a file that is valid TOML")
     );
 }

@@ -10,6 +10,10 @@
 //! that uses a field the event lacks fails with the variable's name; `{% if
 //! x is defined %}` and `x | default(…)` handle optional fields.
 //!
+//! This module also owns what the config's `[render]` and `[templates]`
+//! mean: their file syntax, validated forms and checks (`settings.rs`,
+//! `template.rs`), which `config` calls.
+//!
 //! A [`Renderer`] compiles every template of a config once (the built-ins
 //! included) and is shared by all requests. Which text of a template is
 //! used depends on the locale: see [`Renderer::render`].
@@ -19,39 +23,26 @@ use std::fmt;
 
 use minijinja::{Environment, Error, ErrorKind, State, UndefinedBehavior, Value};
 
-use crate::config;
 use crate::event::Event;
 use crate::message::Message;
 
 pub mod builtin;
 mod context;
+mod settings;
+mod template;
 mod text;
 mod time;
 
 pub use self::builtin::family;
+pub use self::settings::{RawRender, RenderSettings};
+pub use self::template::{
+    RawTemplate, RawTemplateText, Template, TemplateText, builtin_names, valid_locale,
+    validate_templates,
+};
 
 /// Instructions one rendering may run before it is stopped (a runaway loop
 /// in a template must not hold a request).
 const FUEL: u64 = 5_000_000;
-
-/// How templates see time and language; from `[render]`.
-#[derive(Debug, Clone)]
-pub struct RenderSettings {
-    /// The zone of `date`, `time`, `timestamp` and the time expressions.
-    pub time_zone: jiff::tz::TimeZone,
-    /// The locale used when neither the destination nor the event names
-    /// one a template has.
-    pub default_locale: String,
-}
-
-impl Default for RenderSettings {
-    fn default() -> Self {
-        RenderSettings {
-            time_zone: jiff::tz::TimeZone::UTC,
-            default_locale: "en".to_owned(),
-        }
-    }
-}
 
 /// Which text of a template locale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,7 +212,7 @@ impl Renderer {
     /// named `builtin.NAME` replaces or adds locales of that built-in).
     /// Returns every text that does not compile.
     pub fn new(
-        templates: &BTreeMap<String, config::Template>,
+        templates: &BTreeMap<String, Template>,
         settings: RenderSettings,
     ) -> Result<Renderer, Vec<TemplateError>> {
         let mut env = environment(&settings);

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::*;
-use crate::config::{Template, TemplateText};
 
 fn event(value: serde_json::Value) -> Event {
     let mut base = json!({

@@ -1,8 +1,11 @@
 //! The routing engine: which destinations an event goes to, and with which
 //! template.
 //!
-//! The config validates `[[routes]]` into [`config::Route`]s; a [`Router`]
-//! evaluates them against an [`Event`]:
+//! This module owns what a route means: its file syntax (`raw.rs`), its
+//! validated form and checks ([`Route`], [`validate`] in `rule.rs`), the
+//! globs and conditions it matches with (`matcher.rs`) and their evaluation.
+//! `config` calls [`validate`] on `[[routes]]` and checks the references to
+//! other sections. A [`Router`] evaluates the routes against an [`Event`]:
 //!
 //! - routes are tried in file order; a route matches when every criterion it
 //!   gives holds (event-type globs, source globs, severity, conditions on
@@ -19,12 +22,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, Condition, Scope, SeverityMatch, Test};
 use crate::event::Event;
 
 mod condition;
+mod matcher;
+pub mod raw;
+mod rule;
 
 pub use self::condition::{display_text, json_equals, lookup_data};
+pub use self::matcher::{Condition, FieldRef, Glob, GlobError, Scope, Test};
+pub use self::raw::{OneOrMany, RawCondition, RawMatch, RawRoute};
+pub use self::rule::{Route, SeverityMatch, globs, validate};
 
 /// One place an event goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,17 +80,17 @@ impl Decision {
 /// Sync`); build one per loaded config.
 #[derive(Debug, Clone, Default)]
 pub struct Router {
-    routes: Vec<config::Route>,
+    routes: Vec<Route>,
 }
 
 impl Router {
     /// A router over `routes`, in the order given (the file's).
-    pub fn new(routes: Vec<config::Route>) -> Router {
+    pub fn new(routes: Vec<Route>) -> Router {
         Router { routes }
     }
 
     /// The routes, in evaluation order.
-    pub fn routes(&self) -> &[config::Route] {
+    pub fn routes(&self) -> &[Route] {
         &self.routes
     }
 
@@ -113,10 +121,9 @@ impl Router {
 }
 
 /// Does every criterion of `route` hold for `event`?
-pub fn route_matches(route: &config::Route, event: &Event) -> bool {
-    let any_glob = |globs: &[config::Glob], text: &str| {
-        globs.is_empty() || globs.iter().any(|g| g.matches(text))
-    };
+pub fn route_matches(route: &Route, event: &Event) -> bool {
+    let any_glob =
+        |globs: &[Glob], text: &str| globs.is_empty() || globs.iter().any(|g| g.matches(text));
     any_glob(&route.event, &event.event_type)
         && any_glob(&route.source, &event.source)
         && severity_matches(&route.severity, event)

@@ -4,7 +4,6 @@
 use serde_json::json;
 
 use super::*;
-use crate::config::{FieldRef, Glob, Route};
 use crate::message::Severity;
 
 fn event(value: serde_json::Value) -> Event {

@@ -1,7 +1,7 @@
 //! The validated pieces of a route's match: globs on event types and
-//! sources, and conditions on labels or data fields. They are checked here
-//! (a regex that does not compile is a config error); the routing engine
-//! that evaluates them comes with `route/`.
+//! sources, and conditions on labels or data fields. They are built and
+//! checked in `rule.rs` (a regex that does not compile is a config error)
+//! and evaluated by the [`Router`](super::Router).
 
 use std::fmt;
 

@@ -1,6 +1,12 @@
 //! What is wrong with a config file: each problem with its dotted key path
 //! and, where the file shows it, its line and column. Validation collects
 //! them all so an operator fixes the file in one pass.
+//!
+//! A leaf module (it imports nothing of the crate) because three owners
+//! report problems: `config` parses the file and locates problems in it,
+//! while `route` and `render` check the sections whose meaning they own and
+//! report [`Findings`] by key path. Were these types in `config`, `route`
+//! and `render` would import `config`, which imports them.
 
 use std::fmt;
 
@@ -158,6 +164,47 @@ impl fmt::Display for Problems {
         Ok(())
     }
 }
+
+/// Problems found by key path, before they are located in the file: what
+/// the validators of `route`, `render` and `config`'s sections return.
+/// `config` turns each into a [`Problem`] with its line and column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings(Vec<(KeyPath, String)>);
+
+impl Findings {
+    /// Records that `path` is wrong, and why.
+    pub fn add(&mut self, path: &KeyPath, message: impl Into<String>) {
+        self.0.push((path.clone(), message.into()));
+    }
+
+    /// Records a problem unless `value` is greater than 0.
+    pub fn positive(&mut self, value: u64, path: &KeyPath) {
+        if value == 0 {
+            self.add(path, "must be greater than 0");
+        }
+    }
+
+    /// Nothing found?
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Takes every finding, in the order found.
+    pub fn drain(&mut self) -> impl Iterator<Item = (KeyPath, String)> + '_ {
+        self.0.drain(..)
+    }
+}
+
+/// Is `name` usable as a destination, route, template or token name?
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// What [`valid_name`] wants, for messages.
+pub const NAME_RULE: &str = "must be non-empty and use only letters, digits, `-`, `_` and `.`";
 
 /// The line and column (both 1-based, column in characters) of byte `offset`.
 pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
