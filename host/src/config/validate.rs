@@ -311,6 +311,7 @@ pub(super) fn validate(
     c.positive(o.max_pending, &p.key("max_pending"));
     c.positive(o.idempotency_window_secs, &p.key("idempotency_window_secs"));
     c.positive(o.cache_mib, &p.key("cache_mib"));
+    c.positive(o.max_unrouted, &p.key("max_unrouted"));
     // The idempotency index is rebuilt at start-up from the stored events:
     // a purge that drops an event inside the window would forget its key.
     if o.delivered_retention_secs < o.idempotency_window_secs {
@@ -323,10 +324,23 @@ pub(super) fn validate(
             ),
         );
     }
+    if o.unrouted_retention_secs < o.idempotency_window_secs {
+        c.add(
+            &p.key("unrouted_retention_secs"),
+            format!(
+                "is {} but must be at least outbox.idempotency_window_secs ({}): \
+                 idempotency keys are remembered through the events they accepted",
+                o.unrouted_retention_secs, o.idempotency_window_secs
+            ),
+        );
+    }
     let outbox = OutboxSettings {
         max_pending: o.max_pending,
         idempotency_window: Duration::from_secs(o.idempotency_window_secs),
         delivered_retention: Duration::from_secs(o.delivered_retention_secs),
+        max_unrouted: o.max_unrouted,
+        unrouted_retention: Duration::from_secs(o.unrouted_retention_secs),
+        min_free_bytes: o.min_free_mib.saturating_mul(1 << 20),
         cache_bytes: o.cache_mib.saturating_mul(1 << 20),
     };
 
