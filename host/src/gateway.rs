@@ -156,6 +156,8 @@ impl Gateway {
         let mut outbox_config = OutboxConfig::new(data_dir.join("outbox"));
         outbox_config.clock = options.clock.clone();
         outbox_config.max_pending = config.outbox.max_pending;
+        outbox_config.max_unrouted = config.outbox.max_unrouted;
+        outbox_config.min_free_bytes = config.outbox.min_free_bytes;
         outbox_config.idempotency_window = config.outbox.idempotency_window;
         outbox_config.cache_capacity = config.outbox.cache_bytes;
         let outbox = Arc::new(Outbox::open(outbox_config)?);
@@ -179,7 +181,10 @@ impl Gateway {
         );
 
         let listen = config.server.listen;
-        let retention = config.outbox.delivered_retention;
+        let retention = Retention {
+            delivered: config.outbox.delivered_retention,
+            unrouted: config.outbox.unrouted_retention,
+        };
         let watch_settings = config.server.watch_plugins.then_some(WatchSettings {
             rescan: config.server.plugin_rescan,
             debounce: options.plugin_debounce,
@@ -306,11 +311,20 @@ pub(crate) fn destination_entry(
     })
 }
 
-/// Purges delivered deliveries past their retention and expired
-/// idempotency keys, every `interval`.
+/// How long housekeeping keeps what is finished.
+#[derive(Clone, Copy)]
+struct Retention {
+    /// Delivered deliveries.
+    delivered: Duration,
+    /// Events no route matched (stored without any delivery).
+    unrouted: Duration,
+}
+
+/// Purges delivered deliveries and unrouted events past their retention
+/// and expired idempotency keys, every `interval`.
 async fn housekeeping(
     outbox: Arc<Outbox>,
-    retention: Duration,
+    retention: Retention,
     clock: Arc<dyn Clock>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
@@ -323,17 +337,19 @@ async fn housekeeping(
         let now = clock.now();
         let outbox = outbox.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let purged = outbox.purge_delivered(now, retention)?;
+            let purged = outbox.purge_delivered(now, retention.delivered)?;
+            let unrouted = outbox.purge_unrouted(now, retention.unrouted)?;
             let keys = outbox.purge_idempotency(now)?;
-            Ok::<_, carillon_outbox::OutboxError>((purged, keys))
+            Ok::<_, carillon_outbox::OutboxError>((purged, unrouted, keys))
         })
         .await;
         match result {
-            Ok(Ok((purged, keys))) => {
-                if purged.deliveries > 0 || keys > 0 {
+            Ok(Ok((purged, unrouted, keys))) => {
+                if purged.deliveries > 0 || unrouted > 0 || keys > 0 {
                     tracing::debug!(
                         deliveries = purged.deliveries,
                         events = purged.events,
+                        unrouted_events = unrouted,
                         idempotency_keys = keys,
                         "housekeeping purged"
                     );

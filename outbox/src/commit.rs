@@ -223,6 +223,12 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
 }
 
 impl<J, R> GroupCommit<J, R> {
+    /// Why the committer refuses to acknowledge anything, once a flush
+    /// failed.
+    pub(crate) fn failure(&self) -> Option<Arc<str>> {
+        lock(&self.shared.queue).failed.clone()
+    }
+
     pub(crate) fn stats(&self) -> FlushStats {
         lock(&self.shared.stats).clone()
     }

@@ -68,6 +68,21 @@ pub enum EnqueueError {
         /// A hint for the client (`Retry-After`).
         retry_after: Duration,
     },
+    /// The outbox's file system has less free space than the reserve
+    /// (`min_free_bytes`) would keep after this event: nothing was
+    /// written; try again once space is freed.
+    #[error(
+        "the outbox's disk is nearly full ({available} bytes free, {reserve} kept in reserve); \
+         retry after {retry_after:?}"
+    )]
+    StorageFull {
+        /// Free bytes on the file system when the batch was checked.
+        available: u64,
+        /// The reserve (`min_free_bytes`).
+        reserve: u64,
+        /// A hint for the client (`Retry-After`).
+        retry_after: Duration,
+    },
     /// A field cannot be stored (e.g. contains a NUL byte); nothing was
     /// written.
     #[error("invalid {field}: {reason}")]

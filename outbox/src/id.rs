@@ -133,6 +133,20 @@ impl IdGen {
         ((u128::from(last.0) << TAIL_BITS) | last.1).saturating_add(1)
     }
 
+    /// Makes every later id at least `raw` (a stored mark no new id may
+    /// fall below, whatever the clock says).
+    pub(crate) fn raise_to(&self, raw: u128) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let current = (u128::from(last.0) << TAIL_BITS) | last.1;
+        if raw > current.saturating_add(1) {
+            let below = raw - 1;
+            *last = (
+                u64::try_from(below >> TAIL_BITS).unwrap_or(u64::MAX),
+                below & TAIL_MASK,
+            );
+        }
+    }
+
     /// The next raw id at `now`. A clock that goes backwards keeps the last
     /// timestamp, so ids never decrease.
     pub(crate) fn next(&self, now: Timestamp) -> u128 {

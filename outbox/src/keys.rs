@@ -3,7 +3,7 @@
 //!
 //! | tree          | key                                        | value |
 //! |---------------|--------------------------------------------|-------|
-//! | `meta`        | `schema_version`; `lease_epoch`            | `u32` big-endian; `u64` big-endian |
+//! | `meta`        | `schema_version`; `lease_epoch`; `untouched_from`; `unrouted_from` | `u32` big-endian; `u64` big-endian; `u128` BE raw event id (both) |
 //! | `events`      | event id (`evt_…`)                         | `EventRecord` (binary): event, body, every delivery's destination, id and payload |
 //! | `deliveries`  | delivery id (`dlv_…`)                      | `DeliveryRecord` (JSON), or the compact record of a delivery delivered at its first attempt (`delivered`, binary) |
 //! | `dead`        | destination ‖ `0x00` ‖ delivery id         | empty |
@@ -46,6 +46,10 @@ pub(crate) const LEASE_EPOCH: &[u8] = b"lease_epoch";
 /// The untouched horizon (`u128` BE raw event id), in [`META`]: no event
 /// below it has a delivery without its own record (see `untouched`).
 pub(crate) const UNTOUCHED_FROM: &[u8] = b"untouched_from";
+/// The unrouted mark (`u128` BE raw event id), in [`META`]: no event below
+/// it is stored without a delivery (the unrouted purge got there). Absent
+/// in databases no purge of unrouted events has seen yet: 0.
+pub(crate) const UNROUTED_FROM: &[u8] = b"unrouted_from";
 
 /// All transactional trees, in slot order.
 pub(crate) const TX_TREES: [&str; 5] = [EVENTS, DELIVERIES, DEAD, ATTEMPTS, DELIVERED];

@@ -93,7 +93,7 @@
 //!
 //! | tree          | key                                        | value |
 //! |---------------|--------------------------------------------|-------|
-//! | `meta`        | `schema_version`, `lease_epoch`, `untouched_from` | `u32` BE, `u64` BE (opens so far), `u128` BE (raw event id) |
+//! | `meta`        | `schema_version`, `lease_epoch`, `untouched_from`, `unrouted_from` | `u32` BE, `u64` BE (opens so far), `u128` BE (raw event id, both) |
 //! | `events`      | `evt_…`                                    | event record (binary): body, deliveries and their payloads |
 //! | `deliveries`  | `dlv_…`                                    | delivery record (JSON) once the delivery first changed, or compact (binary) if that change delivered it |
 //! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
@@ -120,6 +120,25 @@
 //! deliveries. Backpressure reads
 //! it, so the bound is exact for one process and soft under races (it may
 //! be exceeded by the deliveries of writers already past the check).
+//!
+//! # Unrouted events and a full disk
+//!
+//! An event enqueued with no delivery (unrouted) counts in
+//! [`Depth::unrouted`] until [`Outbox::purge_unrouted`] removes it by age
+//! (never younger than the idempotency window). It is bounded by
+//! `max_unrouted`, apart from `max_pending`, so a flood of them cannot
+//! grow the disk without bound nor take routed events' room. The set is in
+//! memory, rebuilt at open from the events at or above the stored mark
+//! `meta/unrouted_from`: a purge raises it only after a flush made its
+//! removals durable, and raises the id generator past it first.
+//!
+//! Each enqueue batch reads the file system's free space once; an event
+//! whose record would leave less than `min_free_bytes` is refused with
+//! [`EnqueueError::StorageFull`], nothing written, and accepted again once
+//! space returns. sled 0.34 treats its first failed write or flush as
+//! final for the open database: the enqueue gets an error, never `Ok`,
+//! and so does every later one until a reopen;
+//! [`Outbox::storage_failure`] says so.
 
 mod commit;
 mod delivered;

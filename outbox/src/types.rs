@@ -20,8 +20,22 @@ pub struct OutboxConfig {
     /// answers [`EnqueueError::Backpressure`](crate::EnqueueError::Backpressure)
     /// (default 1,000,000).
     pub max_pending: u64,
+    /// Bound on stored events that have no delivery at all (unrouted:
+    /// nothing matched them). They are kept until `purge_unrouted` removes
+    /// them; past this bound `enqueue` answers
+    /// [`EnqueueError::Backpressure`](crate::EnqueueError::Backpressure) for
+    /// events without deliveries only, so a flood of them never holds up
+    /// routed events (default 1,000,000).
+    pub max_unrouted: u64,
     /// The `retry_after` hint given with backpressure (default 1 s).
     pub backpressure_retry_after: Duration,
+    /// Free bytes to keep on the outbox's file system: an enqueue that
+    /// would leave less answers
+    /// [`EnqueueError::StorageFull`](crate::EnqueueError::StorageFull) and
+    /// writes nothing. The reserve is room for what frees space
+    /// (completions, purges) and for sled itself: sled stops for good at
+    /// its first failed write (default 64 MiB; 0 turns the check off).
+    pub min_free_bytes: u64,
     /// sled's page cache size in bytes (default 64 MiB).
     pub cache_capacity: u64,
     /// Where `enqueue` reads the time (default: the system clock).
@@ -35,7 +49,9 @@ impl OutboxConfig {
             path: path.into(),
             idempotency_window: Duration::from_secs(24 * 60 * 60),
             max_pending: 1_000_000,
+            max_unrouted: 1_000_000,
             backpressure_retry_after: Duration::from_secs(1),
+            min_free_bytes: 64 * 1024 * 1024,
             cache_capacity: 64 * 1024 * 1024,
             clock: Arc::new(SystemClock),
         }
@@ -48,7 +64,9 @@ impl std::fmt::Debug for OutboxConfig {
             .field("path", &self.path)
             .field("idempotency_window", &self.idempotency_window)
             .field("max_pending", &self.max_pending)
+            .field("max_unrouted", &self.max_unrouted)
             .field("backpressure_retry_after", &self.backpressure_retry_after)
+            .field("min_free_bytes", &self.min_free_bytes)
             .field("cache_capacity", &self.cache_capacity)
             .finish_non_exhaustive()
     }
@@ -311,7 +329,7 @@ pub enum Requeue {
     NotFound,
 }
 
-/// Deliveries by state.
+/// Deliveries by state, and the stored events without any delivery.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Depth {
     /// Waiting for a first attempt.
@@ -324,6 +342,10 @@ pub struct Depth {
     pub delivered: u64,
     /// Dead-lettered.
     pub dead: u64,
+    /// Stored events without a delivery (unrouted), not yet purged: what
+    /// `max_unrouted` bounds. Not a delivery state, so
+    /// [`active`](Self::active) leaves them out.
+    pub unrouted: u64,
 }
 
 impl Depth {

@@ -1,7 +1,7 @@
 //! The model test: random sequences of enqueue (with repeated idempotency
-//! keys), claim, complete (delivered / retry / rate-limited / dead, with and
+//! keys; with no destination, an unrouted event), claim, complete (delivered / retry / rate-limited / dead, with and
 //! without fallback), clock advances past leases, purges of delivered
-//! records, and *reopen* of the database, run against the outbox and against plain `BTreeMap`s; after
+//! records and of unrouted events, and *reopen* of the database, run against the outbox and against plain `BTreeMap`s; after
 //! every step the two must agree. Shrunk failures are pinned below as
 //! `model_bug_NN` with a one-line postmortem.
 
@@ -19,6 +19,7 @@ const T0: u64 = 1_700_000_000_000;
 const LEASE_MS: u64 = 10_000;
 const WINDOW_MS: u64 = 60_000;
 const MAX_PENDING: u64 = 12;
+const MAX_UNROUTED: u64 = 3;
 const DESTS: [&str; 3] = ["a", "b", "c"];
 
 #[derive(Clone, Debug)]
@@ -45,9 +46,9 @@ enum Op {
     Advance {
         ms: u64,
     },
-    /// Purge what was delivered more than the idempotency window plus
-    /// `extra_ms` ago (the gateway keeps delivered records at least that
-    /// window).
+    /// Purge what was delivered, and the unrouted events received, more
+    /// than the idempotency window plus `extra_ms` ago (the gateway keeps
+    /// both at least that window).
     Purge {
         extra_ms: u64,
     },
@@ -61,7 +62,7 @@ fn op() -> impl Strategy<Value = Op> {
         proptest::option::of(0usize..3).prop_map(|fallback| Kind::Dead { fallback }),
     ];
     prop_oneof![
-        3 => (proptest::option::of(0u8..3), proptest::collection::vec(0usize..3, 1..3))
+        3 => (proptest::option::of(0u8..3), proptest::collection::vec(0usize..3, 0..3))
             .prop_map(|(key, dests)| Op::Enqueue { key, dests }),
         3 => (1usize..4, 0u8..2).prop_map(|(limit, owner)| Op::Claim { limit, owner }),
         3 => (0usize..8, kind).prop_map(|(claim, kind)| Op::Complete { claim, kind }),
@@ -125,6 +126,11 @@ struct Model {
     events: BTreeMap<EventId, Vec<DeliveryId>>,
     /// Deliveries a purge removed: the outbox must not know them.
     purged: Vec<DeliveryId>,
+    /// Events a purge removed (unrouted ones, and those whose last
+    /// delivery went): the outbox must not know them.
+    purged_events: Vec<EventId>,
+    /// When each unrouted event (no delivery at all) was received.
+    unrouted: BTreeMap<EventId, u64>,
     idempotency: BTreeMap<u8, (u64, EventId)>,
 }
 
@@ -151,6 +157,7 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Outbox {
     c.clock = clock.clone();
     c.idempotency_window = Duration::from_millis(WINDOW_MS);
     c.max_pending = MAX_PENDING;
+    c.max_unrouted = MAX_UNROUTED;
     c.cache_capacity = 8 * 1024 * 1024;
     Outbox::open(c).expect("open")
 }
@@ -217,7 +224,15 @@ impl Harness {
                     assert_eq!(event_id, earlier);
                     let ids: Vec<_> = deliveries.into_iter().map(|(_, id)| id).collect();
                     assert_eq!(Some(&ids), self.model.events.get(&earlier));
-                } else if self.model.active() + dests.len() as u64 > MAX_PENDING {
+                } else if dests.is_empty() && self.model.unrouted.len() as u64 >= MAX_UNROUTED {
+                    // Unrouted events have a bound of their own.
+                    assert!(
+                        matches!(got, Err(EnqueueError::Backpressure { .. })),
+                        "{got:?}"
+                    );
+                } else if !dests.is_empty()
+                    && self.model.active() + dests.len() as u64 > MAX_PENDING
+                {
                     assert!(
                         matches!(got, Err(EnqueueError::Backpressure { .. })),
                         "{got:?}"
@@ -246,6 +261,9 @@ impl Harness {
                             },
                         );
                         ids.push(id);
+                    }
+                    if ids.is_empty() {
+                        self.model.unrouted.insert(event_id.clone(), now);
                     }
                     self.model.events.insert(event_id.clone(), ids);
                     if let Some(k) = key {
@@ -412,12 +430,33 @@ impl Harness {
                     left.retain(|l| l != id);
                     if left.is_empty() {
                         self.model.events.remove(&d.event);
+                        self.model.purged_events.push(d.event.clone());
                         events += 1;
                     }
                 }
                 assert_eq!(got.deliveries, gone.len() as u64, "purged deliveries");
                 assert_eq!(got.events, events, "purged events");
                 self.model.purged.extend(gone);
+                let got = self
+                    .ob()
+                    .purge_unrouted(
+                        Timestamp::from_millis(now),
+                        Duration::from_millis(retention),
+                    )
+                    .expect("purge unrouted");
+                let old: Vec<EventId> = self
+                    .model
+                    .unrouted
+                    .iter()
+                    .filter(|(_, at)| **at < cutoff)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in &old {
+                    self.model.unrouted.remove(id);
+                    self.model.events.remove(id);
+                }
+                assert_eq!(got, old.len() as u64, "purged unrouted events");
+                self.model.purged_events.extend(old);
             }
             Op::Reopen => {
                 self.ob = None;
@@ -478,6 +517,10 @@ impl Harness {
         for id in &self.model.purged {
             assert!(ob.delivery(id).expect("read").is_none(), "{id} purged");
         }
+        for id in &self.model.purged_events {
+            assert!(ob.event(id).expect("read").is_none(), "{id} purged");
+        }
+        depth.unrouted = self.model.unrouted.len() as u64;
         assert_eq!(ob.depth(), depth, "depth");
         let next = self
             .model
@@ -662,6 +705,35 @@ fn model_bug_03_an_event_id_below_the_stored_horizon() {
             key: None,
             dests: vec![0],
         },
+        Op::Reopen,
+    ]);
+}
+
+/// Scenario: unrouted events (no destination) fill their own bound while
+/// routed ones are still taken; the bound holds across a reopen (counted
+/// at open) and a purge by age makes room, for good: the reopen after it
+/// does not bring the purged events back.
+#[test]
+fn model_case_04_unrouted_events_are_bounded_and_purged() {
+    let unrouted = |key| Op::Enqueue { key, dests: vec![] };
+    run(&[
+        unrouted(Some(2)),
+        unrouted(None),
+        Op::Advance { ms: 30_000 },
+        unrouted(None),
+        unrouted(None),
+        Op::Enqueue {
+            key: None,
+            dests: vec![0],
+        },
+        Op::Reopen,
+        unrouted(None),
+        Op::Advance { ms: 35_000 },
+        Op::Purge { extra_ms: 0 },
+        Op::Reopen,
+        unrouted(Some(2)),
+        unrouted(None),
+        unrouted(None),
         Op::Reopen,
     ]);
 }

@@ -1493,3 +1493,141 @@ async fn a_first_attempt_delivery_is_one_record_purged_by_its_delivery_time() {
     assert_eq!((r.deliveries, r.events), (1, 1));
     assert_eq!(ob.depth().delivered, 0);
 }
+
+/// An event stored without any delivery (unrouted: no route matched it).
+async fn accept_unrouted(ob: &Outbox, key: Option<&str>) -> carillon_outbox::EventId {
+    match ob.enqueue(ev(key), Vec::new()).await.expect("enqueue") {
+        Enqueued::Accepted {
+            event_id,
+            deliveries,
+        } => {
+            assert!(deliveries.is_empty());
+            event_id
+        }
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn unrouted_events_are_purged_by_age_and_a_reopen_does_not_bring_them_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let ob = open_with(dir.path(), &clock, |c| c.idempotency_window = WINDOW);
+    let old = accept_unrouted(&ob, Some("k-old")).await;
+    clock.set(t(30_000));
+    let young = accept_unrouted(&ob, Some("k-young")).await;
+    assert_eq!(ob.depth().unrouted, 2);
+    assert_eq!(ob.depth().active(), 0, "an unrouted event is no delivery");
+
+    // A retention shorter than the idempotency window counts as the
+    // window: a key is remembered through the event that accepted it.
+    assert_eq!(
+        ob.purge_unrouted(t(59_000), Duration::from_millis(1))
+            .expect("purge"),
+        0
+    );
+    assert!(ob.event(&old).expect("read").is_some());
+
+    assert_eq!(ob.purge_unrouted(t(61_000), WINDOW).expect("purge"), 1);
+    assert!(ob.event(&old).expect("read").is_none(), "purged");
+    assert!(ob.event(&young).expect("read").is_some(), "not old enough");
+    assert_eq!(ob.depth().unrouted, 1);
+
+    // Dropped without `close`: the purge itself made its removals durable.
+    drop(ob);
+    clock.set(t(62_000));
+    let ob = open_with(dir.path(), &clock, |c| c.idempotency_window = WINDOW);
+    assert!(ob.event(&old).expect("read").is_none(), "not resurrected");
+    assert_eq!(ob.depth().unrouted, 1, "counted again at open");
+    // The young event's key is still within its window, across the reopen.
+    let again = ob.enqueue(ev(Some("k-young")), Vec::new()).await;
+    assert!(
+        matches!(&again, Ok(Enqueued::Duplicate { event_id, .. }) if *event_id == young),
+        "{again:?}"
+    );
+    assert_eq!(ob.purge_unrouted(t(91_000), WINDOW).expect("purge"), 1);
+    assert_eq!(ob.depth().unrouted, 0);
+    ob.close().expect("close");
+    let ob = open_with(dir.path(), &clock, |c| c.idempotency_window = WINDOW);
+    assert!(ob.event(&young).expect("read").is_none());
+    assert_eq!(ob.depth().unrouted, 0);
+}
+
+#[tokio::test]
+async fn unrouted_events_count_toward_a_bound_of_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let config = |c: &mut OutboxConfig| {
+        c.idempotency_window = WINDOW;
+        c.max_unrouted = 2;
+        c.max_pending = 1;
+        c.backpressure_retry_after = Duration::from_secs(3);
+    };
+    let ob = open_with(dir.path(), &clock, config);
+    let first = accept_unrouted(&ob, None).await;
+    accept_unrouted(&ob, None).await;
+    let err = ob.enqueue(ev(None), Vec::new()).await.expect_err("full");
+    assert!(
+        matches!(err, EnqueueError::Backpressure { retry_after } if retry_after == Duration::from_secs(3)),
+        "{err:?}"
+    );
+    assert_eq!(ob.depth().unrouted, 2, "the refused one wrote nothing");
+    // Routed events have their own bound: a flood of unrouted ones does
+    // not hold them up.
+    accept(&ob, &["a"]).await;
+
+    // Counted at open too.
+    drop(ob);
+    let ob = open_with(dir.path(), &clock, config);
+    assert_eq!(ob.depth().unrouted, 2);
+    assert!(matches!(
+        ob.enqueue(ev(None), Vec::new()).await,
+        Err(EnqueueError::Backpressure { .. })
+    ));
+
+    // A purge by age makes room.
+    clock.set(t(60_001));
+    assert_eq!(ob.purge_unrouted(t(60_001), WINDOW).expect("purge"), 2);
+    assert!(ob.event(&first).expect("read").is_none());
+    accept_unrouted(&ob, None).await;
+    assert_eq!(ob.depth().unrouted, 1);
+}
+
+#[tokio::test]
+async fn an_enqueue_that_would_eat_into_the_free_space_reserve_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(t(0)));
+    // No file system has this much room: every enqueue is refused.
+    let ob = open_with(dir.path(), &clock, |c| {
+        c.min_free_bytes = u64::MAX / 2;
+        c.backpressure_retry_after = Duration::from_secs(5);
+    });
+    let err = ob
+        .enqueue(ev(Some("k")), vec![to("a")])
+        .await
+        .expect_err("no room");
+    assert!(
+        matches!(
+            err,
+            EnqueueError::StorageFull { reserve, retry_after, .. }
+                if reserve == u64::MAX / 2 && retry_after == Duration::from_secs(5)
+        ),
+        "{err:?}"
+    );
+    assert!(
+        matches!(
+            ob.enqueue(ev(None), Vec::new()).await,
+            Err(EnqueueError::StorageFull { .. })
+        ),
+        "unrouted events take room too"
+    );
+    assert_eq!(ob.depth(), carillon_outbox::Depth::default());
+    assert!(ob.storage_failure().is_none(), "a refusal is no failure");
+    drop(ob);
+    // With room, the same key is accepted: the refused one left no trace.
+    let ob = open_with(dir.path(), &clock, |_| {});
+    let again = ob.enqueue(ev(Some("k")), vec![to("a")]).await;
+    assert!(matches!(again, Ok(Enqueued::Accepted { .. })), "{again:?}");
+}

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use carillon_outbox::{EnqueueError, OutboxError};
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -64,6 +66,15 @@ pub enum ApiError {
         /// The hint sent as `Retry-After`.
         retry_after: Duration,
     },
+    /// The outbox cannot store the event now (its disk is nearly full, or
+    /// a write failed): nothing was stored or acknowledged.
+    #[error("{message}; nothing was stored; retry after {} s", .retry_after.as_secs().max(1))]
+    StorageUnavailable {
+        /// Why, without the storage's own words (those are logged).
+        message: &'static str,
+        /// The hint sent as `Retry-After`.
+        retry_after: Duration,
+    },
     /// The gateway is starting or stopping.
     #[error("{0}")]
     Unavailable(String),
@@ -103,9 +114,9 @@ impl ApiError {
             | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unrenderable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Backpressure { .. } | ApiError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Backpressure { .. }
+            | ApiError::StorageUnavailable { .. }
+            | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,6 +135,7 @@ impl ApiError {
             ApiError::Unrenderable(_) => "unrenderable",
             ApiError::Conflict(_) => "conflict",
             ApiError::Backpressure { .. } => "backpressure",
+            ApiError::StorageUnavailable { .. } => "storage_unavailable",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -175,7 +187,9 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
-        if let ApiError::Backpressure { retry_after } = &self {
+        if let ApiError::Backpressure { retry_after }
+        | ApiError::StorageUnavailable { retry_after, .. } = &self
+        {
             let secs = retry_after.as_secs().max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
@@ -188,6 +202,53 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// `Retry-After` when a write failed: sled refuses writes until the
+/// gateway restarts, so sooner is pointless.
+const STORAGE_FAILED_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+impl From<EnqueueError> for ApiError {
+    fn from(e: EnqueueError) -> Self {
+        match e {
+            EnqueueError::Backpressure { retry_after } => ApiError::Backpressure { retry_after },
+            EnqueueError::StorageFull {
+                available,
+                reserve,
+                retry_after,
+            } => {
+                tracing::warn!(
+                    available,
+                    reserve,
+                    "refusing events: the outbox's disk has less free space than outbox.min_free_mib"
+                );
+                ApiError::StorageUnavailable {
+                    message: "the gateway's disk is nearly full",
+                    retry_after,
+                }
+            }
+            EnqueueError::Invalid { field, reason } => ApiError::InvalidEvent(vec![FieldError {
+                path: format!("/{field}"),
+                message: reason.to_owned(),
+            }]),
+            EnqueueError::Closed | EnqueueError::Outbox(OutboxError::Closed(_)) => {
+                ApiError::Unavailable("the gateway is shutting down".into())
+            }
+            // Never acknowledged: the write or the flush covering it
+            // failed (a full disk, an I/O error).
+            EnqueueError::Flush(_) | EnqueueError::Outbox(OutboxError::Storage(_)) => {
+                tracing::error!(
+                    error = %e,
+                    "the outbox cannot store events; the gateway needs a restart once the disk is fixed"
+                );
+                ApiError::StorageUnavailable {
+                    message: "the gateway's storage failed (its log has the details)",
+                    retry_after: STORAGE_FAILED_RETRY_AFTER,
+                }
+            }
+            other => ApiError::Internal(format!("enqueue: {other}")),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::State as Extract;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use carillon_outbox::{EnqueueError, Enqueued, NewDelivery, NewEvent};
+use carillon_outbox::{Enqueued, NewDelivery, NewEvent};
 use futures_util::future::join_all;
 use serde::Serialize;
 
@@ -276,15 +276,7 @@ async fn accept_in_span(
         .outbox
         .enqueue(new_event, deliveries)
         .await
-        .map_err(|e| match e {
-            EnqueueError::Backpressure { retry_after } => ApiError::Backpressure { retry_after },
-            EnqueueError::Invalid { field, reason } => ApiError::InvalidEvent(vec![FieldError {
-                path: format!("/{field}"),
-                message: reason.to_owned(),
-            }]),
-            EnqueueError::Closed => ApiError::Unavailable("the gateway is shutting down".into()),
-            other => ApiError::Internal(format!("enqueue: {other}")),
-        })?;
+        .map_err(ApiError::from)?;
     let (duplicate, id, list) = match enqueued {
         Enqueued::Accepted {
             event_id,

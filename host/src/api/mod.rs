@@ -132,9 +132,11 @@ impl State {
         self.ready.store(ready, Ordering::SeqCst);
     }
 
-    /// Is the gateway ready to accept events?
+    /// Is the gateway ready to accept events? Not once the outbox's
+    /// storage failed: sled refuses every write after its first failed
+    /// one, until the gateway restarts.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst) && self.outbox.storage_failure().is_none()
     }
 }
 

@@ -127,6 +127,12 @@ pub struct OutboxSettings {
     pub idempotency_window: Duration,
     /// How long delivered deliveries stay visible.
     pub delivered_retention: Duration,
+    /// Stored unrouted events before ingest answers 503 to more of them.
+    pub max_unrouted: u64,
+    /// How long unrouted events stay visible.
+    pub unrouted_retention: Duration,
+    /// Free bytes kept on the outbox's file system.
+    pub min_free_bytes: u64,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
 }
@@ -339,10 +345,13 @@ mod view {
     }
 
     pub fn outbox<S: Serializer>(o: &super::OutboxSettings, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("OutboxSettings", 4)?;
+        let mut st = s.serialize_struct("OutboxSettings", 7)?;
         st.serialize_field("max_pending", &o.max_pending)?;
         st.serialize_field("idempotency_window_secs", &o.idempotency_window.as_secs())?;
         st.serialize_field("delivered_retention_secs", &o.delivered_retention.as_secs())?;
+        st.serialize_field("max_unrouted", &o.max_unrouted)?;
+        st.serialize_field("unrouted_retention_secs", &o.unrouted_retention.as_secs())?;
+        st.serialize_field("min_free_mib", &(o.min_free_bytes >> 20))?;
         st.serialize_field("cache_mib", &(o.cache_bytes >> 20))?;
         st.end()
     }

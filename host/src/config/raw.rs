@@ -270,6 +270,14 @@ pub struct RawOutbox {
     pub idempotency_window_secs: u64,
     /// How long delivered deliveries stay visible in the API, in seconds.
     pub delivered_retention_secs: u64,
+    /// Stored unrouted events (no route matched) before ingest answers 503
+    /// to events that match none.
+    pub max_unrouted: u64,
+    /// How long unrouted events stay visible in the API, in seconds.
+    pub unrouted_retention_secs: u64,
+    /// Free space (MiB) kept on the data directory's file system: below
+    /// it, ingest answers 503 instead of writing.
+    pub min_free_mib: u64,
     /// sled's page cache, in MiB.
     pub cache_mib: u64,
 }
@@ -280,6 +288,9 @@ impl Default for RawOutbox {
             max_pending: 1_000_000,
             idempotency_window_secs: 86_400,
             delivered_retention_secs: 604_800,
+            max_unrouted: 1_000_000,
+            unrouted_retention_secs: 86_400,
+            min_free_mib: 64,
             cache_mib: 64,
         }
     }

@@ -153,6 +153,7 @@ pub(super) fn outbox(o: &RawOutbox, f: &mut Findings) -> OutboxSettings {
     f.positive(o.max_pending, &p.key("max_pending"));
     f.positive(o.idempotency_window_secs, &p.key("idempotency_window_secs"));
     f.positive(o.cache_mib, &p.key("cache_mib"));
+    f.positive(o.max_unrouted, &p.key("max_unrouted"));
     // The idempotency index is rebuilt at start-up from the stored events:
     // a purge that drops an event inside the window would forget its key.
     if o.delivered_retention_secs < o.idempotency_window_secs {
@@ -165,10 +166,23 @@ pub(super) fn outbox(o: &RawOutbox, f: &mut Findings) -> OutboxSettings {
             ),
         );
     }
+    if o.unrouted_retention_secs < o.idempotency_window_secs {
+        f.add(
+            &p.key("unrouted_retention_secs"),
+            format!(
+                "is {} but must be at least outbox.idempotency_window_secs ({}): \
+                 idempotency keys are remembered through the events they accepted",
+                o.unrouted_retention_secs, o.idempotency_window_secs
+            ),
+        );
+    }
     OutboxSettings {
         max_pending: o.max_pending,
         idempotency_window: Duration::from_secs(o.idempotency_window_secs),
         delivered_retention: Duration::from_secs(o.delivered_retention_secs),
+        max_unrouted: o.max_unrouted,
+        unrouted_retention: Duration::from_secs(o.unrouted_retention_secs),
+        min_free_bytes: o.min_free_mib.saturating_mul(1 << 20),
         cache_bytes: o.cache_mib.saturating_mul(1 << 20),
     }
 }

@@ -492,6 +492,27 @@ fn channels_can_be_pinned_to_a_sha256_and_plugins_watched() {
 }
 
 #[test]
+fn unrouted_retention_may_not_be_shorter_than_the_idempotency_window() {
+    let out =
+        problems("[outbox]\nidempotency_window_secs = 7200\nunrouted_retention_secs = 3600\n");
+    assert!(
+        out.contains(
+            "outbox.unrouted_retention_secs (line 3, column 27): is 3600 but must be at least \
+             outbox.idempotency_window_secs (7200)"
+        ),
+        "{out}"
+    );
+    let c =
+        parse("[outbox]\nmax_unrouted = 5\nmin_free_mib = 0\n").unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(c.outbox.max_unrouted, 5);
+    assert_eq!(c.outbox.min_free_bytes, 0);
+    assert_eq!(
+        c.outbox.unrouted_retention,
+        std::time::Duration::from_secs(86_400)
+    );
+}
+
+#[test]
 fn delivered_retention_may_not_be_shorter_than_the_idempotency_window() {
     let out =
         problems("[outbox]\nidempotency_window_secs = 7200\ndelivered_retention_secs = 3600\n");

@@ -1,6 +1,7 @@
 //! Enqueue: `Outbox::enqueue` encodes the event record and its ids on the
 //! caller's thread; the group-commit thread (`outbox-commit`, see
-//! `commit`) checks each job (idempotency, backpressure), writes every
+//! `commit`) checks each job (idempotency, backpressure, free space),
+//! writes every
 //! accepted one in one atomic batch, then tells the in-memory indexes
 //! (`Memory`) and stores the untouched horizon of an earlier, flushed
 //! batch.
@@ -10,9 +11,13 @@
 //! too); a refused job writes nothing; an enqueue writes one key, its event
 //! record, and inserts without reading first (ids only increase); the
 //! indexes learn of a write only after it was applied; the stored horizon
-//! relies only on flushed writes.
+//! relies only on flushed writes. An event without deliveries (unrouted)
+//! counts toward `max_unrouted` until purged, not toward `max_pending`;
+//! every accepted event counts its record's bytes against the free space
+//! above `min_free_bytes`, checked once per batch.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::memory::Memory;
@@ -38,8 +43,11 @@ impl Outbox {
     ///
     /// A (source, idempotency key) accepted within the window answers
     /// [`Enqueued::Duplicate`] (also only once durable) and writes nothing.
-    /// Past `max_pending` unfinished deliveries it writes nothing and
-    /// answers [`EnqueueError::Backpressure`].
+    /// Past `max_pending` unfinished deliveries (or, for an event without
+    /// deliveries, past `max_unrouted` stored unrouted events) it writes
+    /// nothing and answers [`EnqueueError::Backpressure`]; when the record
+    /// would leave less than `min_free_bytes` free on the file system, it
+    /// writes nothing and answers [`EnqueueError::StorageFull`].
     pub async fn enqueue(
         &self,
         event: NewEvent,
@@ -107,6 +115,11 @@ impl Outbox {
             JobOutcome::Backpressure => Err(EnqueueError::Backpressure {
                 retry_after: self.retry_after,
             }),
+            JobOutcome::StorageFull { available, reserve } => Err(EnqueueError::StorageFull {
+                available,
+                reserve,
+                retry_after: self.retry_after,
+            }),
             JobOutcome::Failed(e) => Err(e.into()),
         }
     }
@@ -144,7 +157,33 @@ pub(crate) enum JobOutcome {
     Accepted,
     Duplicate(EventId, Vec<(String, DeliveryId)>),
     Backpressure,
+    /// The record does not fit above the free-space reserve.
+    StorageFull {
+        available: u64,
+        reserve: u64,
+    },
     Failed(OutboxError),
+}
+
+/// What an enqueue may store: the bounds and the free-space reserve.
+pub(super) struct Limits {
+    pub(super) max_pending: u64,
+    pub(super) max_unrouted: u64,
+    pub(super) min_free_bytes: u64,
+    /// The database directory, whose file system's free space is checked.
+    pub(super) path: PathBuf,
+}
+
+/// The room one batch has left, counted down as it accepts jobs.
+struct Room {
+    /// Deliveries that may still be added.
+    active: u64,
+    /// Unrouted events that may still be added.
+    unrouted: u64,
+    /// Free bytes when the batch started (`None`: not checked).
+    available: Option<u64>,
+    /// Bytes the batch's accepted records take.
+    used: u64,
 }
 
 /// What the committer needs to write enqueues: shared with `Outbox`.
@@ -152,7 +191,7 @@ pub(super) struct Writer {
     events: sled::Tree,
     meta: sled::Tree,
     mem: Arc<Memory>,
-    max_pending: u64,
+    limits: Limits,
     /// A horizon computed before a batch that was flushed: safe to store
     /// (see `untouched`).
     covered: Option<u128>,
@@ -170,14 +209,14 @@ impl Writer {
         events: sled::Tree,
         meta: sled::Tree,
         mem: Arc<Memory>,
-        max_pending: u64,
+        limits: Limits,
         stored: u128,
     ) -> Self {
         Self {
             events,
             meta,
             mem,
-            max_pending,
+            limits,
             covered: None,
             stored,
         }
@@ -190,7 +229,7 @@ impl Writer {
     pub(super) fn apply(&mut self, jobs: &[EnqueueJob]) -> Vec<(JobOutcome, Durability)> {
         self.store_horizon();
         let horizon = untouched::horizon(&self.mem.untouched, &self.mem.ids);
-        let start_active = lock(&self.mem.depth).active();
+        let mut room = self.room();
         // Held across the write and the additions after it: only
         // this thread adds keys, and `purge_idempotency` waits.
         let mut idem = lock(&self.mem.idempotency);
@@ -198,16 +237,17 @@ impl Writer {
         // so there is nothing for a transaction to isolate (and a
         // transaction costs more per key). A batch that accepts nothing
         // writes nothing.
-        let mut active = start_active;
         let mut out = Vec::with_capacity(jobs.len());
         let mut keys = BatchKeys::new();
         let mut batch = sled::Batch::default();
         for i in 0..jobs.len() {
-            out.push(self.apply_one(&mut batch, jobs, i, &idem, &mut keys, &mut active));
+            out.push(self.apply_one(&mut batch, jobs, i, &idem, &mut keys, &mut room));
         }
         if out.iter().any(|o| matches!(o, JobOutcome::Accepted))
             && let Err(e) = self.events.apply_batch(batch)
         {
+            // sled refuses every write after its first failed one.
+            lock(&self.mem.failed).get_or_insert_with(|| format!("a write failed: {e}"));
             return jobs
                 .iter()
                 .map(|_| {
@@ -226,6 +266,12 @@ impl Writer {
                 .map(|(_, j)| j)
         };
         let added: usize = accepted().map(|j| j.deliveries.len()).sum();
+        {
+            let mut unrouted = accepted().filter(|j| j.deliveries.is_empty()).peekable();
+            if unrouted.peek().is_some() {
+                lock(&self.mem.unrouted).extend(unrouted.map(|j| j.flight.raw()));
+            }
+        }
         if added > 0 {
             untouched::accept(
                 &self.mem.untouched,
@@ -284,6 +330,30 @@ impl Writer {
         }
     }
 
+    /// The room a batch starts with: what the bounds leave, and the free
+    /// space (read once per batch: one `statvfs`).
+    fn room(&self) -> Room {
+        let active = lock(&self.mem.depth).active();
+        let unrouted = u64::try_from(lock(&self.mem.unrouted).len()).unwrap_or(u64::MAX);
+        let available = if self.limits.min_free_bytes == 0 {
+            None
+        } else {
+            match fs2::available_space(&self.limits.path) {
+                Ok(free) => Some(free),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the outbox's free disk space; not checking it");
+                    None
+                }
+            }
+        };
+        Room {
+            active: self.limits.max_pending.saturating_sub(active),
+            unrouted: self.limits.max_unrouted.saturating_sub(unrouted),
+            available,
+            used: 0,
+        }
+    }
+
     /// Checks `jobs[index]` and adds its write to `batch`; `keys` holds
     /// the idempotency keys the batch's earlier jobs accepted (not yet in
     /// `idem`).
@@ -294,7 +364,7 @@ impl Writer {
         index: usize,
         idem: &Idempotency,
         keys: &mut BatchKeys<'a>,
-        active: &mut u64,
+        room: &mut Room,
     ) -> JobOutcome {
         let job = &jobs[index];
         if let Some(ik) = &job.idempotency {
@@ -324,9 +394,26 @@ impl Writer {
             }
         }
         let n = u64::try_from(job.deliveries.len()).unwrap_or(u64::MAX);
-        if active.saturating_add(n) > self.max_pending {
+        // An unrouted event is bounded on its own: it waits for no
+        // delivery, only for its purge, so it must not take routed events'
+        // room (and a flood of them must not fill the disk).
+        let bound = if n == 0 {
+            &mut room.unrouted
+        } else {
+            &mut room.active
+        };
+        if *bound < n.max(1) {
             return JobOutcome::Backpressure;
         }
+        let size = u64::try_from(job.event.len()).unwrap_or(u64::MAX);
+        if let Some(available) = room.available {
+            let reserve = self.limits.min_free_bytes;
+            if room.used.saturating_add(size).saturating_add(reserve) > available {
+                return JobOutcome::StorageFull { available, reserve };
+            }
+        }
+        *bound -= n.max(1);
+        room.used = room.used.saturating_add(size);
         // No look before the insert: ids come from a generator seeded past
         // every stored id at open (`IdGen::after`), so they name nothing yet.
         batch.insert(job.event_key.clone(), job.event.clone());
@@ -335,7 +422,6 @@ impl Writer {
         if let Some(ik) = &job.idempotency {
             keys.insert(ik, index);
         }
-        *active = active.saturating_add(n);
         JobOutcome::Accepted
     }
 }

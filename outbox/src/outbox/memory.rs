@@ -14,7 +14,12 @@
 //!   index's lock and any sled call (`claim_due`, `Recorder::apply`), so
 //!   claims and completions cannot deadlock. The enqueue committer holds
 //!   `idempotency` across its batch write; `purge_idempotency` waits.
+//! - `unrouted` holds every stored event without a delivery: `open` finds
+//!   them from the stored unrouted mark on (no such event is below it),
+//!   `enqueue` adds them once written, `purge_unrouted` removes them once
+//!   removed.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use crate::due::DueIndex;
@@ -40,4 +45,10 @@ pub(crate) struct Memory {
     /// Deliveries without a record yet (see `untouched`). An `Arc` of its
     /// own: an enqueue in flight holds it (`untouched::InFlight`).
     pub(crate) untouched: Arc<Mutex<Untouched>>,
+    /// The stored events without any delivery (raw ids): unrouted events,
+    /// bounded by `max_unrouted` and purged by age (see `purge`).
+    pub(crate) unrouted: Mutex<BTreeSet<u128>>,
+    /// The first storage failure of a write: sled refuses every write
+    /// after its first failed one (until reopened).
+    pub(crate) failed: Mutex<Option<String>>,
 }

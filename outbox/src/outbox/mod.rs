@@ -164,6 +164,8 @@ pub struct Outbox {
     /// `memory`), shared with both committers.
     mem: Arc<Memory>,
     retry_after: Duration,
+    /// The idempotency window: no purge drops an event younger than it.
+    window: Duration,
     clock: Arc<dyn Clock>,
 }
 
@@ -191,9 +193,24 @@ impl Outbox {
         }
     }
 
-    /// Deliveries by state (kept in memory, counted at open).
+    /// Deliveries by state and the unrouted events (kept in memory,
+    /// counted at open).
     pub fn depth(&self) -> Depth {
-        *lock(&self.mem.depth)
+        let mut d = *lock(&self.mem.depth);
+        d.unrouted = u64::try_from(lock(&self.mem.unrouted).len()).unwrap_or(u64::MAX);
+        d
+    }
+
+    /// Why the outbox can no longer write, if it cannot: a flush or a
+    /// write failed (a full disk, an I/O error). sled 0.34 treats its first
+    /// I/O failure as final for the open database, so this stays set until
+    /// the process reopens the outbox (restarts); enqueues meanwhile answer
+    /// errors, never acknowledgements.
+    pub fn storage_failure(&self) -> Option<String> {
+        if let Some(msg) = self.commit.failure() {
+            return Some(format!("a flush failed: {msg}"));
+        }
+        lock(&self.mem.failed).clone()
     }
 
     /// Group-commit statistics since open.
@@ -229,7 +246,12 @@ impl Outbox {
 
 /// Stores `h` as the untouched horizon unless a later one is stored.
 fn raise_horizon(meta: &sled::Tree, h: u128) -> Result<(), OutboxError> {
-    meta.fetch_and_update(keys::UNTOUCHED_FROM, |old| {
+    raise_mark(meta, keys::UNTOUCHED_FROM, h)
+}
+
+/// Stores `h` (a raw id, `u128` BE) at `key` unless a later one is stored.
+fn raise_mark(meta: &sled::Tree, key: &[u8], h: u128) -> Result<(), OutboxError> {
+    meta.fetch_and_update(key, |old| {
         let old = old
             .and_then(|v| <[u8; 16]>::try_from(v).ok())
             .map_or(0, u128::from_be_bytes);

@@ -1,8 +1,9 @@
 //! Opening and recovery: `Outbox::open` opens sled (migrating an older
 //! schema), then rebuilds in one pass per tree what is kept only in memory
 //! (`Memory`): the depth counters and the due index from `deliveries`, the
-//! untouched deliveries (from the stored horizon on) and the idempotency
-//! index (within the window) from `events`; it ends the leases earlier
+//! untouched deliveries (from the stored horizon on), the unrouted events
+//! (from the stored unrouted mark on) and the idempotency index (within
+//! the window) from `events`; it ends the leases earlier
 //! releases stored, and seeds the id generator.
 //!
 //! Invariants (crate docs; ARCHITECTURE.md "Invariants"): the in-memory
@@ -12,6 +13,7 @@
 //! id and the horizon); every open counts a new lease epoch, durably, so
 //! no token from before it matches.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use sled::Transactional;
 use sled::transaction::TransactionError;
 
 use super::complete::{CompleteJob, Recorder};
-use super::enqueue::{EnqueueJob, Writer};
+use super::enqueue::{EnqueueJob, Limits, Writer};
 use super::memory::Memory;
 use super::{Abort, DL, EV, Outbox, corrupt, delivery_key_id, tx_get_delivery, tx_put};
 use crate::commit::{GroupCommit, Policy};
@@ -68,6 +70,9 @@ impl Outbox {
         if config.max_pending == 0 {
             return Err(OpenError::Config("max_pending must be at least 1".into()));
         }
+        if config.max_unrouted == 0 {
+            return Err(OpenError::Config("max_unrouted must be at least 1".into()));
+        }
         let path = config.path.display().to_string();
         let storage = |e: OutboxError| OpenError::Storage {
             path: path.clone(),
@@ -87,14 +92,19 @@ impl Outbox {
         let now = config.clock.now();
         let (mut depth, stored_leases, mut due) = scan_deliveries(&trees[DL]).map_err(storage)?;
         void_stored_leases(&trees, stored_leases, now, &mut depth, &mut due).map_err(storage)?;
-        let horizon = stored_horizon(&meta).map_err(storage)?;
+        let horizon = stored_mark(&meta, keys::UNTOUCHED_FROM).map_err(storage)?;
+        let unrouted_from = stored_mark(&meta, keys::UNROUTED_FROM).map_err(storage)?;
         let FromEvents {
             untouched,
             largest,
             idempotency,
+            unrouted,
         } = scan_events(
             &trees,
-            horizon,
+            Marks {
+                horizon,
+                unrouted_from,
+            },
             now,
             config.idempotency_window,
             &mut depth,
@@ -109,12 +119,14 @@ impl Outbox {
             largest_id(&trees)
                 .map_err(storage)?
                 .max(largest)
-                .max(horizon.saturating_sub(1)),
+                .max(horizon.saturating_sub(1))
+                .max(unrouted_from.saturating_sub(1)),
         );
         tracing::debug!(
             due = due.len(),
             untouched = untouched.len(),
             idempotency_keys = idempotency.len(),
+            unrouted = unrouted.len(),
             "rebuilt the in-memory indexes"
         );
         let mem = Arc::new(Memory {
@@ -124,12 +136,19 @@ impl Outbox {
             due: Mutex::new(due),
             idempotency: Mutex::new(idempotency),
             untouched: Arc::new(Mutex::new(untouched)),
+            unrouted: Mutex::new(unrouted),
+            failed: Mutex::new(None),
         });
         let mut writer = Writer::new(
             trees[EV].clone(),
             meta.clone(),
             Arc::clone(&mem),
-            config.max_pending,
+            Limits {
+                max_pending: config.max_pending,
+                max_unrouted: config.max_unrouted,
+                min_free_bytes: config.min_free_bytes,
+                path: config.path.clone(),
+            },
             horizon,
         );
         let commit = GroupCommit::start(
@@ -166,19 +185,29 @@ impl Outbox {
             meta,
             mem,
             retry_after: config.backpressure_retry_after,
+            window: config.idempotency_window,
             clock: config.clock,
         })
     }
 }
 
-/// The stored untouched horizon; 0 (read every event) when none is.
-fn stored_horizon(meta: &sled::Tree) -> Result<u128, OutboxError> {
-    match meta.get(keys::UNTOUCHED_FROM)? {
+/// A stored mark (the untouched horizon, the unrouted mark); 0 (read
+/// every event) when none is.
+fn stored_mark(meta: &sled::Tree, key: &[u8]) -> Result<u128, OutboxError> {
+    match meta.get(key)? {
         None => Ok(0),
         Some(v) => <[u8; 16]>::try_from(v.as_ref())
             .map(u128::from_be_bytes)
-            .map_err(|_| corrupt(keys::META, keys::UNTOUCHED_FROM, "malformed horizon")),
+            .map_err(|_| corrupt(keys::META, key, "malformed mark")),
     }
+}
+
+/// Where the open must start reading events, per index.
+struct Marks {
+    /// No event below it has an untouched delivery.
+    horizon: u128,
+    /// No event below it is unrouted.
+    unrouted_from: u128,
 }
 
 /// What the open rebuilds from the event records.
@@ -188,6 +217,8 @@ struct FromEvents {
     /// it, and no key holds it.
     largest: u128,
     idempotency: Idempotency,
+    /// The events without any delivery.
+    unrouted: BTreeSet<u128>,
 }
 
 /// One scan of the events the open must read, for two indexes:
@@ -197,13 +228,14 @@ struct FromEvents {
 /// - the **idempotency keys** of the events received within `window`
 ///   before `now`. An event's id starts with a time no earlier than its
 ///   `received_at` (ids never decrease), so those events start at the
-///   first id of `now - window`.
+///   first id of `now - window`;
+/// - the **unrouted events** (no delivery at all) from `unrouted_from` on.
 ///
 /// The scan starts at the earlier of the two and reads each record in
 /// place for what its range needs.
 fn scan_events(
     trees: &[sled::Tree],
-    horizon: u128,
+    marks: Marks,
     now: Timestamp,
     window: Duration,
     depth: &mut Depth,
@@ -215,8 +247,13 @@ fn scan_events(
         untouched: Untouched::default(),
         largest: 0,
         idempotency: Idempotency::new(window),
+        unrouted: BTreeSet::new(),
     };
-    let from = EventId::from_raw(horizon.min(recent));
+    let Marks {
+        horizon,
+        unrouted_from,
+    } = marks;
+    let from = EventId::from_raw(horizon.min(recent).min(unrouted_from));
     for kv in trees[EV].range(from.as_str().as_bytes()..) {
         let (k, v) = kv?;
         let event =
@@ -227,10 +264,16 @@ fn scan_events(
             let at = Timestamp::from_millis(at);
             found.idempotency.insert(key.into_boxed_slice(), at, event);
         }
-        if event < horizon {
+        if event < horizon && event < unrouted_from {
             continue;
         }
         let (at, refs) = record::refs_in(&k, &v)?;
+        if refs.is_empty() && event >= unrouted_from {
+            found.unrouted.insert(event);
+        }
+        if event < horizon {
+            continue;
+        }
         for r in refs {
             if trees[DL].contains_key(r.id)? {
                 continue;

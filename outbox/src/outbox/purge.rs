@@ -1,6 +1,7 @@
 //! Purge: deliveries delivered before the retention cutoff go, with their
 //! attempts, and so do events left with no delivery (256 deliveries per
-//! transaction); idempotency keys past the window are forgotten.
+//! transaction); unrouted events (stored without any delivery) go by age;
+//! idempotency keys past the window are forgotten.
 //!
 //! Invariants (crate docs; ARCHITECTURE.md "Invariants"): a purged
 //! delivery leaves its event's list too, so no listed delivery without a
@@ -8,17 +9,19 @@
 //! purge-index entry and are found among the deliveries created before the
 //! cutoff (ids sort by creation time). The host's config keeps retention
 //! at least the idempotency window, so no purge drops an event whose key
-//! is still remembered.
+//! is still remembered; `purge_unrouted` enforces it itself. The unrouted
+//! mark is stored only after a flush made the removals below it durable,
+//! so no open skips an unrouted event a crash brought back.
 
 use std::time::Duration;
 
 use super::{
-    AT, CHUNK, DL, DV, EV, Moves, Outbox, apply_moves, corrupt, delivery_key_id, lock,
+    AT, CHUNK, DL, DV, EV, Moves, Outbox, apply_moves, corrupt, delivery_key_id, lock, raise_mark,
     tx_get_delivery, tx_get_event, tx_put_event,
 };
 use crate::delivered;
 use crate::error::OutboxError;
-use crate::id::{self, DeliveryId};
+use crate::id::{self, DeliveryId, EventId};
 use crate::keys;
 use crate::record::{self, AttemptRecord, StoredOutcome};
 use crate::state::StateKind;
@@ -135,6 +138,39 @@ impl Outbox {
             }
         }
         Ok(report)
+    }
+
+    /// Removes the unrouted events (stored without any delivery) received
+    /// before `now - retention`, 256 per batch; returns how many. A
+    /// retention shorter than the idempotency window counts as the window:
+    /// an event's key is remembered, across restarts too, through its
+    /// record.
+    pub fn purge_unrouted(&self, now: Timestamp, retention: Duration) -> Result<u64, OutboxError> {
+        // Ids start with a time no earlier than the event's `received_at`:
+        // an id below the cutoff's first id was received before it.
+        let cutoff = id::first_raw_at(now.saturating_sub(retention.max(self.window)));
+        // No event made from now on may fall below the mark stored below,
+        // even with the clock set back.
+        self.mem.ids.raise_to(cutoff);
+        let old: Vec<u128> = lock(&self.mem.unrouted).range(..cutoff).copied().collect();
+        for chunk in old.chunks(CHUNK) {
+            // An event without deliveries is only ever written once and
+            // read: removing it touches nothing else.
+            let mut batch = sled::Batch::default();
+            for &raw in chunk {
+                batch.remove(EventId::from_raw(raw).as_str().as_bytes());
+            }
+            self.trees[EV].apply_batch(batch)?;
+            let mut unrouted = lock(&self.mem.unrouted);
+            for raw in chunk {
+                unrouted.remove(raw);
+            }
+        }
+        // Every unrouted event below the cutoff is gone once this flush
+        // completes: later opens need not look below it.
+        self.db.flush()?;
+        raise_mark(&self.meta, keys::UNROUTED_FROM, cutoff)?;
+        Ok(u64::try_from(old.len()).unwrap_or(u64::MAX))
     }
 
     /// Forgets idempotency keys older than the window; returns how many.
