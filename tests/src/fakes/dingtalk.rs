@@ -176,7 +176,7 @@ impl Rules for CustomRobots {
             Some(Fault::Vendor((code, msg))) => Verdict::Vendor(code, msg),
             None if request.uri.path() != SEND_PATH => Verdict::Status(404),
             None if request.method != Method::POST => Verdict::Status(405),
-            None => self.check(token.as_deref(), &param, &request.body),
+            None => self.check(token.as_deref(), &param, request),
         };
         let record = match verdict {
             Verdict::Vendor(code, msg) => Recorded::of(request, token, 200, Some(code), msg),
@@ -193,13 +193,15 @@ impl CustomRobots {
         &mut self,
         token: Option<&str>,
         param: &dyn Fn(&str) -> Option<String>,
-        body: &[u8],
+        request: &Request,
     ) -> Verdict {
+        let (body, received) = (&request.body[..], request.received);
         let Some(bot) = token.and_then(|t| self.bots.get(t)).cloned() else {
             return Verdict::Vendor(300001, "token is not exist".to_owned());
         };
-        // Rate limit: every call counts; exceeding throttles the robot.
-        let now = Instant::now();
+        // Rate limit: every call counts, at its receipt; exceeding
+        // throttles the robot.
+        let now = received;
         if self
             .throttled_until
             .get(&bot.token)

@@ -20,7 +20,7 @@ pub mod robot;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-pub use checks::{Window, hmac_base64, same_secret, unix_ms, unix_secs};
+pub use checks::{ReceiptClock, Window, hmac_base64, same_secret, unix_ms, unix_secs};
 pub use robot::{Robot, RobotRecord};
 
 /// Binds 127.0.0.1 on a free port.
@@ -61,6 +61,9 @@ pub struct Request {
     pub headers: HeaderMap,
     /// The raw body.
     pub body: Bytes,
+    /// When the fake received it, by the fake's [`ReceiptClock`]: the time
+    /// a vendor's rate window counts.
+    pub received: Instant,
 }
 
 impl Request {
@@ -156,6 +159,7 @@ pub trait Roster: Rules + Default {
 
 struct Core<V: Rules> {
     rules: V,
+    clock: ReceiptClock,
     faults: VecDeque<Fault<V::Scripted>>,
     delays: VecDeque<Duration>,
     requests: Vec<V::Recorded>,
@@ -181,6 +185,7 @@ impl<V: Rules> FakeServer<V> {
     pub(crate) async fn launch(rules: V) -> Self {
         let core = Arc::new(Mutex::new(Core {
             rules,
+            clock: ReceiptClock::default(),
             faults: VecDeque::new(),
             delays: VecDeque::new(),
             requests: Vec::new(),
@@ -196,6 +201,13 @@ impl<V: Rules> FakeServer<V> {
     /// Runs `f` on the rules' state, under the lock.
     pub(crate) fn with_rules<T>(&self, f: impl FnOnce(&mut V) -> T) -> T {
         f(&mut lock(&self.core).rules)
+    }
+
+    /// Reads the time from `clock` from now on: requests are stamped with
+    /// it on receipt (so rate windows count by it) and scripted delays are
+    /// measured by it.
+    pub fn follow_clock(&self, clock: ReceiptClock) {
+        lock(&self.core).clock = clock;
     }
 
     /// Scripts these faults, in order, after those already scripted.
@@ -276,31 +288,29 @@ async fn handle<V: Rules>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = Request {
-        method,
-        uri,
-        headers,
-        body,
-    };
-    let (scripted, response, own) = {
+    let (clock, answer_at, response) = {
         let mut core = lock(&core);
         let Core {
             rules,
+            clock,
             faults,
             delays,
             requests,
         } = &mut *core;
-        let scripted = delays.pop_front();
+        let request = Request {
+            method,
+            uri,
+            headers,
+            body,
+            received: clock.now(),
+        };
+        let scripted = delays.pop_front().unwrap_or_default();
         let served = rules.serve(faults, &request);
         requests.push(served.record);
-        (scripted, served.response, served.delay)
+        let answer_at = request.received + scripted + served.delay;
+        (clock.clone(), answer_at, served.response)
     };
-    if let Some(delay) = scripted {
-        tokio::time::sleep(delay).await;
-    }
-    if !own.is_zero() {
-        tokio::time::sleep(own).await;
-    }
+    clock.wait_until(answer_at).await;
     response
 }
 
