@@ -6,14 +6,14 @@
 //! lane takes a slot from the rate limiter of the credential the vendor
 //! counts (destinations on one robot share it; see `limit`), then runs the
 //! delivery as its own task under a global limit of `workers`; the slot is
-//! held until the answer is back. So a slow or
-//! throttled destination fills only its own lane; a full lane defers new
-//! claims back to the outbox (not counted as an attempt) instead of blocking
-//! the claim loop. Every attempt ends in exactly one outbox transition
-//! (`outcome::decide`). A claim that could not start early enough to end
-//! within its lease (a long token wait, a channel's Retry-After pause) is
-//! handed back instead of sent late. A delivery whose lease expires (the
-//! process died) is claimed again: delivery is at least once.
+//! held until the answer is back. So a slow or throttled destination fills
+//! only its own lane; a full lane defers new claims back to the outbox (not
+//! counted as an attempt) instead of blocking the claim loop. Every attempt
+//! ends in exactly one outbox transition (`outcome::decide`). A claim that
+//! could not start early enough to end within its lease (a long wait for a
+//! rate slot, a channel's Retry-After pause) is handed back instead of sent
+//! late. A delivery whose lease expires (the process died) is claimed
+//! again: delivery is at least once.
 
 pub mod limit;
 pub mod metrics;

@@ -4,8 +4,9 @@
 //! carillon-sdk so that it cross-checks the plugin's signing and rendering.
 //!
 //! Checks, in order: known `access_token` (300001); the per-robot rate limit,
-//! 20 a minute, after which the robot is throttled for 10 minutes (130101);
-//! when the robot has a secret, `timestamp` within one hour of the fake's
+//! 20 in any rolling 60 s counted at receipt (the request's `received`),
+//! after which the robot is throttled for 10 minutes (130101); when the
+//! robot has a secret, `timestamp` within one hour of the fake's
 //! clock (310000 "invalid timestamp") and `sign` equal to
 //! Base64(HMAC-SHA256(secret, `timestamp + "\n" + secret`)) after decoding
 //! the query once (310000 "sign not match"; a double-encoded sign fails, as

@@ -3,8 +3,8 @@
 //! `errcode`/`errmsg`), per docs/vendors/wecom.md. Written without
 //! carillon-sdk so that it cross-checks the plugin's rendering.
 //!
-//! Checks, in order: known `key` (93000); 20 calls a minute per robot, failed
-//! calls included (45009); JSON body (a fake-only [`INVALID_BODY_ERRCODE`],
+//! Checks, in order: known `key` (93000); 20 calls in any rolling 60 s per
+//! robot, counted at receipt, failed calls included (45009); JSON body (a fake-only [`INVALID_BODY_ERRCODE`],
 //! the vendor's answer being undocumented); a known `msgtype` (40008);
 //! non-empty content (44004); content length in UTF-8 bytes, 4096 for
 //! `markdown` / `markdown_v2` and 2048 for `text` (40058); mention lists of

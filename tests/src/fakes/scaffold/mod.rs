@@ -4,8 +4,11 @@
 //! [`FakeServer`] binds 127.0.0.1 on a free port, serves every path with
 //! one axum handler and keeps, behind one mutex, the vendor's [`Rules`],
 //! the scripted faults and delays (each taken by the next request that
-//! takes one, in order) and every request it recorded. The server runs
-//! until the tokio runtime that started it ends, as a test's runtime does.
+//! takes one, in order) and every request it recorded. Each request is
+//! stamped on receipt by the fake's [`ReceiptClock`] (the system clock, or
+//! a test's own through `follow_clock`), which rate windows count by. The
+//! server runs until the tokio runtime that started it ends, as a test's
+//! runtime does.
 //! A vendor's `Fake` is `FakeServer<ItsRules>`, with the vendor's own
 //! constructors and accessors in an `impl` block of its module.
 //!
