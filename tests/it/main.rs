@@ -7,6 +7,7 @@ mod dispatch;
 mod email;
 mod limits;
 mod loading;
+mod rate;
 mod reload;
 mod support;
 mod webhook;

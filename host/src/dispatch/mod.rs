@@ -2,16 +2,18 @@
 //! destination, calls the plugin's `deliver`, and records the outcome.
 //!
 //! Flow: one claim loop leases due deliveries in batches and hands each to
-//! its destination's **lane** (a bounded queue with the destination's token
-//! buckets and a concurrency limit). A lane waits for a token, then runs the
-//! delivery as its own task under a global limit of `workers`. So a slow or
-//! throttled destination fills only its own lane; a full lane defers new
-//! claims back to the outbox (not counted as an attempt) instead of blocking
-//! the claim loop. Every attempt ends in exactly one outbox transition
-//! (`outcome::decide`). A claim that could not start early enough to end
-//! within its lease (a long token wait, a channel's Retry-After pause) is
-//! handed back instead of sent late. A delivery whose lease expires (the
-//! process died) is claimed again: delivery is at least once.
+//! its destination's **lane** (a bounded queue and a concurrency limit). A
+//! lane takes a slot from the rate limiter of the credential the vendor
+//! counts (destinations on one robot share it; see `limit`), then runs the
+//! delivery as its own task under a global limit of `workers`; the slot is
+//! held until the answer is back. So a slow or throttled destination fills
+//! only its own lane; a full lane defers new claims back to the outbox (not
+//! counted as an attempt) instead of blocking the claim loop. Every attempt
+//! ends in exactly one outbox transition (`outcome::decide`). A claim that
+//! could not start early enough to end within its lease (a long wait for a
+//! rate slot, a channel's Retry-After pause) is handed back instead of sent
+//! late. A delivery whose lease expires (the process died) is claimed
+//! again: delivery is at least once.
 
 pub mod limit;
 pub mod metrics;
@@ -21,7 +23,7 @@ pub mod retry;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use carillon_outbox::{Claim, Clock, Completion, Outbox, Outcome, Timestamp};
@@ -29,14 +31,14 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
-use self::limit::Limiter;
+use self::limit::{Limiter, RateKey, Slot};
 use self::metrics::Metrics;
 use self::outcome::{Attempt, Decision, decide};
-use self::registry::DestinationRegistry;
+use self::registry::{DestinationEntry, DestinationRegistry};
 use self::retry::RetryPolicy;
 use crate::message::Message;
-use crate::plugin::Runtime;
 use crate::plugin::types::DeliveryContext;
+use crate::plugin::{Plugin, Runtime};
 
 /// How the dispatcher runs.
 #[derive(Debug, Clone)]
@@ -79,6 +81,8 @@ impl Default for DispatchConfig {
 
 struct Lane {
     queue: mpsc::Sender<Claim>,
+    /// The limiter when the lane was created: its windows size the queue
+    /// and estimate when a full lane drains.
     limiter: Arc<Mutex<Limiter>>,
 }
 
@@ -94,6 +98,9 @@ struct Shared {
     workers: Arc<Semaphore>,
     held: AtomicUsize,
     lanes: Mutex<HashMap<String, Lane>>,
+    /// One limiter per vendor credential, kept for the process's life
+    /// (one per credential ever configured).
+    limiters: Mutex<HashMap<RateKey, Arc<Mutex<Limiter>>>>,
 }
 
 /// Wakes a dispatcher's claim loop (after an enqueue or a re-queue), so a
@@ -153,6 +160,7 @@ impl Dispatcher {
             stop,
             held: AtomicUsize::new(0),
             lanes: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
         });
         let task = tokio::spawn(claim_loop(shared.clone()));
         Dispatcher { shared, task }
@@ -310,26 +318,93 @@ fn finish_apart(shared: &Arc<Shared>, claim: Claim, decision: Decision) {
     tokio::spawn(async move { finish(&shared, &claim, decision).await });
 }
 
+/// The limiter of the credential the vendor counts `entry`'s sends
+/// against, created on first use. A destination that joins an existing
+/// one adds the windows it declares, so the strictest of each applies.
+fn limiter_for(
+    shared: &Shared,
+    entry: &DestinationEntry,
+    plugin: Option<&Plugin>,
+) -> Arc<Mutex<Limiter>> {
+    let key = entry.rate_key(plugin);
+    let mut limiters = shared.limiters.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(limiter) = limiters.get(&key) {
+        limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .include(&entry.rate_limits);
+        return limiter.clone();
+    }
+    let limiter = Arc::new(Mutex::new(Limiter::new(
+        &entry.rate_limits,
+        shared.clock.now(),
+    )));
+    limiters.insert(key, limiter.clone());
+    limiter
+}
+
+/// The limiter a lane's claims take slots from, looked up again when the
+/// destination's entry or plugin changes (a new webhook is another
+/// credential). Weak references, so a replaced plugin is not kept alive.
+struct LaneLimiter {
+    entry: Weak<DestinationEntry>,
+    plugin: Option<Weak<Plugin>>,
+    limiter: Arc<Mutex<Limiter>>,
+}
+
+impl LaneLimiter {
+    fn new(
+        entry: &Arc<DestinationEntry>,
+        plugin: Option<&Arc<Plugin>>,
+        limiter: Arc<Mutex<Limiter>>,
+    ) -> Self {
+        LaneLimiter {
+            entry: Arc::downgrade(entry),
+            plugin: plugin.map(Arc::downgrade),
+            limiter,
+        }
+    }
+
+    /// The limiter for `destination` as the registry has it now (the last
+    /// one if it is no longer configured: the attempt will say so).
+    fn current(&mut self, shared: &Shared, destination: &str) -> Arc<Mutex<Limiter>> {
+        if let Some((entry, plugin)) = shared.destinations.resolve(destination) {
+            let same_plugin = match (&self.plugin, &plugin) {
+                (Some(seen), Some(now)) => std::ptr::eq(seen.as_ptr(), Arc::as_ptr(now)),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same_plugin || !std::ptr::eq(self.entry.as_ptr(), Arc::as_ptr(&entry)) {
+                let limiter = limiter_for(shared, &entry, plugin.as_deref());
+                *self = LaneLimiter::new(&entry, plugin.as_ref(), limiter);
+            }
+        }
+        self.limiter.clone()
+    }
+}
+
 /// Queues `claim` in its lane (`None`); a full lane (or an unconfigured
 /// destination) gives it back with the decision to record instead.
 fn enqueue_in_lane(shared: &Arc<Shared>, claim: Claim) -> Option<(Claim, Decision)> {
-    let Some(entry) = shared.destinations.destination(&claim.destination) else {
+    let Some((entry, plugin)) = shared.destinations.resolve(&claim.destination) else {
         let decision = unconfigured(shared, &claim);
         return Some((claim, decision));
     };
     let mut lanes = shared.lanes.lock().unwrap_or_else(|p| p.into_inner());
     let lane = lanes.entry(claim.destination.clone()).or_insert_with(|| {
-        let limiter = Limiter::new(&entry.rate_limits, shared.clock.now());
-        // Queue what the buckets can send within half a lease, so queued
+        let limiter = limiter_for(shared, &entry, plugin.as_deref());
+        // Queue what the windows can send within half a lease, so queued
         // claims are sent before their lease runs out.
         let within_lease = limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .allowance(shared.config.lease / 2)
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
         let capacity = within_lease.clamp(1, max_held(&shared.config));
         let (queue, rx) = mpsc::channel(capacity);
-        let limiter = Arc::new(Mutex::new(limiter));
+        let lane_limiter = LaneLimiter::new(&entry, plugin.as_ref(), limiter.clone());
         let concurrency = Arc::new(Semaphore::new(entry.concurrency.max(1)));
-        tokio::spawn(run_lane(shared.clone(), rx, limiter.clone(), concurrency));
+        tokio::spawn(run_lane(shared.clone(), rx, lane_limiter, concurrency));
         Lane { queue, limiter }
     });
     match lane.queue.try_send(claim) {
@@ -369,7 +444,7 @@ fn enqueue_in_lane(shared: &Arc<Shared>, claim: Claim) -> Option<(Claim, Decisio
 async fn run_lane(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Claim>,
-    limiter: Arc<Mutex<Limiter>>,
+    mut lane_limiter: LaneLimiter,
     concurrency: Arc<Semaphore>,
 ) {
     let stop = shared.stop.subscribe();
@@ -385,19 +460,17 @@ async fn run_lane(
         // lease; past it the claim goes back rather than risk a second
         // process sending it too.
         let start_by = claim.lease_until.saturating_sub(call_time);
-        // Wait for a token from every bucket of the destination.
-        loop {
+        // Wait for a slot in every window of the credential; it is held
+        // until the attempt's answer is back.
+        let limiter = lane_limiter.current(&shared, &claim.destination);
+        let slot = loop {
             if *stop.borrow() {
                 release(&shared, claim, shared.clock.now());
                 continue 'claims;
             }
             let now = shared.clock.now();
-            let attempt = limiter
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .try_acquire(now);
-            match attempt {
-                Ok(()) => break,
+            match Slot::take(&limiter, &shared.clock) {
+                Ok(slot) => break slot,
                 Err(wait) if now.saturating_add(wait) > start_by => {
                     // A pause (a channel's Retry-After) or a long queue
                     // would outlast the lease: hand it back, due then.
@@ -406,28 +479,34 @@ async fn run_lane(
                 }
                 Err(wait) => tokio::time::sleep(wait.min(shared.config.poll_interval)).await,
             }
-        }
+        };
         let Ok(lane_permit) = concurrency.clone().acquire_owned().await else {
+            slot.unused();
             release(&shared, claim, shared.clock.now());
             continue;
         };
         let Ok(worker) = shared.workers.clone().acquire_owned().await else {
+            slot.unused();
             release(&shared, claim, shared.clock.now());
             continue;
         };
         if shared.clock.now() > start_by {
+            slot.unused();
             release(&shared, claim, shared.clock.now());
             continue;
         }
         let shared = shared.clone();
-        let limiter = limiter.clone();
         tokio::spawn(async move {
-            let decision = attempt(&shared, &claim).await;
+            let (decision, called) = attempt(&shared, &claim).await;
             if let Some(until) = decision.pause_until {
-                limiter
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .pause_until(until);
+                slot.pause_until(until);
+            }
+            // The vendor saw the request, if any, before this answer: the
+            // slot counts a window from now. Nothing sent, nothing counts.
+            if called {
+                slot.answered();
+            } else {
+                slot.unused();
             }
             // The destination and the worker are free once the call is
             // over; recording the outcome (which shares a transaction with
@@ -461,8 +540,9 @@ fn release(shared: &Arc<Shared>, claim: Claim, at: Timestamp) {
     );
 }
 
-/// One attempt: look up the destination and plugin, call `deliver`, decide.
-async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
+/// One attempt: look up the destination and plugin, call `deliver`, decide;
+/// and whether the plugin was called (it may have sent something).
+async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, bool) {
     let now = shared.clock.now();
     let wait = |error: String| Decision {
         outcome: Outcome::Retry {
@@ -476,18 +556,20 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
     // The entry and the plugin together: a plugin swapped in meanwhile
     // comes with its destinations' new grants.
     let Some((entry, plugin)) = shared.destinations.resolve(&claim.destination) else {
-        return unconfigured(shared, claim);
+        return (unconfigured(shared, claim), false);
     };
     if !entry.enabled {
-        return wait(format!("destination {:?} is disabled; waiting", entry.name));
+        let why = format!("destination {:?} is disabled; waiting", entry.name);
+        return (wait(why), false);
     }
     let Some(plugin) = plugin else {
-        return wait(format!("plugin {:?} is not loaded; waiting", entry.plugin));
+        let why = format!("plugin {:?} is not loaded; waiting", entry.plugin);
+        return (wait(why), false);
     };
     let message = match Message::from_payload(&claim.payload) {
         Ok(message) => message,
         Err(error) => {
-            return Decision {
+            let dead = Decision {
                 outcome: Outcome::Dead {
                     error: format!("the stored message cannot be read: {error}"),
                     fallback: None,
@@ -495,6 +577,7 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
                 pause_until: None,
                 label: "dead",
             };
+            return (dead, false);
         }
     };
     let ctx = DeliveryContext {
@@ -535,7 +618,7 @@ async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> Decision {
             tracing::error!(parent: &span, %error, fallback = fallback.as_deref().unwrap_or("none"), "delivery dead-lettered")
         }
     }
-    decision
+    (decision, true)
 }
 
 /// Applies a decision to the outbox (sharing a transaction with the

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::limit::RateKey;
 use crate::plugin::types::RateLimit;
 use crate::plugin::{Destination, Plugin};
 
@@ -26,6 +27,23 @@ pub struct DestinationEntry {
     pub concurrency: usize,
     /// A disabled destination keeps its deliveries waiting.
     pub enabled: bool,
+}
+
+impl DestinationEntry {
+    /// The credential the vendor counts this destination's sends against
+    /// (its endpoint values as `plugin`'s manifest names them); its own
+    /// while no version of its plugin is loaded.
+    pub fn rate_key(&self, plugin: Option<&Plugin>) -> RateKey {
+        match plugin {
+            Some(plugin) => RateKey::derive(
+                &self.plugin,
+                &plugin.manifest().endpoint_fields,
+                &self.destination.config,
+                &self.name,
+            ),
+            None => RateKey::own(&self.plugin, &self.name),
+        }
+    }
 }
 
 /// Destinations and plugins, shared by the dispatcher and the API.

@@ -4,8 +4,9 @@
 //! carillon-sdk so that it cross-checks the plugin's signing and rendering.
 //!
 //! Checks, in order: known `access_token` (300001); the per-robot rate limit,
-//! 20 a minute, after which the robot is throttled for 10 minutes (130101);
-//! when the robot has a secret, `timestamp` within one hour of the fake's
+//! 20 in any rolling 60 s counted at receipt (the request's `received`),
+//! after which the robot is throttled for 10 minutes (130101); when the
+//! robot has a secret, `timestamp` within one hour of the fake's
 //! clock (310000 "invalid timestamp") and `sign` equal to
 //! Base64(HMAC-SHA256(secret, `timestamp + "\n" + secret`)) after decoding
 //! the query once (310000 "sign not match"; a double-encoded sign fails, as
@@ -176,7 +177,7 @@ impl Rules for CustomRobots {
             Some(Fault::Vendor((code, msg))) => Verdict::Vendor(code, msg),
             None if request.uri.path() != SEND_PATH => Verdict::Status(404),
             None if request.method != Method::POST => Verdict::Status(405),
-            None => self.check(token.as_deref(), &param, &request.body),
+            None => self.check(token.as_deref(), &param, request),
         };
         let record = match verdict {
             Verdict::Vendor(code, msg) => Recorded::of(request, token, 200, Some(code), msg),
@@ -193,13 +194,15 @@ impl CustomRobots {
         &mut self,
         token: Option<&str>,
         param: &dyn Fn(&str) -> Option<String>,
-        body: &[u8],
+        request: &Request,
     ) -> Verdict {
+        let (body, received) = (&request.body[..], request.received);
         let Some(bot) = token.and_then(|t| self.bots.get(t)).cloned() else {
             return Verdict::Vendor(300001, "token is not exist".to_owned());
         };
-        // Rate limit: every call counts; exceeding throttles the robot.
-        let now = Instant::now();
+        // Rate limit: every call counts, at its receipt; exceeding
+        // throttles the robot.
+        let now = received;
         if self
             .throttled_until
             .get(&bot.token)

@@ -20,7 +20,7 @@
 //! business codes and 400 for 9499.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -155,7 +155,7 @@ impl Rules for CustomBots {
             .strip_prefix(HOOK_PATH)
             .unwrap_or_default()
             .to_owned();
-        let (status, answer) = self.decide(faults.pop_front(), &token, &request.body);
+        let (status, answer) = self.decide(faults.pop_front(), &token, request);
         let code = answer.as_ref().ok().and_then(|v| v["code"].as_i64());
         let response = match answer {
             Ok(json) => scaffold::json(status, json),
@@ -178,8 +178,9 @@ impl CustomBots {
         &mut self,
         fault: Option<Fault<FrequencyLimited>>,
         token: &str,
-        body: &[u8],
+        request: &Request,
     ) -> (u16, Result<Value, String>) {
+        let body = &request.body[..];
         match fault {
             Some(Fault::Status(status)) => return (status, Err("upstream error".to_owned())),
             Some(Fault::Vendor(FrequencyLimited)) => return (200, Ok(frequency_limited())),
@@ -195,7 +196,7 @@ impl CustomBots {
             );
         };
         if !self.no_rate_limits {
-            let now = Instant::now();
+            let now = request.received;
             let hits = self.hits.recent(token, now, Duration::from_secs(60));
             let last_second = hits
                 .iter()

@@ -25,7 +25,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use axum::http::Uri;
 use serde_json::{Value, json};
 
 use super::scaffold::{
@@ -236,7 +235,7 @@ impl Rules for Hooks {
         let path = uri
             .path_and_query()
             .map_or_else(|| uri.path().to_owned(), |p| p.as_str().to_owned());
-        let (id, answer) = self.decide(faults, uri, &request.body);
+        let (id, answer) = self.decide(faults, request);
         let mut response = scaffold::text(answer.status, answer.body.clone());
         for (name, value) in answer.headers {
             if let Ok(value) = value.parse() {
@@ -260,9 +259,9 @@ impl Hooks {
     fn decide(
         &mut self,
         faults: &mut VecDeque<Fault<Throttle>>,
-        uri: &Uri,
-        body: &[u8],
+        request: &Request,
     ) -> (String, Answer) {
+        let (uri, body) = (&request.uri, &request.body[..]);
         let path = uri.path();
         if let Some(rest) = path.strip_prefix("/workflows/") {
             let id = rest.split('/').next().unwrap_or_default().to_owned();
@@ -277,7 +276,7 @@ impl Hooks {
         }
         if let Some(rest) = path.strip_prefix("/webhookb2/") {
             let id = rest.split('/').next().unwrap_or_default().to_owned();
-            let answer = self.connector(faults.pop_front(), &id, body);
+            let answer = self.connector(faults.pop_front(), &id, body, request.received);
             return (id, answer);
         }
         (String::new(), Answer::text(404, "Not Found"))
@@ -342,7 +341,13 @@ impl Hooks {
         }
     }
 
-    fn connector(&mut self, fault: Option<Fault<Throttle>>, id: &str, body: &[u8]) -> Answer {
+    fn connector(
+        &mut self,
+        fault: Option<Fault<Throttle>>,
+        id: &str,
+        body: &[u8],
+        received: Instant,
+    ) -> Answer {
         match fault {
             Some(Fault::Status(status)) => return Answer::text(status, "upstream error"),
             Some(Fault::Vendor(Throttle(_))) => return Answer::text(200, &delivery_failed(429)),
@@ -351,7 +356,7 @@ impl Hooks {
         if !matches!(self.hooks.get(id).map(|h| &h.kind), Some(Kind::Connector)) {
             return Answer::text(404, "Not Found");
         }
-        let now = Instant::now();
+        let now = received;
         let hits = self.hits.recent(id, now, Duration::from_secs(1));
         if hits.len() >= CONNECTOR_PER_SECOND {
             return Answer::text(200, &delivery_failed(429));

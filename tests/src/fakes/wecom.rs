@@ -3,15 +3,15 @@
 //! `errcode`/`errmsg`), per docs/vendors/wecom.md. Written without
 //! carillon-sdk so that it cross-checks the plugin's rendering.
 //!
-//! Checks, in order: known `key` (93000); 20 calls a minute per robot, failed
-//! calls included (45009); JSON body (a fake-only [`INVALID_BODY_ERRCODE`],
+//! Checks, in order: known `key` (93000); 20 calls in any rolling 60 s per
+//! robot, counted at receipt, failed calls included (45009); JSON body (a fake-only [`INVALID_BODY_ERRCODE`],
 //! the vendor's answer being undocumented); a known `msgtype` (40008);
 //! non-empty content (44004); content length in UTF-8 bytes, 4096 for
 //! `markdown` / `markdown_v2` and 2048 for `text` (40058); mention lists of
 //! strings. WeCom has no signing or keywords.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::Method;
 use serde_json::Value;
@@ -132,7 +132,7 @@ impl Rules for GroupRobots {
             None if request.uri.path() != SEND_PATH => (404, None, String::new()),
             None if request.method != Method::POST => (405, None, String::new()),
             None => {
-                let (code, text) = check(self, key.as_deref(), &request.body);
+                let (code, text) = check(self, key.as_deref(), request);
                 (200, Some(code), text)
             }
         };
@@ -161,11 +161,13 @@ impl GroupRobots {
 }
 
 /// WeCom's checks, in order; returns the errcode and errmsg text.
-fn check(robots: &mut GroupRobots, key: Option<&str>, body: &[u8]) -> (i64, String) {
+fn check(robots: &mut GroupRobots, key: Option<&str>, request: &Request) -> (i64, String) {
+    let body = &request.body[..];
     let Some(bot) = key.and_then(|k| robots.bots.get(k)).cloned() else {
         return (93000, words(93000).to_owned());
     };
-    let now = Instant::now();
+    // Every call counts, at its receipt.
+    let now = request.received;
     let hits = robots.hits.recent(&bot.key, now, Duration::from_secs(60));
     hits.push_back(now);
     if hits.len() > bot.per_minute {
@@ -275,6 +277,38 @@ mod tests {
         );
         assert_eq!(post(&url, &markdown("")).await["errcode"], 44004);
         assert_eq!(fake.delivered().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_window_and_delays_follow_the_receipt_clock() {
+        use crate::fakes::scaffold::ReceiptClock;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::time::Instant;
+
+        let fake = Fake::start(Bot::new("k4")).await;
+        let offset_ms = Arc::new(AtomicU64::new(0));
+        let (anchor, offset) = (Instant::now(), offset_ms.clone());
+        fake.follow_clock(ReceiptClock::from_fn(move || {
+            anchor + Duration::from_millis(offset.load(Ordering::SeqCst))
+        }));
+        let url = fake.url("k4");
+        for _ in 0..20 {
+            assert_eq!(post(&url, &markdown("x")).await["errcode"], 0);
+        }
+        // Counted at receipt: a millisecond short of the minute is too soon
+        // (and counts too), the minute itself is not.
+        offset_ms.store(59_999, Ordering::SeqCst);
+        assert_eq!(post(&url, &markdown("x")).await["errcode"], 45009);
+        offset_ms.store(60_000, Ordering::SeqCst);
+        assert_eq!(post(&url, &markdown("x")).await["errcode"], 0);
+        // A delay is measured on the same clock: the answer waits for it.
+        fake.delay_next(1, Duration::from_secs(10));
+        let answer = tokio::spawn(async move { post(&url, &markdown("x")).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!answer.is_finished(), "answered before the clock moved");
+        offset_ms.store(70_000, Ordering::SeqCst);
+        assert_eq!(answer.await.unwrap()["errcode"], 0);
     }
 
     #[tokio::test]

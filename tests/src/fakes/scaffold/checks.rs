@@ -1,7 +1,8 @@
 //! The tools of the vendors' checks: per-key rate windows, HMAC-SHA256
-//! signatures and the clock.
+//! signatures and the clocks.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -25,6 +26,49 @@ impl Window {
             hits.pop_front();
         }
         hits
+    }
+}
+
+/// Where a fake reads the time it stamps each request with on receipt (and
+/// measures scripted delays by): the system clock, or a test's own clock
+/// (e.g. the gateway's manual clock), so that a vendor's minute-long rate
+/// window passes, and is counted in the same time as the gateway's limiter,
+/// without a minute of waiting.
+#[derive(Clone, Default)]
+pub struct ReceiptClock(Option<Arc<dyn Fn() -> Instant + Send + Sync>>);
+
+impl ReceiptClock {
+    /// A clock that reads `now`.
+    pub fn from_fn(now: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        ReceiptClock(Some(Arc::new(now)))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> Instant {
+        self.0.as_ref().map_or_else(Instant::now, |now| now())
+    }
+
+    /// Waits until this clock reads `deadline` or later.
+    pub async fn wait_until(&self, deadline: Instant) {
+        match &self.0 {
+            None => tokio::time::sleep(deadline.saturating_duration_since(Instant::now())).await,
+            // Another clock moves when its owner moves it: look again soon.
+            Some(now) => {
+                while now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ReceiptClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ReceiptClock(custom)"
+        } else {
+            "ReceiptClock(system)"
+        })
     }
 }
 

@@ -4,8 +4,11 @@
 //! [`FakeServer`] binds 127.0.0.1 on a free port, serves every path with
 //! one axum handler and keeps, behind one mutex, the vendor's [`Rules`],
 //! the scripted faults and delays (each taken by the next request that
-//! takes one, in order) and every request it recorded. The server runs
-//! until the tokio runtime that started it ends, as a test's runtime does.
+//! takes one, in order) and every request it recorded. Each request is
+//! stamped on receipt by the fake's [`ReceiptClock`] (the system clock, or
+//! a test's own through `follow_clock`), which rate windows count by. The
+//! server runs until the tokio runtime that started it ends, as a test's
+//! runtime does.
 //! A vendor's `Fake` is `FakeServer<ItsRules>`, with the vendor's own
 //! constructors and accessors in an `impl` block of its module.
 //!
@@ -20,7 +23,7 @@ pub mod robot;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-pub use checks::{Window, hmac_base64, same_secret, unix_ms, unix_secs};
+pub use checks::{ReceiptClock, Window, hmac_base64, same_secret, unix_ms, unix_secs};
 pub use robot::{Robot, RobotRecord};
 
 /// Binds 127.0.0.1 on a free port.
@@ -61,6 +64,9 @@ pub struct Request {
     pub headers: HeaderMap,
     /// The raw body.
     pub body: Bytes,
+    /// When the fake received it, by the fake's [`ReceiptClock`]: the time
+    /// a vendor's rate window counts.
+    pub received: Instant,
 }
 
 impl Request {
@@ -156,6 +162,7 @@ pub trait Roster: Rules + Default {
 
 struct Core<V: Rules> {
     rules: V,
+    clock: ReceiptClock,
     faults: VecDeque<Fault<V::Scripted>>,
     delays: VecDeque<Duration>,
     requests: Vec<V::Recorded>,
@@ -181,6 +188,7 @@ impl<V: Rules> FakeServer<V> {
     pub(crate) async fn launch(rules: V) -> Self {
         let core = Arc::new(Mutex::new(Core {
             rules,
+            clock: ReceiptClock::default(),
             faults: VecDeque::new(),
             delays: VecDeque::new(),
             requests: Vec::new(),
@@ -196,6 +204,13 @@ impl<V: Rules> FakeServer<V> {
     /// Runs `f` on the rules' state, under the lock.
     pub(crate) fn with_rules<T>(&self, f: impl FnOnce(&mut V) -> T) -> T {
         f(&mut lock(&self.core).rules)
+    }
+
+    /// Reads the time from `clock` from now on: requests are stamped with
+    /// it on receipt (so rate windows count by it) and scripted delays are
+    /// measured by it.
+    pub fn follow_clock(&self, clock: ReceiptClock) {
+        lock(&self.core).clock = clock;
     }
 
     /// Scripts these faults, in order, after those already scripted.
@@ -276,31 +291,29 @@ async fn handle<V: Rules>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let request = Request {
-        method,
-        uri,
-        headers,
-        body,
-    };
-    let (scripted, response, own) = {
+    let (clock, answer_at, response) = {
         let mut core = lock(&core);
         let Core {
             rules,
+            clock,
             faults,
             delays,
             requests,
         } = &mut *core;
-        let scripted = delays.pop_front();
+        let request = Request {
+            method,
+            uri,
+            headers,
+            body,
+            received: clock.now(),
+        };
+        let scripted = delays.pop_front().unwrap_or_default();
         let served = rules.serve(faults, &request);
         requests.push(served.record);
-        (scripted, served.response, served.delay)
+        let answer_at = request.received + scripted + served.delay;
+        (clock.clone(), answer_at, served.response)
     };
-    if let Some(delay) = scripted {
-        tokio::time::sleep(delay).await;
-    }
-    if !own.is_zero() {
-        tokio::time::sleep(own).await;
-    }
+    clock.wait_until(answer_at).await;
     response
 }
 
