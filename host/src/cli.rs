@@ -85,8 +85,9 @@ enum ConfigCommand {
 enum PluginCommand {
     /// Print a plugin's manifest and destination-config schema.
     Inspect {
-        /// The plugin's `.wasm` file.
-        file: PathBuf,
+        /// The plugin: its `.wasm` file, or the name of a built-in plugin
+        /// (e.g. `dingtalk`). A file of that name wins.
+        plugin: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -94,8 +95,9 @@ enum PluginCommand {
     /// Validate a destination config against a plugin (its JSON Schema and
     /// its own checks). Exits 1 when the config has problems.
     Check {
-        /// The plugin's `.wasm` file.
-        file: PathBuf,
+        /// The plugin: its `.wasm` file, or the name of a built-in plugin
+        /// (e.g. `webhook`). A file of that name wins.
+        plugin: PathBuf,
         /// The destination config: inline JSON, or `@path` to read a file.
         #[arg(long)]
         config: String,
@@ -111,13 +113,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Check { file }) => config_check(file.as_deref()).await,
-        Command::Plugin(PluginCommand::Inspect { file, json }) => {
-            let (_, plugin) = load(&file).await?;
+        Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
+            let (_, plugin) = load(&plugin).await?;
             print_manifest(&plugin, json)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plugin(PluginCommand::Check { file, config }) => {
-            let (runtime, plugin) = load(&file).await?;
+        Command::Plugin(PluginCommand::Check { plugin, config }) => {
+            let (runtime, plugin) = load(&plugin).await?;
             let text = match config.strip_prefix('@') {
                 Some(path) => std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read the config file {path}"))?,
@@ -302,8 +304,14 @@ async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn load(file: &Path) -> anyhow::Result<(Runtime, std::sync::Arc<Plugin>)> {
-    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+/// Loads `plugin`: the file at that path when there is one, else the
+/// built-in plugin of that name.
+async fn load(plugin: &Path) -> anyhow::Result<(Runtime, std::sync::Arc<Plugin>)> {
+    let wasm = if plugin.exists() {
+        std::fs::read(plugin).with_context(|| format!("cannot read {}", plugin.display()))?
+    } else {
+        builtin(plugin)?.to_vec()
+    };
     let runtime = Runtime::new(RuntimeConfig {
         max_concurrent_calls: 4,
         ..RuntimeConfig::default()
@@ -311,8 +319,36 @@ async fn load(file: &Path) -> anyhow::Result<(Runtime, std::sync::Arc<Plugin>)> 
     let plugin = runtime
         .load(wasm)
         .await
-        .with_context(|| format!("cannot load {}", file.display()))?;
+        .with_context(|| format!("cannot load {}", plugin.display()))?;
     Ok((runtime, plugin))
+}
+
+/// The crates of the built-in plugins are named `carillon-plugin-NAME`,
+/// `NAME` being the plugin's manifest name.
+const BUILTIN_PREFIX: &str = "carillon-plugin-";
+
+/// The embedded component of the built-in plugin named `name`, or an error
+/// that says `name` is no file either and lists the built-in names.
+fn builtin(name: &Path) -> anyhow::Result<&'static [u8]> {
+    let found = name.to_str().and_then(|name| {
+        carillon_builtin::BUILTIN
+            .iter()
+            .find(|a| a.crate_name.strip_prefix(BUILTIN_PREFIX) == Some(name))
+    });
+    match found {
+        Some(artifact) => Ok(artifact.wasm),
+        None => {
+            let names: Vec<&str> = carillon_builtin::BUILTIN
+                .iter()
+                .filter_map(|a| a.crate_name.strip_prefix(BUILTIN_PREFIX))
+                .collect();
+            anyhow::bail!(
+                "{} is neither a file nor a built-in plugin (built-in: {})",
+                name.display(),
+                names.join(", ")
+            )
+        }
+    }
 }
 
 fn print_manifest(plugin: &Plugin, json: bool) -> anyhow::Result<()> {

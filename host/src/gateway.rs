@@ -21,14 +21,11 @@ use crate::catalog::watch::WatchSettings;
 use crate::catalog::{CatalogError, Reloader};
 use crate::config::{Config, LocalTokens, Problems, TokenFileError};
 use crate::dispatch::metrics::Metrics;
-use crate::dispatch::registry::{DestinationEntry, DestinationRegistry};
+use crate::dispatch::registry::DestinationRegistry;
 use crate::dispatch::{DispatchConfig, Dispatcher};
-use crate::plugin::{Plugin, Runtime, RuntimeError};
+use crate::plugin::{Runtime, RuntimeError};
 use crate::render::Renderer;
 use crate::route::Router;
-
-/// Deliveries to one destination running at once, unless configured.
-pub const DEFAULT_CONCURRENCY: usize = 4;
 
 /// How to start a gateway beyond its config (tests shorten these).
 #[derive(Clone)]
@@ -224,8 +221,16 @@ impl Gateway {
                 })
                 .await
         });
-        let plugin_watch = watch_settings
-            .map(|settings| crate::catalog::watch::spawn(state.clone(), settings, stopped.clone()));
+        let plugin_watch = watch_settings.map(|settings| {
+            let live = state.clone();
+            crate::catalog::watch::spawn(
+                state.plugins.clone(),
+                move || live.live(),
+                |live| &live.config,
+                settings,
+                stopped.clone(),
+            )
+        });
         let housekeeping = tokio::spawn(housekeeping(
             outbox,
             retention,
@@ -283,32 +288,6 @@ impl Gateway {
         }
         tracing::info!("carillon stopped");
     }
-}
-
-/// The directory entry of destination `name` served by `plugin`: the grant
-/// for `plugin`'s manifest, the rate limits (the config's, else the
-/// manifest's), the concurrency and whether it is active. `None` when the
-/// config has no such destination.
-pub(crate) fn destination_entry(
-    runtime: &Runtime,
-    config: &Config,
-    name: &str,
-    plugin: &Plugin,
-) -> Option<DestinationEntry> {
-    let d = config.destinations.get(name)?;
-    let destination = runtime.destination(plugin, name, d.config.expose().clone(), &d.allow_hosts);
-    Some(DestinationEntry {
-        name: name.to_owned(),
-        plugin: d.plugin.clone(),
-        destination,
-        fallback: d.fallback.clone(),
-        rate_limits: d
-            .rate_limits
-            .clone()
-            .unwrap_or_else(|| plugin.manifest().rate_limits.clone()),
-        concurrency: d.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-        enabled: config.destination_active(name),
-    })
 }
 
 /// How long housekeeping keeps what is finished.

@@ -122,6 +122,51 @@ fn inspect_works_for_every_builtin_channel() {
     }
 }
 
+#[test]
+fn inspect_and_check_take_a_builtin_plugins_name() {
+    let (code, out, err) = carillon(&["plugin", "inspect", "dingtalk"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("name:           dingtalk\n"), "{out}");
+    assert!(out.contains("rate limits:    20 per 60000 ms"), "{out}");
+
+    let (code, out, err) = carillon(&[
+        "plugin",
+        "check",
+        "webhook",
+        "--config",
+        r#"{"url":"https://hooks.example.com/in"}"#,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("ok: the config is valid for webhook"),
+        "{out}"
+    );
+
+    // A name that is neither a file nor built in: said so, with the names.
+    let (code, _, err) = carillon(&["plugin", "inspect", "no-such-channel"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no-such-channel is neither a file nor a built-in plugin"),
+        "{err}"
+    );
+    for name in ["dingtalk", "email", "lark", "teams", "webhook", "wecom"] {
+        assert!(err.contains(name), "{name} missing from {err}");
+    }
+
+    // A file of a built-in plugin's name wins over the built-in plugin.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("webhook"), "not wasm").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_carillon"))
+        .args(["plugin", "inspect", "webhook"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the carillon binary runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a WebAssembly file"), "{err}");
+}
+
 /// `carillon config check` on a valid and an invalid file.
 #[test]
 fn config_check_reports_every_problem_or_ok() {

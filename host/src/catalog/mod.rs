@@ -27,10 +27,14 @@
 //! Files are read at start, then whenever the directory changes (see
 //! [`watch`]) or on `POST /v1/plugins/reload`; [`scan`] says which files
 //! count and when a file being written is complete. [`Reloader`] owns the
-//! mutable state and publishes each result as an immutable [`Catalog`].
+//! mutable state (`state`) and publishes each result as an immutable
+//! [`Catalog`] (`snapshot`).
 
+mod metrics;
 mod reload;
 pub(crate) mod scan;
+mod snapshot;
+mod state;
 pub mod watch;
 
 use std::cmp::Ordering;
@@ -41,7 +45,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use self::reload::{LoadLabels, LoadMetrics, Reloader, Trigger};
+pub use self::metrics::{LoadLabels, LoadMetrics};
+pub use self::reload::{DEFAULT_CONCURRENCY, Reloader, Trigger};
 use crate::config::Config;
 use crate::dispatch::registry::DestinationRegistry;
 use crate::plugin::{Plugin, Runtime};
@@ -82,10 +87,8 @@ pub struct PluginStatus {
     pub sha256: Option<String>,
     /// Where the serving build came from.
     pub origin: Option<Origin>,
-    /// `loaded` (a build serves), `missing` (destinations use it but no
-    /// build serves: their deliveries wait) or `failed` (a file that never
-    /// loaded).
-    pub status: &'static str,
+    /// Whether a build serves.
+    pub status: PluginState,
     /// The load errors and refusals of this plugin's files, `file: reason`.
     pub last_error: Option<String>,
     /// When the serving build was loaded (RFC 3339).
@@ -103,10 +106,8 @@ pub struct FileStatus {
     pub file: String,
     /// Its path.
     pub path: PathBuf,
-    /// `serving`, `shadowed` (loaded, but another build serves), `failed`
-    /// (does not load), `refused` (loads, but the pin or a destination's
-    /// config refuses it) or `settling` (still being written).
-    pub status: &'static str,
+    /// What became of it.
+    pub status: FileState,
     /// The plugin it provides (or provided), when known.
     pub plugin: Option<String>,
     /// The version it provides.
@@ -116,6 +117,35 @@ pub struct FileStatus {
     /// Why its current content does not serve. With `serving` or
     /// `shadowed`, the previous content of the file still does.
     pub error: Option<String>,
+}
+
+/// Whether a plugin serves (`status` in `GET /v1/plugins`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginState {
+    /// A build serves.
+    Loaded,
+    /// Destinations use it but no build serves: their deliveries wait.
+    Missing,
+    /// A file that never loaded.
+    Failed,
+}
+
+/// What became of a file of the plugin directory (`status` in
+/// `GET /v1/plugins`, per file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    /// Its plugin's serving build.
+    Serving,
+    /// Loaded, but another build serves.
+    Shadowed,
+    /// Does not load.
+    Failed,
+    /// Loads, but the pin or a destination's config refuses it.
+    Refused,
+    /// Still being written: not considered yet.
+    Settling,
 }
 
 /// The installed plugins at one moment (immutable; a reload publishes a
@@ -178,7 +208,10 @@ impl Catalog {
 
     /// Files still being written (not considered yet).
     pub fn settling(&self) -> usize {
-        self.files.iter().filter(|f| f.status == "settling").count()
+        self.files
+            .iter()
+            .filter(|f| f.status == FileState::Settling)
+            .count()
     }
 }
 
@@ -316,6 +349,28 @@ mod tests {
         ];
         assert_eq!(preferred(&files), Some(1));
         assert!(shadow_reason(&files[1], &files[0]).contains("echo-c.wasm"));
+    }
+
+    #[test]
+    fn statuses_serialize_as_the_api_has_always_shown_them() {
+        let plugin = [
+            (PluginState::Loaded, "loaded"),
+            (PluginState::Missing, "missing"),
+            (PluginState::Failed, "failed"),
+        ];
+        for (state, shown) in plugin {
+            assert_eq!(serde_json::to_value(state).unwrap(), shown);
+        }
+        let file = [
+            (FileState::Serving, "serving"),
+            (FileState::Shadowed, "shadowed"),
+            (FileState::Failed, "failed"),
+            (FileState::Refused, "refused"),
+            (FileState::Settling, "settling"),
+        ];
+        for (state, shown) in file {
+            assert_eq!(serde_json::to_value(state).unwrap(), shown);
+        }
     }
 
     #[test]

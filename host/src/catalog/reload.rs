@@ -6,22 +6,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
 use sha2::{Digest, Sha256};
 
+use super::metrics::{LoadMetrics, LoadResult};
 use super::scan::{Scanner, Stamp};
-use super::{
-    Candidate, Catalog, CatalogError, FileStatus, Origin, PluginStatus, Shadowed, file_name,
-    preferred, shadow_reason,
-};
+use super::snapshot::snapshot;
+use super::state::{FileError, ReloadState, Serving, Slot, plugin_names};
+use super::{Candidate, Catalog, CatalogError, Origin, file_name, preferred};
 use crate::config::Config;
 use crate::dispatch::registry::{DestinationEntry, DestinationRegistry};
 use crate::plugin::{Plugin, Runtime};
+
+/// Deliveries to one destination running at once, unless configured.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 /// What started a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,85 +34,6 @@ pub enum Trigger {
     /// `POST /v1/plugins/reload`: files are taken as they are, and files
     /// that failed are tried again.
     Forced,
-}
-
-/// Labels of `carillon_plugin_loads_total`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LoadLabels {
-    /// The plugin's name, or the file name when it never loaded.
-    pub plugin: String,
-    /// `loaded`, `failed` or `refused`.
-    pub result: String,
-}
-
-/// Plugin load metrics.
-#[derive(Debug, Default)]
-pub struct LoadMetrics {
-    /// `carillon_plugin_loads_total`: loads of built-in plugins and files.
-    pub loads: Family<LoadLabels, Counter>,
-}
-
-impl LoadMetrics {
-    /// Registers every metric in `registry`.
-    pub fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "carillon_plugin_loads",
-            "Plugin loads by plugin (or file name) and result: loaded, failed (does not load), refused (SHA-256 pin or a destination's config)",
-            self.loads.clone(),
-        );
-    }
-
-    fn count(&self, plugin: &str, result: &str) {
-        self.loads
-            .get_or_create(&LoadLabels {
-                plugin: plugin.to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
-    }
-}
-
-/// Why a file's current content does not serve.
-#[derive(Debug, Clone)]
-struct FileError {
-    /// Loaded, but refused (pin, destination config); else it did not load.
-    refused: bool,
-    reason: String,
-}
-
-/// One file of the plugin directory.
-#[derive(Debug)]
-struct Slot {
-    stamp: Stamp,
-    /// SHA-256 of the content last read.
-    sha256: Option<String>,
-    /// The plugin this file provides or provided.
-    name: Option<String>,
-    /// The last build of this file that loaded and was accepted; kept when
-    /// newer content fails, so the previous version keeps serving.
-    plugin: Option<Arc<Plugin>>,
-    /// Why the current content does not serve.
-    error: Option<FileError>,
-}
-
-/// The build serving a plugin.
-#[derive(Debug, Clone)]
-struct Serving {
-    plugin: Arc<Plugin>,
-    origin: Origin,
-}
-
-/// Everything a reload reads and changes.
-#[derive(Debug)]
-struct ReloadState {
-    scanner: Scanner,
-    builtin: BTreeMap<String, Arc<Plugin>>,
-    files: BTreeMap<PathBuf, Slot>,
-    serving: BTreeMap<String, Serving>,
-    /// Problems of a plugin that belong to no file (the built-in one
-    /// refused, no build left).
-    notes: BTreeMap<String, String>,
-    settling: Vec<PathBuf>,
 }
 
 /// Owns the plugin directory's state; shared by the watcher and the API.
@@ -136,7 +56,7 @@ impl std::fmt::Debug for Reloader {
 }
 
 impl Reloader {
-    /// A reloader of `dir` that swaps plugins into `directory`; a file is
+    /// A reloader of `dir` that swaps plugins into `destinations`; a file is
     /// loaded once unchanged for `settle` (see [`super::scan`]). Nothing is
     /// loaded before [`start`](Self::start).
     pub fn new(
@@ -178,7 +98,7 @@ impl Reloader {
                         crate_name: artifact.crate_name,
                         reason: e.to_string(),
                     })?;
-                self.metrics.count(plugin.name(), "loaded");
+                self.metrics.count(plugin.name(), LoadResult::Loaded);
                 state.builtin.insert(plugin.name().to_owned(), plugin);
             }
         }
@@ -271,7 +191,14 @@ impl Reloader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
             Err(e) => {
                 let reason = format!("cannot read the file: {e}");
-                self.record(state, path, stamp, None, None, Err((false, reason)));
+                self.record(
+                    state,
+                    path,
+                    stamp,
+                    None,
+                    None,
+                    Err(FileError::NotLoaded(reason)),
+                );
                 return true;
             }
         };
@@ -292,21 +219,18 @@ impl Reloader {
         let loaded = self.runtime.load(bytes).await;
         let loaded_name = loaded.as_ref().ok().map(|p| p.name().to_owned());
         let result = match loaded {
-            Err(e) => Err((false, e.to_string())),
+            Err(e) => Err(FileError::NotLoaded(e.to_string())),
             Ok(plugin) => match config.plugin_pin(plugin.name()) {
-                Some(pin) if pin != plugin.sha256() => Err((
-                    true,
-                    format!(
-                        "{} {} has SHA-256 {}, but [channels.{}] pins sha256 = \"{pin}\"",
-                        plugin.name(),
-                        plugin.manifest().version,
-                        plugin.sha256(),
-                        plugin.name(),
-                    ),
-                )),
+                Some(pin) if pin != plugin.sha256() => Err(FileError::Refused(format!(
+                    "{} {} has SHA-256 {}, but [channels.{}] pins sha256 = \"{pin}\"",
+                    plugin.name(),
+                    plugin.manifest().version,
+                    plugin.sha256(),
+                    plugin.name(),
+                ))),
                 _ if trigger != Trigger::Start => match self.validate(&plugin, config).await {
                     Ok(()) => Ok(plugin),
-                    Err(reason) => Err((true, reason)),
+                    Err(reason) => Err(FileError::Refused(reason)),
                 },
                 _ => Ok(plugin),
             },
@@ -319,11 +243,14 @@ impl Reloader {
                 sha256 = plugin.sha256(),
                 "plugin file loaded"
             ),
-            Err((refused, reason)) => tracing::error!(
+            Err(error) => tracing::error!(
                 file = %path.display(),
-                error = %reason,
+                error = %error.reason(),
                 "plugin file {}; what served before keeps serving",
-                if *refused { "refused" } else { "not loaded" }
+                match error {
+                    FileError::NotLoaded(_) => "not loaded",
+                    FileError::Refused(_) => "refused",
+                }
             ),
         }
         let metric_name = loaded_name
@@ -331,9 +258,8 @@ impl Reloader {
             .or_else(|| state.files.get(path).and_then(|s| s.name.clone()))
             .unwrap_or(file);
         let label = match &result {
-            Ok(_) => "loaded",
-            Err((true, _)) => "refused",
-            Err((false, _)) => "failed",
+            Ok(_) => LoadResult::Loaded,
+            Err(error) => error.load_result(),
         };
         self.metrics.count(&metric_name, label);
         self.record(state, path, stamp, Some(sha256), loaded_name, result);
@@ -348,7 +274,7 @@ impl Reloader {
         stamp: Stamp,
         sha256: Option<String>,
         name: Option<String>,
-        result: Result<Arc<Plugin>, (bool, String)>,
+        result: Result<Arc<Plugin>, FileError>,
     ) {
         let slot = state.files.entry(path.to_owned()).or_insert(Slot {
             stamp,
@@ -367,8 +293,8 @@ impl Reloader {
                 slot.plugin = Some(plugin);
                 slot.error = None;
             }
-            Err((refused, reason)) => {
-                slot.error = Some(FileError { refused, reason });
+            Err(error) => {
+                slot.error = Some(error);
             }
         }
     }
@@ -411,7 +337,7 @@ impl Reloader {
     }
 
     /// Chooses the serving build of every plugin and swaps what changed
-    /// into the directory.
+    /// into the destination registry.
     async fn reconcile(&self, state: &mut ReloadState, config: &Config, trigger: Trigger) {
         for name in plugin_names(state, config) {
             let pin = config.plugin_pin(&name);
@@ -426,13 +352,12 @@ impl Reloader {
                 if let Some(pin) = pin
                     && pin != plugin.sha256()
                 {
-                    slot.error.get_or_insert_with(|| FileError {
-                        refused: true,
-                        reason: format!(
+                    slot.error.get_or_insert_with(|| {
+                        FileError::Refused(format!(
                             "{name} {} has SHA-256 {}, but [channels.{name}] pins sha256 = \"{pin}\"",
                             plugin.manifest().version,
                             plugin.sha256()
-                        ),
+                        ))
                     });
                     continue;
                 }
@@ -480,7 +405,7 @@ impl Reloader {
                                     origin: Origin::Builtin,
                                 }),
                                 Err(reason) => {
-                                    self.metrics.count(&name, "refused");
+                                    self.metrics.count(&name, LoadResult::Refused);
                                     state.notes.insert(
                                         name.clone(),
                                         format!("the built-in {name} is refused: {reason}"),
@@ -572,18 +497,34 @@ fn destination_entries(
         .destinations
         .iter()
         .filter(|(_, d)| d.plugin == plugin.name())
-        .filter_map(|(name, _)| crate::gateway::destination_entry(runtime, config, name, plugin))
+        .filter_map(|(name, _)| destination_entry(runtime, config, name, plugin))
         .collect()
 }
 
-/// Every plugin name worth a decision or a status line.
-fn plugin_names(state: &ReloadState, config: &Config) -> BTreeSet<String> {
-    let mut names: BTreeSet<String> = state.builtin.keys().cloned().collect();
-    names.extend(state.files.values().filter_map(|s| s.name.clone()));
-    names.extend(state.serving.keys().cloned());
-    names.extend(config.destinations.values().map(|d| d.plugin.clone()));
-    names.extend(config.plugin_pins.keys().cloned());
-    names
+/// The registry entry of destination `name` served by `plugin`: the grant
+/// for `plugin`'s manifest, the rate limits (the config's, else the
+/// manifest's), the concurrency and whether it is active. `None` when the
+/// config has no such destination.
+fn destination_entry(
+    runtime: &Runtime,
+    config: &Config,
+    name: &str,
+    plugin: &Plugin,
+) -> Option<DestinationEntry> {
+    let d = config.destinations.get(name)?;
+    let destination = runtime.destination(plugin, name, d.config.expose().clone(), &d.allow_hosts);
+    Some(DestinationEntry {
+        name: name.to_owned(),
+        plugin: d.plugin.clone(),
+        destination,
+        fallback: d.fallback.clone(),
+        rate_limits: d
+            .rate_limits
+            .clone()
+            .unwrap_or_else(|| plugin.manifest().rate_limits.clone()),
+        concurrency: d.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+        enabled: config.destination_active(name),
+    })
 }
 
 fn origin_text(origin: &Origin) -> String {
@@ -593,191 +534,12 @@ fn origin_text(origin: &Origin) -> String {
     }
 }
 
-fn time_fields(at: SystemTime) -> (Option<String>, Option<u64>) {
-    let ms = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_millis()).ok());
-    let text = jiff::Timestamp::try_from(at).ok().map(|t| t.to_string());
-    (text, ms)
-}
-
-/// The catalog the API shows, from the state.
-fn snapshot(state: &ReloadState, config: &Config) -> Catalog {
-    let mut statuses = Vec::new();
-    let mut missing = BTreeMap::new();
-    for name in plugin_names(state, config) {
-        let serving = state.serving.get(&name);
-        let mut errors: Vec<String> = state
-            .files
-            .iter()
-            .filter(|(_, s)| s.name.as_deref() == Some(name.as_str()))
-            .filter_map(|(path, s)| {
-                s.error
-                    .as_ref()
-                    .map(|e| format!("{}: {}", file_name(path), e.reason))
-            })
-            .collect();
-        if let Some(note) = state.notes.get(&name) {
-            errors.push(note.clone());
-        }
-        let mut shadowed = Vec::new();
-        if let Some(serving) = serving {
-            let winner_path = match &serving.origin {
-                Origin::File(path) => Some(path.as_path()),
-                Origin::Builtin => None,
-            };
-            for (path, slot) in &state.files {
-                let Some(plugin) = &slot.plugin else { continue };
-                if plugin.name() != name || Some(path.as_path()) == winner_path {
-                    continue;
-                }
-                let reason = match (config.plugin_pin(&name), winner_path) {
-                    (Some(pin), _) if pin != plugin.sha256() => {
-                        "refused: does not match the pinned SHA-256".to_owned()
-                    }
-                    (_, Some(winner)) => shadow_reason(
-                        &Candidate {
-                            path: winner,
-                            version: &serving.plugin.manifest().version,
-                        },
-                        &Candidate {
-                            path,
-                            version: &plugin.manifest().version,
-                        },
-                    ),
-                    (_, None) => "not chosen".to_owned(),
-                };
-                shadowed.push(Shadowed {
-                    origin: Origin::File(path.clone()),
-                    version: plugin.manifest().version.to_string(),
-                    sha256: plugin.sha256().to_owned(),
-                    reason,
-                });
-            }
-            if let (Some(builtin), Origin::File(path)) = (state.builtin.get(&name), &serving.origin)
-            {
-                shadowed.push(Shadowed {
-                    origin: Origin::Builtin,
-                    version: builtin.manifest().version.to_string(),
-                    sha256: builtin.sha256().to_owned(),
-                    reason: format!("overridden by {}", file_name(path)),
-                });
-            }
-        }
-        let used = config.destinations.values().any(|d| d.plugin == name)
-            || config.plugin_pins.contains_key(&name);
-        let status = match serving {
-            Some(_) => "loaded",
-            None if used => "missing",
-            None if !errors.is_empty() => "failed",
-            None => continue,
-        };
-        if status != "loaded" && !errors.is_empty() {
-            missing.insert(name.clone(), errors.join("; "));
-        }
-        if status == "missing" && errors.is_empty() {
-            errors.push(format!(
-                "no file in the plugin directory and no built-in plugin provides {name}"
-            ));
-        }
-        let (loaded_at, loaded_at_ms) = serving
-            .map(|s| time_fields(s.plugin.loaded_at()))
-            .unwrap_or_default();
-        statuses.push(PluginStatus {
-            name: name.clone(),
-            version: serving.map(|s| s.plugin.manifest().version.to_string()),
-            wit_version: serving.map(|s| s.plugin.wit_version().to_owned()),
-            sha256: serving.map(|s| s.plugin.sha256().to_owned()),
-            origin: serving.map(|s| s.origin.clone()),
-            status,
-            last_error: (!errors.is_empty()).then(|| errors.join("; ")),
-            loaded_at,
-            loaded_at_ms,
-            shadowed,
-        });
-    }
-    // Files that never loaded: listed under their file name.
-    for (path, slot) in &state.files {
-        if slot.name.is_none()
-            && let Some(error) = &slot.error
-        {
-            statuses.push(PluginStatus {
-                name: file_name(path),
-                version: None,
-                wit_version: None,
-                sha256: None,
-                origin: Some(Origin::File(path.clone())),
-                status: "failed",
-                last_error: Some(error.reason.clone()),
-                loaded_at: None,
-                loaded_at_ms: None,
-                shadowed: Vec::new(),
-            });
-        }
-    }
-    statuses.sort_by(|a, b| a.name.cmp(&b.name));
-
-    let mut files: Vec<FileStatus> = state
-        .files
-        .iter()
-        .map(|(path, slot)| {
-            let serving = slot
-                .plugin
-                .as_ref()
-                .and_then(|p| state.serving.get(p.name()))
-                .is_some_and(|s| s.origin == Origin::File(path.clone()));
-            let status = match (&slot.plugin, &slot.error) {
-                (Some(_), _) if serving => "serving",
-                (Some(_), _) => "shadowed",
-                (None, Some(e)) if e.refused => "refused",
-                (None, _) => "failed",
-            };
-            FileStatus {
-                file: file_name(path),
-                path: path.clone(),
-                status,
-                plugin: slot.name.clone(),
-                version: slot
-                    .plugin
-                    .as_ref()
-                    .map(|p| p.manifest().version.to_string()),
-                sha256: slot.sha256.clone(),
-                error: slot.error.as_ref().map(|e| e.reason.clone()),
-            }
-        })
-        .collect();
-    for path in &state.settling {
-        if !state.files.contains_key(path) {
-            files.push(FileStatus {
-                file: file_name(path),
-                path: path.clone(),
-                status: "settling",
-                plugin: None,
-                version: None,
-                sha256: None,
-                error: None,
-            });
-        }
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Catalog {
-        serving: state
-            .serving
-            .iter()
-            .map(|(n, s)| (n.clone(), s.plugin.clone()))
-            .collect(),
-        statuses,
-        files,
-        missing,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::catalog::{FileState, LoadLabels, PluginState};
     use crate::config::Resolver;
     use crate::plugin::RuntimeConfig;
 
@@ -887,7 +649,7 @@ mod tests {
             .into_iter()
             .find(|s| s.name == "echo")
             .unwrap();
-        assert_eq!(echo.status, "missing");
+        assert_eq!(echo.status, PluginState::Missing);
         assert!(echo.last_error.unwrap().contains("b.wasm was removed"));
 
         // Only the artifacts in use stay cached.
@@ -931,7 +693,7 @@ mod tests {
             .iter()
             .find(|f| f.file == "echo-2.wasm")
             .unwrap();
-        assert_eq!(refused.status, "refused");
+        assert_eq!(refused.status, FileState::Refused);
         assert!(refused.error.as_deref().unwrap().contains("pins sha256"));
 
         // The serving file rewritten with garbage: its previous build serves on.
@@ -943,7 +705,7 @@ mod tests {
             .iter()
             .find(|f| f.file == "echo.wasm")
             .unwrap();
-        assert_eq!(file.status, "serving");
+        assert_eq!(file.status, FileState::Serving);
         assert!(
             file.error
                 .as_deref()

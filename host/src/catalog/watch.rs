@@ -13,9 +13,9 @@ use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::Trigger;
 use super::scan::counts;
-use crate::api::State;
+use super::{Reloader, Trigger};
+use crate::config::Config;
 
 /// How the plugin directory is watched.
 #[derive(Debug, Clone, Copy)]
@@ -27,17 +27,34 @@ pub struct WatchSettings {
     pub debounce: Duration,
 }
 
-/// Starts the watch task; it ends when `stop` turns true.
-pub fn spawn(
-    state: Arc<State>,
+/// Starts the watch task over `reloader`'s directory; it ends when `stop`
+/// turns true. Before each rescan it reads the config in force (a config
+/// reload may have replaced it): `current` returns what holds it (e.g. the
+/// API's live settings) and `config_of` finds it there.
+pub fn spawn<L, F>(
+    reloader: Arc<Reloader>,
+    current: F,
+    config_of: fn(&L) -> &Config,
     settings: WatchSettings,
     stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
-    tokio::spawn(run(state, settings, stop))
+) -> JoinHandle<()>
+where
+    L: Send + Sync + 'static,
+    F: Fn() -> L + Send + 'static,
+{
+    tokio::spawn(run(reloader, current, config_of, settings, stop))
 }
 
-async fn run(state: Arc<State>, settings: WatchSettings, mut stop: watch::Receiver<bool>) {
-    let reloader = state.plugins.clone();
+async fn run<L, F>(
+    reloader: Arc<Reloader>,
+    current: F,
+    config_of: fn(&L) -> &Config,
+    settings: WatchSettings,
+    mut stop: watch::Receiver<bool>,
+) where
+    L: Send + Sync + 'static,
+    F: Fn() -> L + Send + 'static,
+{
     let dir = reloader.dir().to_path_buf();
     let (tx, mut rx) = mpsc::channel::<()>(1);
     let mut watcher = start_watcher(&dir, tx.clone());
@@ -66,8 +83,8 @@ async fn run(state: Arc<State>, settings: WatchSettings, mut stop: watch::Receiv
                 }
             }
         }
-        let live = state.live();
-        let catalog = reloader.rescan(&live.config, Trigger::Watch).await;
+        let holder = current();
+        let catalog = reloader.rescan(config_of(&holder), Trigger::Watch).await;
         settling = catalog.settling() > 0;
         if watcher.is_none() {
             // The directory may exist now.

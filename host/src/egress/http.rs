@@ -9,8 +9,8 @@ use std::time::Duration;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::redirect;
 
+use super::wire::{HttpRequest, HttpResponse};
 use super::{EgressPolicy, Grant};
-use crate::plugin::types::HttpRequest;
 
 /// Limits applied to every plugin HTTP request.
 #[derive(Debug, Clone)]
@@ -34,17 +34,6 @@ impl Default for HttpLimits {
             max_response_bytes: 1 << 20,
         }
     }
-}
-
-/// A response as returned to the plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Lower-case header names and values.
-    pub headers: Vec<(String, String)>,
-    /// Body, at most the response cap.
-    pub body: Vec<u8>,
 }
 
 /// Why no response was returned; mirrors the WIT `http-error`.

@@ -17,6 +17,7 @@
 
 pub mod http;
 pub mod smtp;
+pub mod wire;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

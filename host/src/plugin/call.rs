@@ -1,22 +1,24 @@
-//! One call into a plugin: a fresh store, the limits, and the mapping of
-//! every way a call can fail to a [`CallError`]. A plugin's *answer* (its
-//! `deliver-error`) is data returned inside `Ok`; a `CallError` means the
-//! plugin crashed or broke a limit.
+//! Calling a loaded plugin's exports: the typed entry points
+//! ([`Runtime::validate`], [`Runtime::render`], [`Runtime::deliver`], and
+//! [`Runtime::destination`], which computes a destination's grant), and the
+//! one path every call takes: a fresh store with the limits, the export run
+//! on a new instance, and the mapping of every way a call can fail to a
+//! [`CallError`]. A plugin's *answer* (its `deliver-error`) is data returned
+//! inside `Ok`; a `CallError` means the plugin crashed or broke a limit.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentNamedList, Instance, Lift, Lower, TypedFunc,
-};
-use wasmtime::error::Context as _;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::bindings::carillon::plugin::types as w;
-use super::host::{HostState, MemoryLimitExceeded};
-use super::load::Plugin;
+use super::convert;
+use super::exports::{Export, Exports, Signature};
+use super::imports::{HostState, MemoryLimitExceeded};
+use super::loaded::{Destination, Plugin};
 use super::runtime::{EPOCH_TICK, Runtime};
-use crate::egress::Grant;
+use super::types::{ConfigIssue, DeliverError, DeliveryContext, Outgoing, Receipt};
+use crate::egress::{Grant, HostPattern};
+use crate::message::Message;
 
 /// Why a call into a plugin failed (as opposed to the plugin answering with
 /// an error).
@@ -100,174 +102,109 @@ impl CallError {
 #[error("CPU budget exhausted")]
 struct CpuBudgetExceeded;
 
-/// The exports, as one enum so the store setup and error mapping are
-/// written once.
-pub(crate) enum Op {
-    Describe,
-    Validate(String),
-    Render(w::Context, w::Destination, w::Message),
-    Deliver(w::Context, w::Destination, w::Message),
-}
-
-/// Where the four exports sit in a component, found once at load. A call
-/// type-checks and looks up only the export it runs: doing all four on
-/// every instantiation (as the generated bindings do) was a tenth of the
-/// fixed per-call cost.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Exports {
-    describe: ComponentExportIndex,
-    validate: ComponentExportIndex,
-    render: ComponentExportIndex,
-    deliver: ComponentExportIndex,
-    /// Whether all four were type-checked against the host's types on an
-    /// instance of this component (see [`Exports::typecheck`]).
-    checked: bool,
-}
-
-impl Exports {
-    /// Looks the exports up in `interface` (e.g. `carillon:plugin/channel@0.1.0`).
-    pub(crate) fn find(component: &Component, interface: &str) -> Result<Self, String> {
-        let channel = component
-            .get_export_index(None, interface)
-            .ok_or_else(|| format!("no `{interface}` export"))?;
-        let func = |name: &str| {
-            component
-                .get_export_index(Some(&channel), name)
-                .ok_or_else(|| format!("`{interface}` does not export `{name}`"))
-        };
-        Ok(Exports {
-            describe: func("describe")?,
-            validate: func("validate")?,
-            render: func("render")?,
-            deliver: func("deliver")?,
-            checked: false,
-        })
-    }
-
-    /// These exports, known to have the host's types: [`run_op`] checks
-    /// them when it runs `describe`, so call this once that succeeded.
-    pub(crate) fn checked(self) -> Self {
-        Exports {
-            checked: true,
-            ..self
-        }
-    }
-
-    /// Type-checks all four exports on `instance`. A component's function
-    /// types are fixed by the component itself (the contract has no
-    /// resources, whose identity could differ between instances), so one
-    /// check holds for every later instance of it.
-    fn typecheck(&self, store: &mut Store<HostState>, instance: Instance) -> wasmtime::Result<()> {
-        let wrong = |name: &str| format!("the `{name}` export does not have the contract's types");
-        instance
-            .get_typed_func::<(), (w::Manifest,)>(&mut *store, self.describe)
-            .context(wrong("describe"))?;
-        instance
-            .get_typed_func::<(&String,), (Result<(), Vec<w::ConfigIssue>>,)>(
-                &mut *store,
-                self.validate,
-            )
-            .context(wrong("validate"))?;
-        instance
-            .get_typed_func::<CallArgs<'_>, (Result<w::Outgoing, w::DeliverError>,)>(
-                &mut *store,
-                self.render,
-            )
-            .context(wrong("render"))?;
-        instance
-            .get_typed_func::<CallArgs<'_>, (Result<w::Receipt, w::DeliverError>,)>(
-                &mut *store,
-                self.deliver,
-            )
-            .context(wrong("deliver"))?;
-        Ok(())
-    }
-}
-
-/// The arguments of `render` and `deliver`.
-type CallArgs<'a> = (&'a w::Context, &'a w::Destination, &'a w::Message);
-
-/// Instantiates `plugin` in `store` and runs one export.
-pub(crate) async fn run_op(
-    store: &mut Store<HostState>,
-    plugin: &Plugin,
-    op: Op,
-) -> wasmtime::Result<OpResult> {
-    let instance = plugin
-        .pre
-        .instance_pre()
-        .instantiate_async(&mut *store)
-        .await?;
-    let exports = &plugin.exports;
-    let checked = exports.checked;
-    Ok(match op {
-        Op::Describe => {
-            exports.typecheck(store, instance)?;
-            OpResult::Describe(call(store, instance, exports.describe, (), true).await?)
-        }
-        Op::Validate(config) => {
-            let args = (&config,);
-            OpResult::Validate(call(store, instance, exports.validate, args, checked).await?)
-        }
-        Op::Render(ctx, dest, msg) => {
-            let args = (&ctx, &dest, &msg);
-            OpResult::Render(call(store, instance, exports.render, args, checked).await?)
-        }
-        Op::Deliver(ctx, dest, msg) => {
-            let args = (&ctx, &dest, &msg);
-            OpResult::Deliver(call(store, instance, exports.deliver, args, checked).await?)
-        }
-    })
-}
-
-/// Calls the export at `index`, type-checking it first unless `checked`.
-async fn call<P, R: 'static>(
-    store: &mut Store<HostState>,
-    instance: Instance,
-    index: ComponentExportIndex,
-    params: P,
-    checked: bool,
-) -> wasmtime::Result<R>
-where
-    P: ComponentNamedList + Lower + Send + Sync,
-    (R,): ComponentNamedList + Lift + Send + Sync,
-{
-    let f = if checked {
-        let func = instance
-            .get_func(&mut *store, index)
-            .ok_or_else(|| wasmtime::format_err!("the plugin lacks an export it had at load"))?;
-        // SAFETY: `checked` means `Exports::typecheck` accepted these very
-        // types for this export on an instance of the same component, and
-        // a component's function types do not vary between its instances.
-        // Each arm of `run_op` passes the argument and result types that
-        // `typecheck` names for its export: keep the two in step. This
-        // skips repeating the check on every call (≈ 4 % of one).
-        #[allow(unsafe_code)]
-        unsafe {
-            TypedFunc::<P, (R,)>::new_unchecked(func)
-        }
-    } else {
-        instance.get_typed_func::<P, (R,)>(&mut *store, index)?
-    };
-    Ok(f.call_async(store, params).await?.0)
-}
-
-pub(crate) enum OpResult {
-    Describe(w::Manifest),
-    Validate(Result<(), Vec<w::ConfigIssue>>),
-    Render(Result<w::Outgoing, w::DeliverError>),
-    Deliver(Result<w::Receipt, w::DeliverError>),
-}
-
 impl Runtime {
-    /// Runs one export of `plugin` in a fresh store under `grant`.
-    pub(crate) async fn call(
+    /// Validates a destination config: the manifest's JSON Schema first,
+    /// then (if that passes) the plugin's own `validate`.
+    pub async fn validate(
+        &self,
+        plugin: &Plugin,
+        config: &serde_json::Value,
+    ) -> Result<Vec<ConfigIssue>, CallError> {
+        let issues = plugin.schema_issues(config);
+        if !issues.is_empty() {
+            return Ok(issues);
+        }
+        let config = config.to_string();
+        let grant = Arc::new(Grant::default());
+        match self
+            .call(plugin, grant, "(validate)", |e| e.validate, (&config,))
+            .await?
+        {
+            Ok(()) => Ok(Vec::new()),
+            Err(issues) => Ok(issues.into_iter().map(convert::issue_from_wit).collect()),
+        }
+    }
+
+    /// A destination of `plugin` with its grant computed.
+    pub fn destination(
+        &self,
+        plugin: &Plugin,
+        name: &str,
+        config: serde_json::Value,
+        extra_hosts: &[HostPattern],
+    ) -> Destination {
+        let grant = Arc::new(plugin.grant_for(&config, extra_hosts));
+        Destination {
+            name: name.to_owned(),
+            config,
+            grant,
+        }
+    }
+
+    /// The exact request a delivery would make, with no side effects.
+    pub async fn render(
+        &self,
+        plugin: &Plugin,
+        destination: &Destination,
+        ctx: &DeliveryContext,
+        message: &Message,
+    ) -> Result<Result<Outgoing, DeliverError>, CallError> {
+        let ctx = convert::context_to_wit(ctx);
+        let dest = convert::destination_to_wit(&destination.name, &destination.config);
+        let msg = convert::message_to_wit(message);
+        // Rendering must not reach the network: no grant.
+        let grant = Arc::new(Grant::default());
+        let params = (&ctx, &dest, &msg);
+        match self
+            .call(plugin, grant, &destination.name, |e| e.render, params)
+            .await?
+        {
+            Ok(outgoing) => {
+                let outgoing = convert::outgoing_from_wit(outgoing);
+                let limit = self.limits().max_output_bytes;
+                if outgoing.payload_len() > limit {
+                    return Err(CallError::OutputTooLarge {
+                        plugin: plugin.name().to_owned(),
+                        bytes: outgoing.payload_len(),
+                        limit,
+                    });
+                }
+                Ok(Ok(outgoing))
+            }
+            Err(e) => Ok(Err(convert::deliver_error_from_wit(e))),
+        }
+    }
+
+    /// Delivers a message through the plugin.
+    pub async fn deliver(
+        &self,
+        plugin: &Plugin,
+        destination: &Destination,
+        ctx: &DeliveryContext,
+        message: &Message,
+    ) -> Result<Result<Receipt, DeliverError>, CallError> {
+        let ctx = convert::context_to_wit(ctx);
+        let dest = convert::destination_to_wit(&destination.name, &destination.config);
+        let msg = convert::message_to_wit(message);
+        let grant = destination.grant.clone();
+        let params = (&ctx, &dest, &msg);
+        Ok(self
+            .call(plugin, grant, &destination.name, |e| e.deliver, params)
+            .await?
+            .map(convert::receipt_from_wit)
+            .map_err(convert::deliver_error_from_wit))
+    }
+
+    /// Runs the export `pick` selects of `plugin` in a fresh store under
+    /// `grant`.
+    pub(crate) async fn call<S: Signature>(
         &self,
         plugin: &Plugin,
         grant: Arc<Grant>,
         destination: &str,
-        op: Op,
-    ) -> Result<OpResult, CallError> {
+        pick: fn(&Exports) -> Export<S>,
+        params: S::Params<'_>,
+    ) -> Result<S::Output, CallError> {
         let inner = &self.inner;
         let name = plugin.name().to_owned();
         let _permit = inner.calls.acquire().await.map_err(|_| CallError::Host {
@@ -299,7 +236,7 @@ impl Runtime {
             Ok(UpdateDeadline::Yield(1))
         });
 
-        let run = run_op(&mut store, plugin, op);
+        let run = run(&mut store, plugin, pick, params);
         let outcome = tokio::time::timeout(limits.wall_time, run).await;
         let state = store.data();
         if state.dropped_log_lines > 0 {
@@ -322,6 +259,22 @@ impl Runtime {
             Ok(Err(error)) => Err(classify(name, error, captured, limits.cpu_time)),
         }
     }
+}
+
+/// Instantiates `plugin` in `store` and runs the export `pick` selects.
+pub(crate) async fn run<S: Signature>(
+    store: &mut Store<HostState>,
+    plugin: &Plugin,
+    pick: fn(&Exports) -> Export<S>,
+    params: S::Params<'_>,
+) -> wasmtime::Result<S::Output> {
+    let instance = plugin
+        .pre
+        .instance_pre()
+        .instantiate_async(&mut *store)
+        .await?;
+    let func = plugin.exports.func(store, instance, pick)?;
+    Ok(S::output(func.call_async(store, params).await?))
 }
 
 fn classify(plugin: String, error: wasmtime::Error, output: String, budget: Duration) -> CallError {

@@ -1,13 +1,13 @@
 //! Conversions between the WIT types (generated in `bindings`) and the
-//! host's own types, kept in one place.
+//! host's own types (`plugin::types`, and the egress's wire types and
+//! errors), kept in one place.
 
 use std::time::Duration;
 
 use super::bindings::carillon::plugin::{http as whttp, types as w};
-use super::types::{
-    ConfigIssue, DeliverError, DeliveryContext, HttpRequest, Mail, Outgoing, Receipt,
-};
-use crate::egress::http::{HttpError, HttpResponse};
+use super::types::{ConfigIssue, DeliverError, DeliveryContext, Mail, Outgoing, Receipt};
+use crate::egress::http::HttpError;
+use crate::egress::wire::{HttpRequest, HttpResponse};
 use crate::message::{self as m, Message};
 
 pub(crate) fn http_request_from_wit(r: w::HttpRequest) -> HttpRequest {
@@ -46,6 +46,14 @@ pub(crate) fn context_to_wit(c: &DeliveryContext) -> w::Context {
         event_id: c.event_id.clone(),
         attempt: c.attempt,
         now_ms: c.now_ms,
+    }
+}
+
+/// A destination (its name and resolved config) as the plugin sees it.
+pub(crate) fn destination_to_wit(name: &str, config: &serde_json::Value) -> w::Destination {
+    w::Destination {
+        name: name.to_owned(),
+        config: config.to_string(),
     }
 }
 

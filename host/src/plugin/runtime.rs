@@ -13,10 +13,10 @@ use wasmtime::{
 
 use super::bindings;
 use super::cache::ArtifactCache;
-use super::host::HostState;
+use super::imports::HostState;
+use crate::egress::EgressPolicy;
 use crate::egress::http::{ClientError, HttpEgress, HttpLimits};
 use crate::egress::smtp::{SmtpEgress, SmtpSettings, SmtpSetupError};
-use crate::egress::{EgressPolicy, Grant};
 
 /// How often the epoch advances; the CPU budget is counted in these ticks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -120,40 +120,6 @@ pub enum RuntimeError {
     Smtp(#[from] SmtpSetupError),
 }
 
-/// A destination as the runtime sees it: its name, its resolved config and
-/// the hosts it may reach. Its `Debug` names the config's keys, never their
-/// values: the config holds resolved secrets.
-#[derive(Clone)]
-pub struct Destination {
-    /// The destination's name.
-    pub name: String,
-    /// The config with secrets resolved.
-    pub config: serde_json::Value,
-    pub(crate) grant: Arc<Grant>,
-}
-
-impl std::fmt::Debug for Destination {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<&str> = self
-            .config
-            .as_object()
-            .map(|o| o.keys().map(String::as_str).collect())
-            .unwrap_or_default();
-        f.debug_struct("Destination")
-            .field("name", &self.name)
-            .field("config_keys", &keys)
-            .field("grant", &self.grant)
-            .finish()
-    }
-}
-
-impl Destination {
-    /// The hosts this destination may reach.
-    pub fn grant(&self) -> &Grant {
-        &self.grant
-    }
-}
-
 /// The plugin runtime. Cheap to clone; clones share everything.
 #[derive(Clone)]
 pub struct Runtime {
@@ -196,7 +162,8 @@ impl Runtime {
             .max_tables_per_component(16)
             .max_core_instances_per_component(32)
             // Keeping a little memory resident makes a fresh instance's first
-            // touches cheap (limits.md §4: 32.6 µs → 19.5 µs per call).
+            // touches cheap (32.6 µs → 19.5 µs per call; BENCHMARKS.md,
+            // "Machine ceilings").
             .linear_memory_keep_resident(config.keep_resident_bytes)
             .table_keep_resident(64 << 10)
             // With PAGEMAP_SCAN (Linux 6.7+) only the pages a call wrote are
@@ -275,33 +242,4 @@ fn start_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
             }
         })
         .map(drop)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::Destination;
-    use crate::egress::Grant;
-
-    #[test]
-    fn a_destination_debug_shows_no_config_value() {
-        let destination = Destination {
-            name: "ops".into(),
-            config: serde_json::json!({
-                "url": "https://hooks.example.com/t0ken-in-path",
-                "signing_secret": "whsec_c2VjcmV0LXZhbHVl",
-            }),
-            grant: Arc::new(Grant::default()),
-        };
-        let shown = format!("{destination:?}");
-        assert!(
-            shown.contains("signing_secret") && shown.contains("ops"),
-            "{shown}"
-        );
-        assert!(
-            !shown.contains("whsec_") && !shown.contains("t0ken"),
-            "{shown}"
-        );
-    }
 }

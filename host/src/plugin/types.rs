@@ -1,10 +1,14 @@
 //! The host's view of what plugins declare and answer. Converted from the
 //! WIT types in `convert`; serializable for the API (secrets are the API's
 //! business: `Outgoing` may carry signed URLs and must be redacted there).
+//! An HTTP request is the egress's wire type
+//! ([`HttpRequest`](crate::egress::wire::HttpRequest)).
 
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::egress::wire::{HttpRequest, as_text};
 
 /// A rate a channel enforces: `requests` per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,56 +63,6 @@ pub struct DeliveryContext {
     pub attempt: u32,
     /// The attempt's time, ms since the Unix epoch.
     pub now_ms: u64,
-}
-
-/// An HTTP request a plugin would send. Its `Debug` shows the method, the
-/// URL without its query, the header names and the body's length: query
-/// strings (signed URLs, access tokens), header values (`Authorization`)
-/// and bodies may carry secrets, and a `Debug` line can end up in a log.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-pub struct HttpRequest {
-    /// Method.
-    pub method: String,
-    /// URL with query.
-    pub url: String,
-    /// Headers in order.
-    pub headers: Vec<(String, String)>,
-    /// Body.
-    #[serde(serialize_with = "as_text")]
-    pub body: Vec<u8>,
-    /// Requested timeout.
-    pub timeout_ms: Option<u32>,
-}
-
-impl std::fmt::Debug for HttpRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = url_without_credentials(&self.url);
-        let headers: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("HttpRequest")
-            .field("method", &self.method)
-            .field("url", &url)
-            .field("header_names", &headers)
-            .field("body_len", &self.body.len())
-            .field("timeout_ms", &self.timeout_ms)
-            .finish()
-    }
-}
-
-/// `url` with its user info and query replaced by `…` (and its fragment
-/// left out); a URL that does not parse is not shown at all.
-fn url_without_credentials(url: &str) -> String {
-    let Ok(u) = url::Url::parse(url) else {
-        return "<invalid url>".to_owned();
-    };
-    let user = if u.username().is_empty() && u.password().is_none() {
-        ""
-    } else {
-        "…@"
-    };
-    let host = u.host_str().unwrap_or_default();
-    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let query = if u.query().is_some() { "?…" } else { "" };
-    format!("{}://{user}{host}{port}{}{query}", u.scheme(), u.path())
 }
 
 /// A mail a plugin would send.
@@ -182,45 +136,4 @@ pub enum DeliverError {
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn as_text<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&String::from_utf8_lossy(bytes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_http_requests_debug_shows_no_credentials() {
-        let request = HttpRequest {
-            method: "POST".into(),
-            url: "https://bot:hunter2@oapi.example.com/robot/send?access_token=tok123&sign=sig456"
-                .into(),
-            headers: vec![
-                ("authorization".into(), "Bearer abc.def".into()),
-                ("content-type".into(), "application/json".into()),
-            ],
-            body: br#"{"secret":"in-body"}"#.to_vec(),
-            timeout_ms: Some(5000),
-        };
-        let shown = format!("{request:?}");
-        for secret in ["hunter2", "tok123", "sig456", "abc.def", "in-body", "bot:"] {
-            assert!(!shown.contains(secret), "{secret} in {shown}");
-        }
-        for kept in [
-            "POST",
-            "https://…@oapi.example.com/robot/send?…",
-            "authorization",
-            "body_len: 20",
-        ] {
-            assert!(shown.contains(kept), "{kept} missing from {shown}");
-        }
-        assert_eq!(
-            url_without_credentials("http://127.0.0.1:9/a/b"),
-            "http://127.0.0.1:9/a/b"
-        );
-        assert_eq!(url_without_credentials("http://h/p@x"), "http://h/p@x");
-    }
 }

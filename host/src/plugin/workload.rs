@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
-use super::call::{Op, OpResult, run_op};
-use super::host::HostState;
-use super::load::wit_destination;
+use super::call::run;
+use super::imports::HostState;
 use super::types::{DeliverError, DeliveryContext, Outgoing};
 use super::{CallError, Destination, LoadError, Plugin, Runtime, convert};
 use crate::egress::Grant;
@@ -77,7 +76,7 @@ impl RenderWorkload {
 /// pre-instantiated component, the typed call, teardown. No call permit,
 /// memory limiter, CPU-budget callback, wall-clock timeout or output
 /// conversion; the arguments are converted by the caller once and only
-/// cloned per call (the call takes them by value). This is
+/// cloned per call. This is
 /// the floor wasmtime sets for a fresh-sandbox call on the machine at hand,
 /// against which `plugin_call` reports the runtime's own overhead.
 pub async fn bare_render(
@@ -98,18 +97,20 @@ pub async fn bare_render(
     let mut store = Store::new(&inner.engine, state);
     // Epoch interruption is on in this engine: give the call room.
     store.set_epoch_deadline(1 << 20);
-    let op = Op::Render(
+    // Cloned per call, as when this floor was first measured (the call
+    // took its arguments by value then), so the numbers stay comparable.
+    let (context, destination, message) = (
         args.context.clone(),
         args.destination.clone(),
         args.message.clone(),
     );
-    match run_op(&mut store, plugin, op).await {
-        Ok(OpResult::Render(Ok(_))) => Ok(()),
-        Ok(OpResult::Render(Err(e))) => Err(format!(
+    let params = (&context, &destination, &message);
+    match run(&mut store, plugin, |e| e.render, params).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!(
             "render answered an error: {:?}",
             convert::deliver_error_from_wit(e)
         )),
-        Ok(_) => Err("render returned another export's result".into()),
         Err(e) => Err(format!("{e:#}")),
     }
 }
@@ -128,7 +129,7 @@ impl BareArgs {
         BareArgs {
             grant: Arc::new(Grant::default()),
             context: convert::context_to_wit(context),
-            destination: wit_destination(destination),
+            destination: convert::destination_to_wit(&destination.name, &destination.config),
             message: convert::message_to_wit(message),
         }
     }
