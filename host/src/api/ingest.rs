@@ -69,6 +69,7 @@ async fn ingest(
     }
     let live = state.live();
     let token = auth::ingest(&live.config, &headers)?;
+    let header_key = idempotency_header(&headers)?;
     let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;
     let parsed = match parse(&headers, &bytes, super::view::to_jiff(state.clock.now())) {
         Ok(parsed) => parsed,
@@ -77,12 +78,6 @@ async fn ingest(
             return Err(parse_error(e));
         }
     };
-    // The `Idempotency-Key` header stands for the key of a single event
-    // that does not carry one.
-    let header_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let single = !parsed.batch && parsed.items.len() == 1;
     let work = parsed.items.into_iter().map(|item| {
         let (state, live, header_key) = (&state, &live, header_key.clone());
@@ -139,6 +134,26 @@ async fn ingest(
         })
         .collect();
     Ok((StatusCode::OK, Json(serde_json::json!({ "items": items }))).into_response())
+}
+
+/// The `Idempotency-Key` header, which stands for the key of a single
+/// event that does not carry one. It is remembered for the idempotency
+/// window, so it has the envelope field's limits (1 to 256 characters).
+fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let invalid = |message: String| {
+        ApiError::InvalidEvent(vec![FieldError {
+            path: "header:idempotency-key".into(),
+            message,
+        }])
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| invalid("must be visible ASCII text".into()))?;
+    event::check_idempotency_key(text).map_err(invalid)?;
+    Ok(Some(text.to_owned()))
 }
 
 /// The answer for one accepted (or duplicate) event.

@@ -33,6 +33,12 @@ pub use checks::MAX_NAME_LEN;
 pub use envelope::schema;
 pub use errors::{FieldError, ParseError};
 
+/// Checks an idempotency key from outside the body (the `Idempotency-Key`
+/// header) by the envelope field's rules: 1 to [`MAX_NAME_LEN`] characters.
+pub fn check_idempotency_key(key: &str) -> Result<(), String> {
+    checks::non_empty_bounded(key)
+}
+
 /// The most events one batch request may hold (native or CloudEvents).
 pub const MAX_BATCH: usize = 1000;
 
