@@ -136,14 +136,16 @@ async fn a_long_idempotency_key_header_is_refused_naming_the_header() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(code(&body), "invalid_event", "{body}");
-    assert!(
-        message(&body).contains("header:idempotency-key"),
-        "{body}"
-    );
+    assert!(message(&body).contains("header:idempotency-key"), "{body}");
     // At the limit it is accepted.
     let at_limit = "k".repeat(256);
     let (status, body) = gw
-        .post("/v1/events", INGEST, &[("Idempotency-Key", &at_limit)], &event)
+        .post(
+            "/v1/events",
+            INGEST,
+            &[("Idempotency-Key", &at_limit)],
+            &event,
+        )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     gw.stop().await;
@@ -200,7 +202,10 @@ async fn a_test_push_with_an_invalid_event_names_the_field_under_event() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(code(&body), "invalid_event", "{body}");
-    assert_eq!(body["error"]["errors"][0]["path"], "/event/source", "{body}");
+    assert_eq!(
+        body["error"]["errors"][0]["path"], "/event/source",
+        "{body}"
+    );
     assert!(
         body["error"]["message"]
             .as_str()
@@ -228,7 +233,10 @@ async fn request_metrics_labels_do_not_grow_with_client_input() {
         assert!(r.status().is_client_error(), "{}", r.status());
         let r = gw
             .http
-            .request(reqwest::Method::from_bytes(format!("Y{n}").as_bytes()).unwrap(), gw.url("/healthz"))
+            .request(
+                reqwest::Method::from_bytes(format!("Y{n}").as_bytes()).unwrap(),
+                gw.url("/healthz"),
+            )
             .send()
             .await
             .unwrap();
