@@ -28,6 +28,10 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// The request is within the body limit but asks for more than one
+    /// request may (too many alerts, too much to store).
+    #[error("{0}")]
+    TooMuch(String),
     /// The Content-Type is not one this endpoint reads.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -96,7 +100,9 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooMuch(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MalformedJson { .. }
             | ApiError::InvalidEvent(_)
@@ -116,7 +122,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::TooMuch(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::MalformedJson { .. } => "malformed_json",
             ApiError::InvalidEvent(_) => "invalid_event",

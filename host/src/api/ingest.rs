@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::stored::{Routing, StoredEvent, Target};
 use super::{Live, State, auth, body};
-use crate::config::IngestToken;
+use crate::config::{IngestToken, ServerLimits};
 use crate::event::{self, Event, FieldError, ParseError, Parsed};
 use crate::message::Message;
 
@@ -50,8 +50,22 @@ pub async fn alertmanager(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    ingest(state, headers, request, |_, b, now| {
-        event::parse_alertmanager(b, now)
+    let (max_alerts, expansion) = {
+        let limits = &state.live().config.server.limits;
+        (
+            limits.alertmanager_max_alerts,
+            limits.alertmanager_max_expansion,
+        )
+    };
+    ingest(state, headers, request, move |_, b, now| {
+        let limits = event::AlertLimits {
+            max_alerts,
+            max_stored_bytes: b
+                .len()
+                .saturating_mul(expansion)
+                .saturating_add(ServerLimits::EXPANSION_ALLOWANCE),
+        };
+        event::parse_alertmanager_within(b, now, limits)
     })
     .await
 }
@@ -382,5 +396,8 @@ pub(super) fn parse_error(e: ParseError) -> ApiError {
             message,
         },
         ParseError::Invalid(errors) => ApiError::InvalidEvent(errors),
+        ParseError::TooManyAlerts { .. } | ParseError::TooMuchToStore { .. } => {
+            ApiError::TooMuch(e.to_string())
+        }
     }
 }

@@ -115,6 +115,9 @@ pub(super) fn validate(
     c.positive(raw.server.body_limit_bytes, &p.key("body_limit_bytes"));
     let body_limit_bytes = usize::try_from(raw.server.body_limit_bytes).unwrap_or(usize::MAX);
     c.positive(raw.server.plugin_rescan_secs, &p.key("plugin_rescan_secs"));
+    for (key, value) in raw.server.limit_values() {
+        c.positive(value, &p.key(key));
+    }
 
     // [auth]
     let p = root.key("auth");
@@ -440,6 +443,7 @@ pub(super) fn validate(
         body_limit_bytes,
         watch_plugins: raw.server.watch_plugins,
         plugin_rescan: Duration::from_secs(raw.server.plugin_rescan_secs.max(1)),
+        limits: super::ServerLimits::from_raw(&raw.server),
     };
     Some(Config {
         server,

@@ -28,7 +28,7 @@ mod errors;
 #[cfg(test)]
 mod tests;
 
-pub use alertmanager::SOURCE as ALERTMANAGER_SOURCE;
+pub use alertmanager::{AlertLimits, SOURCE as ALERTMANAGER_SOURCE};
 pub use checks::MAX_NAME_LEN;
 pub use envelope::schema;
 pub use errors::{FieldError, ParseError};
@@ -127,7 +127,18 @@ pub fn parse_native(body: &[u8], now: jiff::Timestamp) -> Result<Parsed, ParseEr
 /// (version 4), one event per alert. The payload's shape is checked as a
 /// whole (`Err(ParseError::Invalid)`); each alert then converts on its own.
 pub fn parse_alertmanager(body: &[u8], now: jiff::Timestamp) -> Result<Parsed, ParseError> {
-    alertmanager::parse(body, now).map(Parsed::with_line_feeds)
+    parse_alertmanager_within(body, now, AlertLimits::NONE)
+}
+
+/// [`parse_alertmanager`] within `limits`: a notification with too many
+/// alerts, or whose events would take too much room, is refused as a whole
+/// before its events are built.
+pub fn parse_alertmanager_within(
+    body: &[u8],
+    now: jiff::Timestamp,
+    limits: AlertLimits,
+) -> Result<Parsed, ParseError> {
+    alertmanager::parse(body, now, limits).map(Parsed::with_line_feeds)
 }
 
 impl Parsed {

@@ -1524,3 +1524,58 @@ fn line_endings_in_title_and_message_are_normalised() {
     assert_eq!(event.title.as_deref(), Some("s\nt"));
     assert_eq!(event.message.as_deref(), Some("d\ne"));
 }
+
+/// An Alertmanager group of `alerts` alerts whose common annotation is
+/// `common` bytes long.
+fn alert_group(alerts: usize, common: usize) -> Vec<u8> {
+    let alert = json!({
+        "status": "firing", "labels": { "alertname": "A" }, "annotations": {},
+        "startsAt": "2024-06-01T11:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://g", "fingerprint": "f"
+    });
+    json!({
+        "version": "4", "status": "firing", "receiver": "r", "groupKey": "g",
+        "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": { "runbook": "r".repeat(common) },
+        "externalURL": "http://am", "truncatedAlerts": 0,
+        "alerts": vec![alert; alerts]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn alertmanager_limits_refuse_before_building_events() {
+    let limits = AlertLimits {
+        max_alerts: 10,
+        max_stored_bytes: 100_000,
+    };
+    let parse = |body: &[u8]| parse_alertmanager_within(body, now(), limits);
+    assert_eq!(parse(&alert_group(10, 100)).unwrap().items.len(), 10);
+    match parse(&alert_group(11, 0)) {
+        Err(
+            e @ ParseError::TooManyAlerts {
+                count: 11,
+                limit: 10,
+            },
+        ) => {
+            assert!(e.to_string().starts_with("/alerts holds 11 alerts"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // 10 copies of a 20 KB annotation: ~200 KB from a ~21 KB request.
+    match parse(&alert_group(10, 20_000)) {
+        Err(e @ ParseError::TooMuchToStore { alerts: 10, .. }) => {
+            assert!(e.to_string().contains("alertmanager_max_expansion"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without limits (the plain parser) both are read.
+    assert_eq!(
+        parse_alertmanager(&alert_group(11, 20_000), now())
+            .unwrap()
+            .items
+            .len(),
+        11
+    );
+}
