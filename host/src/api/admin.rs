@@ -304,7 +304,7 @@ pub async fn test_push(
         .destinations
         .plugin(&entry.plugin)
         .ok_or_else(|| ApiError::Conflict(format!("plugin {:?} is not loaded", entry.plugin)))?;
-    let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;
+    let bytes = body::read(&headers, request, &live.config.server).await?;
     let test: TestBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         TestBody::default()
     } else {

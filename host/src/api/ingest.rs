@@ -84,7 +84,7 @@ async fn ingest(
     let live = state.live();
     let token = auth::ingest(&live.config, &headers)?;
     let header_key = idempotency_header(&headers)?;
-    let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;
+    let bytes = body::read(&headers, request, &live.config.server).await?;
     let parsed = match parse(&headers, &bytes, super::view::to_jiff(state.clock.now())) {
         Ok(parsed) => parsed,
         Err(e) => {

@@ -13,6 +13,7 @@ pub mod error;
 mod ingest;
 pub mod metrics;
 mod ops;
+pub mod serve;
 pub mod stored;
 pub mod view;
 
