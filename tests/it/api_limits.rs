@@ -3,7 +3,6 @@
 //! descriptors and checks it is now refused or bounded.
 
 use std::path::Path;
-use std::time::Duration;
 
 use carillon::config::{Config, Resolver};
 use carillon::gateway::{Gateway, Options};
@@ -19,7 +18,8 @@ struct Gw {
     gateway: Option<Gateway>,
     base: String,
     http: reqwest::Client,
-    hook: Receiver,
+    /// The destination's receiver, kept running for the gateway's life.
+    _hook: Receiver,
     _dir: tempfile::TempDir,
 }
 
@@ -70,7 +70,7 @@ destinations = ["hook"]
             gateway: Some(gateway),
             base,
             http: reqwest::Client::new(),
-            hook,
+            _hook: hook,
             _dir: dir,
         }
     }
