@@ -5,7 +5,8 @@
 //! Start: tokens → runtime → plugins → config checked against them →
 //! routes and templates → outbox → dispatcher → listener → plugin-directory
 //! watch → ready. Stop: not ready → stop accepting (in-flight requests
-//! finish, so every 202 sent is durable) and watching → dispatcher hands
+//! finish within the shutdown grace period, so every 202 sent is durable;
+//! stalled ones are dropped unanswered) and watching → dispatcher hands
 //! back what it holds → outbox flush.
 
 use std::net::SocketAddr;
@@ -93,7 +94,7 @@ pub enum StartError {
 pub struct Gateway {
     state: Arc<State>,
     dispatcher: Dispatcher,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
     plugin_watch: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
@@ -178,6 +179,7 @@ impl Gateway {
         );
 
         let listen = config.server.listen;
+        let server_limits = config.server.limits.clone();
         let retention = Retention {
             delivered: config.outbox.delivered_retention,
             unrouted: config.outbox.unrouted_retention,
@@ -213,14 +215,12 @@ impl Gateway {
         let addr = listener.local_addr().unwrap_or(listen);
         let (stop, stopped) = watch::channel(false);
         let app = api::router(state.clone());
-        let mut until = stopped.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = until.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        let server = tokio::spawn(api::serve::serve(
+            listener,
+            app,
+            server_limits,
+            stopped.clone(),
+        ));
         let plugin_watch = watch_settings.map(|settings| {
             let live = state.clone();
             crate::catalog::watch::spawn(
@@ -273,10 +273,10 @@ impl Gateway {
     pub async fn shutdown(self) {
         self.state.set_ready(false);
         self.stop.send_replace(true);
-        match self.server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(%error, "the HTTP server failed"),
-            Err(error) => tracing::error!(%error, "the HTTP server task failed"),
+        // Requests in flight get `server.shutdown_grace_secs`; connections
+        // still open then are dropped.
+        if let Err(error) = self.server.await {
+            tracing::error!(%error, "the HTTP server task failed");
         }
         let _ = self.housekeeping.await;
         if let Some(task) = self.plugin_watch {

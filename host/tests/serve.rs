@@ -487,3 +487,67 @@ fn kill_9_loses_no_acknowledged_event() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// SIGTERM stops the process within the shutdown grace period although a
+/// client holds a request whose body never arrives.
+#[test]
+fn sigterm_with_a_stalled_request_exits_within_the_grace_period() {
+    use std::io::Write as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let api = free_port();
+    std::fs::write(
+        dir.path().join("carillon.toml"),
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{api}"
+data_dir = "./data"
+shutdown_grace_secs = 2
+body_timeout_secs = 600
+[auth]
+admin_token = "adm-stall-test-token"
+[[auth.ingest]]
+name = "app"
+token = "ing-stall-test-token"
+"#
+        ),
+    )
+    .unwrap();
+    let mut gateway = Proc::spawn(&["serve", "--config", "carillon.toml"], dir.path());
+    let base = format!("http://127.0.0.1:{api}");
+    wait_ready(&base);
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", api)).unwrap();
+    stalled
+        .write_all(
+            b"POST /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer ing-stall-test-token\r\n\
+              Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"type\":",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let _ = Command::new("kill")
+        .args(["-TERM", &gateway.child.id().to_string()])
+        .status();
+    let status = loop {
+        if let Some(status) = gateway.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still running {:?} after SIGTERM:\n{}",
+            started.elapsed(),
+            gateway.output()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}\n{}", gateway.output());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let log = gateway.output();
+    assert!(log.contains("carillon stopped"), "{log}");
+    drop(stalled);
+}

@@ -2,6 +2,7 @@
 //! links wasmtime again, so there is only one).
 
 mod api;
+mod api_limits;
 mod channels;
 mod dispatch;
 mod email;

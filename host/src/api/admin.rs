@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,13 +25,29 @@ use crate::plugin::types::{DeliveryContext, Outgoing};
 pub async fn event(
     Extract(state): Extract<Arc<State>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<EventOut>, ApiError> {
     auth::admin(&state.live().config, &headers)?;
+    let id = path_param(id, "id")?;
     let not_found = || ApiError::NotFound(format!("no event {id:?}"));
     let event_id = EventId::parse(&id).ok_or_else(not_found)?;
     let view = state.outbox.event(&event_id)?.ok_or_else(not_found)?;
     Ok(Json(EventOut::new(view)))
+}
+
+/// A path parameter, taken after the token check (so a request without a
+/// token learns nothing from it) and refused with the API's JSON body
+/// (axum's own rejection is plain text).
+fn path_param(
+    param: Result<Path<String>, PathRejection>,
+    name: &'static str,
+) -> Result<String, ApiError> {
+    param
+        .map(|Path(value)| value)
+        .map_err(|e| ApiError::InvalidParameter {
+            name,
+            message: e.body_text(),
+        })
 }
 
 /// Query of `GET /v1/deliveries`.
@@ -108,9 +125,10 @@ pub async fn deliveries(
 pub async fn retry(
     Extract(state): Extract<Arc<State>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     auth::admin(&state.live().config, &headers)?;
+    let id = path_param(id, "id")?;
     let not_found = || ApiError::NotFound(format!("no delivery {id:?}"));
     let delivery = DeliveryId::parse(&id).ok_or_else(not_found)?;
     match state.outbox.requeue_dead(&delivery, state.clock.now())? {
@@ -145,10 +163,11 @@ fn kind_name(kind: StateKind) -> &'static str {
 pub async fn retry_dead(
     Extract(state): Extract<Arc<State>>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let live = state.live();
     auth::admin(&live.config, &headers)?;
+    let name = path_param(name, "name")?;
     if !live.config.destinations.contains_key(&name) {
         return Err(ApiError::NotFound(format!("no destination {name:?}")));
     }
@@ -260,12 +279,13 @@ pub struct TestQuery {
 pub async fn test_push(
     Extract(state): Extract<Arc<State>>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    name: Result<Path<String>, PathRejection>,
     query: Result<Query<TestQuery>, axum::extract::rejection::QueryRejection>,
     request: Body,
 ) -> Result<Response, ApiError> {
     let live = state.live();
     auth::admin(&live.config, &headers)?;
+    let name = path_param(name, "name")?;
     let Query(q) = query.map_err(|e| ApiError::InvalidParameter {
         name: "send",
         message: e.body_text(),
@@ -284,7 +304,7 @@ pub async fn test_push(
         .destinations
         .plugin(&entry.plugin)
         .ok_or_else(|| ApiError::Conflict(format!("plugin {:?} is not loaded", entry.plugin)))?;
-    let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;
+    let bytes = body::read(&headers, request, &live.config.server).await?;
     let test: TestBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         TestBody::default()
     } else {
@@ -385,11 +405,9 @@ fn redact_outgoing(outgoing: &Outgoing) -> serde_json::Value {
 /// One native event from a JSON value (test pushes).
 fn parse_one(value: serde_json::Value, now: carillon_outbox::Timestamp) -> Result<Event, ApiError> {
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
-    let parsed = crate::event::parse_native(&bytes, super::view::to_jiff(now))
-        .map_err(super::ingest::parse_error)?;
-    match parsed.items.into_iter().next() {
-        Some(Ok(event)) if !parsed.batch => Ok(event),
-        Some(Err(errors)) => Err(ApiError::InvalidEvent(
+    // The event is the body's `/event`: its problems are located there.
+    let under_event = |errors: Vec<crate::event::FieldError>| {
+        ApiError::InvalidEvent(
             errors
                 .into_iter()
                 .map(|mut e| {
@@ -397,7 +415,16 @@ fn parse_one(value: serde_json::Value, now: carillon_outbox::Timestamp) -> Resul
                     e
                 })
                 .collect(),
-        )),
+        )
+    };
+    let parsed =
+        crate::event::parse_native(&bytes, super::view::to_jiff(now)).map_err(|e| match e {
+            crate::event::ParseError::Invalid(errors) => under_event(errors),
+            other => super::ingest::parse_error(other),
+        })?;
+    match parsed.items.into_iter().next() {
+        Some(Ok(event)) if !parsed.batch => Ok(event),
+        Some(Err(errors)) => Err(under_event(errors)),
         _ => Err(ApiError::InvalidParameter {
             name: "event",
             message: "must be one event object".into(),

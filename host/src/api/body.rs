@@ -1,14 +1,27 @@
-//! Reading request bodies up to `server.body_limit_bytes`, answering 413
-//! with the API's own error body (axum's default limit answers plain text).
+//! Reading request bodies up to `server.body_limit_bytes` and within
+//! `server.body_timeout_secs`, answering 413 or 408 with the API's own
+//! error body (axum's default limit answers plain text).
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::error::ApiError;
+use crate::config::Server;
 
-/// The whole body, or `PayloadTooLarge` as soon as it passes `limit`.
-pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// The whole body: `PayloadTooLarge` as soon as it passes the size limit,
+/// `RequestTimeout` when it has not all arrived within the body timeout.
+pub async fn read(headers: &HeaderMap, body: Body, server: &Server) -> Result<Bytes, ApiError> {
+    let deadline = server.limits.body_timeout;
+    tokio::time::timeout(
+        deadline,
+        read_within(headers, body, server.body_limit_bytes),
+    )
+    .await
+    .map_err(|_| ApiError::RequestTimeout { after: deadline })?
+}
+
+async fn read_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     // A declared length over the limit is refused before reading anything.
     let declared = headers
         .get(header::CONTENT_LENGTH)

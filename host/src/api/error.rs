@@ -30,6 +30,16 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// The request is within the body limit but asks for more than one
+    /// request may (too many alerts, too much to store).
+    #[error("{0}")]
+    TooMuch(String),
+    /// The body did not arrive within `server.body_timeout_secs`.
+    #[error("the request body did not arrive within {} s", .after.as_secs())]
+    RequestTimeout {
+        /// The deadline.
+        after: Duration,
+    },
     /// The Content-Type is not one this endpoint reads.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -107,7 +117,10 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::TooMuch(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MalformedJson { .. }
             | ApiError::InvalidEvent(_)
@@ -127,7 +140,8 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PayloadTooLarge { .. } | ApiError::TooMuch(_) => "payload_too_large",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::MalformedJson { .. } => "malformed_json",
             ApiError::InvalidEvent(_) => "invalid_event",
@@ -194,6 +208,13 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still come; the connection is not
+            // reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

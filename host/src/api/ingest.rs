@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::stored::{Routing, StoredEvent, Target};
 use super::{Live, State, auth, body};
-use crate::config::IngestToken;
+use crate::config::{IngestToken, ServerLimits};
 use crate::event::{self, Event, FieldError, ParseError, Parsed};
 use crate::message::Message;
 
@@ -50,8 +50,22 @@ pub async fn alertmanager(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    ingest(state, headers, request, |_, b, now| {
-        event::parse_alertmanager(b, now)
+    let (max_alerts, expansion) = {
+        let limits = &state.live().config.server.limits;
+        (
+            limits.alertmanager_max_alerts,
+            limits.alertmanager_max_expansion,
+        )
+    };
+    ingest(state, headers, request, move |_, b, now| {
+        let limits = event::AlertLimits {
+            max_alerts,
+            max_stored_bytes: b
+                .len()
+                .saturating_mul(expansion)
+                .saturating_add(ServerLimits::EXPANSION_ALLOWANCE),
+        };
+        event::parse_alertmanager_within(b, now, limits)
     })
     .await
 }
@@ -69,7 +83,8 @@ async fn ingest(
     }
     let live = state.live();
     let token = auth::ingest(&live.config, &headers)?;
-    let bytes = body::read(&headers, request, live.config.server.body_limit_bytes).await?;
+    let header_key = idempotency_header(&headers)?;
+    let bytes = body::read(&headers, request, &live.config.server).await?;
     let parsed = match parse(&headers, &bytes, super::view::to_jiff(state.clock.now())) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -77,12 +92,6 @@ async fn ingest(
             return Err(parse_error(e));
         }
     };
-    // The `Idempotency-Key` header stands for the key of a single event
-    // that does not carry one.
-    let header_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let single = !parsed.batch && parsed.items.len() == 1;
     let work = parsed.items.into_iter().map(|item| {
         let (state, live, header_key) = (&state, &live, header_key.clone());
@@ -139,6 +148,26 @@ async fn ingest(
         })
         .collect();
     Ok((StatusCode::OK, Json(serde_json::json!({ "items": items }))).into_response())
+}
+
+/// The `Idempotency-Key` header, which stands for the key of a single
+/// event that does not carry one. It is remembered for the idempotency
+/// window, so it has the envelope field's limits (1 to 256 characters).
+fn idempotency_header(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let invalid = |message: String| {
+        ApiError::InvalidEvent(vec![FieldError {
+            path: "header:idempotency-key".into(),
+            message,
+        }])
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| invalid("must be visible ASCII text".into()))?;
+    event::check_idempotency_key(text).map_err(invalid)?;
+    Ok(Some(text.to_owned()))
 }
 
 /// The answer for one accepted (or duplicate) event.
@@ -359,5 +388,8 @@ pub(super) fn parse_error(e: ParseError) -> ApiError {
             message,
         },
         ParseError::Invalid(errors) => ApiError::InvalidEvent(errors),
+        ParseError::TooManyAlerts { .. } | ParseError::TooMuchToStore { .. } => {
+            ApiError::TooMuch(e.to_string())
+        }
     }
 }

@@ -9,12 +9,34 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// The `route` of a request no route matched (never the raw path).
+pub const UNMATCHED: &str = "unmatched";
+
+/// A request method as a label: a standard method, or `other` (a client
+/// may send any token as a method, and each would be a new series).
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// Labels of a request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// HTTP method.
+    /// HTTP method: a standard one or `other` ([`method_label`]).
     pub method: String,
-    /// The route pattern (`/v1/events/{id}`), never the raw path.
+    /// The route pattern (`/v1/events/{id}`), never the raw path, or
+    /// [`UNMATCHED`].
     pub route: String,
     /// The status code.
     pub status: u16,
@@ -88,7 +110,8 @@ impl ApiMetrics {
         );
     }
 
-    /// Counts one request.
+    /// Counts one request; `method` and `route` must come from a fixed set
+    /// ([`method_label`], the router's paths or [`UNMATCHED`]).
     pub fn request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
         self.requests
             .get_or_create(&RequestLabels {

@@ -13,6 +13,7 @@ pub mod error;
 mod ingest;
 pub mod metrics;
 mod ops;
+pub mod serve;
 pub mod stored;
 pub mod view;
 
@@ -197,18 +198,18 @@ async fn request_log(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    // Both come from a fixed set, whatever the client sent: they are
+    // metrics labels, which are never forgotten.
+    let method = metrics::method_label(request.method());
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
-    let span = tracing::info_span!("request", %method, route = %route);
+        .map_or_else(|| metrics::UNMATCHED.to_owned(), |p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", method, route = %route);
     let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
-    state
-        .metrics
-        .request(method.as_str(), &route, status, elapsed);
+    state.metrics.request(method, &route, status, elapsed);
     // Debug, not info: at ingest rates a line per request costs more than
     // the request's own parsing, and the request metrics count the same.
     // Each accepted event still logs one info line with its id.

@@ -153,6 +153,62 @@ pub struct Server {
     /// How often `plugin_dir` is rescanned besides change notifications.
     #[serde(rename = "plugin_rescan_secs", serialize_with = "view::secs")]
     pub plugin_rescan: Duration,
+    /// What one request or connection may cost.
+    #[serde(flatten)]
+    pub limits: ServerLimits,
+}
+
+/// `[server]`'s limits on requests and connections, validated (each is
+/// explained in `docs/security.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerLimits {
+    /// Most alerts one Alertmanager request may hold.
+    pub alertmanager_max_alerts: usize,
+    /// The events of one Alertmanager request may take this many times the
+    /// request's size (plus [`ServerLimits::EXPANSION_ALLOWANCE`]).
+    pub alertmanager_max_expansion: usize,
+    /// Time allowed for a request's head.
+    #[serde(rename = "header_timeout_secs", serialize_with = "view::secs")]
+    pub header_timeout: Duration,
+    /// Time allowed for a request's body.
+    #[serde(rename = "body_timeout_secs", serialize_with = "view::secs")]
+    pub body_timeout: Duration,
+    /// A kept-alive connection idle this long is closed.
+    #[serde(rename = "idle_timeout_secs", serialize_with = "view::secs")]
+    pub idle_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long open requests may take after shutdown begins.
+    #[serde(rename = "shutdown_grace_secs", serialize_with = "view::secs")]
+    pub shutdown_grace: Duration,
+}
+
+impl ServerLimits {
+    /// Bytes an Alertmanager request may store beyond its expansion limit,
+    /// so a small group's fixed per-event overhead is never refused.
+    pub const EXPANSION_ALLOWANCE: usize = 64 << 10;
+
+    /// From `[server]` as written (zeros are reported by validation; they
+    /// become the smallest value here).
+    pub fn from_raw(raw: &raw::RawServer) -> Self {
+        let count = |v: u64| usize::try_from(v.max(1)).unwrap_or(usize::MAX);
+        let secs = |v: u64| Duration::from_secs(v.max(1));
+        ServerLimits {
+            alertmanager_max_alerts: count(raw.alertmanager_max_alerts),
+            alertmanager_max_expansion: count(raw.alertmanager_max_expansion),
+            header_timeout: secs(raw.header_timeout_secs),
+            body_timeout: secs(raw.body_timeout_secs),
+            idle_timeout: secs(raw.idle_timeout_secs),
+            max_connections: count(raw.max_connections),
+            shutdown_grace: secs(raw.shutdown_grace_secs),
+        }
+    }
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits::from_raw(&raw::RawServer::default())
+    }
 }
 
 /// `[auth]`, validated.

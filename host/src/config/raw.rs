@@ -68,6 +68,39 @@ pub struct RawServer {
     pub watch_plugins: bool,
     /// How often `plugin_dir` is rescanned besides the change notifications.
     pub plugin_rescan_secs: u64,
+    /// Most alerts one Alertmanager request may hold.
+    pub alertmanager_max_alerts: u64,
+    /// The events of one Alertmanager request may be this many times its size.
+    pub alertmanager_max_expansion: u64,
+    /// Time allowed for a request's head (line and headers).
+    pub header_timeout_secs: u64,
+    /// Time allowed for a request's body, once a handler reads it.
+    pub body_timeout_secs: u64,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: u64,
+    /// On shutdown, how long open requests may take before their
+    /// connections are closed.
+    pub shutdown_grace_secs: u64,
+}
+
+impl RawServer {
+    /// The limits (issue 28's keys), each of which must be positive.
+    pub fn limit_values(&self) -> [(&'static str, u64); 7] {
+        [
+            ("alertmanager_max_alerts", self.alertmanager_max_alerts),
+            (
+                "alertmanager_max_expansion",
+                self.alertmanager_max_expansion,
+            ),
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+            ("max_connections", self.max_connections),
+            ("shutdown_grace_secs", self.shutdown_grace_secs),
+        ]
+    }
 }
 
 impl Default for RawServer {
@@ -79,6 +112,13 @@ impl Default for RawServer {
             body_limit_bytes: 1 << 20,
             watch_plugins: true,
             plugin_rescan_secs: 30,
+            alertmanager_max_alerts: 1000,
+            alertmanager_max_expansion: 16,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 512,
+            shutdown_grace_secs: 10,
         }
     }
 }

@@ -35,6 +35,9 @@ pub(super) fn server(raw: &RawServer, f: &mut Findings) -> Server {
     };
     f.positive(raw.body_limit_bytes, &p.key("body_limit_bytes"));
     f.positive(raw.plugin_rescan_secs, &p.key("plugin_rescan_secs"));
+    for (key, value) in raw.limit_values() {
+        f.positive(value, &p.key(key));
+    }
     Server {
         listen,
         data_dir: raw.data_dir.clone(),
@@ -42,6 +45,7 @@ pub(super) fn server(raw: &RawServer, f: &mut Findings) -> Server {
         body_limit_bytes: usize::try_from(raw.body_limit_bytes).unwrap_or(usize::MAX),
         watch_plugins: raw.watch_plugins,
         plugin_rescan: Duration::from_secs(raw.plugin_rescan_secs.max(1)),
+        limits: super::ServerLimits::from_raw(raw),
     }
 }
 

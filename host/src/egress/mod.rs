@@ -6,8 +6,9 @@
 //!    destination (the plugin manifest's `allowed-hosts`, plus the hosts of
 //!    the destination's endpoint fields, which the admin configured);
 //! 2. the **address policy**: every resolved address (and every IP literal)
-//!    that is loopback, private, link-local, shared, multicast or otherwise
-//!    not globally routable is refused unless the gateway's config allows its
+//!    that is loopback, private, link-local, shared, multicast, a tunnel
+//!    to an IPv4 address (6to4, Teredo) or otherwise not globally routable
+//!    is refused unless the gateway's config allows its
 //!    network explicitly (e.g. `127.0.0.1/32` for a local receiver).
 //!
 //! The address check runs inside the HTTP client's resolver (`http`), so it
@@ -63,10 +64,7 @@ impl FromStr for HostPattern {
             return Err(err("a pattern names a host, not a URL"));
         }
         let (host, port) = split_host_port(s_trim).ok_or_else(|| err("bad port"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = normal_host(host);
         let matcher = if host == "*" {
             HostMatch::Any
         } else if let Some(domain) = host.strip_prefix("*.") {
@@ -107,15 +105,24 @@ fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     Some((s, None))
 }
 
+/// A host as patterns and URLs are compared: without IPv6 brackets, in
+/// lower case, and without the trailing dot of a fully qualified name
+/// (`example.com.` is `example.com`), in patterns and requests alike.
+fn normal_host(host: &str) -> String {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.strip_suffix('.') {
+        // `*.` and `a..` stay as written, to be refused or never match.
+        Some(name) if !name.is_empty() && !name.ends_with(['.', '*']) => name,
+        _ => host,
+    }
+    .to_ascii_lowercase()
+}
+
 impl HostPattern {
     /// The pattern for exactly this host and port.
     pub fn exact(host: &str, port: Option<u16>) -> Self {
         HostPattern {
-            host: HostMatch::Exact(
-                host.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_ascii_lowercase(),
-            ),
+            host: HostMatch::Exact(normal_host(host)),
             port,
         }
     }
@@ -125,14 +132,10 @@ impl HostPattern {
         if self.port.is_some_and(|p| p != port) {
             return false;
         }
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let host = host.trim_end_matches('.');
+        let host = normal_host(host);
         match &self.host {
             HostMatch::Any => true,
-            HostMatch::Exact(h) => h == host,
+            HostMatch::Exact(h) => *h == host,
             HostMatch::Suffix(suffix) => host.ends_with(suffix.as_str()),
         }
     }
@@ -249,6 +252,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] & 0xffc0) == 0xfec0      // fec0::/10 site-local (deprecated)
         || (s[0] == 0x2001 && s[1] == 0x0db8) // 2001:db8::/32 documentation
         || (s[0] == 0x0064 && s[1] == 0xff9b) // 64:ff9b::/96 NAT64 can reach v4 private space
+        || s[0] == 0x2002                      // 2002::/16 6to4 embeds any IPv4 address
+        || (s[0] == 0x2001 && s[1] == 0)       // 2001::/32 Teredo embeds one too
         || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)) // ::/96 IPv4-compatible
 }
 
@@ -313,5 +318,39 @@ mod tests {
         assert!(local.permits("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!local.permits("127.0.0.2".parse().unwrap()));
         assert!(!local.permits("10.0.0.1".parse().unwrap()));
+    }
+
+    /// 6to4 and Teredo addresses carry an IPv4 address a relay will reach,
+    /// which may be private (`2002:7f00:1::` is 127.0.0.1 over 6to4).
+    #[test]
+    fn tunnelled_ipv4_prefixes_are_not_public() {
+        let strict = EgressPolicy::strict();
+        for ip in [
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "2001:0:4136:e378::1",
+            "2001::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(!strict.permits(ip), "{ip} must be refused");
+        }
+        // Neighbours of the Teredo prefix stay public.
+        assert!(strict.permits("2001:4860:4860::8888".parse().unwrap()));
+        let allowed = EgressPolicy::allowing(["2002::/16".parse().unwrap()]);
+        assert!(allowed.permits("2002:7f00:1::1".parse().unwrap()));
+    }
+
+    /// `example.com.` is the same host as `example.com`, in a grant and in
+    /// the URL asked for.
+    #[test]
+    fn a_trailing_dot_names_the_same_host() {
+        assert!(p("example.com.").matches("example.com.", 443));
+        assert!(p("example.com.").matches("example.com", 443));
+        assert!(p("example.com").matches("example.com.", 443));
+        assert!(p("*.example.com.").matches("hooks.example.com", 443));
+        assert!(p("*.example.com").matches("hooks.example.com.", 443));
+        assert!(HostPattern::exact("Example.com.", Some(443)).matches("example.com.", 443));
+        assert!(HostPattern::exact("example.com.", None).matches("example.com", 80));
+        assert_eq!(p("example.com.:8443").to_string(), "example.com:8443");
     }
 }

@@ -31,10 +31,47 @@ pub(crate) fn schema() -> &'static Value {
 /// The event `source` of every alert.
 pub const SOURCE: &str = "alertmanager";
 
+/// What one notification may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertLimits {
+    /// Most alerts in one notification.
+    pub max_alerts: usize,
+    /// Most bytes its events may take, estimated before they are built.
+    pub max_stored_bytes: usize,
+}
+
+impl AlertLimits {
+    /// No limits (tests, and callers that bound the input otherwise).
+    pub const NONE: AlertLimits = AlertLimits {
+        max_alerts: usize::MAX,
+        max_stored_bytes: usize::MAX,
+    };
+}
+
+/// The group-level fields copied into every alert's event.
+const GROUP_FIELDS: [&str; 7] = [
+    "receiver",
+    "groupKey",
+    "externalURL",
+    "groupLabels",
+    "commonLabels",
+    "commonAnnotations",
+    "truncatedAlerts",
+];
+
+/// Bytes an event takes besides its alert and group fields (type, source,
+/// time, severity, keys).
+const EVENT_OVERHEAD: usize = 256;
+
 /// Parses a webhook payload: the payload as a whole must have the right
-/// shape; each alert then succeeds or fails on its own.
-pub(crate) fn parse(body: &[u8], now: jiff::Timestamp) -> Result<Parsed, ParseError> {
+/// shape and fit `limits`; each alert then succeeds or fails on its own.
+pub(crate) fn parse(
+    body: &[u8],
+    now: jiff::Timestamp,
+    limits: AlertLimits,
+) -> Result<Parsed, ParseError> {
     let value = errors::parse_json(body)?;
+    check_limits(&value, limits)?;
     let Value::Object(payload) = &value else {
         return Err(ParseError::Invalid(vec![FieldError::new(
             "",
@@ -82,6 +119,58 @@ pub(crate) fn parse(body: &[u8], now: jiff::Timestamp) -> Result<Parsed, ParseEr
         batch: true,
         items,
     })
+}
+
+/// Refuses a notification with too many alerts, or whose events would
+/// take more than `limits.max_stored_bytes`, before any event is built
+/// (building them is where the memory would go). Each alert's event holds
+/// its labels and annotations twice (as labels and in `data`) and a copy of
+/// every group field.
+fn check_limits(value: &Value, limits: AlertLimits) -> Result<(), ParseError> {
+    let Some(alerts) = value.get("alerts").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    if alerts.len() > limits.max_alerts {
+        return Err(ParseError::TooManyAlerts {
+            count: alerts.len(),
+            limit: limits.max_alerts,
+        });
+    }
+    let group: usize = GROUP_FIELDS
+        .iter()
+        .filter_map(|name| value.get(*name).map(|v| name.len() + json_len(v)))
+        .sum();
+    let per_event = group.saturating_add(EVENT_OVERHEAD);
+    let estimated = alerts.iter().fold(0usize, |sum, alert| {
+        sum.saturating_add(per_event)
+            .saturating_add(json_len(alert).saturating_mul(2))
+    });
+    if estimated > limits.max_stored_bytes {
+        return Err(ParseError::TooMuchToStore {
+            estimated,
+            limit: limits.max_stored_bytes,
+            alerts: alerts.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The length of `value` as compact JSON, without building the text.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// `3` for `/alerts/3/labels/severity`.
@@ -146,15 +235,7 @@ fn convert(payload: &Map<String, Value>, alert: &Value, now: jiff::Timestamp) ->
             data.insert(name.into(), value.clone());
         }
     }
-    for name in [
-        "receiver",
-        "groupKey",
-        "externalURL",
-        "groupLabels",
-        "commonLabels",
-        "commonAnnotations",
-        "truncatedAlerts",
-    ] {
+    for name in GROUP_FIELDS {
         if let Some(value) = payload.get(name) {
             data.insert(name.into(), value.clone());
         }

@@ -67,6 +67,35 @@ pub enum ParseError {
     /// not an array or holds too many items, or a single event with errors.
     #[error("{}", Problems(.0))]
     Invalid(Vec<FieldError>),
+    /// An Alertmanager notification holds more alerts than allowed (413).
+    #[error(
+        "/alerts holds {count} alerts; at most {limit} are accepted in one request \
+         (server.alertmanager_max_alerts; Alertmanager's `max_alerts` caps what it sends)"
+    )]
+    TooManyAlerts {
+        /// Alerts in the request.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The events of an Alertmanager notification would take far more
+    /// room than the request: its group fields are copied into every
+    /// alert's event (413).
+    #[error(
+        "the events of this request would take about {estimated} bytes, more than the \
+         {limit} allowed (server.alertmanager_max_expansion times the request's size, \
+         plus 64 KiB): the group's fields (commonLabels, commonAnnotations, …) are copied \
+         into each of its {alerts} alerts; send fewer alerts per request or shorter \
+         common annotations"
+    )]
+    TooMuchToStore {
+        /// The estimated size of the events.
+        estimated: usize,
+        /// The limit for this request.
+        limit: usize,
+        /// Alerts in the request.
+        alerts: usize,
+    },
 }
 
 /// Joins problems for [`ParseError`]'s Display.

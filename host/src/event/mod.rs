@@ -28,10 +28,16 @@ mod errors;
 #[cfg(test)]
 mod tests;
 
-pub use alertmanager::SOURCE as ALERTMANAGER_SOURCE;
+pub use alertmanager::{AlertLimits, SOURCE as ALERTMANAGER_SOURCE};
 pub use checks::MAX_NAME_LEN;
 pub use envelope::schema;
 pub use errors::{FieldError, ParseError};
+
+/// Checks an idempotency key from outside the body (the `Idempotency-Key`
+/// header) by the envelope field's rules: 1 to [`MAX_NAME_LEN`] characters.
+pub fn check_idempotency_key(key: &str) -> Result<(), String> {
+    checks::non_empty_bounded(key)
+}
 
 /// The most events one batch request may hold (native or CloudEvents).
 pub const MAX_BATCH: usize = 1000;
@@ -93,7 +99,7 @@ pub fn parse_events(
         .get(http::header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let essence = content_type.as_deref().map(cloudevents::essence);
-    match essence.as_deref() {
+    let parsed = match essence.as_deref() {
         Some("application/cloudevents+json") => cloudevents::structured(body, now),
         Some("application/cloudevents-batch+json") => cloudevents::batch(body, now),
         // Another event format (`+avro`, `+protobuf`): not one we read.
@@ -107,20 +113,48 @@ pub fn parse_events(
         _ => Err(ParseError::UnsupportedMediaType {
             content_type: content_type.unwrap_or_default(),
         }),
-    }
+    };
+    parsed.map(Parsed::with_line_feeds)
 }
 
 /// Parses Carillon's own envelope (one event or a batch) from JSON bytes,
 /// whatever the transport (e.g. the event inside a test-push request).
 pub fn parse_native(body: &[u8], now: jiff::Timestamp) -> Result<Parsed, ParseError> {
-    envelope::parse(body, now)
+    envelope::parse(body, now).map(Parsed::with_line_feeds)
 }
 
 /// Parses `POST /v1/alertmanager`: an Alertmanager webhook payload
 /// (version 4), one event per alert. The payload's shape is checked as a
 /// whole (`Err(ParseError::Invalid)`); each alert then converts on its own.
 pub fn parse_alertmanager(body: &[u8], now: jiff::Timestamp) -> Result<Parsed, ParseError> {
-    alertmanager::parse(body, now)
+    parse_alertmanager_within(body, now, AlertLimits::NONE)
+}
+
+/// [`parse_alertmanager`] within `limits`: a notification with too many
+/// alerts, or whose events would take too much room, is refused as a whole
+/// before its events are built.
+pub fn parse_alertmanager_within(
+    body: &[u8],
+    now: jiff::Timestamp,
+    limits: AlertLimits,
+) -> Result<Parsed, ParseError> {
+    alertmanager::parse(body, now, limits).map(Parsed::with_line_feeds)
+}
+
+impl Parsed {
+    /// Every event's title and message with `\n` line endings only: a
+    /// lone `\r` is a line break in some chat apps and nothing in others,
+    /// so plugins never see one.
+    fn with_line_feeds(mut self) -> Self {
+        for event in self.items.iter_mut().flatten() {
+            for text in [&mut event.title, &mut event.message].into_iter().flatten() {
+                if text.contains('\r') {
+                    *text = text.replace("\r\n", "\n").replace('\r', "\n");
+                }
+            }
+        }
+        self
+    }
 }
 
 /// One event, normalized.

@@ -1474,3 +1474,108 @@ mod fuzz {
         }
     }
 }
+
+/// Plugins get `\n` line endings only: a lone `\r` (which some chat apps
+/// show as nothing and some as a line break) or `\r\n` in a title or
+/// message becomes `\n`, whatever the input format.
+#[test]
+fn line_endings_in_title_and_message_are_normalised() {
+    let event = single(native(&json!({
+        "type": "t.x",
+        "source": "s",
+        "title": "one\rtwo\r\nthree",
+        "message": "a\r\nb\rc\n\rd",
+    })));
+    assert_eq!(event.title.as_deref(), Some("one\ntwo\nthree"));
+    assert_eq!(event.message.as_deref(), Some("a\nb\nc\n\nd"));
+
+    let ce = parse_events(
+        &headers(&[("content-type", "application/cloudevents+json")]),
+        json!({
+            "specversion": "1.0", "id": "1", "source": "s", "type": "t.x",
+            "data": { "title": "x\ry", "message": "m\r\n" }
+        })
+        .to_string()
+        .as_bytes(),
+        now(),
+    );
+    let event = single(ce);
+    assert_eq!(event.title.as_deref(), Some("x\ny"));
+    assert_eq!(event.message.as_deref(), Some("m\n"));
+
+    let am = parse_alertmanager(
+        json!({
+            "version": "4", "status": "firing", "receiver": "r", "groupKey": "g",
+            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+            "externalURL": "http://am", "truncatedAlerts": 0,
+            "alerts": [{
+                "status": "firing", "labels": { "alertname": "A" },
+                "annotations": { "summary": "s\rt", "description": "d\r\ne" },
+                "startsAt": "2024-06-01T11:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://g", "fingerprint": "f"
+            }]
+        })
+        .to_string()
+        .as_bytes(),
+        now(),
+    )
+    .unwrap();
+    let event = am.items.into_iter().next().unwrap().unwrap();
+    assert_eq!(event.title.as_deref(), Some("s\nt"));
+    assert_eq!(event.message.as_deref(), Some("d\ne"));
+}
+
+/// An Alertmanager group of `alerts` alerts whose common annotation is
+/// `common` bytes long.
+fn alert_group(alerts: usize, common: usize) -> Vec<u8> {
+    let alert = json!({
+        "status": "firing", "labels": { "alertname": "A" }, "annotations": {},
+        "startsAt": "2024-06-01T11:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://g", "fingerprint": "f"
+    });
+    json!({
+        "version": "4", "status": "firing", "receiver": "r", "groupKey": "g",
+        "groupLabels": {}, "commonLabels": {},
+        "commonAnnotations": { "runbook": "r".repeat(common) },
+        "externalURL": "http://am", "truncatedAlerts": 0,
+        "alerts": vec![alert; alerts]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn alertmanager_limits_refuse_before_building_events() {
+    let limits = AlertLimits {
+        max_alerts: 10,
+        max_stored_bytes: 100_000,
+    };
+    let parse = |body: &[u8]| parse_alertmanager_within(body, now(), limits);
+    assert_eq!(parse(&alert_group(10, 100)).unwrap().items.len(), 10);
+    match parse(&alert_group(11, 0)) {
+        Err(
+            e @ ParseError::TooManyAlerts {
+                count: 11,
+                limit: 10,
+            },
+        ) => {
+            assert!(e.to_string().starts_with("/alerts holds 11 alerts"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // 10 copies of a 20 KB annotation: ~200 KB from a ~21 KB request.
+    match parse(&alert_group(10, 20_000)) {
+        Err(e @ ParseError::TooMuchToStore { alerts: 10, .. }) => {
+            assert!(e.to_string().contains("alertmanager_max_expansion"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without limits (the plain parser) both are read.
+    assert_eq!(
+        parse_alertmanager(&alert_group(11, 20_000), now())
+            .unwrap()
+            .items
+            .len(),
+        11
+    );
+}
