@@ -134,6 +134,15 @@ impl<C: Channel> Harness<C> {
         crate::__private::validate::<C>(config.to_string())
     }
 
+    /// The JSON pointers of every issue `validate` finds in `config`, in
+    /// order; panics when the config is valid.
+    pub fn issue_paths(&self, config: &serde_json::Value) -> Vec<String> {
+        match self.validate(config) {
+            Ok(()) => panic!("expected issues, the config is valid: {config}"),
+            Err(issues) => issues.into_iter().map(|issue| issue.path).collect(),
+        }
+    }
+
     /// Renders a message for a destination with this config.
     pub fn render(
         &self,

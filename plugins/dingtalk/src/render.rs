@@ -89,14 +89,14 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
     let compose = |keyword: Option<&str>, body: &str, rows: usize| -> (String, String) {
         let prefix = keyword.map(|k| format!("{k} ")).unwrap_or_default();
         let title = format!("{prefix}{}", message.title);
+        let badge = text::severity_emoji(message.severity);
         let head = if markdown {
             format!(
-                "#### {} {prefix}{}",
-                text::severity_emoji(message.severity),
+                "#### {badge} {prefix}{}",
                 text::escape_markdown(&message.title)
             )
         } else {
-            format!("{} {title}", text::severity_emoji(message.severity))
+            format!("{badge} {title}")
         };
         let fields = if markdown {
             text::markdown_fields(&message.fields, "- ")

@@ -96,18 +96,11 @@ pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverE
     let who = audience(config, message, kind);
     let markdown = kind != Kind::Text;
 
+    let badge = text::severity_emoji(message.severity);
     let head = if markdown {
-        format!(
-            "### {} {}",
-            text::severity_emoji(message.severity),
-            text::escape_markdown(&message.title)
-        )
+        format!("### {badge} {}", text::escape_markdown(&message.title))
     } else {
-        format!(
-            "{} {}",
-            text::severity_emoji(message.severity),
-            message.title
-        )
+        format!("{badge} {}", message.title)
     };
     let bullet = if kind == Kind::MarkdownV2 { "- " } else { "" };
     let fields = if markdown {
