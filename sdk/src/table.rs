@@ -106,6 +106,40 @@ pub fn row_line(
         .join(separator)
 }
 
+/// A table for channels whose Markdown has no tables: one line per row,
+/// `bullet` then `Title: cell, Title: cell`. With `markdown`, titles and
+/// displayed cells are escaped before `write(column, shown, tone)` writes
+/// each cell (e.g. adding a colour tag or [`mark`]).
+pub fn labelled_rows(
+    table: &Table,
+    markdown: bool,
+    bullet: &str,
+    write: impl Fn(&Column, &str, Tone) -> String,
+) -> String {
+    let escape = |s: &str| {
+        if markdown {
+            crate::text::escape_markdown(s)
+        } else {
+            s.to_owned()
+        }
+    };
+    table
+        .rows
+        .iter()
+        .map(|row| {
+            let line = row_line(table, row, ", ", |column, shown, tone| {
+                format!(
+                    "{}: {}",
+                    escape(&column.title),
+                    write(column, &escape(shown), tone)
+                )
+            });
+            format!("{bullet}{line}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A GitHub-flavoured Markdown table. `decorate(column, cell, tone)` writes
 /// each displayed cell, e.g. to wrap it in a colour tag; pipes are escaped
 /// before it is called.
@@ -346,5 +380,16 @@ mod tests {
         );
         assert_eq!(more_rows_line(2, "zh-CN"), "… 另有 2 行未显示");
         assert_eq!(more_rows_note(1, "en"), "\n… 1 more row");
+    }
+
+    #[test]
+    fn labelled_rows_escape_in_markdown() {
+        let t = score_table();
+        let plain = |_: &Column, shown: &str, tone: Tone| format!("{shown}{}", mark(tone));
+        let text = labelled_rows(&t, true, "- ", plain);
+        assert!(text.starts_with("- 名称: alpha, Score: 75% ✓\n"), "{text}");
+        assert!(text.ends_with("- 名称: a\\|b, Score: n/a%"), "{text}");
+        let text = labelled_rows(&t, false, "", plain);
+        assert!(text.ends_with("\n名称: a|b, Score: n/a%"), "{text}");
     }
 }

@@ -195,6 +195,15 @@ impl<C: Channel> Harness<C> {
         SCRIPT.with(|s| s.borrow().logs.clone())
     }
 
+    /// The warnings logged so far on this thread.
+    pub fn warnings(&self) -> Vec<String> {
+        self.logs()
+            .into_iter()
+            .filter(|(level, _)| *level == Level::Warn)
+            .map(|(_, line)| line)
+            .collect()
+    }
+
     fn destination(&self, config: &serde_json::Value) -> Destination {
         Destination {
             name: self.destination.clone(),

@@ -34,33 +34,6 @@ fn at_json(at: &Audience) -> Value {
     json!({ "atMobiles": at.mobiles, "atUserIds": at.user_ids, "isAtAll": at.all })
 }
 
-/// One line per row, `Title: value, Title: value`, with ✓/✗ for conditions.
-fn table_lines(t: &Table, markdown: bool) -> String {
-    let esc = |s: &str| {
-        if markdown {
-            text::escape_markdown(s)
-        } else {
-            s.to_owned()
-        }
-    };
-    let bullet = if markdown { "- " } else { "" };
-    t.rows
-        .iter()
-        .map(|row| {
-            let line = table::row_line(t, row, ", ", |column, shown, tone| {
-                format!(
-                    "{}: {}{}",
-                    esc(&column.title),
-                    esc(shown),
-                    table::mark(tone)
-                )
-            });
-            format!("{bullet}{line}")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// The request body, at most [`MAX_BODY_BYTES`] bytes of JSON.
 pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, DeliverError> {
     let locale = locale::effective(config.locale.as_deref(), &message.locale);
@@ -78,7 +51,14 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
     }
     let markdown = kind != MsgType::Text;
 
-    let render_table = move |t: &Table| table_lines(t, markdown);
+    // One line per row, `Title: value, Title: value` with ✓/✗: DingTalk's
+    // documented Markdown has no tables.
+    let render_table = move |t: &Table| {
+        let bullet = if markdown { "- " } else { "" };
+        table::labelled_rows(t, markdown, bullet, |_, shown, tone| {
+            format!("{shown}{}", table::mark(tone))
+        })
+    };
     let body_text = if markdown {
         &message.markdown
     } else {

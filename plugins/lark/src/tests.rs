@@ -8,7 +8,7 @@ use carillon_sdk::testing::{
     Harness, assert_rejected_with, check_golden_requests, expect_http, pretty_outgoing, sample,
     sample_message,
 };
-use carillon_sdk::{DeliverError, HttpError, HttpResponse, Level, Receipt};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Receipt};
 use serde_json::{Value, json};
 
 use super::*;
@@ -129,12 +129,7 @@ fn mentions_map_and_unsupported_ones_are_logged() {
         "{text}"
     );
     assert!(!text.contains("oncall@example.com") && !text.contains("13800000000"));
-    let warnings: Vec<String> = h
-        .logs()
-        .into_iter()
-        .filter(|(l, _)| *l == Level::Warn)
-        .map(|(_, m)| m)
-        .collect();
+    let warnings = h.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
 }
 

@@ -6,7 +6,7 @@
 use carillon_sdk::testing::{
     Harness, check_golden_requests, expect_http, pretty_outgoing, sample, sample_message,
 };
-use carillon_sdk::{DeliverError, HttpError, HttpResponse, Level, Receipt};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Receipt};
 use serde_json::{Value, json};
 
 use super::*;
@@ -83,11 +83,7 @@ fn mentions_match_their_entities() {
         );
     }
     assert_eq!(entities[1]["mentioned"]["id"], "oncall@example.com");
-    let warnings = h
-        .logs()
-        .into_iter()
-        .filter(|(l, _)| *l == Level::Warn)
-        .count();
+    let warnings = h.warnings().len();
     assert_eq!(warnings, 2, "all and mobile are dropped");
 
     // Connector cards mention no one.

@@ -49,34 +49,17 @@ fn audience(config: &WeComConfig, message: &Message, kind: Kind) -> Audience {
 /// One line per row, `Title: value, Title: value`; conditional cells are
 /// coloured in Markdown and marked ✓/✗ in text.
 fn table_lines(t: &Table, markdown: bool) -> String {
-    let esc = |s: &str| {
-        if markdown {
-            text::escape_markdown(s)
-        } else {
-            s.to_owned()
+    table::labelled_rows(t, markdown, "", |column, shown, tone| {
+        match (markdown, column.condition.is_some(), tone) {
+            (true, _, table::Tone::Good) => format!("<font color=\"info\">{shown}</font>"),
+            (true, _, table::Tone::Bad) => format!("<font color=\"warning\">{shown}</font>"),
+            (true, true, table::Tone::Neutral) => {
+                format!("<font color=\"comment\">{shown}</font>")
+            }
+            (false, _, tone) => format!("{shown}{}", table::mark(tone)),
+            _ => shown.to_owned(),
         }
-    };
-    t.rows
-        .iter()
-        .map(|row| {
-            table::row_line(t, row, ", ", |column, shown, tone| {
-                let shown = esc(shown);
-                let cell = match (markdown, column.condition.is_some(), tone) {
-                    (true, _, table::Tone::Good) => format!("<font color=\"info\">{shown}</font>"),
-                    (true, _, table::Tone::Bad) => {
-                        format!("<font color=\"warning\">{shown}</font>")
-                    }
-                    (true, true, table::Tone::Neutral) => {
-                        format!("<font color=\"comment\">{shown}</font>")
-                    }
-                    (false, _, tone) => format!("{shown}{}", table::mark(tone)),
-                    _ => shown,
-                };
-                format!("{}: {cell}", esc(&column.title))
-            })
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    })
 }
 
 /// A pipe table for `markdown_v2`, with ✓/✗ marks (v2 has no colours).

@@ -7,7 +7,7 @@ use carillon_sdk::testing::{
     Harness, assert_rejected_with, check_golden_requests, errcode_answer, expect_http, json_body,
     pretty_outgoing_with, sample, sample_message,
 };
-use carillon_sdk::{DeliverError, HttpError, HttpResponse, Level, Outgoing};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Outgoing};
 use serde_json::{Value, json};
 
 use super::*;
@@ -84,12 +84,7 @@ fn markdown_colours_conditional_cells_and_mentions_user_ids() {
     let text = content(&body);
     assert!(text.ends_with("<@u_1001>"), "{text}");
     assert!(!text.contains("13800000000"));
-    let warnings: Vec<String> = h
-        .logs()
-        .into_iter()
-        .filter(|(l, _)| *l == Level::Warn)
-        .map(|(_, m)| m)
-        .collect();
+    let warnings = h.warnings();
     assert!(warnings.iter().any(|w| w.contains("email")), "{warnings:?}");
     assert!(
         warnings.iter().any(|w| w.contains("mobile")),
