@@ -115,34 +115,46 @@ fn main() {
         .expect("writing to a String cannot fail");
     }
     code.push_str("];\n\n");
-    code.push_str(
-        "/// Paths of the first-party plugin files, for tests and tools that load from disk.\n",
+    let builtin_paths: Vec<PathBuf> = builtin
+        .iter()
+        .map(|krate| out_dir.join(file_name(krate)))
+        .collect();
+    write_paths(
+        &mut code,
+        "/// Paths of the first-party plugin files, for tests and tools that load from disk.",
+        "BUILTIN_PATHS",
+        &builtin,
+        &builtin_paths,
     );
-    code.push_str("pub const BUILTIN_PATHS: &[(&str, &str)] = &[\n");
-    for krate in &builtin {
-        let wasm = out_dir.join(file_name(krate));
+    code.push('\n');
+    let fixture_paths: Vec<PathBuf> = fixtures
+        .iter()
+        .map(|krate| copy_artifact(&wasm_dir, &out_dir, krate))
+        .collect();
+    write_paths(
+        &mut code,
+        "/// Paths of the test fixture plugins (never embedded).",
+        "FIXTURE_PATHS",
+        &fixtures,
+        &fixture_paths,
+    );
+    fs::write(out_dir.join("artifacts.rs"), code).expect("cannot write artifacts.rs");
+}
+
+/// Writes `const NAME: &[(&str, &str)]`, each crate's package and file path.
+fn write_paths(code: &mut String, doc: &str, name: &str, crates: &[Crate], paths: &[PathBuf]) {
+    writeln!(code, "{doc}\npub const {name}: &[(&str, &str)] = &[")
+        .expect("writing to a String cannot fail");
+    for (krate, path) in crates.iter().zip(paths) {
         writeln!(
             code,
             "    ({:?}, {:?}),",
             krate.package,
-            wasm.display().to_string()
+            path.display().to_string()
         )
-        .expect("String");
-    }
-    code.push_str("];\n\n");
-    code.push_str("/// Paths of the test fixture plugins (never embedded).\npub const FIXTURE_PATHS: &[(&str, &str)] = &[\n");
-    for krate in &fixtures {
-        let wasm = copy_artifact(&wasm_dir, &out_dir, krate);
-        writeln!(
-            code,
-            "    ({:?}, {:?}),",
-            krate.package,
-            wasm.display().to_string()
-        )
-        .expect("String");
+        .expect("writing to a String cannot fail");
     }
     code.push_str("];\n");
-    fs::write(out_dir.join("artifacts.rs"), code).expect("cannot write artifacts.rs");
 }
 
 /// Installs the wasm target through rustup when the toolchain lacks it, so a

@@ -19,10 +19,7 @@ pub fn by_status(ctx: &Context, response: &HttpResponse) -> Result<Receipt, Deli
     let status = response.status;
     let summary = summary(response);
     match status {
-        200..=299 => Ok(Receipt {
-            remote_id: None,
-            detail: summary,
-        }),
+        200..=299 => Ok(delivered(response)),
         429 => Err(DeliverError::rate_limited(
             retry_after_ms(ctx, response).unwrap_or(DEFAULT_RATE_LIMIT_WAIT_MS),
             summary,
@@ -36,6 +33,14 @@ pub fn by_status(ctx: &Context, response: &HttpResponse) -> Result<Receipt, Deli
             "{summary} (redirects to another origin are not followed; configure the final URL)"
         ))),
         _ => Err(DeliverError::rejected(summary)),
+    }
+}
+
+/// The receipt for an answer that means "delivered": its [`summary`], no remote id.
+pub fn delivered(response: &HttpResponse) -> Receipt {
+    Receipt {
+        remote_id: None,
+        detail: summary(response),
     }
 }
 

@@ -66,20 +66,28 @@ impl Manifest {
 }
 
 impl HttpRequest {
+    /// A request with one `content-type` header and the gateway's default timeout.
+    pub fn new(method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Self {
+        HttpRequest {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            headers: vec![("content-type".to_owned(), content_type.to_owned())],
+            body,
+            timeout_ms: None,
+        }
+    }
+
+    /// A POST of a body already serialized as JSON (e.g. by
+    /// [`fit::fit_json`](crate::fit::fit_json)), as UTF-8 JSON.
+    pub fn post_json_bytes(url: &str, body: Vec<u8>) -> Self {
+        HttpRequest::new("POST", url, crate::http::JSON_UTF8, body)
+    }
+
     /// A POST of `body` serialized as JSON, with `content-type: application/json`.
     pub fn post_json(url: &str, body: &impl serde::Serialize) -> Result<Self, DeliverError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| DeliverError::Rejected(format!("cannot encode the body as JSON: {e}")))?;
-        Ok(HttpRequest {
-            method: "POST".to_owned(),
-            url: url.to_owned(),
-            headers: vec![(
-                "content-type".to_owned(),
-                "application/json; charset=utf-8".to_owned(),
-            )],
-            body,
-            timeout_ms: None,
-        })
+        Ok(HttpRequest::post_json_bytes(url, body))
     }
 
     /// Adds a header.

@@ -40,7 +40,7 @@ pub const BODY_FLOOR: usize = 2_000;
 /// (`locale` starting with `zh`). It starts with a blank line so that it
 /// forms its own Markdown paragraph.
 pub fn truncated_note(cut: usize, locale: &str) -> String {
-    if locale.starts_with("zh") {
+    if crate::locale::is_chinese(locale) {
         format!("\n\n…（已截断 {cut} 字节）")
     } else {
         format!("\n\n… (truncated {cut} bytes)")

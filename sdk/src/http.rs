@@ -7,6 +7,9 @@
 
 use crate::{HttpError, HttpRequest, HttpResponse};
 
+/// The content type of the JSON bodies plugins send.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
 /// Sends a request and returns the whole response.
 pub fn send(request: &HttpRequest) -> Result<HttpResponse, HttpError> {
     #[cfg(target_arch = "wasm32")]

@@ -6,7 +6,10 @@
 //! offers what every channel needs: HTTP helpers over the host import
 //! ([`http`]), signing ([`sign`]), Markdown-to-text and byte-budget trimming
 //! ([`text`]), table rendering ([`table`]), fitting a whole payload into a
-//! channel's byte limit ([`fit`]) and logging ([`log`]).
+//! channel's byte limit ([`fit`]), checking endpoint URLs ([`endpoint`]) and
+//! locales ([`locale`]), mentions ([`mention`]), security keywords
+//! ([`keywords`]), vendors' body error codes ([`error_code`]) and logging
+//! ([`log`]).
 //!
 //! Built for `wasm32-wasip2`, the plugin is a component the gateway loads.
 //! Built natively (as in `cargo test`), the same code runs against the
@@ -61,9 +64,14 @@
 pub mod bindings;
 pub mod classify;
 mod convert;
+pub mod endpoint;
+pub mod error_code;
 pub mod fit;
 pub mod http;
+pub mod keywords;
+pub mod locale;
 pub mod log;
+pub mod mention;
 pub mod sign;
 pub mod smtp;
 pub mod table;

@@ -57,7 +57,8 @@ mod tests {
 
     #[test]
     fn dingtalk_vector() {
-        // channels reference §8: secret SEC000…, timestamp 1700000000000.
+        // docs/vendors/dingtalk.md, "Test vectors": secret SEC000…,
+        // timestamp 1700000000000.
         let secret = "SEC000000000000000000000";
         let signed = format!("1700000000000\n{secret}");
         assert_eq!(

@@ -70,6 +70,76 @@ fn cell(row: &[String], index: usize) -> &str {
     row.get(index).map_or("", String::as_str)
 }
 
+/// The cells of `row` with their columns: each as displayed ([`display`])
+/// and its [`tone`]. A row shorter than the columns reads as empty cells.
+pub fn cells<'a>(
+    table: &'a Table,
+    row: &'a [String],
+) -> impl Iterator<Item = (&'a Column, String, Tone)> + 'a {
+    table.columns.iter().enumerate().map(move |(i, column)| {
+        let value = cell(row, i);
+        (column, display(column, value), tone(column, value))
+    })
+}
+
+/// What follows a cell in channels without colour: ` ✓` when it passes its
+/// column's condition, ` ✗` when it fails, nothing otherwise.
+pub fn mark(tone: Tone) -> &'static str {
+    match tone {
+        Tone::Good => " ✓",
+        Tone::Bad => " ✗",
+        Tone::Neutral => "",
+    }
+}
+
+/// A row as one line: each cell written by `write(column, shown, tone)`,
+/// joined by `separator`.
+pub fn row_line(
+    table: &Table,
+    row: &[String],
+    separator: &str,
+    write: impl Fn(&Column, &str, Tone) -> String,
+) -> String {
+    cells(table, row)
+        .map(|(column, shown, tone)| write(column, &shown, tone))
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+/// A table for channels whose Markdown has no tables: one line per row,
+/// `bullet` then `Title: cell, Title: cell`. With `markdown`, titles and
+/// displayed cells are escaped before `write(column, shown, tone)` writes
+/// each cell (e.g. adding a colour tag or [`mark`]).
+pub fn labelled_rows(
+    table: &Table,
+    markdown: bool,
+    bullet: &str,
+    write: impl Fn(&Column, &str, Tone) -> String,
+) -> String {
+    let escape = |s: &str| {
+        if markdown {
+            crate::text::escape_markdown(s)
+        } else {
+            s.to_owned()
+        }
+    };
+    table
+        .rows
+        .iter()
+        .map(|row| {
+            let line = row_line(table, row, ", ", |column, shown, tone| {
+                format!(
+                    "{}: {}",
+                    escape(&column.title),
+                    write(column, &escape(shown), tone)
+                )
+            });
+            format!("{bullet}{line}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A GitHub-flavoured Markdown table. `decorate(column, cell, tone)` writes
 /// each displayed cell, e.g. to wrap it in a colour tag; pipes are escaped
 /// before it is called.
@@ -113,19 +183,8 @@ pub fn text_table(table: &Table) -> String {
         .rows
         .iter()
         .map(|row| {
-            table
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, column)| {
-                    let value = cell(row, i);
-                    let mark = match tone(column, value) {
-                        Tone::Good => " ✓",
-                        Tone::Bad => " ✗",
-                        Tone::Neutral => "",
-                    };
-                    format!("{}{mark}", display(column, value))
-                })
+            cells(table, row)
+                .map(|(_, shown, tone)| format!("{shown}{}", mark(tone)))
                 .collect()
         })
         .collect();
@@ -205,14 +264,21 @@ pub fn fit_rows(
     Some((attempt(lo), total - lo))
 }
 
-/// The default note for omitted rows, in English or Chinese.
+/// The default note for omitted rows, in English or Chinese, on a line of
+/// its own (it starts with a newline).
 pub fn more_rows_note(omitted: usize, locale: &str) -> String {
-    if locale.starts_with("zh") {
-        format!("\n… 另有 {omitted} 行未显示")
+    format!("\n{}", more_rows_line(omitted, locale))
+}
+
+/// [`more_rows_note`] without the leading newline, for channels that build
+/// lines or blocks themselves.
+pub fn more_rows_line(omitted: usize, locale: &str) -> String {
+    if crate::locale::is_chinese(locale) {
+        format!("… 另有 {omitted} 行未显示")
     } else if omitted == 1 {
-        "\n… 1 more row".to_owned()
+        "… 1 more row".to_owned()
     } else {
-        format!("\n… {omitted} more rows")
+        format!("… {omitted} more rows")
     }
 }
 
@@ -299,5 +365,31 @@ mod tests {
         let shown = text.lines().filter(|l| l.starts_with("| ")).count() - 2; // header and rule
         assert_eq!(shown + omitted, 103);
         assert!(fit_rows(&table, 5, markdown_table, |n| more_rows_note(n, "en")).is_none());
+    }
+
+    #[test]
+    fn rows_become_lines_with_marks() {
+        let t = score_table();
+        let line = row_line(&t, &t.rows[1], " | ", |c, shown, tone| {
+            format!("{}={shown}{}", c.key, mark(tone))
+        });
+        assert_eq!(line, "name=贝塔 | score=42.5% ✗");
+        assert_eq!(
+            cells(&t, &[]).map(|(_, s, _)| s).collect::<Vec<_>>(),
+            ["", "%"]
+        );
+        assert_eq!(more_rows_line(2, "zh-CN"), "… 另有 2 行未显示");
+        assert_eq!(more_rows_note(1, "en"), "\n… 1 more row");
+    }
+
+    #[test]
+    fn labelled_rows_escape_in_markdown() {
+        let t = score_table();
+        let plain = |_: &Column, shown: &str, tone: Tone| format!("{shown}{}", mark(tone));
+        let text = labelled_rows(&t, true, "- ", plain);
+        assert!(text.starts_with("- 名称: alpha, Score: 75% ✓\n"), "{text}");
+        assert!(text.ends_with("- 名称: a\\|b, Score: n/a%"), "{text}");
+        let text = labelled_rows(&t, false, "", plain);
+        assert!(text.ends_with("\n名称: a|b, Score: n/a%"), "{text}");
     }
 }

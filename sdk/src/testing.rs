@@ -134,6 +134,15 @@ impl<C: Channel> Harness<C> {
         crate::__private::validate::<C>(config.to_string())
     }
 
+    /// The JSON pointers of every issue `validate` finds in `config`, in
+    /// order; panics when the config is valid.
+    pub fn issue_paths(&self, config: &serde_json::Value) -> Vec<String> {
+        match self.validate(config) {
+            Ok(()) => panic!("expected issues, the config is valid: {config}"),
+            Err(issues) => issues.into_iter().map(|issue| issue.path).collect(),
+        }
+    }
+
     /// Renders a message for a destination with this config.
     pub fn render(
         &self,
@@ -160,6 +169,17 @@ impl<C: Channel> Harness<C> {
         )
     }
 
+    /// The outcome of delivering [`sample_message`] when the channel answers
+    /// `response`: how a plugin's `classify` reads that answer.
+    pub fn outcome(
+        &self,
+        config: &serde_json::Value,
+        response: HttpResponse,
+    ) -> Result<Receipt, DeliverError> {
+        SCRIPT.with(|s| s.borrow_mut().http = Box::new(move |_| Ok(response.clone())));
+        self.deliver(config, &sample_message())
+    }
+
     /// Every HTTP request sent so far on this thread.
     pub fn requests(&self) -> Vec<HttpRequest> {
         SCRIPT.with(|s| s.borrow().requests.clone())
@@ -173,6 +193,15 @@ impl<C: Channel> Harness<C> {
     /// Every log line recorded so far on this thread.
     pub fn logs(&self) -> Vec<(Level, String)> {
         SCRIPT.with(|s| s.borrow().logs.clone())
+    }
+
+    /// The warnings logged so far on this thread.
+    pub fn warnings(&self) -> Vec<String> {
+        self.logs()
+            .into_iter()
+            .filter(|(level, _)| *level == Level::Warn)
+            .map(|(_, line)| line)
+            .collect()
     }
 
     fn destination(&self, config: &serde_json::Value) -> Destination {
@@ -351,6 +380,50 @@ pub fn samples() -> Vec<(&'static str, Message)> {
     ]
 }
 
+/// The sample of [`samples`] called `name`.
+pub fn sample(name: &str) -> Message {
+    samples()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, message)| message)
+        .unwrap_or_else(|| panic!("no sample message called {name:?}"))
+}
+
+/// The HTTP request of an HTTP channel's output.
+pub fn expect_http(outgoing: Outgoing) -> HttpRequest {
+    match outgoing {
+        Outgoing::Http(request) => request,
+        Outgoing::Mail(_) => panic!("expected an HTTP request, the plugin rendered a mail"),
+    }
+}
+
+/// A request's body as JSON.
+pub fn json_body(request: &HttpRequest) -> serde_json::Value {
+    serde_json::from_slice(&request.body)
+        .unwrap_or_else(|e| panic!("the request body is not JSON: {e}"))
+}
+
+/// A chat robot's `{"errcode", "errmsg"}` answer, in an HTTP 200.
+pub fn errcode_answer(errcode: i64, errmsg: &str) -> HttpResponse {
+    HttpResponse::json(
+        200,
+        &serde_json::json!({ "errcode": errcode, "errmsg": errmsg }),
+    )
+}
+
+/// Asserts that `outcome` is a rejection whose reason contains every one of
+/// `needles` (the vendor's code and message, the hint for the admin).
+pub fn assert_rejected_with(outcome: Result<Receipt, DeliverError>, needles: &[&str]) {
+    match outcome {
+        Err(DeliverError::Rejected(reason)) => {
+            for needle in needles {
+                assert!(reason.contains(needle), "{needle:?} not in {reason:?}");
+            }
+        }
+        other => panic!("expected a rejection mentioning {needles:?}, got {other:?}"),
+    }
+}
+
 /// A request as golden files show it: method and URL, headers, the body size,
 /// then the body (pretty JSON when it parses as JSON, else the text). Mails
 /// show the envelope and the message.
@@ -396,6 +469,40 @@ pub fn pretty_outgoing_with(outgoing: &Outgoing, notes: &[String]) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The golden file `tests/golden/<case>.txt` of the crate in `manifest_dir`
+/// (pass `env!("CARGO_MANIFEST_DIR")`).
+pub fn golden_path(manifest_dir: &str, case: &str) -> std::path::PathBuf {
+    std::path::Path::new(manifest_dir)
+        .join("tests/golden")
+        .join(format!("{case}.txt"))
+}
+
+/// Renders every one of [`samples`] for every named config of plugin `C`
+/// and compares each result, written by `show` (usually
+/// [`pretty_outgoing`]), with the golden file `<config>-<sample>` of the
+/// crate in `manifest_dir` ([`golden_path`]). Each HTTP body must be UTF-8
+/// and at most `max_body` bytes.
+pub fn check_golden_requests<C: Channel>(
+    manifest_dir: &str,
+    configs: &[(&str, serde_json::Value)],
+    max_body: usize,
+    show: impl Fn(&Outgoing) -> String,
+) {
+    for (config_name, config) in configs {
+        for (sample_name, message) in samples() {
+            let case = format!("{config_name}-{sample_name}");
+            let outgoing = Harness::<C>::new()
+                .render(config, &message)
+                .unwrap_or_else(|e| panic!("{case}: {e:?}"));
+            if let Outgoing::Http(request) = &outgoing {
+                assert!(request.body.len() <= max_body, "{case}: body too large");
+                assert!(std::str::from_utf8(&request.body).is_ok(), "{case}");
+            }
+            check_golden(&golden_path(manifest_dir, &case), &show(&outgoing));
+        }
+    }
 }
 
 /// Compares `actual` with the golden file at `path`, or rewrites the file

@@ -3,6 +3,8 @@
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
+use crate::{Field, Severity};
+
 /// Plain text from CommonMark: emphasis and headings lose their markers,
 /// links keep their URL in brackets, list items get `- ` or `1. `, code
 /// stays as written, raw HTML is dropped.
@@ -111,6 +113,40 @@ pub fn escape_markdown(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A message's fields as Markdown lines: `bullet` then `**name**: value`,
+/// both escaped.
+pub fn markdown_fields(fields: &[Field], bullet: &str) -> Vec<String> {
+    fields
+        .iter()
+        .map(|f| {
+            format!(
+                "{bullet}**{}**: {}",
+                escape_markdown(&f.name),
+                escape_markdown(&f.value)
+            )
+        })
+        .collect()
+}
+
+/// A message's fields as plain lines, `name: value`.
+pub fn plain_fields(fields: &[Field]) -> Vec<String> {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.name, f.value))
+        .collect()
+}
+
+/// A severity as an emoji, for channels whose only colour is text.
+pub fn severity_emoji(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "ℹ️",
+        Severity::Success => "✅",
+        Severity::Warning => "⚠️",
+        Severity::Error => "❌",
+        Severity::Critical => "🚨",
+    }
 }
 
 /// A string fitted to a byte budget.

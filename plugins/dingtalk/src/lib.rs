@@ -33,9 +33,10 @@
 //! timestamp, IP), 3000xx, 4000xx, 430xxx, 460101, 101002 and any other code
 //! rejected with the vendor's code and message.
 
+use carillon_sdk::error_code::{self, Rule, Verdict};
 use carillon_sdk::{
     Channel, ConfigIssue, Context, DeliverError, HttpRequest, HttpResponse, Manifest, Message,
-    Outgoing, Receipt, classify, export_channel, http, sign,
+    Outgoing, Receipt, endpoint, export_channel, http, keywords, locale, mention, sign,
 };
 use serde::Deserialize;
 
@@ -49,6 +50,9 @@ pub const MAX_BODY_BYTES: usize = 20_000;
 
 /// How long DingTalk throttles a robot that exceeded 20 messages a minute.
 pub const THROTTLE_MS: u64 = 10 * 60 * 1000;
+
+/// The most security keywords a robot has.
+const MAX_KEYWORDS: usize = 10;
 
 /// The message type to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -147,22 +151,9 @@ impl Channel for DingTalk {
                 "expected the signing secret shown in the robot settings, starting with SEC",
             ));
         }
-        if config.keywords.len() > 10 {
-            issues.push(ConfigIssue::new(
-                "/keywords",
-                "DingTalk robots have at most 10 keywords",
-            ));
-        }
-        for (i, keyword) in config.keywords.iter().enumerate() {
-            if keyword.trim().is_empty() {
-                issues.push(ConfigIssue::new(
-                    &format!("/keywords/{i}"),
-                    "a keyword cannot be empty",
-                ));
-            }
-        }
+        issues.extend(keywords::check("/keywords", &config.keywords, MAX_KEYWORDS));
         for (i, mobile) in config.at_mobiles.iter().enumerate() {
-            if !valid_mobile(mobile) {
+            if !mention::is_mobile(mobile) {
                 issues.push(ConfigIssue::new(
                     &format!("/at_mobiles/{i}"),
                     "expected digits, or +<country code>-<number> for international numbers",
@@ -177,17 +168,7 @@ impl Channel for DingTalk {
                 ));
             }
         }
-        if let Some(locale) = &config.locale
-            && (locale.len() < 2
-                || !locale
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        {
-            issues.push(ConfigIssue::new(
-                "/locale",
-                "expected a BCP 47 language tag such as zh-CN or en",
-            ));
-        }
+        issues.extend(locale::check("/locale", config.locale.as_deref()));
         issues
     }
 
@@ -204,16 +185,7 @@ impl Channel for DingTalk {
             Some(secret) => signed_url(&config.webhook, secret, ctx.now_ms),
             None => config.webhook.clone(),
         };
-        let request = HttpRequest {
-            method: "POST".to_owned(),
-            url,
-            headers: vec![(
-                "content-type".to_owned(),
-                "application/json; charset=utf-8".to_owned(),
-            )],
-            body,
-            timeout_ms: None,
-        };
+        let request = HttpRequest::post_json_bytes(&url, body);
         Ok(Outgoing::Http(request))
     }
 
@@ -237,56 +209,41 @@ pub fn signed_url(webhook: &str, secret: &str, timestamp_ms: u64) -> String {
     http::with_query(webhook, &[("timestamp", &timestamp), ("sign", &sign)])
 }
 
+/// What DingTalk's `errcode`s mean; 0 is delivered, other codes rejected.
+const ERRCODES: &[Rule] = &[
+    Rule::new(
+        &[130101, 410100],
+        Verdict::RateLimited(THROTTLE_MS),
+        "robot throttled; DingTalk allows 20 messages a minute",
+    ),
+    Rule::new(&[-1], Verdict::Retryable, "system busy"),
+    Rule::explained(&[310000], Verdict::Rejected, security_hint),
+    Rule::new(
+        &[300001, 300005, 400101],
+        Verdict::Rejected,
+        "the access_token is wrong, revoked, or the group is external",
+    ),
+    Rule::new(
+        &[460101, 101002],
+        Verdict::Rejected,
+        "message larger than DingTalk's 20000-byte limit",
+    ),
+    Rule::new(
+        &[400013, 400102, 400106],
+        Verdict::Rejected,
+        "the robot is disabled, removed, or its group dissolved",
+    ),
+    Rule::new(
+        &[430101, 430102, 430103, 430104],
+        Verdict::Rejected,
+        "content refused as unsafe",
+    ),
+];
+
 /// Classifies a robot answer by its `errcode` (DingTalk answers business
 /// errors with HTTP 200).
 pub fn classify_answer(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
-    let summary = classify::summary(response);
-    if !response.is_success() {
-        return classify::by_status(ctx, response);
-    }
-    let Some(body) = response.body_json() else {
-        return Err(DeliverError::rejected(format!(
-            "{summary} (not a DingTalk robot answer: no JSON errcode; delivery unknown)"
-        )));
-    };
-    let Some(code) = body.get("errcode").and_then(serde_json::Value::as_i64) else {
-        return Err(DeliverError::rejected(format!(
-            "{summary} (not a DingTalk robot answer: no errcode)"
-        )));
-    };
-    let errmsg = body
-        .get("errmsg")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("");
-    let said = format!("errcode {code}: {errmsg}");
-    match code {
-        0 => Ok(Receipt {
-            remote_id: None,
-            detail: summary,
-        }),
-        130101 | 410100 => Err(DeliverError::rate_limited(
-            THROTTLE_MS,
-            format!("{said} (robot throttled; DingTalk allows 20 messages a minute)"),
-        )),
-        -1 => Err(DeliverError::retryable(format!("{said} (system busy)"))),
-        310000 => Err(DeliverError::rejected(format!(
-            "{said} ({})",
-            security_hint(errmsg)
-        ))),
-        300001 | 300005 | 400101 => Err(DeliverError::rejected(format!(
-            "{said} (the access_token is wrong, revoked, or the group is external)"
-        ))),
-        460101 | 101002 => Err(DeliverError::rejected(format!(
-            "{said} (message larger than DingTalk's 20000-byte limit)"
-        ))),
-        400013 | 400102 | 400106 => Err(DeliverError::rejected(format!(
-            "{said} (the robot is disabled, removed, or its group dissolved)"
-        ))),
-        430101..=430104 => Err(DeliverError::rejected(format!(
-            "{said} (content refused as unsafe)"
-        ))),
-        _ => Err(DeliverError::rejected(said)),
-    }
+    error_code::by_errcode(ctx, response, "DingTalk robot", ERRCODES)
 }
 
 /// Which of the 310000 security checks failed, from the errmsg wording.
@@ -306,45 +263,27 @@ fn security_hint(errmsg: &str) -> &'static str {
 }
 
 /// What is wrong with a robot URL, if anything.
-fn webhook_problem(url: &str) -> Option<&'static str> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let Some(rest) = rest else {
-        return Some(
-            "expected an http(s) URL, https://oapi.dingtalk.com/robot/send?access_token=…",
-        );
+fn webhook_problem(url: &str) -> Option<String> {
+    let url = match endpoint::read(url, EXAMPLE_WEBHOOK) {
+        Ok(url) => url,
+        Err(problem) => return Some(problem),
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() || authority.contains('@') || authority.contains(' ') {
-        return Some("the URL has no valid host");
+    if url
+        .query_pairs()
+        .any(|(name, _)| matches!(name, "timestamp" | "sign"))
+    {
+        return Some(
+            "remove timestamp and sign: they are added per request from `secret`".to_owned(),
+        );
     }
-    let query = rest.split_once('?').map_or("", |(_, q)| q);
-    let query = query.split('#').next().unwrap_or("");
-    let mut token = false;
-    for pair in query.split('&') {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match name {
-            "access_token" if !value.is_empty() => token = true,
-            "timestamp" | "sign" => {
-                return Some("remove timestamp and sign: they are added per request from `secret`");
-            }
-            _ => {}
-        }
-    }
-    if !token {
-        return Some("the URL has no access_token query parameter");
+    if url.query_value("access_token").is_none() {
+        return Some("the URL has no access_token query parameter".to_owned());
     }
     None
 }
 
-/// Mainland numbers are digits; international ones `+<cc>-<number>`.
-fn valid_mobile(mobile: &str) -> bool {
-    let digits = mobile.strip_prefix('+').unwrap_or(mobile);
-    !digits.is_empty()
-        && digits.starts_with(|c: char| c.is_ascii_digit())
-        && digits.chars().all(|c| c.is_ascii_digit() || c == '-')
-}
+/// What a robot URL looks like, for error messages.
+const EXAMPLE_WEBHOOK: &str = "https://oapi.dingtalk.com/robot/send?access_token=…";
 
 #[cfg(test)]
 mod tests;

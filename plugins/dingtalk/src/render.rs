@@ -1,123 +1,43 @@
 //! Turning a channel-neutral message into a DingTalk robot body: picks the
 //! message type, maps mentions, guarantees a keyword and fits the size limit.
 
-use carillon_sdk::{DeliverError, Mention, Message, Severity, Table, fit, log, table, text};
+use carillon_sdk::mention::Audience;
+use carillon_sdk::{DeliverError, Message, Table, fit, keywords, locale, log, table, text};
 use serde_json::{Value, json};
 
 use crate::{DingTalkConfig, MAX_BODY_BYTES, MsgType};
 
-/// Who to @: DingTalk's `at` object.
-#[derive(Debug, Default)]
-struct At {
-    mobiles: Vec<String>,
-    user_ids: Vec<String>,
-    all: bool,
-}
-
-impl At {
-    fn is_empty(&self) -> bool {
-        self.mobiles.is_empty() && self.user_ids.is_empty() && !self.all
-    }
-
-    /// The `@mobile @userid` line DingTalk needs in the text for the @ to fire.
-    fn line(&self) -> String {
-        self.mobiles
-            .iter()
-            .chain(&self.user_ids)
-            .map(|who| format!("@{who}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    fn json(&self) -> Value {
-        json!({ "atMobiles": self.mobiles, "atUserIds": self.user_ids, "isAtAll": self.all })
-    }
-}
-
-fn push_unique(list: &mut Vec<String>, value: &str) {
-    if !list.iter().any(|v| v == value) {
-        list.push(value.to_owned());
-    }
-}
-
-/// The destination's default mentions plus the message's, in order, without
-/// duplicates; email mentions are dropped with a warning.
-fn mentions(config: &DingTalkConfig, message: &Message) -> At {
-    let mut at = At {
-        all: config.at_all,
-        ..At::default()
-    };
-    for mobile in &config.at_mobiles {
-        push_unique(&mut at.mobiles, mobile);
-    }
-    for id in &config.at_user_ids {
-        push_unique(&mut at.user_ids, id);
-    }
-    for mention in &message.mentions {
-        match mention {
-            Mention::All => at.all = true,
-            Mention::Mobile(m) => push_unique(&mut at.mobiles, m),
-            Mention::UserId(id) => push_unique(&mut at.user_ids, id),
-            Mention::Email(_) => {
-                log::warn("DingTalk robots cannot @ by email address; that mention was dropped")
-            }
-        }
+/// Who to @: the destination's defaults plus the message's, without the
+/// email addresses DingTalk cannot @ (dropped with a warning).
+fn audience(config: &DingTalkConfig, message: &Message) -> Audience {
+    let mut at = Audience::standing(config.at_all, &config.at_user_ids, &config.at_mobiles)
+        .with(&message.mentions);
+    if !at.emails.is_empty() {
+        log::warn("DingTalk robots cannot @ by email address; that mention was dropped");
+        at.emails.clear();
     }
     at
 }
 
-/// A severity as an emoji, the only colour DingTalk Markdown documents.
-fn badge(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "ℹ️",
-        Severity::Success => "✅",
-        Severity::Warning => "⚠️",
-        Severity::Error => "❌",
-        Severity::Critical => "🚨",
-    }
+/// The `@mobile @userid` line DingTalk needs in the text for the @ to fire.
+fn at_line(at: &Audience) -> String {
+    at.mobiles
+        .iter()
+        .chain(&at.user_ids)
+        .map(|who| format!("@{who}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-/// One line per row, `Title: value, Title: value`, with ✓/✗ for conditions.
-fn table_lines(t: &Table, markdown: bool) -> String {
-    let esc = |s: &str| {
-        if markdown {
-            text::escape_markdown(s)
-        } else {
-            s.to_owned()
-        }
-    };
-    t.rows
-        .iter()
-        .map(|row| {
-            let cells: Vec<String> = t
-                .columns
-                .iter()
-                .enumerate()
-                .map(|(i, column)| {
-                    let value = row.get(i).map_or("", String::as_str);
-                    let mark = match table::tone(column, value) {
-                        table::Tone::Good => " ✓",
-                        table::Tone::Bad => " ✗",
-                        table::Tone::Neutral => "",
-                    };
-                    format!(
-                        "{}: {}{mark}",
-                        esc(&column.title),
-                        esc(&table::display(column, value))
-                    )
-                })
-                .collect();
-            let bullet = if markdown { "- " } else { "" };
-            format!("{bullet}{}", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// DingTalk's `at` object.
+fn at_json(at: &Audience) -> Value {
+    json!({ "atMobiles": at.mobiles, "atUserIds": at.user_ids, "isAtAll": at.all })
 }
 
 /// The request body, at most [`MAX_BODY_BYTES`] bytes of JSON.
 pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, DeliverError> {
-    let locale = config.locale.as_deref().unwrap_or(&message.locale);
-    let mut at = mentions(config, message);
+    let locale = locale::effective(config.locale.as_deref(), &message.locale);
+    let mut at = audience(config, message);
     let kind = config
         .msg_type
         .unwrap_or(if message.link.is_some() && at.is_empty() {
@@ -127,12 +47,18 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
         });
     if kind == MsgType::ActionCard && !at.is_empty() {
         log::warn("DingTalk action cards cannot @ anyone; the mentions were dropped");
-        at = At::default();
+        at = Audience::default();
     }
     let markdown = kind != MsgType::Text;
-    let zh = locale.starts_with("zh");
 
-    let render_table = move |t: &Table| table_lines(t, markdown);
+    // One line per row, `Title: value, Title: value` with ✓/✗: DingTalk's
+    // documented Markdown has no tables.
+    let render_table = move |t: &Table| {
+        let bullet = if markdown { "- " } else { "" };
+        table::labelled_rows(t, markdown, bullet, |_, shown, tone| {
+            format!("{shown}{}", table::mark(tone))
+        })
+    };
     let body_text = if markdown {
         &message.markdown
     } else {
@@ -143,30 +69,20 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
     let compose = |keyword: Option<&str>, body: &str, rows: usize| -> (String, String) {
         let prefix = keyword.map(|k| format!("{k} ")).unwrap_or_default();
         let title = format!("{prefix}{}", message.title);
+        let badge = text::severity_emoji(message.severity);
         let head = if markdown {
             format!(
-                "#### {} {prefix}{}",
-                badge(message.severity),
+                "#### {badge} {prefix}{}",
                 text::escape_markdown(&message.title)
             )
         } else {
-            format!("{} {title}", badge(message.severity))
+            format!("{badge} {title}")
         };
-        let fields: Vec<String> = message
-            .fields
-            .iter()
-            .map(|f| {
-                if markdown {
-                    format!(
-                        "- **{}**: {}",
-                        text::escape_markdown(&f.name),
-                        text::escape_markdown(&f.value)
-                    )
-                } else {
-                    format!("{}: {}", f.name, f.value)
-                }
-            })
-            .collect();
+        let fields = if markdown {
+            text::markdown_fields(&message.fields, "- ")
+        } else {
+            text::plain_fields(&message.fields)
+        };
         let table_text = message
             .table
             .as_ref()
@@ -176,17 +92,14 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
         if kind != MsgType::ActionCard
             && let Some(link) = &message.link
         {
-            let label = link
-                .label
-                .clone()
-                .unwrap_or_else(|| if zh { "查看详情" } else { "Open" }.to_owned());
+            let label = locale::link_label(link, locale);
             sections.push(if markdown {
                 format!("[{}]({})", text::escape_markdown(&label), link.url)
             } else {
                 format!("{label}: {}", link.url)
             });
         }
-        sections.push(at.line());
+        sections.push(at_line(&at));
         let tail = fit::join_sections(&sections.iter().map(String::as_str).collect::<Vec<_>>());
         (
             title,
@@ -208,7 +121,7 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
                         "title": title,
                         "text": content,
                         "btnOrientation": "0",
-                        "singleTitle": link.label.clone().unwrap_or_else(|| if zh { "查看详情" } else { "Open" }.to_owned()),
+                        "singleTitle": locale::link_label(link, locale),
                         "singleURL": link.url,
                     },
                 }),
@@ -222,26 +135,21 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
         if !at.is_empty()
             && let Some(object) = out.as_object_mut()
         {
-            object.insert("at".to_owned(), at.json());
+            object.insert("at".to_owned(), at_json(&at));
         }
         out
     };
-    let fitted = fit::fit_json(MAX_BODY_BYTES, body_text, rows, locale, |b, r| {
-        build(None, b, r)
-    })?;
     // The keyword must be in the visible text: when the fitted message has
     // none, the first keyword goes in front of the title and it is refitted.
-    let Some(first) = config.keywords.first() else {
-        return Ok(fitted);
+    let visible = |bytes: &Vec<u8>| {
+        serde_json::from_slice::<Value>(bytes)
+            .map(|v| visible_text(&v))
+            .unwrap_or_default()
     };
-    let shown = serde_json::from_slice::<Value>(&fitted)
-        .map(|v| visible_text(&v))
-        .unwrap_or_default();
-    if config.keywords.iter().any(|k| shown.contains(k.as_str())) {
-        return Ok(fitted);
-    }
-    fit::fit_json(MAX_BODY_BYTES, body_text, rows, locale, |b, r| {
-        build(Some(first), b, r)
+    keywords::guarantee(&config.keywords, visible, |keyword| {
+        fit::fit_json(MAX_BODY_BYTES, body_text, rows, locale, |b, r| {
+            build(keyword, b, r)
+        })
     })
 }
 

@@ -4,27 +4,17 @@
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
 
-use std::path::PathBuf;
-
-use carillon_sdk::testing::{Harness, check_golden, pretty_outgoing, sample_message, samples};
-use carillon_sdk::{DeliverError, HttpError, HttpResponse, Level, Mention, Outgoing};
+use carillon_sdk::testing::{
+    Harness, assert_rejected_with, check_golden_requests, errcode_answer, expect_http, json_body,
+    pretty_outgoing, sample, sample_message,
+};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Mention};
 use serde_json::{Value, json};
 
 use super::*;
 
 const HOOK: &str = "https://oapi.dingtalk.com/robot/send?access_token=tok123";
 const SECRET: &str = "SEC000000000000000000000";
-
-fn request_of(outgoing: Outgoing) -> HttpRequest {
-    match outgoing {
-        Outgoing::Http(r) => r,
-        Outgoing::Mail(_) => panic!("the dingtalk plugin never sends mail"),
-    }
-}
-
-fn body_json(request: &HttpRequest) -> Value {
-    serde_json::from_slice(&request.body).unwrap()
-}
 
 /// The visible text of any message type.
 fn content(body: &Value) -> &str {
@@ -51,26 +41,17 @@ fn configs() -> Vec<(&'static str, Value)> {
 
 #[test]
 fn golden_requests() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    for (config_name, config) in configs() {
-        for (sample_name, message) in samples() {
-            let h = Harness::<DingTalk>::new();
-            let outgoing = h.render(&config, &message).unwrap();
-            let golden = pretty_outgoing(&outgoing);
-            let request = request_of(outgoing);
-            assert!(request.body.len() <= MAX_BODY_BYTES, "{sample_name}");
-            assert!(std::str::from_utf8(&request.body).is_ok());
-            check_golden(
-                &dir.join(format!("{config_name}-{sample_name}.txt")),
-                &golden,
-            );
-        }
-    }
+    check_golden_requests::<DingTalk>(
+        env!("CARGO_MANIFEST_DIR"),
+        &configs(),
+        MAX_BODY_BYTES,
+        pretty_outgoing,
+    );
 }
 
 #[test]
 fn signatures_match_the_reference_vectors() {
-    // channels reference §8.
+    // docs/vendors/dingtalk.md, "Test vectors".
     assert_eq!(
         signature(SECRET, 1_700_000_000_000),
         "1zJ/w34EOSVAYr7cu7Vo8LnebmK2/GrCgegtr8mQrqM="
@@ -95,7 +76,7 @@ fn signatures_match_the_reference_vectors() {
 fn render_signs_with_the_context_clock() {
     let config = json!({ "webhook": HOOK, "secret": SECRET });
     let h = Harness::<DingTalk>::new().at(1_700_000_000_000);
-    let request = request_of(h.render(&config, &sample_message()).unwrap());
+    let request = expect_http(h.render(&config, &sample_message()).unwrap());
     assert_eq!(
         request.url,
         format!(
@@ -103,10 +84,10 @@ fn render_signs_with_the_context_clock() {
         )
     );
     let h = Harness::<DingTalk>::new().at(1_700_000_000_004);
-    let request = request_of(h.render(&config, &sample_message()).unwrap());
+    let request = expect_http(h.render(&config, &sample_message()).unwrap());
     assert!(request.url.ends_with("%2BvvbPlpI9FuEGVpjJbw%3D"));
     let unsigned = json!({ "webhook": HOOK });
-    let request = request_of(h.render(&unsigned, &sample_message()).unwrap());
+    let request = expect_http(h.render(&unsigned, &sample_message()).unwrap());
     assert_eq!(request.url, HOOK);
 }
 
@@ -115,7 +96,7 @@ fn keyword_is_added_to_the_title_only_when_missing() {
     let h = Harness::<DingTalk>::new();
     let config = json!({ "webhook": HOOK, "keywords": ["告警", "ETL"] });
     // The sample title contains "ETL": nothing is added.
-    let body = body_json(&request_of(h.render(&config, &sample_message()).unwrap()));
+    let body = json_body(&expect_http(h.render(&config, &sample_message()).unwrap()));
     assert!(
         !body["actionCard"]["text"]
             .as_str()
@@ -126,7 +107,7 @@ fn keyword_is_added_to_the_title_only_when_missing() {
     message.title = "Disk full".into();
     message.markdown = "on db-1".into();
     message.link = None;
-    let body = body_json(&request_of(h.render(&config, &message).unwrap()));
+    let body = json_body(&expect_http(h.render(&config, &message).unwrap()));
     let text = body["markdown"]["text"].as_str().unwrap();
     assert!(text.starts_with("#### ✅ 告警 Disk full"), "{text}");
     assert_eq!(body["markdown"]["title"], "告警 Disk full");
@@ -136,12 +117,8 @@ fn keyword_is_added_to_the_title_only_when_missing() {
 fn mentions_are_mapped_and_written_into_the_text() {
     let h = Harness::<DingTalk>::new();
     let config = json!({ "webhook": HOOK, "at_user_ids": ["lead"] });
-    let message = samples()
-        .into_iter()
-        .find(|(n, _)| *n == "mentions")
-        .unwrap()
-        .1;
-    let body = body_json(&request_of(h.render(&config, &message).unwrap()));
+    let message = sample("mentions");
+    let body = json_body(&expect_http(h.render(&config, &message).unwrap()));
     assert_eq!(
         body["msgtype"], "markdown",
         "mentions need markdown, not a card"
@@ -153,30 +130,26 @@ fn mentions_are_mapped_and_written_into_the_text() {
     let text = body["markdown"]["text"].as_str().unwrap();
     assert!(text.ends_with("@13800000000 @lead @u_1001"), "{text}");
     assert!(!text.contains("oncall@example.com"));
-    assert!(
-        h.logs()
-            .iter()
-            .any(|(level, line)| *level == Level::Warn && line.contains("email"))
-    );
+    assert!(h.warnings().iter().any(|line| line.contains("email")));
     // A forced action card cannot @: mentions are dropped with a warning.
     let card = json!({ "webhook": HOOK, "msg_type": "action_card" });
-    let body = body_json(&request_of(h.render(&card, &message).unwrap()));
+    let body = json_body(&expect_http(h.render(&card, &message).unwrap()));
     assert_eq!(body["msgtype"], "actionCard");
     assert!(body.get("at").is_none());
 }
 
 #[test]
 fn long_message_fits_with_a_note() {
-    let long = samples().into_iter().find(|(n, _)| *n == "long").unwrap().1;
+    let long = sample("long");
     for config in [
         json!({ "webhook": HOOK }),
         json!({ "webhook": HOOK, "msg_type": "text" }),
     ] {
         let h = Harness::<DingTalk>::new();
-        let request = request_of(h.render(&config, &long).unwrap());
+        let request = expect_http(h.render(&config, &long).unwrap());
         assert!(request.body.len() <= MAX_BODY_BYTES);
         assert!(request.body.len() > MAX_BODY_BYTES - 200, "uses the room");
-        let body = body_json(&request);
+        let body = json_body(&request);
         let text = content(&body);
         assert!(text.contains("(truncated "), "{text}");
     }
@@ -185,7 +158,7 @@ fn long_message_fits_with_a_note() {
     cjk.locale = "zh-CN".into();
     cjk.markdown = "告警内容".repeat(3000);
     let h = Harness::<DingTalk>::new();
-    let request = request_of(h.render(&json!({ "webhook": HOOK }), &cjk).unwrap());
+    let request = expect_http(h.render(&json!({ "webhook": HOOK }), &cjk).unwrap());
     assert!(request.body.len() <= MAX_BODY_BYTES);
     let text = String::from_utf8(request.body).unwrap();
     assert!(text.contains("已截断"));
@@ -193,11 +166,7 @@ fn long_message_fits_with_a_note() {
 
 #[test]
 fn big_tables_keep_the_rows_that_fit() {
-    let mut message = samples()
-        .into_iter()
-        .find(|(n, _)| *n == "table")
-        .unwrap()
-        .1;
+    let mut message = sample("table");
     if let Some(t) = message.table.as_mut() {
         for i in 0..2000 {
             t.rows
@@ -205,9 +174,9 @@ fn big_tables_keep_the_rows_that_fit() {
         }
     }
     let h = Harness::<DingTalk>::new();
-    let request = request_of(h.render(&json!({ "webhook": HOOK }), &message).unwrap());
+    let request = expect_http(h.render(&json!({ "webhook": HOOK }), &message).unwrap());
     assert!(request.body.len() <= MAX_BODY_BYTES);
-    let text = body_json(&request)["actionCard"]["text"]
+    let text = json_body(&request)["actionCard"]["text"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -218,17 +187,14 @@ fn big_tables_keep_the_rows_that_fit() {
 #[test]
 fn config_problems_are_all_reported_with_paths() {
     let h = Harness::<DingTalk>::new();
-    let issues = h
-        .validate(&json!({
-            "webhook": "https://oapi.dingtalk.com/robot/send?timestamp=1",
-            "secret": "abc",
-            "keywords": ["", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
-            "at_mobiles": ["13800000000", "phone"],
-            "at_user_ids": ["ok", "has space"],
-            "locale": "zh CN",
-        }))
-        .unwrap_err();
-    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    let paths = h.issue_paths(&json!({
+        "webhook": "https://oapi.dingtalk.com/robot/send?timestamp=1",
+        "secret": "abc",
+        "keywords": ["", "a", "b", "c", "d", "e", "f", "g", "h", "i", "j"],
+        "at_mobiles": ["13800000000", "phone"],
+        "at_user_ids": ["ok", "has space"],
+        "locale": "zh CN",
+    }));
     assert_eq!(
         paths,
         [
@@ -269,31 +235,26 @@ fn config_problems_are_all_reported_with_paths() {
 }
 
 fn outcome_for(response: HttpResponse) -> Result<Receipt, DeliverError> {
-    let h = Harness::<DingTalk>::new().respond(move |_| Ok(response.clone()));
-    h.deliver(&json!({ "webhook": HOOK }), &sample_message())
-}
-
-fn vendor(errcode: i64, errmsg: &str) -> HttpResponse {
-    HttpResponse::json(200, &json!({ "errcode": errcode, "errmsg": errmsg }))
+    Harness::<DingTalk>::new().outcome(&json!({ "webhook": HOOK }), response)
 }
 
 #[test]
 fn answers_map_to_outcomes() {
-    assert!(outcome_for(vendor(0, "ok")).is_ok());
+    assert!(outcome_for(errcode_answer(0, "ok")).is_ok());
     for (code, msg) in [
         (130101, "send too fast, exceed 20 times per minute"),
         (410100, "发送速度太快而限流"),
     ] {
         assert!(
             matches!(
-                outcome_for(vendor(code, msg)),
+                outcome_for(errcode_answer(code, msg)),
                 Err(DeliverError::RateLimited(l)) if l.after_ms == THROTTLE_MS && l.reason.contains(&code.to_string())
             ),
             "{code}"
         );
     }
     assert!(matches!(
-        outcome_for(vendor(-1, "系统繁忙")),
+        outcome_for(errcode_answer(-1, "系统繁忙")),
         Err(DeliverError::Retryable(r)) if r.contains("-1")
     ));
     for status in [500, 502, 503] {
@@ -324,14 +285,11 @@ fn answers_map_to_outcomes() {
         (430103, "unsafe", "unsafe"),
     ];
     for (code, msg, hint) in cases {
-        match outcome_for(vendor(code, msg)) {
-            Err(DeliverError::Rejected(r)) => {
-                assert!(r.contains(&format!("errcode {code}")), "{r}");
-                assert!(r.contains(msg), "{r}");
-                assert!(r.contains(hint), "{r}");
-            }
-            other => panic!("{code}: {other:?}"),
-        }
+        let errcode = format!("errcode {code}");
+        assert_rejected_with(
+            outcome_for(errcode_answer(code, msg)),
+            &[&errcode, msg, hint],
+        );
     }
     assert!(matches!(
         outcome_for(HttpResponse::text(200, "<html>proxy</html>")),

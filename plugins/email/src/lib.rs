@@ -1,6 +1,6 @@
 //! The `email` channel: a notification as a standards-conforming email,
-//! sent through the gateway's `smtp` import. Vendor facts: channels
-//! reference §5.
+//! sent through the gateway's `smtp` import. Vendor facts:
+//! docs/vendors/email.md.
 //!
 //! - Server: `host`, `port`, `security` (`implicit-tls`, usually port 465;
 //!   `starttls`, usually 587, where the gateway refuses to go on if the
@@ -34,7 +34,7 @@
 
 use carillon_sdk::{
     Channel, ConfigIssue, Context, DeliverError, Mail, Manifest, Message, Outgoing, Receipt,
-    SmtpSecurity, SmtpServer, classify, export_channel, smtp,
+    SmtpSecurity, SmtpServer, classify, export_channel, locale, smtp,
 };
 use serde::Deserialize;
 
@@ -410,18 +410,7 @@ pub fn check_config(config: &EmailConfig) -> Vec<ConfigIssue> {
             format!("{recipients} recipients in to, cc and bcc; at most {MAX_RECIPIENTS}"),
         ));
     }
-    if let Some(locale) = &config.locale {
-        let ok = !locale.is_empty()
-            && locale
-                .split('-')
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()));
-        if !ok {
-            issues.push(ConfigIssue::new(
-                "/locale",
-                "expected a BCP 47 tag such as en or zh-CN",
-            ));
-        }
-    }
+    issues.extend(locale::check("/locale", config.locale.as_deref()));
     issues
 }
 

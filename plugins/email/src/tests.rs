@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use carillon_sdk::testing::{Harness, check_golden, sample_message, samples};
+use carillon_sdk::testing::{Harness, check_golden, sample, sample_message, samples};
 use carillon_sdk::{
     Column, Comparison, Condition, DeliverError, Mail, Outgoing, SmtpError, SmtpReply, Table,
 };
@@ -43,10 +43,6 @@ fn mail_of(outgoing: Outgoing) -> Mail {
 
 fn render(config: &Value, message: &Message) -> Mail {
     mail_of(Harness::<Email>::new().render(config, message).unwrap())
-}
-
-fn sample(name: &str) -> Message {
-    samples().into_iter().find(|(n, _)| *n == name).unwrap().1
 }
 
 fn golden(file: &str) -> PathBuf {

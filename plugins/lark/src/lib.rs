@@ -3,25 +3,26 @@
 //! Sends an interactive card by default (header coloured by severity, a
 //! `lark_md` body, the card table component with coloured option tags for
 //! conditional columns, a URL button for the link), or a `post` / `text`
-//! message when configured. Vendor facts: channels reference §2.
+//! message when configured. Vendor facts: docs/vendors/lark.md.
 //!
-//! - Signing (§2.3): `timestamp` is the attempt's Unix **seconds** (from the
+//! - Signing (lark.md#security): `timestamp` is the attempt's Unix **seconds** (from the
 //!   context, never a clock) and `sign` = Base64(HMAC-SHA256) keyed by
 //!   `timestamp + "\n" + secret` over an **empty** message; both go in the
 //!   JSON body. (DingTalk's mirror image gets 19021.)
-//! - Keywords (§2.3): when keywords are configured and none appears in the
+//! - Keywords (lark.md#security): when keywords are configured and none appears in the
 //!   rendered text, the first one is put in front of the title, visibly.
-//! - Mentions (§2.6): `<at id=…></at>` in cards, `{"tag":"at"}` in posts,
+//! - Mentions (lark.md#mentions): `<at id=…></at>` in cards, `{"tag":"at"}` in posts,
 //!   `<at user_id="…"></at>` in text; user ids must be open_ids for cards.
 //!   Emails and phone numbers cannot be expressed by a custom bot (it cannot
 //!   look up open_ids) and are dropped with a warning.
-//! - Size (§2.5): the body stays within 20,000 bytes (20 KB read strictly);
+//! - Size (lark.md#limits): the body stays within 20,000 bytes (20 KB read strictly);
 //!   table rows and then body text are trimmed with a visible note.
-//! - Answers (§2.4, §7): classified by the body's `code`, not the status.
+//! - Answers (lark.md#responses-and-error-codes): classified by the body's `code`, not the status.
 
+use carillon_sdk::error_code::{self, BodyCode, Rule, Verdict};
 use carillon_sdk::{
     Channel, ConfigIssue, Context, DeliverError, HttpResponse, Manifest, Message, Outgoing,
-    Receipt, classify, export_channel, sign,
+    Receipt, classify, endpoint, export_channel, keywords, locale, sign,
 };
 use serde::Deserialize;
 
@@ -30,14 +31,16 @@ mod render;
 /// The Lark / Feishu channel.
 pub struct Lark;
 
-/// The largest request body sent, in bytes (§2.5: 20 KB; read as 20,000).
+/// The largest request body sent, in bytes (20 KB, read as 20,000:
+/// docs/vendors/lark.md#limits).
 pub const MAX_PAYLOAD_BYTES: usize = 20_000;
 
 /// How long to wait after a rate-limit answer that names no time: the
-/// longest documented window (100 requests per minute, §2.5).
+/// longest documented window (100 requests per minute,
+/// docs/vendors/lark.md#limits).
 pub const RATE_LIMIT_WAIT_MS: u64 = 60_000;
 
-/// The most keywords a bot can have (§2.3).
+/// The most keywords a bot can have (docs/vendors/lark.md#security).
 const MAX_KEYWORDS: usize = 10;
 
 /// A Lark / Feishu custom bot destination.
@@ -130,14 +133,14 @@ impl Channel for Lark {
 
     fn check(config: &LarkConfig) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        match url_host_path(&config.webhook) {
-            None => issues.push(ConfigIssue::new(
-                "/webhook",
-                "expected an absolute http:// or https:// URL with a host",
-            )),
-            Some((host, path)) => {
-                let official = matches!(host.as_str(), "open.feishu.cn" | "open.larksuite.com");
-                let token = path.strip_prefix("/open-apis/bot/v2/hook/").unwrap_or("");
+        match endpoint::check("/webhook", &config.webhook) {
+            Err(issue) => issues.push(issue),
+            Ok(url) => {
+                let official = matches!(url.host.as_str(), "open.feishu.cn" | "open.larksuite.com");
+                let token = url
+                    .path
+                    .strip_prefix("/open-apis/bot/v2/hook/")
+                    .unwrap_or("");
                 if official && (token.is_empty() || token.contains('/')) {
                     issues.push(ConfigIssue::new(
                         "/webhook",
@@ -154,20 +157,7 @@ impl Channel for Lark {
                 "the secret is empty; remove it or paste the bot's secret",
             ));
         }
-        if config.keywords.len() > MAX_KEYWORDS {
-            issues.push(ConfigIssue::new(
-                "/keywords",
-                format!("a bot has at most {MAX_KEYWORDS} keywords"),
-            ));
-        }
-        for (i, keyword) in config.keywords.iter().enumerate() {
-            if keyword.trim().is_empty() {
-                issues.push(ConfigIssue::new(
-                    &format!("/keywords/{i}"),
-                    "a keyword must not be empty",
-                ));
-            }
-        }
+        issues.extend(keywords::check("/keywords", &config.keywords, MAX_KEYWORDS));
         for (i, id) in config.mentions.iter().enumerate() {
             if !render::valid_user_id(id) {
                 issues.push(ConfigIssue::new(
@@ -176,18 +166,7 @@ impl Channel for Lark {
                 ));
             }
         }
-        if let Some(locale) = &config.locale {
-            let ok = !locale.is_empty()
-                && locale.split('-').all(|part| {
-                    !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric())
-                });
-            if !ok {
-                issues.push(ConfigIssue::new(
-                    "/locale",
-                    "expected a BCP 47 tag such as en or zh-CN",
-                ));
-            }
-        }
+        issues.extend(locale::check("/locale", config.locale.as_deref()));
         issues
     }
 
@@ -207,69 +186,83 @@ impl Channel for Lark {
 export_channel!(Lark);
 
 /// `sign` for a Lark custom bot: Base64(HMAC-SHA256(key = `timestamp + "\n" +
-/// secret`, message = empty)), §2.3.
+/// secret`, message = empty)): docs/vendors/lark.md#security.
 pub fn signature(timestamp_secs: &str, secret: &str) -> String {
     let key = format!("{timestamp_secs}\n{secret}");
     sign::hmac_sha256_base64(key.as_bytes(), b"")
 }
 
+/// What Lark's body `code`s mean; 0 with a 2xx status is delivered, and
+/// 9499 means throttled only when its message says so.
+const CODES: &[Rule] = &[
+    Rule::new(
+        &[11232],
+        Verdict::RateLimited(RATE_LIMIT_WAIT_MS),
+        "too many requests",
+    ),
+    Rule::new(
+        &[9499],
+        Verdict::Rejected,
+        "the request is malformed or larger than 20 KB",
+    ),
+    Rule::new(
+        &[19021],
+        Verdict::Rejected,
+        "signature mismatch or clock more than 1 hour off; check the secret and the gateway's clock",
+    ),
+    Rule::new(
+        &[19022],
+        Verdict::Rejected,
+        "the gateway's IP is not in the bot's allowlist",
+    ),
+    Rule::new(
+        &[19024],
+        Verdict::Rejected,
+        "the message contains none of the bot's keywords; configure them in keywords",
+    ),
+    Rule::new(
+        &[19001],
+        Verdict::InvalidConfig,
+        "the webhook token is invalid or the bot was removed",
+    ),
+    Rule::new(&[19002], Verdict::Rejected, "malformed message"),
+];
+
 /// Classifies a Lark answer by its body `code` first (Lark reports business
-/// errors in HTTP 200 bodies), then by status (§2.4, §7).
+/// errors in HTTP 200 bodies), then by status
+/// (docs/vendors/lark.md#responses-and-error-codes).
 pub fn classify_answer(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
-    let summary = classify::summary(response);
-    let body = response.body_json();
-    let field = |names: [&str; 2]| {
-        body.as_ref()
-            .and_then(|b| names.iter().find_map(|n| b.get(*n).cloned()))
-    };
-    let code = field(["code", "StatusCode"]).and_then(|c| c.as_i64());
-    let msg = field(["msg", "StatusMessage"])
-        .and_then(|m| m.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let Some(code) = code else {
+    let Some(answer) = BodyCode::read(response, &["code", "StatusCode"], &["msg", "StatusMessage"])
+    else {
         return match response.status {
-            200..=299 => Err(DeliverError::rejected(format!(
-                "{summary} (not a Lark answer: no code in the body; check the webhook URL)"
-            ))),
+            200..=299 => Err(error_code::not_an_answer(
+                response,
+                "a Lark answer: no code in the body; check the webhook URL",
+            )),
             _ => classify::by_status(ctx, response),
         };
     };
-    let vendor = format!("code {code}: {msg} (HTTP {})", response.status);
+    let said = format!(
+        "code {}: {} (HTTP {})",
+        answer.code, answer.message, response.status
+    );
     let wait = || {
         classify::retry_after_ms(ctx, response)
             .or_else(|| reset_header_ms(response))
             .unwrap_or(RATE_LIMIT_WAIT_MS)
     };
-    match code {
-        0 if response.is_success() => Ok(Receipt {
-            remote_id: None,
-            detail: summary,
-        }),
-        11232 => Err(DeliverError::rate_limited(wait(), vendor)),
-        9499 if msg.to_ascii_lowercase().contains("too many request") => {
-            Err(DeliverError::rate_limited(wait(), vendor))
-        }
-        9499 => Err(DeliverError::rejected(format!(
-            "{vendor}: the request is malformed or larger than 20 KB"
-        ))),
-        19021 => Err(DeliverError::rejected(format!(
-            "{vendor}: signature mismatch or clock more than 1 hour off; check the secret and the gateway's clock"
-        ))),
-        19022 => Err(DeliverError::rejected(format!(
-            "{vendor}: the gateway's IP is not in the bot's allowlist"
-        ))),
-        19024 => Err(DeliverError::rejected(format!(
-            "{vendor}: the message contains none of the bot's keywords; configure them in keywords"
-        ))),
-        19001 => Err(DeliverError::invalid_config(format!(
-            "{vendor}: the webhook token is invalid or the bot was removed"
-        ))),
-        19002 => Err(DeliverError::rejected(format!(
-            "{vendor}: malformed message"
-        ))),
-        _ if response.status == 429 => Err(DeliverError::rate_limited(wait(), vendor)),
-        _ if response.status >= 500 => Err(DeliverError::retryable(vendor)),
-        _ => Err(DeliverError::rejected(vendor)),
+    let throttled = answer.code == 9499
+        && answer
+            .message
+            .to_ascii_lowercase()
+            .contains("too many request");
+    match error_code::lookup(CODES, answer.code) {
+        _ if answer.code == 0 && response.is_success() => Ok(classify::delivered(response)),
+        _ if throttled => Err(DeliverError::rate_limited(wait(), said)),
+        Some(rule) => Err(rule.error(&answer, &said, Some(wait()))),
+        None if response.status == 429 => Err(DeliverError::rate_limited(wait(), said)),
+        None if response.status >= 500 => Err(DeliverError::retryable(said)),
+        None => Err(DeliverError::rejected(said)),
     }
 }
 
@@ -281,34 +274,6 @@ fn reset_header_ms(response: &HttpResponse) -> Option<u64> {
         .parse::<u64>()
         .ok()?;
     Some(seconds.saturating_mul(1000))
-}
-
-/// The lower-case host and the path of an http(s) URL.
-fn url_host_path(url: &str) -> Option<(String, String)> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    if authority.is_empty() || authority.contains('@') || authority.contains(' ') {
-        return None;
-    }
-    let host = if authority.starts_with('[') {
-        &authority[..authority.find(']')? + 1]
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) => {
-                port.parse::<u16>().ok()?;
-                host
-            }
-            None => authority,
-        }
-    };
-    if host.is_empty() {
-        return None;
-    }
-    let path = rest[end..].split(['?', '#']).next().unwrap_or("");
-    Some((host.to_ascii_lowercase(), path.to_owned()))
 }
 
 #[cfg(test)]

@@ -1,24 +1,28 @@
-//! Building the Lark request body: the card, post and text shapes of §2.2,
-//! mentions (§2.6), the table component (§2.7), signing, the keyword
-//! guarantee and the size budget.
+//! Building the Lark request body: the card, post and text shapes, mentions,
+//! the table component (docs/vendors/lark.md, "Message types", "Mentions",
+//! "Tables"), signing, the keyword guarantee and the size budget.
 
+use carillon_sdk::mention::defuse_at;
 use carillon_sdk::table::{self, Tone};
 use carillon_sdk::{
-    Context, DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, log,
+    Context, DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, keywords, locale,
+    log,
 };
 use serde_json::{Map, Value, json};
 
 use crate::{LarkConfig, MAX_PAYLOAD_BYTES, MsgType, signature};
 
 /// The most table columns sent in a card: the older documented maximum (the
-/// current doc says 50; §9.5 leaves it open), so cards render everywhere.
+/// current doc says 50; docs/vendors/lark.md#open-questions leaves it open),
+/// so cards render everywhere.
 pub const MAX_CARD_COLUMNS: usize = 10;
 
-/// The most rows a card table shows per page (§2.7: `page_size` 1–10).
+/// The most rows a card table shows per page (`page_size` 1–10,
+/// docs/vendors/lark.md#tables).
 const MAX_PAGE_SIZE: usize = 10;
 
 /// Keys whose string values are not shown as text, so do not count for the
-/// keyword check (§2.3: "not href").
+/// keyword check ("not href", docs/vendors/lark.md#security).
 const NON_TEXT_KEYS: &[&str] = &[
     "href",
     "url",
@@ -49,7 +53,6 @@ struct Parts<'a> {
     config: &'a LarkConfig,
     message: &'a Message,
     locale: &'a str,
-    title: String,
     fields: Vec<(String, String)>,
     table: Option<Table>,
     omitted_columns: usize,
@@ -62,7 +65,7 @@ pub fn request(
     config: &LarkConfig,
     message: &Message,
 ) -> Result<HttpRequest, DeliverError> {
-    let locale = config.locale.as_deref().unwrap_or(&message.locale);
+    let locale = locale::effective(config.locale.as_deref(), &message.locale);
     let (table, omitted_columns) = match (&message.table, config.msg_type) {
         (Some(t), MsgType::Interactive) if t.columns.len() > MAX_CARD_COLUMNS => {
             log::warn(&format!(
@@ -76,12 +79,11 @@ pub fn request(
         }
         (t, _) => (t.clone(), 0),
     };
-    let mut parts = Parts {
+    let parts = Parts {
         ctx,
         config,
         message,
         locale,
-        title: message.title.clone(),
         fields: message
             .fields
             .iter()
@@ -96,39 +98,32 @@ pub fn request(
         MsgType::Post => message.text.clone(),
         MsgType::Text => defuse_at(&message.text),
     };
-    let mut bytes = parts.fit(&body)?;
-    if let Some(first) = config.keywords.first() {
-        let shown = serde_json::from_slice::<Value>(&bytes)
+    let visible = |bytes: &Vec<u8>| {
+        serde_json::from_slice::<Value>(bytes)
             .map(|v| visible_text(&v))
-            .unwrap_or_default();
-        if !config.keywords.iter().any(|k| shown.contains(k.as_str())) {
-            parts.title = format!("{first} {}", parts.title);
-            bytes = parts.fit(&body)?;
-        }
-    }
-    Ok(HttpRequest {
-        method: "POST".to_owned(),
-        url: config.webhook.clone(),
-        headers: vec![(
-            "content-type".to_owned(),
-            "application/json; charset=utf-8".to_owned(),
-        )],
-        body: bytes,
-        timeout_ms: None,
-    })
+            .unwrap_or_default()
+    };
+    let bytes = keywords::guarantee(&config.keywords, visible, |keyword| {
+        let title = match keyword {
+            Some(keyword) => format!("{keyword} {}", message.title),
+            None => message.title.clone(),
+        };
+        parts.fit(&title, &body)
+    })?;
+    Ok(HttpRequest::post_json_bytes(&config.webhook, bytes))
 }
 
 impl Parts<'_> {
     /// The serialized payload, trimmed to the limit.
-    fn fit(&self, body: &str) -> Result<Vec<u8>, DeliverError> {
+    fn fit(&self, title: &str, body: &str) -> Result<Vec<u8>, DeliverError> {
         let rows = self.table.as_ref().map_or(0, |t| t.rows.len());
         fit::fit_json(MAX_PAYLOAD_BYTES, body, rows, self.locale, |text, rows| {
-            self.payload(text, rows)
+            self.payload(title, text, rows)
         })
     }
 
     /// The whole JSON body with `body` as the text and `rows` table rows.
-    fn payload(&self, body: &str, rows: usize) -> Value {
+    fn payload(&self, title: &str, body: &str, rows: usize) -> Value {
         let mut out = Map::new();
         if let Some(secret) = &self.config.secret {
             let timestamp = (self.ctx.now_ms / 1000).to_string();
@@ -138,21 +133,24 @@ impl Parts<'_> {
         match self.config.msg_type {
             MsgType::Interactive => {
                 out.insert("msg_type".into(), "interactive".into());
-                out.insert("card".into(), self.card(body, rows));
+                out.insert("card".into(), self.card(title, body, rows));
             }
             MsgType::Post => {
                 out.insert("msg_type".into(), "post".into());
-                out.insert("content".into(), self.post(body, rows));
+                out.insert("content".into(), self.post(title, body, rows));
             }
             MsgType::Text => {
                 out.insert("msg_type".into(), "text".into());
-                out.insert("content".into(), json!({ "text": self.text(body, rows) }));
+                out.insert(
+                    "content".into(),
+                    json!({ "text": self.text(title, body, rows) }),
+                );
             }
         }
         Value::Object(out)
     }
 
-    fn card(&self, body: &str, rows: usize) -> Value {
+    fn card(&self, title: &str, body: &str, rows: usize) -> Value {
         let lark_md = |content: String| json!({ "tag": "div", "text": { "tag": "lark_md", "content": content } });
         let mut elements = Vec::new();
         if !body.trim().is_empty() {
@@ -173,7 +171,7 @@ impl Parts<'_> {
                 notes.push(self.rows_note(t.rows.len() - rows));
             }
             if self.omitted_columns > 0 {
-                notes.push(if self.locale.starts_with("zh") {
+                notes.push(if locale::is_chinese(self.locale) {
                     format!("… 另有 {} 列未显示", self.omitted_columns)
                 } else {
                     format!("… {} more columns not shown", self.omitted_columns)
@@ -199,7 +197,7 @@ impl Parts<'_> {
                 "tag": "action",
                 "actions": [{
                     "tag": "button",
-                    "text": { "tag": "plain_text", "content": self.link_label() },
+                    "text": { "tag": "plain_text", "content": locale::link_label(link, self.locale) },
                     "type": "primary",
                     "url": link.url,
                 }],
@@ -207,14 +205,14 @@ impl Parts<'_> {
         }
         json!({
             "header": {
-                "title": { "tag": "plain_text", "content": self.title },
+                "title": { "tag": "plain_text", "content": title },
                 "template": header_colour(self.message.severity),
             },
             "elements": elements,
         })
     }
 
-    fn post(&self, body: &str, rows: usize) -> Value {
+    fn post(&self, title: &str, body: &str, rows: usize) -> Value {
         let text = |t: String| json!({ "tag": "text", "text": t });
         let mut paragraphs: Vec<Value> = Vec::new();
         if !body.trim().is_empty() {
@@ -224,7 +222,7 @@ impl Parts<'_> {
             paragraphs.push(json!([text(line)]));
         }
         if let Some(link) = &self.message.link {
-            paragraphs.push(json!([{ "tag": "a", "text": self.link_label(), "href": link.url }]));
+            paragraphs.push(json!([{ "tag": "a", "text": locale::link_label(link, self.locale), "href": link.url }]));
         }
         if !self.targets.is_empty() {
             let ats: Vec<Value> = self
@@ -237,29 +235,33 @@ impl Parts<'_> {
                 .collect();
             paragraphs.push(Value::Array(ats));
         }
-        let language = if self.locale.starts_with("zh") {
+        let language = if locale::is_chinese(self.locale) {
             "zh_cn"
         } else {
             "en_us"
         };
         json!({ "post": { language: {
-            "title": format!("{}{}", severity_mark(self.message.severity), self.title),
+            "title": format!("{}{}", severity_mark(self.message.severity), title),
             "content": paragraphs,
         } } })
     }
 
-    fn text(&self, body: &str, rows: usize) -> String {
+    fn text(&self, title: &str, body: &str, rows: usize) -> String {
         let mut lines = vec![format!(
             "{}{}",
             severity_mark(self.message.severity),
-            defuse_at(&self.title)
+            defuse_at(title)
         )];
         if !body.trim().is_empty() {
             lines.push(body.to_owned());
         }
         lines.extend(self.detail_lines(rows).into_iter().map(|l| defuse_at(&l)));
         if let Some(link) = &self.message.link {
-            lines.push(format!("{}: {}", defuse_at(&self.link_label()), link.url));
+            lines.push(format!(
+                "{}: {}",
+                defuse_at(&locale::link_label(link, self.locale)),
+                link.url
+            ));
         }
         if !self.targets.is_empty() {
             let ats: Vec<String> = self
@@ -291,21 +293,9 @@ impl Parts<'_> {
                     .join(" | "),
             );
             for row in t.rows.iter().take(rows) {
-                let cells: Vec<String> = t
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, column)| {
-                        let value = row.get(i).map_or("", String::as_str);
-                        let mark = match table::tone(column, value) {
-                            Tone::Good => " ✓",
-                            Tone::Bad => " ✗",
-                            Tone::Neutral => "",
-                        };
-                        format!("{}{mark}", table::display(column, value))
-                    })
-                    .collect();
-                lines.push(cells.join(" | "));
+                lines.push(table::row_line(t, row, " | ", |_, shown, tone| {
+                    format!("{shown}{}", table::mark(tone))
+                }));
             }
             if rows < t.rows.len() {
                 lines.push(self.rows_note(t.rows.len() - rows));
@@ -315,21 +305,11 @@ impl Parts<'_> {
     }
 
     fn rows_note(&self, omitted: usize) -> String {
-        table::more_rows_note(omitted, self.locale)
-            .trim_start_matches('\n')
-            .to_owned()
-    }
-
-    fn link_label(&self) -> String {
-        match self.message.link.as_ref().and_then(|l| l.label.clone()) {
-            Some(label) if !label.trim().is_empty() => label,
-            _ if self.locale.starts_with("zh") => "查看详情".to_owned(),
-            _ => "Open".to_owned(),
-        }
+        table::more_rows_line(omitted, self.locale)
     }
 }
 
-/// The card table component (§2.7): conditional columns are `options`
+/// The card table component (docs/vendors/lark.md#tables): conditional columns are `options`
 /// columns whose cells are tags coloured green (good), red (bad) or neutral.
 fn card_table(t: &Table, rows: usize) -> Value {
     let columns: Vec<Value> = t
@@ -449,22 +429,6 @@ pub fn valid_user_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// Breaks `<at` sequences in user text with a zero-width space, so message
-/// content cannot mention people (e.g. `<at id=all></at>`) by itself.
-pub fn defuse_at(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..=i]);
-        rest = &rest[i + 1..];
-        if rest.len() >= 2 && rest.as_bytes()[..2].eq_ignore_ascii_case(b"at") {
-            out.push('\u{200B}');
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The text a reader sees (what the keyword check scans): every string in

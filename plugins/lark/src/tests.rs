@@ -4,31 +4,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-
-use carillon_sdk::testing::{Harness, check_golden, pretty_outgoing, sample_message, samples};
-use carillon_sdk::{DeliverError, HttpError, HttpRequest, HttpResponse, Level, Outgoing, Receipt};
+use carillon_sdk::testing::{
+    Harness, assert_rejected_with, check_golden_requests, expect_http, pretty_outgoing, sample,
+    sample_message,
+};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Receipt};
 use serde_json::{Value, json};
 
 use super::*;
 
 const WEBHOOK: &str = "https://open.feishu.cn/open-apis/bot/v2/hook/0f8e-test-token";
-
-fn request_of(outgoing: Outgoing) -> HttpRequest {
-    match outgoing {
-        Outgoing::Http(r) => r,
-        Outgoing::Mail(_) => panic!("the lark plugin never sends mail"),
-    }
-}
-
-/// The golden form of a request.
-fn pretty(request: &HttpRequest) -> String {
-    pretty_outgoing(&Outgoing::Http(request.clone()))
-}
-
-fn golden(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{case}.txt"))
-}
 
 fn configs() -> Vec<(&'static str, Value)> {
     vec![
@@ -46,25 +31,18 @@ fn configs() -> Vec<(&'static str, Value)> {
 
 #[test]
 fn golden_requests() {
-    for (config_name, config) in configs() {
-        for (sample, message) in samples() {
-            let h = Harness::<Lark>::new();
-            let request = request_of(h.render(&config, &message).unwrap());
-            assert!(
-                request.body.len() <= MAX_PAYLOAD_BYTES,
-                "{config_name}/{sample}"
-            );
-            check_golden(
-                &golden(&format!("{config_name}-{sample}")),
-                &pretty(&request),
-            );
-        }
-    }
+    check_golden_requests::<Lark>(
+        env!("CARGO_MANIFEST_DIR"),
+        &configs(),
+        MAX_PAYLOAD_BYTES,
+        pretty_outgoing,
+    );
 }
 
 #[test]
 fn published_signing_vectors() {
-    // channels reference §8 (Lark doc Java sample and Feishu doc sample).
+    // docs/vendors/lark.md, "Test vectors" (Lark doc Java sample and Feishu
+    // doc sample).
     assert_eq!(
         signature("100", "demo"),
         "jquNHnVOwmDRfw+vqTIrY5dooJAgi5EcRtLsQE4wfXg="
@@ -84,11 +62,11 @@ fn published_signing_vectors() {
 fn signature_uses_the_context_clock_in_seconds() {
     let h = Harness::<Lark>::new().at(1_599_360_473_999);
     let config = json!({ "webhook": WEBHOOK, "secret": "demo" });
-    let request = request_of(h.render(&config, &sample_message()).unwrap());
+    let request = expect_http(h.render(&config, &sample_message()).unwrap());
     let body: Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(body["timestamp"], "1599360473");
     assert_eq!(body["sign"], "l1N0gAcBjdwBvGm1xMjOF0XSyaLRpR7tuO5dHfhAYc8=");
-    let unsigned = request_of(
+    let unsigned = expect_http(
         h.render(&json!({ "webhook": WEBHOOK }), &sample_message())
             .unwrap(),
     );
@@ -102,7 +80,7 @@ fn keyword_is_added_only_when_missing() {
     let config = json!({ "webhook": WEBHOOK, "keywords": ["Carillon", "ETL"] });
     let mut message = sample_message();
     let body = |m: &Message| -> Value {
-        serde_json::from_slice(&request_of(h.render(&config, m).unwrap()).body).unwrap()
+        serde_json::from_slice(&expect_http(h.render(&config, m).unwrap()).body).unwrap()
     };
     // "ETL" is in the title already.
     assert_eq!(
@@ -116,7 +94,7 @@ fn keyword_is_added_only_when_missing() {
         body(&message)["card"]["header"]["title"]["content"],
         "Carillon Nightly job succeeded"
     );
-    // A keyword only in a URL does not count (§2.3).
+    // A keyword only in a URL does not count (docs/vendors/lark.md#security).
     message.link = Some(carillon_sdk::Link {
         url: "https://carillon.example/ETL".into(),
         label: None,
@@ -134,7 +112,7 @@ fn message_text_cannot_mention_people() {
     let h = Harness::<Lark>::new();
     let mut message = sample_message();
     message.markdown = "hi <at id=all></at> and <AT user_id=\"all\">".into();
-    let request = request_of(h.render(&json!({ "webhook": WEBHOOK }), &message).unwrap());
+    let request = expect_http(h.render(&json!({ "webhook": WEBHOOK }), &message).unwrap());
     let text = request.body_text();
     assert!(!text.contains("<at id=all>"), "{text}");
     assert!(text.contains("<\u{200B}at id=all>"), "{text}");
@@ -142,35 +120,26 @@ fn message_text_cannot_mention_people() {
 
 #[test]
 fn mentions_map_and_unsupported_ones_are_logged() {
-    let message = samples()
-        .into_iter()
-        .find(|(n, _)| *n == "mentions")
-        .unwrap()
-        .1;
+    let message = sample("mentions");
     let h = Harness::<Lark>::new();
-    let request = request_of(h.render(&json!({ "webhook": WEBHOOK }), &message).unwrap());
+    let request = expect_http(h.render(&json!({ "webhook": WEBHOOK }), &message).unwrap());
     let text = request.body_text();
     assert!(
         text.contains("<at id=all></at> <at id=u_1001></at>"),
         "{text}"
     );
     assert!(!text.contains("oncall@example.com") && !text.contains("13800000000"));
-    let warnings: Vec<String> = h
-        .logs()
-        .into_iter()
-        .filter(|(l, _)| *l == Level::Warn)
-        .map(|(_, m)| m)
-        .collect();
+    let warnings = h.warnings();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
 }
 
 #[test]
 fn long_message_fits_with_a_note() {
-    let long = samples().into_iter().find(|(n, _)| *n == "long").unwrap().1;
+    let long = sample("long");
     assert!(long.markdown.len() > MAX_PAYLOAD_BYTES);
     for (name, config) in configs() {
         let h = Harness::<Lark>::new();
-        let request = request_of(h.render(&config, &long).unwrap());
+        let request = expect_http(h.render(&config, &long).unwrap());
         assert!(request.body.len() <= MAX_PAYLOAD_BYTES, "{name}");
         assert!(
             request.body.len() > MAX_PAYLOAD_BYTES - 1_000,
@@ -186,16 +155,12 @@ fn long_message_fits_with_a_note() {
 
 #[test]
 fn big_tables_lose_rows_with_a_note() {
-    let mut message = samples()
-        .into_iter()
-        .find(|(n, _)| *n == "table")
-        .unwrap()
-        .1;
+    let mut message = sample("table");
     let table = message.table.as_mut().unwrap();
     let rows = table.rows.clone();
     table.rows = (0..2_000).map(|i| rows[i % 3].clone()).collect();
     let h = Harness::<Lark>::new();
-    let request = request_of(h.render(&json!({ "webhook": WEBHOOK }), &message).unwrap());
+    let request = expect_http(h.render(&json!({ "webhook": WEBHOOK }), &message).unwrap());
     assert!(request.body.len() <= MAX_PAYLOAD_BYTES);
     let body: Value = serde_json::from_slice(&request.body).unwrap();
     let elements = body["card"]["elements"].as_array().unwrap();
@@ -209,19 +174,16 @@ fn big_tables_lose_rows_with_a_note() {
             .contains(&format!("… {} more rows", 2_000 - kept))
     );
     // Chinese bodies are cut on character boundaries, with a Chinese note.
-    let mut cjk = samples().into_iter().find(|(n, _)| *n == "cjk").unwrap().1;
+    let mut cjk = sample("cjk");
     cjk.markdown = "告警内容。".repeat(3_000);
-    let request = request_of(h.render(&json!({ "webhook": WEBHOOK }), &cjk).unwrap());
+    let request = expect_http(h.render(&json!({ "webhook": WEBHOOK }), &cjk).unwrap());
     assert!(request.body.len() <= MAX_PAYLOAD_BYTES);
     assert!(request.body_text().contains("已截断"));
 }
 
 fn outcome(response: HttpResponse) -> Result<Receipt, DeliverError> {
-    let h = Harness::<Lark>::new().respond(move |_| Ok(response.clone()));
-    h.deliver(
-        &json!({ "webhook": WEBHOOK, "secret": "s" }),
-        &sample_message(),
-    )
+    let config = json!({ "webhook": WEBHOOK, "secret": "s" });
+    Harness::<Lark>::new().outcome(&config, response)
 }
 
 #[test]
@@ -239,11 +201,9 @@ fn answers_map_to_outcomes() {
         ))
         .is_ok()
     );
-    let rejected =
-        |body: Value, status: u16, needle: &str| match outcome(HttpResponse::json(status, &body)) {
-            Err(DeliverError::Rejected(r)) => assert!(r.contains(needle), "{r}"),
-            other => panic!("{body}: {other:?}"),
-        };
+    let rejected = |body: Value, status: u16, needle: &str| {
+        assert_rejected_with(outcome(HttpResponse::json(status, &body)), &[needle]);
+    };
     rejected(
         json!({"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}),
         200,
@@ -326,16 +286,13 @@ fn transport_failures_retry() {
 #[test]
 fn config_problems_are_all_reported_with_paths() {
     let h = Harness::<Lark>::new();
-    let issues = h
-        .validate(&json!({
-            "webhook": "https://open.feishu.cn/open-apis/bot/v2/hook/",
-            "secret": " ",
-            "keywords": ["a", "", "c", "d", "e", "f", "g", "h", "i", "j", "k"],
-            "mentions": ["ou_ok", "bad id>"],
-            "locale": "zh_CN!",
-        }))
-        .unwrap_err();
-    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    let paths = h.issue_paths(&json!({
+        "webhook": "https://open.feishu.cn/open-apis/bot/v2/hook/",
+        "secret": " ",
+        "keywords": ["a", "", "c", "d", "e", "f", "g", "h", "i", "j", "k"],
+        "mentions": ["ou_ok", "bad id>"],
+        "locale": "zh_CN!",
+    }));
     assert_eq!(
         paths,
         [

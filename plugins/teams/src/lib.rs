@@ -1,6 +1,6 @@
 //! The `teams` channel: Microsoft Teams through Power Automate "Workflows"
 //! webhooks (Adaptive Card 1.4) or legacy Office 365 connectors (MessageCard).
-//! Vendor facts: channels reference §4, §7 and §10.
+//! Vendor facts: docs/vendors/teams.md.
 //!
 //! - Format: `format` in the config, or detected from the URL: the
 //!   connector hosts (`outlook.office.com`, `outlook.office365.com`,
@@ -11,21 +11,24 @@
 //!   fields, and the table as a **`ColumnSet` grid** (one ColumnSet per row,
 //!   header bold, conditional cells coloured `good`/`attention`): the `Table`
 //!   element needs schema 1.5 and whether a 1.4 card containing it renders
-//!   is unconfirmed (§4.4), while ColumnSet renders at 1.4. The link is an
+//!   is unconfirmed (teams.md#tables), while ColumnSet renders at 1.4. The
+//!   link is an
 //!   `Action.OpenUrl`.
-//! - Mentions (§4.3): `<at>id</at>` in a TextBlock plus a `msteams.entities`
+//! - Mentions (teams.md#mentions): `<at>id</at>` in a TextBlock plus a `msteams.entities`
 //!   entry whose `text` matches exactly; user ids and emails (UPNs) map, `all`
 //!   and phone numbers cannot be expressed and are dropped with a warning.
 //!   MessageCards cannot mention anyone; their mentions are dropped too.
-//! - Size (§4.1, §10): Teams allows 28 KB but measures the stored message,
+//! - Size (teams.md#limits): Teams allows 28 KB but measures the stored message,
 //!   which is larger than the request, so requests are kept within 24,000
 //!   bytes; table rows and then body text are trimmed with a visible note.
-//! - Answers (§7): Workflows succeed with 202 (or 200); connectors with
+//! - Answers (docs/vendors/README.md#retry-classification): Workflows
+//!   succeed with 202 (or 200); connectors with
 //!   HTTP 200 and the body `1`, reporting failures as text in a 200.
 
+use carillon_sdk::endpoint::HttpUrl;
 use carillon_sdk::{
     Channel, ConfigIssue, Context, DeliverError, HttpResponse, Manifest, Message, Outgoing,
-    Receipt, classify, export_channel, http,
+    Receipt, classify, endpoint, export_channel, http, locale,
 };
 use serde::Deserialize;
 
@@ -34,11 +37,12 @@ mod render;
 /// The Teams channel.
 pub struct Teams;
 
-/// Teams' message limit (§4.1: 28 KB), declared in the manifest.
+/// Teams' message limit (28 KB, docs/vendors/teams.md#limits), declared in
+/// the manifest.
 pub const TEAMS_LIMIT_BYTES: u32 = 28 * 1024;
 
 /// The largest request body sent: a margin below 28 KB, because Teams counts
-/// the stored message, not the request (§10).
+/// the stored message, not the request (docs/vendors/teams.md#limits).
 pub const MAX_PAYLOAD_BYTES: usize = 24_000;
 
 /// The wait after a throttling answer that names no time.
@@ -136,15 +140,12 @@ impl Channel for Teams {
 
     fn check(config: &TeamsConfig) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        match host_of(&config.webhook) {
-            None => issues.push(ConfigIssue::new(
-                "/webhook",
-                "expected an absolute http:// or https:// URL with a host",
-            )),
-            Some(host) => {
-                let workflow_host = host.ends_with(".logic.azure.com")
-                    || host.ends_with(".environment.api.powerplatform.com");
-                if workflow_host && !config.webhook.contains("sig=") {
+        match endpoint::check("/webhook", &config.webhook) {
+            Err(issue) => issues.push(issue),
+            Ok(url) => {
+                let workflow_host = url.host.ends_with(".logic.azure.com")
+                    || url.host.ends_with(".environment.api.powerplatform.com");
+                if workflow_host && url.query_value("sig").is_none() {
                     issues.push(ConfigIssue::new(
                         "/webhook",
                         "a Workflows URL carries its credential in the sig query parameter; copy the whole URL",
@@ -176,18 +177,7 @@ impl Channel for Teams {
                 ));
             }
         }
-        if let Some(locale) = &config.locale {
-            let ok = !locale.is_empty()
-                && locale
-                    .split('-')
-                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()));
-            if !ok {
-                issues.push(ConfigIssue::new(
-                    "/locale",
-                    "expected a BCP 47 tag such as en or zh-CN",
-                ));
-            }
-        }
+        issues.extend(locale::check("/locale", config.locale.as_deref()));
         issues
     }
 
@@ -227,11 +217,11 @@ pub fn format_of(config: &TeamsConfig) -> Format {
     if let Some(format) = config.format {
         return format;
     }
-    match host_of(&config.webhook) {
-        Some(host)
-            if host == "outlook.office.com"
-                || host == "outlook.office365.com"
-                || host.ends_with(".webhook.office.com") =>
+    match HttpUrl::parse(&config.webhook) {
+        Ok(url)
+            if url.host == "outlook.office.com"
+                || url.host == "outlook.office365.com"
+                || url.host.ends_with(".webhook.office.com") =>
         {
             Format::Connector
         }
@@ -239,17 +229,17 @@ pub fn format_of(config: &TeamsConfig) -> Format {
     }
 }
 
-/// Workflows (§4.2, §7): 200/202 accepted (the flow posts later); 429
-/// honours `Retry-After`; 5xx retry; other statuses are refused, quoting the
+/// Workflows (docs/vendors/teams.md#workflows-adaptive-card): 200/202
+/// accepted (the flow posts later); 429 honours `Retry-After`; 5xx retry; other statuses are refused, quoting the
 /// `{"error":{"code","message"}}` body when there is one.
 pub fn classify_workflow(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
     match response.status {
         200 | 202 => Ok(Receipt {
-            remote_id: None,
             detail: format!(
                 "{} (accepted; the flow posts the card afterwards)",
                 classify::summary(response)
             ),
+            ..classify::delivered(response)
         }),
         429 | 500..=599 | 408 => classify::by_status(ctx, response),
         status => {
@@ -269,7 +259,8 @@ pub fn classify_workflow(ctx: &Context, response: &HttpResponse) -> Result<Recei
     }
 }
 
-/// Legacy connectors (§4.1, §7): success is HTTP 200 with the body `1`;
+/// Legacy connectors (docs/vendors/teams.md#connector-messagecard): success
+/// is HTTP 200 with the body `1`;
 /// failures arrive as text in a 200 (`… returned HTTP error 429 …`) or as
 /// 4xx/5xx statuses.
 pub fn classify_connector(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
@@ -280,10 +271,7 @@ pub fn classify_connector(ctx: &Context, response: &HttpResponse) -> Result<Rece
         return classify::by_status(ctx, response);
     }
     if text == "1" {
-        return Ok(Receipt {
-            remote_id: None,
-            detail: summary,
-        });
+        return Ok(classify::delivered(response));
     }
     match embedded_status(text) {
         Some(429) => Err(DeliverError::rate_limited(
@@ -306,29 +294,6 @@ fn embedded_status(text: &str) -> Option<u16> {
         .take_while(char::is_ascii_digit)
         .collect();
     digits.parse().ok()
-}
-
-/// The lower-case host of an http(s) URL.
-fn host_of(url: &str) -> Option<String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    if authority.contains('@') || authority.contains(' ') {
-        return None;
-    }
-    let host = if authority.starts_with('[') {
-        &authority[..authority.find(']')? + 1]
-    } else {
-        match authority.split_once(':') {
-            Some((host, port)) => {
-                port.parse::<u16>().ok()?;
-                host
-            }
-            None => authority,
-        }
-    };
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 #[cfg(test)]

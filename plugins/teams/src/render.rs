@@ -1,14 +1,19 @@
 //! Building the Teams request body: the Workflows envelope with an Adaptive
-//! Card 1.4 (§4.2–4.4) or a connector MessageCard (§4.1), within the size
-//! budget.
+//! Card 1.4 or a connector MessageCard, within the size budget (vendor
+//! facts: docs/vendors/teams.md, "Workflows (Adaptive Card)", "Mentions",
+//! "Tables" and "Connector (MessageCard)").
 
+use carillon_sdk::mention::defuse_at;
 use carillon_sdk::table::{self, Tone};
-use carillon_sdk::{DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, log};
+use carillon_sdk::{
+    DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, locale, log,
+};
 use serde_json::{Map, Value, json};
 
 use crate::{Format, MAX_PAYLOAD_BYTES, TeamsConfig, format_of};
 
-/// The Adaptive Card version sent: the highest Workflows accepts (§4.2).
+/// The Adaptive Card version sent: the highest Workflows accepts
+/// (docs/vendors/teams.md#workflows-adaptive-card).
 pub const CARD_VERSION: &str = "1.4";
 
 /// Someone mentioned in an Adaptive Card.
@@ -30,7 +35,7 @@ struct Parts<'a> {
 /// Builds the request for `message`.
 pub fn request(config: &TeamsConfig, message: &Message) -> Result<HttpRequest, DeliverError> {
     let format = format_of(config);
-    let locale = config.locale.as_deref().unwrap_or(&message.locale);
+    let locale = locale::effective(config.locale.as_deref(), &message.locale);
     let parts = Parts {
         message,
         locale,
@@ -43,16 +48,7 @@ pub fn request(config: &TeamsConfig, message: &Message) -> Result<HttpRequest, D
     let bytes = fit::fit_json(MAX_PAYLOAD_BYTES, &body, rows, locale, |text, rows| {
         parts.payload(text, rows)
     })?;
-    Ok(HttpRequest {
-        method: "POST".to_owned(),
-        url: config.webhook.clone(),
-        headers: vec![(
-            "content-type".to_owned(),
-            "application/json; charset=utf-8".to_owned(),
-        )],
-        body: bytes,
-        timeout_ms: None,
-    })
+    Ok(HttpRequest::post_json_bytes(&config.webhook, bytes))
 }
 
 impl Parts<'_> {
@@ -134,7 +130,7 @@ impl Parts<'_> {
         if let Some(link) = &self.message.link {
             card["actions"] = json!([{
                 "type": "Action.OpenUrl",
-                "title": self.link_label(),
+                "title": locale::link_label(link, self.locale),
                 "url": link.url,
             }]);
         }
@@ -176,7 +172,11 @@ impl Parts<'_> {
                     .collect::<Vec<_>>()
                     .join(" · ")
             )];
-            lines.extend(t.rows.iter().take(rows).map(|row| row_line(t, row)));
+            lines.extend(t.rows.iter().take(rows).map(|row| {
+                table::row_line(t, row, " · ", |_, shown, tone| {
+                    format!("{shown}{}", table::mark(tone))
+                })
+            }));
             if rows < t.rows.len() {
                 lines.push(self.rows_note(t.rows.len() - rows));
             }
@@ -188,7 +188,7 @@ impl Parts<'_> {
         if let Some(link) = &self.message.link {
             card["potentialAction"] = json!([{
                 "@type": "OpenUri",
-                "name": self.link_label(),
+                "name": locale::link_label(link, self.locale),
                 "targets": [{ "os": "default", "uri": link.url }],
             }]);
         }
@@ -196,17 +196,7 @@ impl Parts<'_> {
     }
 
     fn rows_note(&self, omitted: usize) -> String {
-        table::more_rows_note(omitted, self.locale)
-            .trim_start_matches('\n')
-            .to_owned()
-    }
-
-    fn link_label(&self) -> String {
-        match self.message.link.as_ref().and_then(|l| l.label.clone()) {
-            Some(label) if !label.trim().is_empty() => label,
-            _ if self.locale.starts_with("zh") => "查看详情".to_owned(),
-            _ => "Open".to_owned(),
-        }
+        table::more_rows_line(omitted, self.locale)
     }
 }
 
@@ -247,24 +237,6 @@ fn column_set_grid(t: &Table, rows: usize) -> Vec<Value> {
         out.push(json!({ "type": "ColumnSet", "spacing": "Small", "columns": columns }));
     }
     out
-}
-
-/// One table row as a line, with ✓ / ✗ where the MessageCard has no colour.
-fn row_line(t: &Table, row: &[String]) -> String {
-    t.columns
-        .iter()
-        .enumerate()
-        .map(|(i, column)| {
-            let value = row.get(i).map_or("", String::as_str);
-            let mark = match table::tone(column, value) {
-                Tone::Good => " ✓",
-                Tone::Bad => " ✗",
-                Tone::Neutral => "",
-            };
-            format!("{}{mark}", table::display(column, value))
-        })
-        .collect::<Vec<_>>()
-        .join(" · ")
 }
 
 /// The title TextBlock colour for a severity.
@@ -340,20 +312,4 @@ pub fn valid_mention_id(id: &str) -> bool {
         && !id
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
-}
-
-/// Breaks `<at` sequences in user text with a zero-width space, so content
-/// cannot forge a mention.
-pub fn defuse_at(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('<') {
-        out.push_str(&rest[..=i]);
-        rest = &rest[i + 1..];
-        if rest.len() >= 2 && rest.as_bytes()[..2].eq_ignore_ascii_case(b"at") {
-            out.push('\u{200B}');
-        }
-    }
-    out.push_str(rest);
-    out
 }

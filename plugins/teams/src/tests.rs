@@ -3,10 +3,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-
-use carillon_sdk::testing::{Harness, check_golden, pretty_outgoing, sample_message, samples};
-use carillon_sdk::{DeliverError, HttpError, HttpRequest, HttpResponse, Level, Outgoing, Receipt};
+use carillon_sdk::testing::{
+    Harness, check_golden_requests, expect_http, pretty_outgoing, sample, sample_message,
+};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Receipt};
 use serde_json::{Value, json};
 
 use super::*;
@@ -14,22 +14,6 @@ use super::*;
 const WORKFLOW: &str = "https://prod-12.westeurope.logic.azure.com:443/workflows/0a1b2c/triggers/manual/paths/invoke?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=s3cr3t";
 const CONNECTOR: &str =
     "https://contoso.webhook.office.com/webhookb2/1111@2222/IncomingWebhook/3333/4444";
-
-fn request_of(outgoing: Outgoing) -> HttpRequest {
-    match outgoing {
-        Outgoing::Http(r) => r,
-        Outgoing::Mail(_) => panic!("the teams plugin never sends mail"),
-    }
-}
-
-/// The golden form of a request.
-fn pretty(request: &HttpRequest) -> String {
-    pretty_outgoing(&Outgoing::Http(request.clone()))
-}
-
-fn golden(case: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{case}.txt"))
-}
 
 fn configs() -> Vec<(&'static str, Value)> {
     vec![
@@ -41,23 +25,14 @@ fn configs() -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn sample(name: &str) -> Message {
-    samples().into_iter().find(|(n, _)| *n == name).unwrap().1
-}
-
 #[test]
 fn golden_requests() {
-    for (config_name, config) in configs() {
-        for (name, message) in samples() {
-            let h = Harness::<Teams>::new();
-            let request = request_of(h.render(&config, &message).unwrap());
-            assert!(
-                request.body.len() <= MAX_PAYLOAD_BYTES,
-                "{config_name}/{name}"
-            );
-            check_golden(&golden(&format!("{config_name}-{name}")), &pretty(&request));
-        }
-    }
+    check_golden_requests::<Teams>(
+        env!("CARGO_MANIFEST_DIR"),
+        &configs(),
+        MAX_PAYLOAD_BYTES,
+        pretty_outgoing,
+    );
 }
 
 #[test]
@@ -86,7 +61,7 @@ fn format_is_detected_from_the_url() {
 #[test]
 fn mentions_match_their_entities() {
     let h = Harness::<Teams>::new();
-    let request = request_of(
+    let request = expect_http(
         h.render(&json!({ "webhook": WORKFLOW }), &sample("mentions"))
             .unwrap(),
     );
@@ -108,16 +83,12 @@ fn mentions_match_their_entities() {
         );
     }
     assert_eq!(entities[1]["mentioned"]["id"], "oncall@example.com");
-    let warnings = h
-        .logs()
-        .into_iter()
-        .filter(|(l, _)| *l == Level::Warn)
-        .count();
+    let warnings = h.warnings().len();
     assert_eq!(warnings, 2, "all and mobile are dropped");
 
     // Connector cards mention no one.
     let h = Harness::<Teams>::new();
-    let request = request_of(
+    let request = expect_http(
         h.render(&json!({ "webhook": CONNECTOR }), &sample("mentions"))
             .unwrap(),
     );
@@ -129,7 +100,7 @@ fn mentions_match_their_entities() {
 fn message_text_cannot_forge_mentions() {
     let mut message = sample_message();
     message.markdown = "<at>Lead</at> please look".into();
-    let request = request_of(
+    let request = expect_http(
         Harness::<Teams>::new()
             .render(&json!({ "webhook": WORKFLOW }), &message)
             .unwrap(),
@@ -139,7 +110,7 @@ fn message_text_cannot_forge_mentions() {
 
 #[test]
 fn card_is_version_1_4_without_table_elements() {
-    let request = request_of(
+    let request = expect_http(
         Harness::<Teams>::new()
             .render(&json!({ "webhook": WORKFLOW }), &sample("table"))
             .unwrap(),
@@ -163,7 +134,7 @@ fn card_is_version_1_4_without_table_elements() {
 #[test]
 fn long_message_fits_with_a_note() {
     for (name, config) in configs() {
-        let request = request_of(
+        let request = expect_http(
             Harness::<Teams>::new()
                 .render(&config, &sample("long"))
                 .unwrap(),
@@ -180,7 +151,7 @@ fn long_message_fits_with_a_note() {
     let rows = t.rows.clone();
     t.rows = (0..3_000).map(|i| rows[i % 3].clone()).collect();
     for (name, config) in configs() {
-        let request = request_of(Harness::<Teams>::new().render(&config, &message).unwrap());
+        let request = expect_http(Harness::<Teams>::new().render(&config, &message).unwrap());
         assert!(request.body.len() <= MAX_PAYLOAD_BYTES, "{name}");
         assert!(request.body_text().contains(" more rows"), "{name}");
     }
@@ -266,15 +237,12 @@ fn connector_answers_map_to_outcomes() {
 #[test]
 fn config_problems_are_all_reported_with_paths() {
     let h = Harness::<Teams>::new();
-    let issues = h
-        .validate(&json!({
-            "webhook": "https://prod-1.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke",
-            "format": "connector",
-            "mentions": [{ "id": "ok@contoso.com" }, { "id": "has space", "name": "<b>" }],
-            "locale": "en_US",
-        }))
-        .unwrap_err();
-    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    let paths = h.issue_paths(&json!({
+        "webhook": "https://prod-1.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke",
+        "format": "connector",
+        "mentions": [{ "id": "ok@contoso.com" }, { "id": "has space", "name": "<b>" }],
+        "locale": "en_US",
+    }));
     assert_eq!(
         paths,
         [

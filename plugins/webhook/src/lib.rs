@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use carillon_sdk::{
     Channel, ConfigIssue, Context, DeliverError, HttpRequest, HttpResponse, Manifest, Message,
-    Outgoing, Receipt, classify, export_channel, sign,
+    Outgoing, Receipt, classify, endpoint, export_channel, http, sign,
 };
 use serde::Deserialize;
 
@@ -55,7 +55,7 @@ fn default_method() -> String {
 }
 
 fn default_content_type() -> String {
-    "application/json; charset=utf-8".to_owned()
+    http::JSON_UTF8.to_owned()
 }
 
 /// Headers a configuration may not set, because the plugin or HTTP owns them.
@@ -108,11 +108,8 @@ impl Channel for Webhook {
 
     fn check(config: &WebhookConfig) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        if !valid_http_url(&config.url) {
-            issues.push(ConfigIssue::new(
-                "/url",
-                "expected an absolute http:// or https:// URL with a host",
-            ));
+        if let Err(issue) = endpoint::check("/url", &config.url) {
+            issues.push(issue);
         }
         if !matches!(config.method.as_str(), "POST" | "PUT") {
             issues.push(ConfigIssue::new("/method", "expected POST or PUT"));
@@ -156,13 +153,8 @@ impl Channel for Webhook {
             ),
             None => (body::default_json(ctx, message), default_content_type()),
         };
-        let mut request = HttpRequest {
-            method: config.method.clone(),
-            url: config.url.clone(),
-            headers: vec![("content-type".to_owned(), content_type)],
-            body: payload,
-            timeout_ms: config.timeout_ms,
-        };
+        let mut request = HttpRequest::new(&config.method, &config.url, &content_type, payload);
+        request.timeout_ms = config.timeout_ms;
         for (name, value) in &config.headers {
             request.headers.push((name.clone(), value.clone()));
         }
@@ -221,19 +213,6 @@ pub fn signature(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
     signed.push(b'.');
     signed.extend_from_slice(body);
     format!("v1,{}", sign::hmac_sha256_base64(key, &signed))
-}
-
-fn valid_http_url(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(rest) => {
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-            !authority.is_empty() && !authority.contains('@') && !authority.contains(' ')
-        }
-        None => false,
-    }
 }
 
 fn is_token_byte(b: u8) -> bool {

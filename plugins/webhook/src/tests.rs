@@ -1,18 +1,11 @@
 //! Native tests through the SDK harness: signing against the published
 //! Standard Webhooks vectors, the body, config checks and answer classes.
 
-use carillon_sdk::testing::{Harness, sample_message};
-use carillon_sdk::{DeliverError, HttpError, HttpResponse, Outgoing};
+use carillon_sdk::testing::{Harness, expect_http, sample_message};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse};
 use serde_json::json;
 
 use super::*;
-
-fn request_of(outgoing: Outgoing) -> HttpRequest {
-    match outgoing {
-        Outgoing::Http(r) => r,
-        Outgoing::Mail(_) => panic!("the webhook plugin never sends mail"),
-    }
-}
 
 #[test]
 fn standard_webhooks_vectors() {
@@ -47,7 +40,7 @@ fn signed_request_carries_the_three_headers() {
         "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         "headers": { "Authorization": "Bearer t0ken" }
     });
-    let request = request_of(h.render(&config, &sample_message()).unwrap());
+    let request = expect_http(h.render(&config, &sample_message()).unwrap());
     let header = |name: &str| {
         request
             .headers
@@ -69,7 +62,7 @@ fn signed_request_carries_the_three_headers() {
 fn default_body_is_the_whole_message() {
     let h = Harness::<Webhook>::new();
     let config = json!({ "url": "http://127.0.0.1:9/hook" });
-    let request = request_of(h.render(&config, &sample_message()).unwrap());
+    let request = expect_http(h.render(&config, &sample_message()).unwrap());
     let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(
         body,
@@ -147,7 +140,7 @@ fn body_template_renders_with_json_escaping() {
     });
     let mut message = sample_message();
     message.title = "say \"hi\"".into();
-    let request = request_of(h.render(&config, &message).unwrap());
+    let request = expect_http(h.render(&config, &message).unwrap());
     assert_eq!(
         request.body_text(),
         r#"{"text": "say \"hi\"", "sev": "success"}"#
@@ -157,16 +150,13 @@ fn body_template_renders_with_json_escaping() {
 #[test]
 fn config_problems_are_all_reported_with_paths() {
     let h = Harness::<Webhook>::new();
-    let issues = h
-        .validate(&json!({
-            "url": "ftp://x",
-            "method": "GET",
-            "headers": { "webhook-id": "x", "bad header": "y" },
-            "signing_secret": "whsec_c2hvcnQ=",
-            "body_template": "{{ unclosed",
-        }))
-        .unwrap_err();
-    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    let paths = h.issue_paths(&json!({
+        "url": "ftp://x",
+        "method": "GET",
+        "headers": { "webhook-id": "x", "bad header": "y" },
+        "signing_secret": "whsec_c2hvcnQ=",
+        "body_template": "{{ unclosed",
+    }));
     assert_eq!(
         paths,
         [

@@ -31,9 +31,10 @@
 //! long), 40008, 44004, 45002, 40007 and any other code rejected with the
 //! vendor's code and message.
 
+use carillon_sdk::error_code::{self, Rule, Verdict};
 use carillon_sdk::{
     Channel, ConfigIssue, Context, DeliverError, HttpRequest, HttpResponse, Manifest, Message,
-    Outgoing, Receipt, classify, export_channel,
+    Outgoing, Receipt, endpoint, export_channel, locale, mention,
 };
 use serde::Deserialize;
 
@@ -152,10 +153,7 @@ impl Channel for WeCom {
             }
         }
         for (i, mobile) in config.at_mobiles.iter().enumerate() {
-            let digits = mobile.strip_prefix('+').unwrap_or(mobile);
-            let ok = digits.starts_with(|c: char| c.is_ascii_digit())
-                && digits.chars().all(|c| c.is_ascii_digit() || c == '-');
-            if !ok {
+            if !mention::is_mobile(mobile) {
                 issues.push(ConfigIssue::new(
                     &format!("/at_mobiles/{i}"),
                     "expected a mobile number of digits",
@@ -175,17 +173,7 @@ impl Channel for WeCom {
                 "WeCom Markdown cannot mention everyone; set msg_type to text",
             ));
         }
-        if let Some(locale) = &config.locale
-            && (locale.len() < 2
-                || !locale
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        {
-            issues.push(ConfigIssue::new(
-                "/locale",
-                "expected a BCP 47 language tag such as zh-CN or en",
-            ));
-        }
+        issues.extend(locale::check("/locale", config.locale.as_deref()));
         issues
     }
 
@@ -197,16 +185,11 @@ impl Channel for WeCom {
         if let Some(problem) = webhook_problem(&config.webhook) {
             return Err(DeliverError::invalid_config(format!("webhook: {problem}")));
         }
-        Ok(Outgoing::Http(HttpRequest {
-            method: "POST".to_owned(),
-            url: config.webhook.clone(),
-            headers: vec![(
-                "content-type".to_owned(),
-                "application/json; charset=utf-8".to_owned(),
-            )],
-            body: render::body(config, message)?,
-            timeout_ms: None,
-        }))
+        let body = render::body(config, message)?;
+        Ok(Outgoing::Http(HttpRequest::post_json_bytes(
+            &config.webhook,
+            body,
+        )))
     }
 
     fn classify(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
@@ -216,77 +199,52 @@ impl Channel for WeCom {
 
 export_channel!(WeCom);
 
+/// What WeCom's `errcode`s mean; 0 is delivered, other codes rejected.
+const ERRCODES: &[Rule] = &[
+    Rule::new(
+        &[45009],
+        Verdict::RateLimited(FREQUENCY_WAIT_MS),
+        "WeCom allows 20 messages a minute per robot",
+    ),
+    Rule::new(
+        &[45033],
+        Verdict::RateLimited(CONCURRENCY_WAIT_MS),
+        "too many concurrent calls",
+    ),
+    Rule::new(&[-1], Verdict::Retryable, "system busy"),
+    Rule::new(
+        &[93000],
+        Verdict::Rejected,
+        "the webhook key is wrong or the robot was removed",
+    ),
+    Rule::new(
+        &[40058, 45002],
+        Verdict::Rejected,
+        "content longer than WeCom accepts",
+    ),
+    Rule::new(&[40008], Verdict::Rejected, "bad message type"),
+    Rule::new(&[44004], Verdict::Rejected, "empty content"),
+];
+
 /// Classifies a robot answer by its `errcode` (WeCom answers business errors
 /// with HTTP 200).
 pub fn classify_answer(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
-    if !response.is_success() {
-        return classify::by_status(ctx, response);
-    }
-    let summary = classify::summary(response);
-    let code = response
-        .body_json()
-        .and_then(|b| b.get("errcode").and_then(serde_json::Value::as_i64));
-    let Some(code) = code else {
-        return Err(DeliverError::rejected(format!(
-            "{summary} (not a WeCom robot answer: no JSON errcode; delivery unknown)"
-        )));
-    };
-    let errmsg = response
-        .body_json()
-        .and_then(|b| b.get("errmsg").and_then(|m| m.as_str().map(str::to_owned)))
-        .unwrap_or_default();
-    let said = format!("errcode {code}: {errmsg}");
-    match code {
-        0 => Ok(Receipt {
-            remote_id: None,
-            detail: summary,
-        }),
-        45009 => Err(DeliverError::rate_limited(
-            FREQUENCY_WAIT_MS,
-            format!("{said} (WeCom allows 20 messages a minute per robot)"),
-        )),
-        45033 => Err(DeliverError::rate_limited(
-            CONCURRENCY_WAIT_MS,
-            format!("{said} (too many concurrent calls)"),
-        )),
-        -1 => Err(DeliverError::retryable(format!("{said} (system busy)"))),
-        93000 => Err(DeliverError::rejected(format!(
-            "{said} (the webhook key is wrong or the robot was removed)"
-        ))),
-        40058 | 45002 => Err(DeliverError::rejected(format!(
-            "{said} (content longer than WeCom accepts)"
-        ))),
-        40008 => Err(DeliverError::rejected(format!("{said} (bad message type)"))),
-        44004 => Err(DeliverError::rejected(format!("{said} (empty content)"))),
-        _ => Err(DeliverError::rejected(said)),
-    }
+    error_code::by_errcode(ctx, response, "WeCom robot", ERRCODES)
 }
 
 /// What is wrong with a robot URL, if anything.
-fn webhook_problem(url: &str) -> Option<&'static str> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    let Some(rest) = rest else {
-        return Some(
-            "expected an http(s) URL, https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…",
-        );
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.is_empty() || authority.contains('@') || authority.contains(' ') {
-        return Some("the URL has no valid host");
-    }
-    let query = rest.split_once('?').map_or("", |(_, q)| q);
-    let query = query.split('#').next().unwrap_or("");
-    let has_key = query
-        .split('&')
-        .any(|pair| pair.strip_prefix("key=").is_some_and(|v| !v.is_empty()));
-    if has_key {
-        None
-    } else {
-        Some("the URL has no key query parameter")
+fn webhook_problem(url: &str) -> Option<String> {
+    match endpoint::read(url, EXAMPLE_WEBHOOK) {
+        Err(problem) => Some(problem),
+        Ok(url) if url.query_value("key").is_none() => {
+            Some("the URL has no key query parameter".to_owned())
+        }
+        Ok(_) => None,
     }
 }
+
+/// What a robot URL looks like, for error messages.
+const EXAMPLE_WEBHOOK: &str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…";
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! message type, maps mentions, colours conditional cells and fits the
 //! content into WeCom's byte limits.
 
-use carillon_sdk::{DeliverError, Mention, Message, Severity, Table, fit, log, table, text};
+use carillon_sdk::mention::Audience;
+use carillon_sdk::{DeliverError, Message, Table, fit, locale, log, table, text};
 use serde_json::{Value, json};
 
 use crate::{MARKDOWN_MAX_BYTES, MAX_BODY_BYTES, MsgType, TEXT_MAX_BYTES, WeComConfig};
@@ -15,42 +16,14 @@ enum Kind {
     Text,
 }
 
-/// Who to mention.
-#[derive(Debug, Default)]
-struct Who {
-    user_ids: Vec<String>,
-    mobiles: Vec<String>,
-    all: bool,
-}
-
-fn push_unique(list: &mut Vec<String>, value: &str) {
-    if !list.iter().any(|v| v == value) {
-        list.push(value.to_owned());
-    }
-}
-
 /// The destination's default mentions plus the message's, reduced to what
 /// `kind` can express; the rest is dropped with a warning.
-fn mentions(config: &WeComConfig, message: &Message, kind: Kind) -> Who {
-    let mut who = Who {
-        all: config.at_all,
-        ..Who::default()
-    };
-    for id in &config.at_user_ids {
-        push_unique(&mut who.user_ids, id);
-    }
-    for mobile in &config.at_mobiles {
-        push_unique(&mut who.mobiles, mobile);
-    }
-    for mention in &message.mentions {
-        match mention {
-            Mention::All => who.all = true,
-            Mention::UserId(id) => push_unique(&mut who.user_ids, id),
-            Mention::Mobile(m) => push_unique(&mut who.mobiles, m),
-            Mention::Email(_) => {
-                log::warn("WeCom robots cannot mention by email address; that mention was dropped")
-            }
-        }
+fn audience(config: &WeComConfig, message: &Message, kind: Kind) -> Audience {
+    let mut who = Audience::standing(config.at_all, &config.at_user_ids, &config.at_mobiles)
+        .with(&message.mentions);
+    if !who.emails.is_empty() {
+        log::warn("WeCom robots cannot mention by email address; that mention was dropped");
+        who.emails.clear();
     }
     match kind {
         Kind::Text => {}
@@ -64,122 +37,63 @@ fn mentions(config: &WeComConfig, message: &Message, kind: Kind) -> Who {
             who.mobiles.clear();
         }
         Kind::MarkdownV2 => {
-            if who.all || !who.mobiles.is_empty() || !who.user_ids.is_empty() {
+            if !who.is_empty() {
                 log::warn("WeCom markdown_v2 cannot mention anyone; the mentions were dropped");
             }
-            who = Who::default();
+            who = Audience::default();
         }
     }
     who
 }
 
-/// A severity as an emoji.
-fn badge(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "ℹ️",
-        Severity::Success => "✅",
-        Severity::Warning => "⚠️",
-        Severity::Error => "❌",
-        Severity::Critical => "🚨",
-    }
-}
-
 /// One line per row, `Title: value, Title: value`; conditional cells are
 /// coloured in Markdown and marked ✓/✗ in text.
 fn table_lines(t: &Table, markdown: bool) -> String {
-    let esc = |s: &str| {
-        if markdown {
-            text::escape_markdown(s)
-        } else {
-            s.to_owned()
+    table::labelled_rows(t, markdown, "", |column, shown, tone| {
+        match (markdown, column.condition.is_some(), tone) {
+            (true, _, table::Tone::Good) => format!("<font color=\"info\">{shown}</font>"),
+            (true, _, table::Tone::Bad) => format!("<font color=\"warning\">{shown}</font>"),
+            (true, true, table::Tone::Neutral) => {
+                format!("<font color=\"comment\">{shown}</font>")
+            }
+            (false, _, tone) => format!("{shown}{}", table::mark(tone)),
+            _ => shown.to_owned(),
         }
-    };
-    t.rows
-        .iter()
-        .map(|row| {
-            t.columns
-                .iter()
-                .enumerate()
-                .map(|(i, column)| {
-                    let value = row.get(i).map_or("", String::as_str);
-                    let shown = esc(&table::display(column, value));
-                    let tone = table::tone(column, value);
-                    let cell = match (markdown, column.condition.is_some(), tone) {
-                        (true, _, table::Tone::Good) => {
-                            format!("<font color=\"info\">{shown}</font>")
-                        }
-                        (true, _, table::Tone::Bad) => {
-                            format!("<font color=\"warning\">{shown}</font>")
-                        }
-                        (true, true, table::Tone::Neutral) => {
-                            format!("<font color=\"comment\">{shown}</font>")
-                        }
-                        (false, _, table::Tone::Good) => format!("{shown} ✓"),
-                        (false, _, table::Tone::Bad) => format!("{shown} ✗"),
-                        _ => shown,
-                    };
-                    format!("{}: {cell}", esc(&column.title))
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    })
 }
 
 /// A pipe table for `markdown_v2`, with ✓/✗ marks (v2 has no colours).
 fn pipe_table(t: &Table) -> String {
-    table::markdown_table_with(t, |_, shown, tone| match tone {
-        table::Tone::Good => format!("{shown} ✓"),
-        table::Tone::Bad => format!("{shown} ✗"),
-        table::Tone::Neutral => shown.to_owned(),
-    })
+    table::markdown_table_with(t, |_, shown, tone| format!("{shown}{}", table::mark(tone)))
 }
 
 /// The request body: content within WeCom's limit for its type, JSON within
 /// [`MAX_BODY_BYTES`].
 pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverError> {
-    let locale = config.locale.as_deref().unwrap_or(&message.locale);
+    let locale = locale::effective(config.locale.as_deref(), &message.locale);
     let kind = match config.msg_type {
         Some(MsgType::Text) => Kind::Text,
         _ if config.markdown_v2_tables && message.table.is_some() => Kind::MarkdownV2,
         _ => Kind::Markdown,
     };
-    let who = mentions(config, message, kind);
+    let who = audience(config, message, kind);
     let markdown = kind != Kind::Text;
-    let zh = locale.starts_with("zh");
 
+    let badge = text::severity_emoji(message.severity);
     let head = if markdown {
-        format!(
-            "### {} {}",
-            badge(message.severity),
-            text::escape_markdown(&message.title)
-        )
+        format!("### {badge} {}", text::escape_markdown(&message.title))
     } else {
-        format!("{} {}", badge(message.severity), message.title)
+        format!("{badge} {}", message.title)
     };
     let bullet = if kind == Kind::MarkdownV2 { "- " } else { "" };
-    let fields: Vec<String> = message
-        .fields
-        .iter()
-        .map(|f| {
-            if markdown {
-                format!(
-                    "{bullet}**{}**: {}",
-                    text::escape_markdown(&f.name),
-                    text::escape_markdown(&f.value)
-                )
-            } else {
-                format!("{}: {}", f.name, f.value)
-            }
-        })
-        .collect();
+    let fields = if markdown {
+        text::markdown_fields(&message.fields, bullet)
+    } else {
+        text::plain_fields(&message.fields)
+    };
     let mut tail = vec![fields.join("\n")];
     if let Some(link) = &message.link {
-        let label = link
-            .label
-            .clone()
-            .unwrap_or_else(|| if zh { "查看详情" } else { "Open" }.to_owned());
+        let label = locale::link_label(link, locale);
         tail.push(if markdown {
             format!("[{}]({})", text::escape_markdown(&label), link.url)
         } else {

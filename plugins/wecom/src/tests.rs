@@ -3,26 +3,16 @@
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
 
-use std::path::PathBuf;
-
-use carillon_sdk::testing::{Harness, check_golden, pretty_outgoing_with, sample_message, samples};
-use carillon_sdk::{DeliverError, HttpError, HttpResponse, Level, Outgoing};
+use carillon_sdk::testing::{
+    Harness, assert_rejected_with, check_golden_requests, errcode_answer, expect_http, json_body,
+    pretty_outgoing_with, sample, sample_message,
+};
+use carillon_sdk::{DeliverError, HttpError, HttpResponse, Outgoing};
 use serde_json::{Value, json};
 
 use super::*;
 
 const HOOK: &str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx";
-
-fn request_of(outgoing: Outgoing) -> HttpRequest {
-    match outgoing {
-        Outgoing::Http(r) => r,
-        Outgoing::Mail(_) => panic!("the wecom plugin never sends mail"),
-    }
-}
-
-fn body_json(request: &HttpRequest) -> Value {
-    serde_json::from_slice(&request.body).unwrap()
-}
 
 /// The content of any message type.
 fn content(body: &Value) -> String {
@@ -30,13 +20,9 @@ fn content(body: &Value) -> String {
     body[kind]["content"].as_str().unwrap().to_owned()
 }
 
-fn sample(name: &str) -> Message {
-    samples().into_iter().find(|(n, _)| *n == name).unwrap().1
-}
-
 /// The golden form of a request, with WeCom's content size.
 fn pretty(request: &HttpRequest) -> String {
-    let content_bytes = content(&body_json(request)).len();
+    let content_bytes = content(&json_body(request)).len();
     pretty_outgoing_with(
         &Outgoing::Http(request.clone()),
         &[format!("content: {content_bytes} bytes")],
@@ -62,31 +48,25 @@ fn configs() -> Vec<(&'static str, Value)> {
 
 #[test]
 fn golden_requests() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    for (config_name, config) in configs() {
-        for (sample_name, message) in samples() {
-            let h = Harness::<WeCom>::new();
-            let request = request_of(h.render(&config, &message).unwrap());
-            let body = body_json(&request);
-            let limit = if body["msgtype"] == "text" {
-                TEXT_MAX_BYTES
-            } else {
-                MARKDOWN_MAX_BYTES
-            };
-            assert!(content(&body).len() <= limit, "{config_name}-{sample_name}");
-            assert!(request.body.len() <= MAX_BODY_BYTES);
-            check_golden(
-                &dir.join(format!("{config_name}-{sample_name}.txt")),
-                &pretty(&request),
-            );
-        }
-    }
+    // Besides the whole body, the content must fit WeCom's limit for its type.
+    let show = |outgoing: &Outgoing| {
+        let request = expect_http(outgoing.clone());
+        let body = json_body(&request);
+        let limit = if body["msgtype"] == "text" {
+            TEXT_MAX_BYTES
+        } else {
+            MARKDOWN_MAX_BYTES
+        };
+        assert!(content(&body).len() <= limit, "{}", request.body_text());
+        pretty(&request)
+    };
+    check_golden_requests::<WeCom>(env!("CARGO_MANIFEST_DIR"), &configs(), MAX_BODY_BYTES, show);
 }
 
 #[test]
 fn markdown_colours_conditional_cells_and_mentions_user_ids() {
     let h = Harness::<WeCom>::new();
-    let body = body_json(&request_of(
+    let body = json_body(&expect_http(
         h.render(&json!({ "webhook": HOOK }), &sample("table"))
             .unwrap(),
     ));
@@ -97,19 +77,14 @@ fn markdown_colours_conditional_cells_and_mentions_user_ids() {
     );
     assert!(text.contains("Score: <font color=\"warning\">41%</font>"));
 
-    let body = body_json(&request_of(
+    let body = json_body(&expect_http(
         h.render(&json!({ "webhook": HOOK }), &sample("mentions"))
             .unwrap(),
     ));
     let text = content(&body);
     assert!(text.ends_with("<@u_1001>"), "{text}");
     assert!(!text.contains("13800000000"));
-    let warnings: Vec<String> = h
-        .logs()
-        .into_iter()
-        .filter(|(l, _)| *l == Level::Warn)
-        .map(|(_, m)| m)
-        .collect();
+    let warnings = h.warnings();
     assert!(warnings.iter().any(|w| w.contains("email")), "{warnings:?}");
     assert!(
         warnings.iter().any(|w| w.contains("mobile")),
@@ -120,7 +95,7 @@ fn markdown_colours_conditional_cells_and_mentions_user_ids() {
 #[test]
 fn text_mode_uses_mention_lists() {
     let h = Harness::<WeCom>::new();
-    let body = body_json(&request_of(
+    let body = json_body(&expect_http(
         h.render(
             &json!({ "webhook": HOOK, "msg_type": "text" }),
             &sample("mentions"),
@@ -139,7 +114,7 @@ fn v2_tables_are_pipe_tables_without_mentions() {
     let h = Harness::<WeCom>::new();
     let mut message = sample("table");
     message.mentions = vec![carillon_sdk::Mention::UserId("u1".into())];
-    let body = body_json(&request_of(
+    let body = json_body(&expect_http(
         h.render(
             &json!({ "webhook": HOOK, "markdown_v2_tables": true }),
             &message,
@@ -152,7 +127,7 @@ fn v2_tables_are_pipe_tables_without_mentions() {
     assert!(text.contains("| freshness | 41% ✗ | $0.35 |"));
     assert!(!text.contains("<@u1>"));
     // Without a table the flag changes nothing.
-    let body = body_json(&request_of(
+    let body = json_body(&expect_http(
         h.render(
             &json!({ "webhook": HOOK, "markdown_v2_tables": true }),
             &sample_message(),
@@ -172,7 +147,7 @@ fn long_messages_fit_the_byte_limits_with_a_note() {
         ),
     ] {
         let h = Harness::<WeCom>::new();
-        let body = body_json(&request_of(h.render(&config, &sample("long")).unwrap()));
+        let body = json_body(&expect_http(h.render(&config, &sample("long")).unwrap()));
         let text = content(&body);
         assert!(text.len() <= limit, "{}", text.len());
         assert!(text.len() > limit - 100, "uses the room");
@@ -181,7 +156,7 @@ fn long_messages_fit_the_byte_limits_with_a_note() {
     let mut cjk = sample("cjk");
     cjk.markdown = "告警内容".repeat(1000);
     let h = Harness::<WeCom>::new();
-    let body = body_json(&request_of(
+    let body = json_body(&expect_http(
         h.render(&json!({ "webhook": HOOK }), &cjk).unwrap(),
     ));
     let text = content(&body);
@@ -199,7 +174,7 @@ fn big_tables_keep_the_rows_that_fit() {
         }
     }
     let h = Harness::<WeCom>::new();
-    let body = body_json(&request_of(
+    let body = json_body(&expect_http(
         h.render(&json!({ "webhook": HOOK }), &message).unwrap(),
     ));
     let text = content(&body);
@@ -211,17 +186,14 @@ fn big_tables_keep_the_rows_that_fit() {
 #[test]
 fn config_problems_are_all_reported_with_paths() {
     let h = Harness::<WeCom>::new();
-    let issues = h
-        .validate(&json!({
-            "webhook": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?kee=x",
-            "markdown_v2_tables": true,
-            "msg_type": "text",
-            "at_user_ids": ["ok", "@all"],
-            "at_mobiles": ["13800000000", "x1"],
-            "locale": "z",
-        }))
-        .unwrap_err();
-    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    let paths = h.issue_paths(&json!({
+        "webhook": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?kee=x",
+        "markdown_v2_tables": true,
+        "msg_type": "text",
+        "at_user_ids": ["ok", "@all"],
+        "at_mobiles": ["13800000000", "x1"],
+        "locale": "z",
+    }));
     assert_eq!(
         paths,
         [
@@ -232,10 +204,7 @@ fn config_problems_are_all_reported_with_paths() {
             "/locale"
         ]
     );
-    let issues = h
-        .validate(&json!({ "webhook": HOOK, "at_mobiles": ["1"], "at_all": true }))
-        .unwrap_err();
-    let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+    let paths = h.issue_paths(&json!({ "webhook": HOOK, "at_mobiles": ["1"], "at_all": true }));
     assert_eq!(paths, ["/at_mobiles", "/at_all"]);
     let unknown = h
         .validate(&json!({ "webhook": HOOK, "secret": "x" }))
@@ -255,27 +224,22 @@ fn config_problems_are_all_reported_with_paths() {
 }
 
 fn outcome_for(response: HttpResponse) -> Result<Receipt, DeliverError> {
-    let h = Harness::<WeCom>::new().respond(move |_| Ok(response.clone()));
-    h.deliver(&json!({ "webhook": HOOK }), &sample_message())
-}
-
-fn vendor(errcode: i64, errmsg: &str) -> HttpResponse {
-    HttpResponse::json(200, &json!({ "errcode": errcode, "errmsg": errmsg }))
+    Harness::<WeCom>::new().outcome(&json!({ "webhook": HOOK }), response)
 }
 
 #[test]
 fn answers_map_to_outcomes() {
-    assert!(outcome_for(vendor(0, "ok")).is_ok());
+    assert!(outcome_for(errcode_answer(0, "ok")).is_ok());
     assert!(matches!(
-        outcome_for(vendor(45009, "api freq out of limit, hint: [1], from ip: 1.2.3.4, more info at https://open.work.weixin.qq.com/devtool/query?e=45009")),
+        outcome_for(errcode_answer(45009, "api freq out of limit, hint: [1], from ip: 1.2.3.4, more info at https://open.work.weixin.qq.com/devtool/query?e=45009")),
         Err(DeliverError::RateLimited(l)) if l.after_ms == FREQUENCY_WAIT_MS && l.reason.contains("45009")
     ));
     assert!(matches!(
-        outcome_for(vendor(45033, "api concurrent out of limit")),
+        outcome_for(errcode_answer(45033, "api concurrent out of limit")),
         Err(DeliverError::RateLimited(l)) if l.after_ms == CONCURRENCY_WAIT_MS
     ));
     assert!(matches!(
-        outcome_for(vendor(-1, "system busy")),
+        outcome_for(errcode_answer(-1, "system busy")),
         Err(DeliverError::Retryable(r)) if r.contains("-1")
     ));
     assert!(matches!(
@@ -294,14 +258,11 @@ fn answers_map_to_outcomes() {
         (45002, "content too large", "longer"),
         (40007, "invalid media_id", "40007"),
     ] {
-        match outcome_for(vendor(code, msg)) {
-            Err(DeliverError::Rejected(r)) => {
-                assert!(r.contains(&format!("errcode {code}")), "{r}");
-                assert!(r.contains(msg), "{r}");
-                assert!(r.contains(hint), "{r}");
-            }
-            other => panic!("{code}: {other:?}"),
-        }
+        let errcode = format!("errcode {code}");
+        assert_rejected_with(
+            outcome_for(errcode_answer(code, msg)),
+            &[&errcode, msg, hint],
+        );
     }
     assert!(matches!(
         outcome_for(HttpResponse::text(200, "ok")),
