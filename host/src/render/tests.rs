@@ -1,6 +1,10 @@
 //! Unit tests of rendering: the syntax, every variable, time expressions,
 //! locales, errors, and golden files of the built-in templates
 //! (`tests/golden/templates/*.txt`, rewritten with `UPDATE_EXPECT=1`).
+//!
+//! Longer than 600 lines on purpose: every test renders through the same
+//! few fixtures at the top (an event, a renderer with given templates), and
+//! splitting them by variable family would scatter those fixtures.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,0 +1,110 @@
+//! One attempt: the plugin's `deliver` under the destination's entry, and
+//! the one outbox transition that ends it.
+
+use super::*;
+
+/// One attempt: look up the destination and plugin, call `deliver`, decide;
+/// and whether the plugin was called (it may have sent something).
+pub(super) async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, bool) {
+    let now = shared.clock.now();
+    let wait = |error: String| Decision {
+        outcome: Outcome::Retry {
+            at: now.saturating_add(shared.config.wait_retry),
+            error,
+            counts_as_attempt: false,
+        },
+        pause_until: None,
+        label: "deferred",
+    };
+    // The entry and the plugin together: a plugin swapped in meanwhile
+    // comes with its destinations' new grants.
+    let Some((entry, plugin)) = shared.destinations.resolve(&claim.destination) else {
+        return (unconfigured(shared, claim), false);
+    };
+    if !entry.enabled {
+        let why = format!("destination {:?} is disabled; waiting", entry.name);
+        return (wait(why), false);
+    }
+    let Some(plugin) = plugin else {
+        let why = format!("plugin {:?} is not loaded; waiting", entry.plugin);
+        return (wait(why), false);
+    };
+    let message = match Message::from_payload(&claim.payload) {
+        Ok(message) => message,
+        Err(error) => {
+            let dead = Decision {
+                outcome: Outcome::Dead {
+                    error: format!("the stored message cannot be read: {error}"),
+                    fallback: None,
+                },
+                pause_until: None,
+                label: "dead",
+            };
+            return (dead, false);
+        }
+    };
+    let ctx = DeliveryContext {
+        delivery_id: claim.delivery_id.to_string(),
+        event_id: claim.event_id.to_string(),
+        attempt: claim.attempt,
+        now_ms: now.as_millis(),
+    };
+    let span = tracing::info_span!("delivery", delivery = %claim.delivery_id, event = %claim.event_id, destination = %claim.destination, attempt = claim.attempt);
+    let result = shared
+        .runtime
+        .deliver(&plugin, &entry.destination, &ctx, &message)
+        .instrument(span.clone())
+        .await;
+    let created = claim.delivery_id.created_at().as_millis();
+    let age = Duration::from_millis(now.as_millis().saturating_sub(created));
+    let fallback = shared.destinations.fallback_for(&claim.destination);
+    let decision = decide(
+        result,
+        &Attempt {
+            number: claim.attempt,
+            age,
+            now,
+            fallback: fallback.as_deref(),
+            jitter: fastrand::f64(),
+        },
+        &shared.config.retry,
+    );
+    match &decision.outcome {
+        Outcome::Delivered { .. } => {
+            shared.metrics.latency.observe(age.as_secs_f64());
+            tracing::debug!(parent: &span, "delivered");
+        }
+        Outcome::Retry { error, at, .. } => {
+            tracing::warn!(parent: &span, %error, retry_at_ms = at.as_millis(), "delivery will be retried")
+        }
+        Outcome::Dead { error, fallback } => {
+            tracing::error!(parent: &span, %error, fallback = fallback.as_deref().unwrap_or("none"), "delivery dead-lettered")
+        }
+    }
+    (decision, true)
+}
+
+/// Applies a decision to the outbox (sharing a transaction with the
+/// concurrent ones) and counts it.
+pub(super) async fn finish(shared: &Arc<Shared>, claim: &Claim, decision: Decision) {
+    shared.metrics.attempt(&claim.destination, decision.label);
+    match shared
+        .outbox
+        .complete_shared(claim, decision.outcome, shared.clock.now())
+        .await
+    {
+        Ok(Completion::LeaseLost { current }) => tracing::warn!(
+            delivery = %claim.delivery_id, ?current,
+            "the lease on a delivery was lost before its outcome was recorded; it will be delivered again"
+        ),
+        Ok(Completion::InvalidFallback) => tracing::error!(
+            delivery = %claim.delivery_id, "the fallback destination name is invalid"
+        ),
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(delivery = %claim.delivery_id, %error, "cannot record a delivery outcome")
+        }
+    }
+    shared.held.fetch_sub(1, Ordering::SeqCst);
+    shared.wake.notify_one();
+}
