@@ -321,6 +321,10 @@ allow_private = ["127.0.0.1/32"]
 base_secs = 1
 cap_secs = 1
 min_delay_secs = 1
+# Retried about once a second while the receiver is down: the default 12
+# attempts would dead-letter the first events when posting the rest takes
+# longer than 12 s (a loaded machine), and this test is about kill -9.
+max_attempts = 100000
 [destinations.local]
 plugin = "webhook"
 config = {{ url = "http://127.0.0.1:{hook}/in" }}
