@@ -1,9 +1,9 @@
 //! The SDK's table helpers on generated tables (`arbitrary`).
 //!
-//! Invariants: a Markdown table is one line per row plus two, whatever the
-//! cells hold; an aligned text table too; `fit_rows` stays within its
-//! budget and omits at most every row; `evaluate` is consistent (`eq` and
-//! `ne` never agree on a cell).
+//! Invariants: a Markdown table is one line per row plus two, with no bare
+//! `\r`, whatever its cells and titles hold; an aligned text table too;
+//! `fit_rows` stays within its budget and omits at most every row;
+//! `evaluate` is consistent (`eq` and `ne` never agree on a cell).
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -62,6 +62,11 @@ fuzz_target!(|input: Input| {
         text.split('\n').count(),
         rows + 2,
         "text table lines: {text:?}"
+    );
+    // `\r` ends a line too (in Markdown and in most clients).
+    assert!(
+        !markdown.contains('\r') && !text.contains('\r'),
+        "a table with a bare CR"
     );
 
     let budget = usize::from(input.budget);
