@@ -144,6 +144,8 @@ mod commit;
 mod delivered;
 mod due;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod idempotency;
 mod keys;

@@ -66,6 +66,12 @@ pub fn describe(condition: &Condition) -> String {
     format!("{op} {}", condition.operand)
 }
 
+/// `text` on one line: a line break inside a cell or title would split
+/// the table's row (`\r` ends a line in Markdown too).
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
 fn cell(row: &[String], index: usize) -> &str {
     row.get(index).map_or("", String::as_str)
 }
@@ -78,7 +84,7 @@ pub fn cells<'a>(
 ) -> impl Iterator<Item = (&'a Column, String, Tone)> + 'a {
     table.columns.iter().enumerate().map(move |(i, column)| {
         let value = cell(row, i);
-        (column, display(column, value), tone(column, value))
+        (column, one_line(&display(column, value)), tone(column, value))
     })
 }
 
@@ -130,7 +136,7 @@ pub fn labelled_rows(
             let line = row_line(table, row, ", ", |column, shown, tone| {
                 format!(
                     "{}: {}",
-                    escape(&column.title),
+                    escape(&one_line(&column.title)),
                     write(column, &escape(shown), tone)
                 )
             });
@@ -147,7 +153,7 @@ pub fn markdown_table_with(
     table: &Table,
     decorate: impl Fn(&Column, &str, Tone) -> String,
 ) -> String {
-    let escape = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let escape = |s: &str| one_line(s).replace('|', "\\|");
     let mut out = String::new();
     out.push('|');
     for column in &table.columns {
@@ -196,7 +202,7 @@ pub fn text_table(table: &Table) -> String {
             shown
                 .iter()
                 .map(|row| row[i].width())
-                .chain([column.title.width()])
+                .chain([one_line(&column.title).width()])
                 .max()
                 .unwrap_or(0)
         })
@@ -208,7 +214,7 @@ pub fn text_table(table: &Table) -> String {
             .columns
             .iter()
             .zip(&widths)
-            .map(|(c, w)| pad(&c.title, *w))
+            .map(|(c, w)| pad(&one_line(&c.title), *w))
             .collect(),
     )];
     lines.push(line(widths.iter().map(|w| "-".repeat(*w)).collect()));
@@ -327,6 +333,20 @@ mod tests {
         assert_eq!(evaluate(&c(Comparison::Eq, "ok"), "ok"), Tone::Good);
         assert_eq!(evaluate(&c(Comparison::Ne, "ok"), "ok"), Tone::Bad);
         assert_eq!(evaluate(&c(Comparison::Gt, "NaN"), "1"), Tone::Neutral);
+    }
+
+    #[test]
+    fn line_breaks_stay_inside_their_row() {
+        let mut table = score_table();
+        table.columns[0].title = "two\nlines".into();
+        table.rows[0][0] = "a\r\nb\rc".into();
+        let text = text_table(&table);
+        assert_eq!(text.split('\n').count(), table.rows.len() + 2, "{text}");
+        assert!(text.starts_with("two lines"), "{text}");
+        assert!(!text.contains('\r'), "{text}");
+        let md = markdown_table(&table);
+        assert_eq!(md.split('\n').count(), table.rows.len() + 2, "{md}");
+        assert!(!md.contains('\r'), "{md}");
     }
 
     #[test]

@@ -762,6 +762,19 @@ async fn the_test_push_renders_and_with_send_delivers() {
         .post_json("/v1/destinations/nope/test", ADMIN, &json!({}))
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // JSON of the wrong shape is a bad body, not malformed JSON
+    // (schemathesis, docs/fuzzing.md).
+    let (s, b) = gw
+        .post_json(
+            "/v1/destinations/ops/test",
+            ADMIN,
+            &json!({ "message": { "title": "t", "markdown": "", "text": "",
+                "severity": "info", "locale": "en", "link": {} } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_parameter", "{b}");
     gw.stop().await;
 }
 

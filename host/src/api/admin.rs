@@ -308,10 +308,18 @@ pub async fn test_push(
     let test: TestBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         TestBody::default()
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::MalformedJson {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+        serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+            // JSON of the wrong shape (a missing or unknown field) is not
+            // malformed JSON.
+            serde_json::error::Category::Data => ApiError::InvalidParameter {
+                name: "body",
+                message: e.to_string(),
+            },
+            _ => ApiError::MalformedJson {
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            },
         })?
     };
     let message = match (test.message, test.event) {
