@@ -762,7 +762,14 @@ async fn a_file_replaced_by_a_rename_settles_and_serves_without_waiting_for_the_
 #[tokio::test]
 async fn a_same_size_replacement_that_keeps_the_mtime_is_seen() {
     let settle = Duration::from_millis(300);
-    let gw = Gw::start_rescan(&[], true, "", settle, 600).await;
+    let gw = Gw::start_rescan(
+        &[("echo.wasm", "carillon-fixture-echo-v1")],
+        true,
+        "",
+        settle,
+        600,
+    )
+    .await;
     let base = wasm("carillon-fixture-echo-v1");
     let a = with_custom_section(base.clone(), b"build-a");
     let b = with_custom_section(base, b"build-b");

@@ -223,7 +223,7 @@ mod tests {
         let config = PluginConfig::new(
             serde_json::json!({
                 "url": "https://hooks.example.com/",
-                "headers": { "X-Api-Key": "s3cr3t", "X-Team": "ops-7f3a" },
+                "headers": { "X-Tenant": "s3cr3t", "X-Team": "ops-7f3a" },
                 "list": ["one-2b9c", 42],
             }),
             Vec::new(),
@@ -233,11 +233,11 @@ mod tests {
         let declared = ["/headers".to_owned(), "/list".to_owned()];
         let shown = config.with_secrets(&declared);
         let redacted = shown.redacted();
-        assert_eq!(redacted["headers"]["X-Api-Key"], "<redacted>");
+        assert_eq!(redacted["headers"]["X-Tenant"], "<redacted>");
         assert_eq!(redacted["headers"]["X-Team"], "<redacted>");
         assert_eq!(redacted["list"], serde_json::json!(["<redacted>", 42]));
         assert_eq!(redacted["url"], "https://hooks.example.com/");
-        let text = shown.scrub("sent X-Api-Key: s3cr3t, X-Team: ops-7f3a, one-2b9c");
+        let text = shown.scrub("sent X-Tenant: s3cr3t, X-Team: ops-7f3a, one-2b9c");
         assert!(
             !text.contains("s3cr3t") && !text.contains("ops-7f3a") && !text.contains("one-2b9c"),
             "{text}"
