@@ -3,6 +3,7 @@
 
 mod api;
 mod api_limits;
+mod api_secrets;
 mod channels;
 mod dispatch;
 mod email;

@@ -135,6 +135,43 @@ fn install(crate_name: &str, to: &Path) {
     std::fs::rename(&tmp, to).expect("rename into place");
 }
 
+/// `wasm` with a custom section carrying `payload` (< 100 bytes) appended:
+/// the same plugin, another build (another SHA-256), the same size for
+/// payloads of the same length.
+fn with_custom_section(mut wasm: Vec<u8>, payload: &[u8]) -> Vec<u8> {
+    let name = b"carillon-test";
+    let len = 1 + name.len() + payload.len();
+    assert!(len < 128, "one LEB128 byte");
+    wasm.extend([0, len as u8, name.len() as u8]);
+    wasm.extend(name);
+    wasm.extend(payload);
+    wasm
+}
+
+/// Writes `bytes` to a hidden temporary file with modification time
+/// `mtime`, then renames it over `to` (`cp -p` to a temporary name, then
+/// `mv`).
+fn replace_keeping_mtime(bytes: &[u8], to: &Path, mtime: std::time::SystemTime) {
+    let tmp = to.with_file_name(".replace.tmp");
+    std::fs::write(&tmp, bytes).expect("write the temporary file");
+    set_mtime(&tmp, mtime);
+    std::fs::rename(&tmp, to).expect("rename into place");
+}
+
+fn set_mtime(path: &Path, mtime: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("set the modification time");
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("modification time")
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -145,6 +182,18 @@ fn sha256_hex(bytes: &[u8]) -> String {
 impl Gw {
     /// Starts with `files` (file name, fixture crate) in the plugin directory.
     async fn start(files: &[(&str, &str)], watch: bool, extra: &str, settle: Duration) -> Gw {
+        Self::start_rescan(files, watch, extra, settle, 1).await
+    }
+
+    /// Like [`start`](Self::start), with a periodic rescan every
+    /// `rescan_secs` (long, to show a change is seen without it).
+    async fn start_rescan(
+        files: &[(&str, &str)],
+        watch: bool,
+        extra: &str,
+        settle: Duration,
+        rescan_secs: u64,
+    ) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).expect("plugin dir");
@@ -152,7 +201,11 @@ impl Gw {
             install(krate, &plugins.join(file));
         }
         let hook = Receiver::start(None).await;
-        let config = parse(&config_text(dir.path(), &hook, watch, extra), dir.path());
+        let text = config_text(dir.path(), &hook, watch, extra).replace(
+            "plugin_rescan_secs = 1\n",
+            &format!("plugin_rescan_secs = {rescan_secs}\n"),
+        );
+        let config = parse(&text, dir.path());
         let gateway = Gateway::start(config, options(settle))
             .await
             .expect("gateway starts");
@@ -646,4 +699,116 @@ async fn a_pinned_plugin_refuses_every_other_build() {
             && text.contains("pins sha256"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_file_replaced_by_a_rename_settles_and_serves_without_waiting_for_the_rescan() {
+    // The periodic rescan is far away: only the watcher can see the change.
+    let settle = Duration::from_millis(500);
+    let gw = Gw::start_rescan(
+        &[("echo.wasm", "carillon-fixture-echo-v1")],
+        true,
+        "",
+        settle,
+        600,
+    )
+    .await;
+    let v1 = sha256_hex(&wasm("carillon-fixture-echo-v1"));
+    let before = file(&gw.plugins().await, "echo.wasm")
+        .expect("listed")
+        .clone();
+    assert_eq!(before["status"], "serving", "{before}");
+    assert_eq!(before["sha256"], v1.as_str());
+
+    // The README's upgrade: write under a temporary name, rename over.
+    install("carillon-fixture-echo-v2", &gw.plugins.join("echo.wasm"));
+    let started = Instant::now();
+    let deadline = Deadline {
+        until: started + Duration::from_secs(20),
+        what: "the replaced file to serve v2 (not at the 600-s rescan)",
+    };
+    let mut seen_settling = None;
+    loop {
+        let list = gw.plugins().await;
+        let f = file(&list, "echo.wasm").expect("listed").clone();
+        if f["status"] == "settling" {
+            // Not the old build's hash shown as the file's.
+            assert_eq!(f["sha256"], Value::Null, "{f}");
+            // The previous build serves meanwhile.
+            assert_eq!(plugin(&list, "echo")["version"], "1.0.0");
+            seen_settling.get_or_insert(f.clone());
+        }
+        if plugin(&list, "echo")["version"] == "2.0.0" {
+            assert_eq!(f["status"], "serving", "{f}");
+            break;
+        }
+        deadline.tick().await;
+    }
+    assert!(
+        seen_settling.is_some(),
+        "the changed file was never listed as settling"
+    );
+    assert!(
+        started.elapsed() >= settle,
+        "loaded before it settled: {:?}",
+        started.elapsed()
+    );
+    let id = gw.post("after").await;
+    gw.wait_delivered(&id).await;
+    assert_eq!(gw.bodies(), ["v2|after"]);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_same_size_replacement_that_keeps_the_mtime_is_seen() {
+    let settle = Duration::from_millis(300);
+    let gw = Gw::start_rescan(
+        &[("echo.wasm", "carillon-fixture-echo-v1")],
+        true,
+        "",
+        settle,
+        600,
+    )
+    .await;
+    let base = wasm("carillon-fixture-echo-v1");
+    let a = with_custom_section(base.clone(), b"build-a");
+    let b = with_custom_section(base, b"build-b");
+    assert_eq!(a.len(), b.len());
+    let path = gw.plugins.join("echo.wasm");
+    std::fs::write(&path, &a).expect("write");
+    let kept = mtime(&path);
+    let list = gw.reload().await;
+    assert_eq!(plugin(&list, "echo")["sha256"], sha256_hex(&a).as_str());
+
+    let serves = |sha: String, what: &'static str| {
+        let gw = &gw;
+        async move {
+            let deadline = Deadline {
+                until: Instant::now() + Duration::from_secs(20),
+                what,
+            };
+            while plugin(&gw.plugins().await, "echo")["sha256"] != sha.as_str() {
+                deadline.tick().await;
+            }
+        }
+    };
+    // `cp -p` to a temporary name, then a rename over the file: same size,
+    // same modification time; the watcher sees it.
+    replace_keeping_mtime(&b, &path, kept);
+    assert_eq!(mtime(&path), kept);
+    serves(sha256_hex(&b), "the watcher to load build b").await;
+
+    // In place (`cp -p` over the file): the same inode.
+    std::fs::write(&path, &a).expect("rewrite");
+    set_mtime(&path, kept);
+    serves(sha256_hex(&a), "the watcher to load build a again").await;
+
+    // A forced reload agrees, and the file serves.
+    let list = gw.reload().await;
+    assert_eq!(plugin(&list, "echo")["sha256"], sha256_hex(&a).as_str());
+    assert_eq!(
+        file(&list, "echo.wasm").expect("listed")["status"],
+        "serving"
+    );
+    gw.stop().await;
 }

@@ -240,18 +240,34 @@ pub async fn destinations(
         .iter()
         .map(|(name, d)| {
             let entry = state.destinations.destination(name);
+            let plugin = state.destinations.plugin(&d.plugin);
+            let mut shown = serde_json::to_value(d).unwrap_or_default();
+            shown["config"] = shown_config(&d.config, plugin.as_deref()).redacted();
             serde_json::json!({
                 "name": name,
                 "plugin": d.plugin,
                 "active": live.config.destination_active(name),
-                "plugin_loaded": state.destinations.plugin(&d.plugin).is_some(),
+                "plugin_loaded": plugin.is_some(),
                 "rate_limits": entry.as_ref().map(|e| &e.rate_limits),
                 "concurrency": entry.as_ref().map(|e| e.concurrency),
-                "config": d,
+                "config": shown,
             })
         })
         .collect();
     Ok(Json(serde_json::json!({ "items": items })))
+}
+
+/// A destination's plugin config as it may be shown or quoted: with the
+/// secret fields its serving plugin declares (first- or third-party alike)
+/// hidden, besides what the config itself marks secret.
+fn shown_config(
+    config: &crate::config::PluginConfig,
+    plugin: Option<&crate::plugin::Plugin>,
+) -> crate::config::PluginConfig {
+    match plugin {
+        Some(plugin) => config.with_secrets(&plugin.manifest().secret_fields),
+        None => config.clone(),
+    }
 }
 
 /// Body of a test push: a message, or an event to render as routing would
@@ -347,8 +363,11 @@ pub async fn test_push(
         .runtime
         .render(&plugin, &entry.destination, &ctx, &message)
         .await;
+    // The rendered request carries the config's values (e.g. the webhook's
+    // `/headers`): scrub what the plugin declares secret as well.
+    let shown = shown_config(&config.config, Some(&plugin));
     let scrub = |v: serde_json::Value| -> serde_json::Value {
-        let text = config.config.scrub(&v.to_string());
+        let text = shown.scrub(&v.to_string());
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     };
     let mut out = serde_json::json!({
@@ -364,7 +383,7 @@ pub async fn test_push(
             return Ok((StatusCode::OK, Json(out)).into_response());
         }
         Err(e) => {
-            out["render_error"] = serde_json::json!({ "kind": "plugin_failure", "detail": config.config.scrub(&e.to_string()) });
+            out["render_error"] = serde_json::json!({ "kind": "plugin_failure", "detail": shown.scrub(&e.to_string()) });
             return Ok((StatusCode::OK, Json(out)).into_response());
         }
     }
@@ -380,7 +399,7 @@ pub async fn test_push(
             }
             Ok(Err(e)) => out["error"] = scrub(serde_json::to_value(&e).unwrap_or_default()),
             Err(e) => {
-                out["error"] = serde_json::json!({ "kind": "plugin_failure", "detail": config.config.scrub(&e.to_string()) })
+                out["error"] = serde_json::json!({ "kind": "plugin_failure", "detail": shown.scrub(&e.to_string()) })
             }
         }
     } else {

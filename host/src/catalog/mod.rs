@@ -144,7 +144,8 @@ pub enum FileState {
     Failed,
     /// Loads, but the pin or a destination's config refuses it.
     Refused,
-    /// Still being written: not considered yet.
+    /// New, or changed since it was read, and still being written: not
+    /// considered yet (a changed file's previous build serves meanwhile).
     Settling,
 }
 
@@ -237,6 +238,13 @@ impl crate::config::PluginCatalog for Catalog {
 
     fn why_missing(&self, name: &str) -> Option<String> {
         self.missing.get(name).cloned()
+    }
+
+    fn secret_fields(&self, name: &str) -> Vec<String> {
+        self.serving
+            .get(name)
+            .map(|p| p.manifest().secret_fields.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -31,8 +31,9 @@ pub enum Trigger {
     /// A change notification or the periodic rescan: files must have
     /// settled.
     Watch,
-    /// `POST /v1/plugins/reload`: files are taken as they are, and files
-    /// that failed are tried again.
+    /// `POST /v1/plugins/reload`: files are taken as they are, every file
+    /// is read and hashed again (a replacement the stamp misses is found),
+    /// and files that failed are tried again.
     Forced,
 }
 
@@ -138,14 +139,25 @@ impl Reloader {
         let Some(scan) = state.scanner.scan(&self.dir, Instant::now(), take_as_is) else {
             return self.catalog();
         };
+        for path in &scan.settling {
+            if !state.settling.contains(path) {
+                tracing::info!(
+                    file = %path.display(),
+                    known = state.files.contains_key(path),
+                    settle = ?self.settle,
+                    "plugin file changed; loading it once it has stayed unchanged for the settle time"
+                );
+            }
+        }
         let mut changed = false;
         for (path, stamp) in &scan.ready {
-            let fresh = match state.files.get(path) {
-                None => true,
-                Some(slot) => {
-                    slot.stamp != *stamp || (trigger == Trigger::Forced && slot.error.is_some())
-                }
-            };
+            // A forced reload re-reads every file: only the content's hash
+            // tells whether a file whose stamp looks the same was replaced.
+            let fresh = trigger == Trigger::Forced
+                || state
+                    .files
+                    .get(path)
+                    .is_none_or(|slot| slot.stamp != *stamp);
             if fresh {
                 changed |= self
                     .load_file(&mut state, path, *stamp, config, trigger)
@@ -307,6 +319,9 @@ impl Reloader {
             .iter()
             .filter(|(_, d)| d.plugin == plugin.name())
         {
+            // Messages may quote the config: hide what this build declares
+            // secret as well as what the config itself marks.
+            let shown = d.config.with_secrets(&plugin.manifest().secret_fields);
             let issues = self
                 .runtime
                 .validate(plugin, d.config.expose())
@@ -314,7 +329,7 @@ impl Reloader {
                 .map_err(|e| {
                     format!(
                         "validate() failed for destination {name:?}: {}",
-                        d.config.scrub(&e.to_string())
+                        shown.scrub(&e.to_string())
                     )
                 })?;
             if !issues.is_empty() {
@@ -322,7 +337,7 @@ impl Reloader {
                     .iter()
                     .map(|i| {
                         let at = if i.path.is_empty() { "/" } else { &i.path };
-                        format!("{at}: {}", d.config.scrub(&i.message))
+                        format!("{at}: {}", shown.scrub(&i.message))
                     })
                     .collect();
                 return Err(format!(
@@ -722,6 +737,108 @@ mod tests {
                 })
                 .get(),
             1
+        );
+    }
+
+    /// `wasm` with a custom section appended: another build of the same
+    /// plugin.
+    fn distinct(mut wasm: Vec<u8>, n: u8) -> Vec<u8> {
+        wasm.extend([0, 3, 1, b'n', n]);
+        wasm
+    }
+
+    fn reloader_of(dir: &Path, cache: &Path) -> (Reloader, Arc<DestinationRegistry>) {
+        let runtime = Runtime::new(RuntimeConfig {
+            max_concurrent_calls: 4,
+            cache_dir: Some(cache.to_path_buf()),
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let destinations = Arc::new(DestinationRegistry::new());
+        let reloader = Reloader::new(
+            runtime,
+            destinations.clone(),
+            dir.to_path_buf(),
+            Duration::from_secs(3600),
+        );
+        (reloader, destinations)
+    }
+
+    #[tokio::test]
+    async fn a_forced_reload_rehashes_files_whose_stamp_looks_unchanged() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (reloader, destinations) = reloader_of(dir.path(), cache.path());
+        let path = dir.path().join("echo.wasm");
+        let a = distinct(fixture("carillon-fixture-echo-v1"), 1);
+        let b = distinct(fixture("carillon-fixture-echo-v1"), 2);
+        std::fs::write(&path, &a).unwrap();
+        let config = config(dir.path(), "");
+        reloader.start(&config).await.unwrap();
+        std::fs::write(&path, &b).unwrap();
+        // A file system whose stamp misses the replacement.
+        reloader
+            .state
+            .lock()
+            .await
+            .files
+            .get_mut(&path)
+            .unwrap()
+            .stamp = Stamp::of(&path).unwrap();
+        let catalog = reloader.rescan(&config, Trigger::Forced).await;
+        let sha_b = hex::encode(Sha256::digest(&b));
+        assert_eq!(catalog.get("echo").unwrap().sha256(), sha_b);
+        assert_eq!(destinations.plugin("echo").unwrap().sha256(), sha_b);
+    }
+
+    #[tokio::test]
+    async fn removed_and_replaced_builds_are_dropped() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (reloader, destinations) = reloader_of(dir.path(), cache.path());
+        let config = config(dir.path(), "");
+        reloader.start(&config).await.unwrap();
+        let base = fixture("carillon-fixture-echo-v1");
+        let mut builds = Vec::new();
+        for n in 0..6u8 {
+            // Installed beside the others, then removed.
+            let path = dir.path().join(format!("echo-{n}.wasm"));
+            std::fs::write(&path, distinct(base.clone(), n)).unwrap();
+            let catalog = reloader.rescan(&config, Trigger::Forced).await;
+            let serving = catalog.get("echo").unwrap();
+            assert_eq!(
+                serving.sha256(),
+                hex::encode(Sha256::digest(distinct(base.clone(), n)))
+            );
+            builds.push(Arc::downgrade(&serving));
+            drop((serving, catalog));
+            std::fs::remove_file(&path).unwrap();
+            reloader.rescan(&config, Trigger::Forced).await;
+        }
+        // Replaced in place, build after build; then removed.
+        let path = dir.path().join("echo.wasm");
+        for n in 10..16u8 {
+            std::fs::write(&path, distinct(base.clone(), n)).unwrap();
+            let catalog = reloader.rescan(&config, Trigger::Forced).await;
+            builds.push(Arc::downgrade(&catalog.get("echo").unwrap()));
+        }
+        std::fs::remove_file(&path).unwrap();
+        reloader.rescan(&config, Trigger::Forced).await;
+        assert!(destinations.plugin("echo").is_none());
+        let live: Vec<usize> = builds
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.strong_count() > 0)
+            .map(|(i, _)| i)
+            .collect();
+        assert!(live.is_empty(), "builds still alive: {live:?}");
+        // Each load ran `describe` on an instance of its own build; the pool
+        // reused one slot set for them all rather than keeping a warm slot
+        // (and its resident memory) per build.
+        let warm = reloader.runtime.warm_memory_slots();
+        assert!(
+            warm <= 4,
+            "{warm} warm memory slots after one call at a time"
         );
     }
 }

@@ -7,11 +7,19 @@
 //! write under such a name, then rename to `*.wasm` (an atomic step on one
 //! file system) and the gateway sees only the complete file.
 //!
-//! **When a file is complete**: once its size and modification time have
-//! stayed the same for at least the settle time (1 s by default), measured
-//! from the first scan that saw them. A file copied in slowly keeps
-//! changing, so it is left alone until the copy has finished. At start, and
-//! on a forced reload, files are taken as they are.
+//! **When a file is complete**: once its [`Stamp`] (size, modification
+//! time, and on Unix its inode and status-change time) has stayed the same
+//! for at least the settle time (1 s by default), measured from the first
+//! scan that saw it. A file copied in slowly keeps changing, so it is left
+//! alone until the copy has finished. A file already loaded whose stamp
+//! changes (replaced by a rename, rewritten) settles the same way. At
+//! start, and on a forced reload, files are taken as they are.
+//!
+//! The inode and status-change time are part of the stamp because size and
+//! modification time alone miss a same-size replacement that keeps the old
+//! modification time (`cp -p`, `install -p`, unpacking an archive): a
+//! rename over the file brings a new inode, and writing or renaming a file
+//! sets its status-change time, which no tool can set back.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,15 +32,32 @@ pub(crate) struct Stamp {
     pub len: u64,
     /// Last modification, where the file system records it.
     pub modified: Option<SystemTime>,
+    /// Inode number (Unix; 0 elsewhere).
+    pub inode: u64,
+    /// Last status change in nanoseconds since the epoch (Unix; 0
+    /// elsewhere): set by every write and rename, never by `cp -p`.
+    pub changed: i128,
 }
 
 impl Stamp {
     /// The stamp of `path` now (following links).
     pub(crate) fn of(path: &Path) -> std::io::Result<Stamp> {
         let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        let (inode, changed) = {
+            use std::os::unix::fs::MetadataExt as _;
+            (
+                meta.ino(),
+                i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            )
+        };
+        #[cfg(not(unix))]
+        let (inode, changed) = (0, 0);
         Ok(Stamp {
             len: meta.len(),
             modified: meta.modified().ok(),
+            inode,
+            changed,
         })
     }
 }
@@ -174,6 +199,46 @@ mod tests {
         assert_eq!(settled.ready[0].0, path);
         assert_eq!(settled.ready[0].1.len, 8);
         assert!(settled.holds(&path));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_same_size_replacement_with_the_old_mtime_changes_the_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("echo.wasm");
+        std::fs::write(&path, b"\0asm-one").unwrap();
+        let before = Stamp::of(&path).unwrap();
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        // `cp -p` to a temporary name, then a rename over the file.
+        let tmp = dir.path().join(".echo.wasm.tmp");
+        std::fs::write(&tmp, b"\0asm-two").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        let after = Stamp::of(&path).unwrap();
+        assert_eq!((after.len, after.modified), (before.len, before.modified));
+        assert_ne!(after, before);
+
+        // The same in place (no rename): the status-change time moves.
+        let mut scanner = Scanner::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        scanner.scan(dir.path(), t0, false).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&path, b"\0asm-3re").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let scan = scanner
+            .scan(dir.path(), t0 + Duration::from_secs(2), false)
+            .unwrap();
+        assert_eq!(scan.settling, vec![path], "a changed file settles again");
     }
 
     #[test]

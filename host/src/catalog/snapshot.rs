@@ -146,7 +146,11 @@ pub(super) fn snapshot(state: &ReloadState, config: &Config) -> Catalog {
                 .as_ref()
                 .and_then(|p| state.serving.get(p.name()))
                 .is_some_and(|s| s.origin == Origin::File(path.clone()));
+            // Replaced or rewritten since it was read: its new content is
+            // waiting to settle (the build it gave serves meanwhile).
+            let settling = state.settling.contains(path);
             let status = match (&slot.plugin, &slot.error) {
+                _ if settling => FileState::Settling,
                 (Some(_), _) if serving => FileState::Serving,
                 (Some(_), _) => FileState::Shadowed,
                 (None, Some(FileError::Refused(_))) => FileState::Refused,
@@ -161,7 +165,9 @@ pub(super) fn snapshot(state: &ReloadState, config: &Config) -> Catalog {
                     .plugin
                     .as_ref()
                     .map(|p| p.manifest().version.to_string()),
-                sha256: slot.sha256.clone(),
+                // The hash of content no longer there would pass for the
+                // file's.
+                sha256: slot.sha256.clone().filter(|_| !settling),
                 error: slot.error.as_ref().map(|e| e.reason().to_owned()),
             }
         })

@@ -40,6 +40,17 @@ impl PluginConfig {
         }
     }
 
+    /// This config with `pointers` (the serving plugin's declared secret
+    /// fields) marked secret too, to show or quote it. A pointer to an
+    /// object or array hides every value under it and keeps the keys.
+    pub fn with_secrets<'a>(&self, pointers: impl IntoIterator<Item = &'a String>) -> Self {
+        let mut config = self.clone();
+        for pointer in pointers {
+            config.mark_secret(pointer);
+        }
+        config
+    }
+
     /// The config with every sensitive value replaced by `<redacted>`.
     pub fn redacted(&self) -> serde_json::Value {
         let mut value = self.value.clone();
@@ -115,7 +126,7 @@ fn redact_url(s: &str) -> Option<String> {
 /// Replaces sensitive values in `value` (see [`PluginConfig`]).
 fn redact(value: &mut serde_json::Value, pointer: &str, secret_pointers: &[String]) {
     if secret_pointers.iter().any(|p| p == pointer) {
-        *value = serde_json::Value::String(REDACTED.to_owned());
+        hide_all(value);
         return;
     }
     match value {
@@ -139,6 +150,19 @@ fn redact(value: &mut serde_json::Value, pointer: &str, secret_pointers: &[Strin
                 redact(v, &format!("{pointer}/{i}"), secret_pointers);
             }
         }
+        _ => {}
+    }
+}
+
+/// Replaces every string in `value` (itself, or each one under an object
+/// or array) with `<redacted>`. Keys stay, so `/headers` still names its
+/// headers; numbers, booleans and nulls stay too (secrets are strings, and
+/// [`PluginConfig::scrub`] must not replace every `1` or `true` in a text).
+fn hide_all(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => map.values_mut().for_each(hide_all),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(hide_all),
+        serde_json::Value::String(_) => *value = serde_json::Value::String(REDACTED.to_owned()),
         _ => {}
     }
 }
@@ -188,4 +212,36 @@ pub(super) fn all_secrets(config: &super::Config) -> std::collections::BTreeSet<
         out.extend(v.into_iter().map(|(original, _)| original));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PluginConfig;
+
+    #[test]
+    fn declared_secret_fields_hide_every_value_under_them() {
+        let config = PluginConfig::new(
+            serde_json::json!({
+                "url": "https://hooks.example.com/",
+                "headers": { "X-Tenant": "s3cr3t", "X-Team": "ops-7f3a" },
+                "list": ["one-2b9c", 42],
+            }),
+            Vec::new(),
+        );
+        // Nothing in the config itself says these are secret.
+        assert!(config.redacted().to_string().contains("s3cr3t"));
+        let declared = ["/headers".to_owned(), "/list".to_owned()];
+        let shown = config.with_secrets(&declared);
+        let redacted = shown.redacted();
+        assert_eq!(redacted["headers"]["X-Tenant"], "<redacted>");
+        assert_eq!(redacted["headers"]["X-Team"], "<redacted>");
+        assert_eq!(redacted["list"], serde_json::json!(["<redacted>", 42]));
+        assert_eq!(redacted["url"], "https://hooks.example.com/");
+        let text = shown.scrub("sent X-Tenant: s3cr3t, X-Team: ops-7f3a, one-2b9c");
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("ops-7f3a") && !text.contains("one-2b9c"),
+            "{text}"
+        );
+        assert_eq!(shown.expose(), config.expose());
+    }
 }

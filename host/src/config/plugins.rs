@@ -26,6 +26,12 @@ pub trait PluginCatalog {
         let _ = name;
         None
     }
+    /// The secret fields plugin `name` declares (JSON pointers), hidden
+    /// from messages that quote its config.
+    fn secret_fields(&self, name: &str) -> Vec<String> {
+        let _ = name;
+        Vec::new()
+    }
 }
 
 impl<S: std::hash::BuildHasher> PluginCatalog for HashMap<String, Arc<Plugin>, S> {
@@ -42,6 +48,12 @@ impl<S: std::hash::BuildHasher> PluginCatalog for HashMap<String, Arc<Plugin>, S
     fn schema_issues(&self, name: &str, config: &serde_json::Value) -> Vec<ConfigIssue> {
         self.get(name)
             .map(|p| p.schema_issues(config))
+            .unwrap_or_default()
+    }
+
+    fn secret_fields(&self, name: &str) -> Vec<String> {
+        self.get(name)
+            .map(|p| p.manifest().secret_fields.clone())
             .unwrap_or_default()
     }
 }
@@ -86,8 +98,9 @@ pub(super) fn check(
             continue;
         }
         let cp = dp.key("config");
+        let shown = d.config.with_secrets(&plugins.secret_fields(&d.plugin));
         for issue in plugins.schema_issues(&d.plugin, d.config.expose()) {
-            f.add(&cp.pointer(&issue.path), d.config.scrub(&issue.message));
+            f.add(&cp.pointer(&issue.path), shown.scrub(&issue.message));
         }
     }
 }

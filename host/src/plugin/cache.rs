@@ -2,6 +2,12 @@
 //! engine's compatibility hash, so a restart deserializes (≈ 0.3 ms) instead
 //! of compiling (≈ 50 ms per plugin). Only the gateway writes this directory;
 //! files from the plugin folder are never deserialized.
+//!
+//! Deserializing trusts the artifact (it is native code), so the directory
+//! must be the gateway's alone: it is created `0700`, an existing one that
+//! only others could read is tightened to `0700`, and one owned by another
+//! user or writable by group or others is not used at all (plugins are
+//! then compiled at every load, and one warning says why).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write as _;
@@ -17,15 +23,44 @@ pub(crate) struct ArtifactCache {
     engine_key: String,
 }
 
+/// Why the cache directory is not used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Untrusted {
+    /// Another user owns it.
+    #[error("it is owned by user {owner}, not by the gateway's user {me}")]
+    Owner {
+        /// The directory's owner.
+        owner: u32,
+        /// The gateway's effective user.
+        me: u32,
+    },
+    /// Group or others may write into it.
+    #[error("its group or other users may write into it (mode {mode:o})")]
+    Writable {
+        /// The permission bits.
+        mode: u32,
+    },
+}
+
 impl ArtifactCache {
-    pub(crate) fn new(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+    /// The cache in `dir` (created `0700` if missing); `None`, after one
+    /// warning, when the directory is not the gateway's alone.
+    pub(crate) fn new(dir: &Path, engine: &Engine) -> std::io::Result<Option<Self>> {
+        create_private(dir)?;
+        if let Err(why) = check_private(dir)? {
+            tracing::warn!(
+                dir = %dir.display(),
+                reason = %why,
+                "not using the compiled-plugin cache: loading from it would run whatever it holds; plugins are compiled at every load"
+            );
+            return Ok(None);
+        }
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(ArtifactCache {
+        Ok(Some(ArtifactCache {
             dir: dir.to_path_buf(),
             engine_key: format!("{:016x}", hasher.finish()),
-        })
+        }))
     }
 
     fn path(&self, sha256: &str) -> PathBuf {
@@ -92,6 +127,47 @@ impl ArtifactCache {
     }
 }
 
+/// Creates `dir` (and missing parents) with mode `0700`.
+fn create_private(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Whether `dir` is the gateway's alone: owned by its user and writable by
+/// no one else. A directory of ours that others may only read (made by an
+/// earlier version under the default umask) is tightened to `0700`.
+#[cfg(unix)]
+fn check_private(dir: &Path) -> std::io::Result<Result<(), Untrusted>> {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let meta = std::fs::metadata(dir)?;
+    let mode = meta.mode() & 0o7777;
+    #[cfg(target_os = "linux")]
+    {
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Ok(Err(Untrusted::Owner {
+                owner: meta.uid(),
+                me,
+            }));
+        }
+    }
+    if mode & 0o022 != 0 {
+        return Ok(Err(Untrusted::Writable { mode }));
+    }
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(not(unix))]
+fn check_private(_dir: &Path) -> std::io::Result<Result<(), Untrusted>> {
+    Ok(Ok(()))
+}
+
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     let path = dir.join(format!(
         ".tmp-{}-{:?}",
@@ -100,4 +176,77 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     ));
     let file = std::fs::File::create(&path)?;
     Ok((path, file))
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn engine() -> Engine {
+        Engine::default()
+    }
+
+    #[test]
+    fn a_new_cache_directory_is_private() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data/cache");
+        assert!(ArtifactCache::new(&dir, &engine()).unwrap().is_some());
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[test]
+    fn an_existing_readable_directory_is_tightened() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("cache");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(ArtifactCache::new(&dir, &engine()).unwrap().is_some());
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[test]
+    fn a_directory_others_may_write_is_not_used() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("cache");
+        std::fs::create_dir(&dir).unwrap();
+        for bits in [0o777, 0o770, 0o702] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(bits)).unwrap();
+            assert_eq!(
+                check_private(&dir).unwrap(),
+                Err(Untrusted::Writable { mode: bits })
+            );
+            assert!(ArtifactCache::new(&dir, &engine()).unwrap().is_none());
+            // Left as it was: not ours to repair.
+            assert_eq!(mode(&dir), bits);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_directory_of_another_user_is_not_used() {
+        let me = rustix::process::geteuid().as_raw();
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("cache");
+        std::fs::create_dir(&dir).unwrap();
+        let other = if me == 0 { 65_534 } else { 0 };
+        // Giving a directory away needs root; as another user the test can
+        // only check a directory root owns.
+        let dir = if me == 0 {
+            std::os::unix::fs::chown(&dir, Some(other), None).unwrap();
+            dir
+        } else {
+            std::path::PathBuf::from("/")
+        };
+        assert_eq!(
+            check_private(&dir).unwrap(),
+            Err(Untrusted::Owner { owner: other, me })
+        );
+    }
 }

@@ -70,29 +70,58 @@ pub(crate) fn outgoing_from_wit(o: w::Outgoing) -> Outgoing {
     }
 }
 
+/// Most bytes of a receipt's `detail` or of an error's or config issue's
+/// message kept from a plugin: they are stored with every attempt and
+/// shown by the API, so a plugin must not grow the outbox or a response
+/// with them.
+pub(crate) const MAX_PLUGIN_TEXT_BYTES: usize = 4 << 10;
+
+/// Most bytes of a receipt's `remote-id` or a config issue's `path`.
+pub(crate) const MAX_PLUGIN_ID_BYTES: usize = 256;
+
+/// What ends a text cut to its limit.
+pub(crate) const TRUNCATED_MARKER: &str = "… [truncated]";
+
+/// `text` within `max` bytes: unchanged when it fits, else cut on a UTF-8
+/// character boundary and ended with [`TRUNCATED_MARKER`] (the marker
+/// included in `max`).
+pub(crate) fn bounded(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub(TRUNCATED_MARKER.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push_str(TRUNCATED_MARKER);
+    text
+}
+
 pub(crate) fn receipt_from_wit(r: w::Receipt) -> Receipt {
     Receipt {
-        remote_id: r.remote_id,
-        detail: r.detail,
+        remote_id: r.remote_id.map(|id| bounded(id, MAX_PLUGIN_ID_BYTES)),
+        detail: bounded(r.detail, MAX_PLUGIN_TEXT_BYTES),
     }
 }
 
 pub(crate) fn deliver_error_from_wit(e: w::DeliverError) -> DeliverError {
+    let text = |r: String| bounded(r, MAX_PLUGIN_TEXT_BYTES);
     match e {
-        w::DeliverError::Retryable(r) => DeliverError::Retryable(r),
+        w::DeliverError::Retryable(r) => DeliverError::Retryable(text(r)),
         w::DeliverError::RateLimited(l) => DeliverError::RateLimited {
             after: Duration::from_millis(l.after_ms),
-            reason: l.reason,
+            reason: text(l.reason),
         },
-        w::DeliverError::Rejected(r) => DeliverError::Rejected(r),
-        w::DeliverError::InvalidConfig(r) => DeliverError::InvalidConfig(r),
+        w::DeliverError::Rejected(r) => DeliverError::Rejected(text(r)),
+        w::DeliverError::InvalidConfig(r) => DeliverError::InvalidConfig(text(r)),
     }
 }
 
 pub(crate) fn issue_from_wit(i: w::ConfigIssue) -> ConfigIssue {
     ConfigIssue {
-        path: i.path,
-        message: i.message,
+        path: bounded(i.path, MAX_PLUGIN_ID_BYTES),
+        message: bounded(i.message, MAX_PLUGIN_TEXT_BYTES),
     }
 }
 
@@ -155,5 +184,53 @@ pub(crate) fn message_to_wit(msg: &Message) -> w::Message {
                 value: f.value.clone(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_receipts_and_errors_are_cut_on_a_character_boundary() {
+        // 3-byte characters, so the cut falls inside one unless moved.
+        let huge = "€".repeat(1 << 20);
+        let receipt = receipt_from_wit(w::Receipt {
+            remote_id: Some("i".repeat(10_000)),
+            detail: huge.clone(),
+        });
+        assert!(receipt.detail.len() <= MAX_PLUGIN_TEXT_BYTES);
+        assert!(receipt.detail.ends_with(TRUNCATED_MARKER));
+        assert!(receipt.detail.starts_with("€€€"));
+        let id = receipt.remote_id.unwrap();
+        assert!(id.len() <= MAX_PLUGIN_ID_BYTES && id.ends_with(TRUNCATED_MARKER));
+
+        for error in [
+            w::DeliverError::Retryable(huge.clone()),
+            w::DeliverError::Rejected(huge.clone()),
+            w::DeliverError::InvalidConfig(huge.clone()),
+            w::DeliverError::RateLimited(w::RetryLater {
+                after_ms: 1000,
+                reason: huge.clone(),
+            }),
+        ] {
+            let shown = serde_json::to_string(&deliver_error_from_wit(error)).unwrap();
+            assert!(shown.len() < MAX_PLUGIN_TEXT_BYTES + 200, "{}", shown.len());
+            assert!(shown.contains(TRUNCATED_MARKER));
+        }
+        let issue = issue_from_wit(w::ConfigIssue {
+            path: "/".repeat(1000),
+            message: huge,
+        });
+        assert!(issue.message.len() <= MAX_PLUGIN_TEXT_BYTES);
+        assert!(issue.path.len() <= MAX_PLUGIN_ID_BYTES);
+    }
+
+    #[test]
+    fn texts_within_the_limit_are_unchanged() {
+        let detail = "delivered: 200 OK".to_owned();
+        assert_eq!(bounded(detail.clone(), MAX_PLUGIN_TEXT_BYTES), detail);
+        let exact = "x".repeat(MAX_PLUGIN_TEXT_BYTES);
+        assert_eq!(bounded(exact.clone(), MAX_PLUGIN_TEXT_BYTES), exact);
     }
 }

@@ -173,7 +173,16 @@ impl Runtime {
             .pagemap_scan(Enabled::Auto)
             // The async fiber stack is reused per call too: keeping its top
             // resident avoids page faults on every call.
-            .async_stack_keep_resident(128 << 10);
+            .async_stack_keep_resident(128 << 10)
+            // A freed memory slot stays warm (up to `keep_resident` bytes
+            // resident) for the component that used it. With room for warm
+            // slots beyond those in use, every new component (each plugin
+            // build loaded) took a never-used slot, so installing and
+            // removing builds kept adding resident slots until the pool was
+            // exhausted (60 builds: RSS 124 → 209 MiB). With none, a slot
+            // that no component has an affinity for is reused first: the
+            // slots ever touched are at most the peak of concurrent calls.
+            .max_unused_warm_slots(0);
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .concurrency_support(false)
@@ -189,16 +198,15 @@ impl Runtime {
         bindings::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(|e| RuntimeError::Linker(format!("{e:#}")))?;
 
-        let cache =
-            match &config.cache_dir {
-                Some(dir) => Some(ArtifactCache::new(dir, &engine).map_err(|source| {
-                    RuntimeError::Cache {
-                        path: dir.clone(),
-                        source,
-                    }
-                })?),
-                None => None,
-            };
+        let cache = match &config.cache_dir {
+            Some(dir) => {
+                ArtifactCache::new(dir, &engine).map_err(|source| RuntimeError::Cache {
+                    path: dir.clone(),
+                    source,
+                })?
+            }
+            None => None,
+        };
         let smtp = SmtpEgress::new(Arc::new(config.egress.clone()), config.smtp)?;
         let http = HttpEgress::new(config.egress, config.http)?;
         start_epoch_ticker(&engine)
@@ -219,6 +227,16 @@ impl Runtime {
     /// The per-call limits.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Memory slots of the instance pool not in use but still warm (with
+    /// memory kept resident).
+    #[cfg(test)]
+    pub(crate) fn warm_memory_slots(&self) -> u32 {
+        self.inner
+            .engine
+            .pooling_allocator_metrics()
+            .map_or(0, |m| m.unused_warm_memories())
     }
 
     /// Removes cached artifacts that belong to other engines or to content
