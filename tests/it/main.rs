@@ -11,4 +11,5 @@ mod loading;
 mod rate;
 mod reload;
 mod support;
+mod timers;
 mod webhook;

@@ -4,6 +4,8 @@
 //! (`timers_fired` tree) is the fired-at time (`u64` BE ms) then the
 //! timer's id.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use super::Timer;
@@ -15,9 +17,14 @@ use crate::time::Timestamp;
 #[derive(Serialize, Deserialize)]
 struct Header<'a> {
     v: u8,
-    key: &'a str,
-    kind: &'a str,
-    source: &'a str,
+    // `Cow`: a key holding quotes or backslashes is escaped in JSON and
+    // cannot be borrowed as it is.
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    source: Cow<'a, str>,
     armed_at: u64,
     deadline: u64,
 }
@@ -34,9 +41,9 @@ fn corrupt(tree: &'static str, key: &[u8], reason: &str) -> OutboxError {
 pub(crate) fn encode(t: &Timer) -> Vec<u8> {
     let header = Header {
         v: 1,
-        key: &t.key,
-        kind: &t.kind,
-        source: &t.source,
+        key: Cow::Borrowed(&t.key),
+        kind: Cow::Borrowed(&t.kind),
+        source: Cow::Borrowed(&t.source),
         armed_at: t.armed_at.as_millis(),
         deadline: t.deadline.as_millis(),
     };
@@ -70,9 +77,9 @@ pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Timer, OutboxError> {
     }
     Ok(Timer {
         id,
-        key: h.key.to_owned(),
-        kind: h.kind.to_owned(),
-        source: h.source.to_owned(),
+        key: h.key.into_owned(),
+        kind: h.kind.into_owned(),
+        source: h.source.into_owned(),
         armed_at: Timestamp::from_millis(h.armed_at),
         deadline: Timestamp::from_millis(h.deadline),
         payload: payload.to_vec(),
@@ -107,7 +114,7 @@ mod tests {
     fn a_record_round_trips_with_its_payload_untouched() {
         let t = Timer {
             id: TimerId::from_raw(42 << 80),
-            key: "task:a:1".into(),
+            key: r#"task:["a\"b","c\\d"]"#.into(),
             kind: "task.timeout".into(),
             source: "a".into(),
             armed_at: Timestamp::from_millis(5),
