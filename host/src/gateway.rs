@@ -4,7 +4,7 @@
 //!
 //! Start: tokens → runtime → plugins → config checked against them →
 //! routes and templates → outbox → dispatcher → listener → plugin-directory
-//! watch → ready. Stop: not ready → stop accepting (in-flight requests
+//! watch and the task timers → ready. Stop: not ready → stop accepting (in-flight requests
 //! finish within the shutdown grace period, so every 202 sent is durable;
 //! stalled ones are dropped unanswered) and watching → dispatcher hands
 //! back what it holds → outbox flush.
@@ -96,6 +96,7 @@ pub struct Gateway {
     dispatcher: Dispatcher,
     server: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
+    timers: JoinHandle<()>,
     plugin_watch: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     addr: SocketAddr,
@@ -183,6 +184,7 @@ impl Gateway {
         let retention = Retention {
             delivered: config.outbox.delivered_retention,
             unrouted: config.outbox.unrouted_retention,
+            fired_timers: config.timeouts.late_window,
         };
         let watch_settings = config.server.watch_plugins.then_some(WatchSettings {
             rescan: config.server.plugin_rescan,
@@ -231,6 +233,8 @@ impl Gateway {
                 stopped.clone(),
             )
         });
+        // Timers due while the gateway was down fire now, marked late.
+        let timers = tokio::spawn(crate::timeout::run(state.clone(), stopped.clone()));
         let housekeeping = tokio::spawn(housekeeping(
             outbox,
             retention,
@@ -245,6 +249,7 @@ impl Gateway {
             dispatcher,
             server,
             housekeeping,
+            timers,
             plugin_watch,
             stop,
             addr,
@@ -279,6 +284,8 @@ impl Gateway {
             tracing::error!(%error, "the HTTP server task failed");
         }
         let _ = self.housekeeping.await;
+        // A fire in progress finishes (its write is atomic either way).
+        let _ = self.timers.await;
         if let Some(task) = self.plugin_watch {
             let _ = task.await;
         }
@@ -297,6 +304,8 @@ struct Retention {
     delivered: Duration,
     /// Events no route matched (stored without any delivery).
     unrouted: Duration,
+    /// Fired timers' marks (`[timeouts] late_window`).
+    fired_timers: Duration,
 }
 
 /// Purges delivered deliveries and unrouted events past their retention
@@ -319,6 +328,10 @@ async fn housekeeping(
             let purged = outbox.purge_delivered(now, retention.delivered)?;
             let unrouted = outbox.purge_unrouted(now, retention.unrouted)?;
             let keys = outbox.purge_idempotency(now)?;
+            let marks = outbox.purge_fired_timers(now.saturating_sub(retention.fired_timers))?;
+            if marks > 0 {
+                tracing::debug!(marks, "housekeeping purged fired timer marks");
+            }
             Ok::<_, carillon_outbox::OutboxError>((purged, unrouted, keys))
         })
         .await;

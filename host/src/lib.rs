@@ -27,4 +27,5 @@ pub mod problem;
 pub mod receive;
 pub mod render;
 pub mod route;
+pub mod timeout;
 pub mod tls;

@@ -492,6 +492,75 @@ fn kill_9_loses_no_acknowledged_event() {
     }
 }
 
+/// A task timer armed before `kill -9` and due while the gateway was down
+/// fires exactly once right after the restart, marked late; a timer not
+/// yet due stays armed.
+#[test]
+fn kill_9_between_arm_and_deadline_fires_the_timeout_once_late() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, hook) = (free_port(), free_port());
+    std::fs::write(dir.path().join("carillon.toml"), kill9_config(api, hook)).unwrap();
+    let base = format!("http://127.0.0.1:{api}");
+    let started = |run: &str, secs: u64| {
+        json!({
+            "type": "task.started",
+            "source": "t",
+            "data": { "run_id": run, "taskname": format!("{run}-task"), "timeout_secs": secs },
+        })
+    };
+
+    let mut gateway = Proc::spawn(&["serve", "--config", "carillon.toml"], dir.path());
+    wait_ready(&base);
+    let url = format!("{base}/v1/events");
+    let (status, body) = blocking_post(&url, "ing-kill9-test-token", &started("long", 3600));
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = blocking_post(&url, "ing-kill9-test-token", &started("short", 3));
+    let armed = Instant::now();
+    assert_eq!(status, 202, "{body}");
+    gateway.kill9();
+    assert!(
+        armed.elapsed() < Duration::from_secs(3),
+        "killed before the deadline"
+    );
+    // Down through the deadline and then some: the timer fires late.
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(armed.elapsed()));
+
+    let mut receiver = Proc::spawn(
+        &["receive", "--listen", &format!("127.0.0.1:{hook}")],
+        dir.path(),
+    );
+    receiver.wait_line("the receiver to listen", |l| {
+        l.contains("receiving webhooks")
+    });
+    let mut gateway = Proc::spawn(&["serve", "--config", "carillon.toml"], dir.path());
+    wait_ready(&base);
+    let title = "\"title\": \"⏰ short-task timed out\"";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !receiver.output().contains(title) {
+        assert!(
+            Instant::now() < deadline,
+            "no task.timeout after the restart\n{}",
+            gateway.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Time for a second one to show up, if the engine were wrong.
+    std::thread::sleep(Duration::from_secs(2));
+    let out = receiver.output();
+    assert_eq!(out.matches(title).count(), 1, "exactly once:\n{out}");
+    assert!(
+        out.contains("late: Carillon was down"),
+        "marked late:\n{out}"
+    );
+    assert!(!out.contains("long-task timed out"), "{out}");
+    let (status, timers) =
+        blocking_get(&format!("{base}/v1/timers"), Some("adm-kill9-test-token")).unwrap();
+    assert_eq!(status, 200, "{timers}");
+    let items = timers["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{timers}");
+    assert_eq!(items[0]["run_id"], "long");
+}
+
 /// SIGTERM stops the process within the shutdown grace period although a
 /// client holds a request whose body never arrives.
 #[test]

@@ -1,4 +1,4 @@
-//! Time-ordered unique ids (`evt_…`, `dlv_…`): a 48-bit millisecond
+//! Time-ordered unique ids (`evt_…`, `dlv_…`, `tmr_…`): a 48-bit millisecond
 //! timestamp and an 80-bit random-then-incremented tail, written as 26
 //! Crockford base32 characters (the ULID layout), so ids sort by creation
 //! time both as strings and as sled keys.
@@ -65,6 +65,7 @@ macro_rules! id_type {
 
 id_type!(EventId, "evt_", "an event");
 id_type!(DeliveryId, "dlv_", "a delivery");
+id_type!(TimerId, "tmr_", "a timer");
 
 /// The raw value of an id's 26 characters (prefix removed), if well formed.
 fn decode(body: &str) -> Option<u128> {

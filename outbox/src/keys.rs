@@ -9,6 +9,8 @@
 //! | `dead`        | destination ‖ `0x00` ‖ delivery id         | empty |
 //! | `attempts`    | delivery id ‖ sequence (`u32` BE)          | `AttemptRecord` (JSON), not for the delivering attempt |
 //! | `delivered`   | delivered-at (`u64` BE ms) ‖ delivery id   | empty: the purge index, for JSON records only |
+//! | `timers`      | timer id (`tmr_…`)                         | timer record (length-prefixed JSON header ‖ payload; see `timers::record`) |
+//! | `timers_fired`| timer key                                  | fired-at (`u64` BE ms) ‖ timer id: the fired mark a late completion consumes |
 //!
 //! The due index and the idempotency index are kept in memory and rebuilt
 //! at open (`due`, `idempotency`); schema 2 stored them in trees of those
@@ -36,6 +38,10 @@ pub(crate) const DEAD: &str = "dead";
 pub(crate) const IDEMPOTENCY: &str = "idempotency";
 pub(crate) const ATTEMPTS: &str = "attempts";
 pub(crate) const DELIVERED: &str = "delivered";
+/// Armed timers by id (see `timers`).
+pub(crate) const TIMERS: &str = "timers";
+/// Fired marks by timer key (see `timers`).
+pub(crate) const TIMERS_FIRED: &str = "timers_fired";
 /// The tree holding the schema version.
 pub(crate) const META: &str = "meta";
 /// The schema version key in [`META`].

@@ -99,6 +99,8 @@
 //! | `dead`        | destination ‖ `0x00` ‖ `dlv_…`             | empty |
 //! | `attempts`    | `dlv_…` ‖ seq `u32` BE                     | attempt record (JSON), all but the delivering one |
 //! | `delivered`   | delivered-at `u64` BE ms ‖ `dlv_…`         | empty (purge index of JSON records) |
+//! | `timers`      | `tmr_…`                                    | timer record: header (JSON) ‖ payload |
+//! | `timers_fired`| timer key                                  | fired-at `u64` BE ms ‖ `tmr_…` |
 //!
 //! Ids are ULID-like (48-bit ms ‖ 80-bit random-then-counting tail, 26
 //! Crockford base32 characters after the prefix), so they sort by time.
@@ -139,6 +141,16 @@
 //! final for the open database: the enqueue gets an error, never `Ok`,
 //! and so does every later one until a reopen;
 //! [`Outbox::storage_failure`] says so.
+//!
+//! # Timers
+//!
+//! Durable keyed deadlines (module `timers`): armed and disarmed in the
+//! same atomic write as the enqueue that asks for it
+//! ([`Outbox::enqueue_timed`]), fired together with the event they
+//! produce ([`Outbox::fire_timer`]), so each fires exactly once across
+//! crashes; the armed ones are indexed in memory by deadline and key,
+//! rebuilt at open. The trees were added without a schema step: an older
+//! release opening the database ignores them.
 
 mod commit;
 mod delivered;
@@ -156,15 +168,17 @@ mod record;
 pub mod state;
 pub mod throughput;
 mod time;
+pub mod timers;
 mod types;
 mod untouched;
 
 pub use commit::FlushStats;
 pub use error::{EnqueueError, OpenError, OutboxError};
-pub use id::{DeliveryId, EventId};
+pub use id::{DeliveryId, EventId, TimerId};
 pub use outbox::Outbox;
 pub use state::{DeliveryState, StateKind};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use timers::{NewTimer, Timer, TimerEffect, TimerOp};
 pub use types::{
     Attempt, AttemptOutcome, Claim, Completion, DeadCursor, DeadLetter, DeadPage, DeliveryView,
     Depth, Enqueued, EventView, NewDelivery, NewEvent, OutboxConfig, Outcome, PurgeReport, Requeue,

@@ -12,4 +12,5 @@ mod loading;
 mod rate;
 mod reload;
 mod support;
+mod timers;
 mod webhook;

@@ -262,6 +262,87 @@ async fn accept_in_span(
             }
         }
     }
+    // A task's timer (armed by `task.started`, disarmed by its
+    // completion) is written with the event: nothing is armed unless it
+    // is accepted.
+    let timer = crate::timeout::plan(
+        &live.config.timeouts,
+        &event,
+        &token.name,
+        super::view::to_jiff(state.clock.now()),
+    )
+    .map_err(ApiError::InvalidEvent)?;
+    let completion = timer.is_disarm().then(|| event.clone());
+    let prepared = prepare(live, &token.name, event)?;
+    let unrouted = prepared.unrouted;
+    let (enqueued, effect) = state
+        .outbox
+        .enqueue_timed(prepared.event, prepared.deliveries, timer.into_op())
+        .await
+        .map_err(ApiError::from)?;
+    let (duplicate, id, list) = match enqueued {
+        Enqueued::Accepted {
+            event_id,
+            deliveries,
+        } => (false, event_id, deliveries),
+        Enqueued::Duplicate {
+            event_id,
+            deliveries,
+        } => (true, event_id, deliveries),
+    };
+    span.record("event", tracing::field::display(&id));
+    if !duplicate {
+        state.waker.wake();
+        if unrouted {
+            state
+                .metrics
+                .unrouted
+                .get_or_create(&super::metrics::TokenLabels {
+                    token: token.name.clone(),
+                })
+                .inc();
+        }
+        if let Some(completion) = completion {
+            crate::timeout::after_completion(state, live, &token.name, completion, &effect).await;
+        }
+    }
+    tracing::info!(
+        deliveries = list.len(),
+        unrouted,
+        duplicate,
+        "event accepted"
+    );
+    Ok(Accepted {
+        duplicate,
+        body: AcceptedBody {
+            id: id.to_string(),
+            result: if duplicate { "duplicate" } else { "accepted" },
+            unrouted,
+            deliveries: list
+                .into_iter()
+                .map(|(destination, id)| DeliveryRef {
+                    destination,
+                    id: id.to_string(),
+                })
+                .collect(),
+        },
+    })
+}
+
+/// An event routed and rendered for every target: what to enqueue.
+pub(crate) struct Prepared {
+    /// The outbox's event (its body is the [`StoredEvent`]).
+    pub event: NewEvent,
+    /// One delivery per target.
+    pub deliveries: Vec<NewDelivery>,
+    /// No route matched and no destination was named.
+    pub unrouted: bool,
+}
+
+/// Routes `event` (posted with the ingest token `token`) and renders one
+/// message per target: what ingest enqueues for a posted event, and what
+/// the gateway enqueues for an event it raises itself (`task.timeout`).
+pub(crate) fn prepare(live: &Live, token: &str, event: Event) -> Result<Prepared, ApiError> {
     let decision = live.router.decide(&event);
     let mut routing = Routing {
         unrouted: decision.is_unrouted(),
@@ -288,67 +369,24 @@ async fn accept_in_span(
             payload: message.to_payload(),
         });
     }
+    let unrouted = routing.unrouted;
     let stored = StoredEvent {
         v: 1,
-        token: token.name.clone(),
+        token: token.to_owned(),
         event,
         routing,
     };
     let new_event = NewEvent {
         // Idempotency keys are scoped to the token and the event's source,
         // so one application cannot suppress another's events.
-        source: format!("{}/{}", token.name, stored.event.source),
+        source: format!("{token}/{}", stored.event.source),
         idempotency_key: stored.event.idempotency_key.clone(),
         body: stored.to_bytes(),
     };
-    let enqueued = state
-        .outbox
-        .enqueue(new_event, deliveries)
-        .await
-        .map_err(ApiError::from)?;
-    let (duplicate, id, list) = match enqueued {
-        Enqueued::Accepted {
-            event_id,
-            deliveries,
-        } => (false, event_id, deliveries),
-        Enqueued::Duplicate {
-            event_id,
-            deliveries,
-        } => (true, event_id, deliveries),
-    };
-    span.record("event", tracing::field::display(&id));
-    if !duplicate {
-        state.waker.wake();
-        if stored.routing.unrouted {
-            state
-                .metrics
-                .unrouted
-                .get_or_create(&super::metrics::TokenLabels {
-                    token: token.name.clone(),
-                })
-                .inc();
-        }
-    }
-    tracing::info!(
-        deliveries = list.len(),
-        unrouted = stored.routing.unrouted,
-        duplicate,
-        "event accepted"
-    );
-    Ok(Accepted {
-        duplicate,
-        body: AcceptedBody {
-            id: id.to_string(),
-            result: if duplicate { "duplicate" } else { "accepted" },
-            unrouted: stored.routing.unrouted,
-            deliveries: list
-                .into_iter()
-                .map(|(destination, id)| DeliveryRef {
-                    destination,
-                    id: id.to_string(),
-                })
-                .collect(),
-        },
+    Ok(Prepared {
+        event: new_event,
+        deliveries,
+        unrouted,
     })
 }
 

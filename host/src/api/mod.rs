@@ -15,6 +15,7 @@ pub mod metrics;
 mod ops;
 pub mod serve;
 pub mod stored;
+mod timers;
 pub mod view;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,10 +26,11 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use carillon_outbox::{Clock, Outbox};
 
 pub use self::error::ApiError;
+pub(crate) use self::ingest::prepare;
 use self::metrics::ApiMetrics;
 use crate::catalog::{Catalog, Reloader};
 use crate::config::Config;
@@ -61,6 +63,8 @@ pub struct State {
     pub plugins: Arc<Reloader>,
     /// Request and event metrics.
     pub metrics: Arc<ApiMetrics>,
+    /// The task timers' metrics (armed refreshed at scrape time).
+    pub timer_metrics: Arc<crate::timeout::metrics::TimerMetrics>,
     /// The dispatcher's metrics (refreshed at scrape time).
     pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
     registry: prometheus_client::registry::Registry,
@@ -98,6 +102,8 @@ impl State {
         metrics.register(&mut registry);
         parts.dispatch_metrics.register(&mut registry);
         parts.plugins.metrics().register(&mut registry);
+        let timer_metrics = Arc::new(crate::timeout::metrics::TimerMetrics::default());
+        timer_metrics.register(&mut registry);
         Arc::new(State {
             live: RwLock::new(Arc::new(parts.live)),
             outbox: parts.outbox,
@@ -105,6 +111,7 @@ impl State {
             destinations: parts.destinations,
             plugins: parts.plugins,
             metrics,
+            timer_metrics,
             dispatch_metrics: parts.dispatch_metrics,
             registry,
             waker: parts.waker,
@@ -155,6 +162,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/destinations"),
     ("POST", "/v1/destinations/{name}/test"),
     ("POST", "/v1/destinations/{name}/retry-dead"),
+    ("GET", "/v1/timers"),
+    ("DELETE", "/v1/timers/{id}"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
@@ -178,6 +187,8 @@ pub fn router(state: Arc<State>) -> Router {
             "/v1/destinations/{name}/retry-dead",
             post(admin::retry_dead),
         )
+        .route("/v1/timers", get(timers::list))
+        .route("/v1/timers/{id}", delete(timers::cancel))
         .route("/v1/openapi.json", get(ops::openapi))
         .route("/metrics", get(ops::metrics))
         .route("/healthz", get(ops::healthz))

@@ -20,6 +20,7 @@ pub async fn metrics(
 ) -> Result<Response, ApiError> {
     auth::admin(&state.live().config, &headers)?;
     state.dispatch_metrics.refresh_outbox(&state.outbox);
+    state.timer_metrics.refresh(&state.outbox);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &state.registry)
         .map_err(|e| ApiError::Internal(format!("cannot encode metrics: {e}")))?;

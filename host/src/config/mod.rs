@@ -34,6 +34,7 @@ pub mod raw;
 mod references;
 mod secret;
 mod sections;
+pub mod timeouts;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ pub use self::plugins::PluginCatalog;
 pub use self::secret::{
     BadReference, REDACTED, Resolver, Secret, SecretError, SecretSource, process_env,
 };
+pub use self::timeouts::TimeoutSettings;
 // `config`'s own API reports its problems in these types (`ConfigError`).
 use crate::dispatch::retry::RetryPolicy;
 use crate::egress::{EgressPolicy, HostPattern};
@@ -110,6 +112,8 @@ pub struct Config {
     /// `[outbox]`.
     #[serde(serialize_with = "view::outbox")]
     pub outbox: OutboxSettings,
+    /// `[timeouts]`: task timeouts by task type (see `crate::timeout`).
+    pub timeouts: TimeoutSettings,
     /// `[egress] smtp_ca_files`, read: extra roots for SMTP TLS (PEM).
     #[serde(skip)]
     pub smtp_roots_pem: Vec<String>,

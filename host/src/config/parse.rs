@@ -28,6 +28,7 @@ const SECTIONS: &[&str] = &[
     "destinations",
     "routes",
     "templates",
+    "timeouts",
 ];
 
 /// How many bad keys of one value are taken out before giving up on it.
@@ -286,6 +287,10 @@ impl<'a> Document<'a> {
                 },
                 "outbox" => match self.decode(value, &path, problems) {
                     Some(v) => raw.outbox = v,
+                    None => broken.section(name),
+                },
+                "timeouts" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.timeouts = v,
                     None => broken.section(name),
                 },
                 "destinations" => {

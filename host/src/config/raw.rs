@@ -361,4 +361,6 @@ pub struct RawConfig {
     pub routes: Vec<(usize, RawRoute)>,
     /// `[templates]`.
     pub templates: BTreeMap<String, RawTemplate>,
+    /// `[timeouts]`.
+    pub timeouts: super::timeouts::RawTimeouts,
 }

@@ -424,7 +424,7 @@ fn routes_may_name_built_in_templates() {
     let out = problems(&format!("{base}template = \"builtin.nope\"\n"));
     assert_eq!(
         out,
-        "routes[0].template (line 7, column 12): no template is named \"builtin.nope\" (built-in templates: builtin.task-succeeded, builtin.task-failed, builtin.timeout, builtin.resource, builtin.alert, builtin.generic)"
+        "routes[0].template (line 7, column 12): no template is named \"builtin.nope\" (built-in templates: builtin.task-succeeded, builtin.task-failed, builtin.timeout, builtin.task-finished-late, builtin.task-retrying, builtin.resource, builtin.alert, builtin.generic)"
     );
     assert!(
         problems(&format!("{base}template = \"task-failed\"\n")).contains("no template is named")

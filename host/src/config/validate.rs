@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::parse::Broken;
 use super::raw::RawConfig;
 use super::secret::Resolver;
-use super::{Config, auth, destinations, references, sections};
+use super::{Config, auth, destinations, references, sections, timeouts};
 use crate::problem::{Findings, KeyPath};
 use crate::{render, route};
 
@@ -34,6 +34,7 @@ pub(super) fn validate(
     let (channels, plugin_pins) = sections::channels(&raw.channels, f);
     let render = raw.render.validate(f);
     let outbox = sections::outbox(&raw.outbox, f);
+    let timeouts = timeouts::timeouts(&raw.timeouts, f);
     let destinations = destinations::destinations(&raw.destinations, resolver, f);
     let templates = render::validate_templates(&raw.templates, &render, f);
     let routes = route::validate(&raw.routes, f);
@@ -52,6 +53,7 @@ pub(super) fn validate(
             templates,
             render,
             outbox,
+            timeouts,
             smtp_roots_pem,
             source: Default::default(),
         },

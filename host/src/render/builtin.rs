@@ -31,6 +31,8 @@ pub const NAMES: &[&str] = &[
     "task-succeeded",
     "task-failed",
     "timeout",
+    "task-finished-late",
+    "task-retrying",
     "resource",
     "alert",
     "generic",
@@ -45,7 +47,8 @@ pub fn exists(name: &str) -> bool {
 /// The built-in template for `event`'s family, by its type: a last segment
 /// `succeeded|success|completed` → `task-succeeded`,
 /// `failed|failure|error` → `task-failed`, `timeout|timed_out` →
-/// `timeout`; then `resource.*` → `resource`, `alert.*` → `alert`; else
+/// `timeout`, `finished-late` → `task-finished-late`, `retrying` →
+/// `task-retrying`; then `resource.*` → `resource`, `alert.*` → `alert`; else
 /// `generic`. Returns the full name (`builtin.task-failed`).
 pub fn family(event: &Event) -> &'static str {
     let lower = event.event_type.to_ascii_lowercase();
@@ -54,6 +57,8 @@ pub fn family(event: &Event) -> &'static str {
         "succeeded" | "success" | "completed" => "builtin.task-succeeded",
         "failed" | "failure" | "error" => "builtin.task-failed",
         "timeout" | "timed_out" => "builtin.timeout",
+        "finished-late" => "builtin.task-finished-late",
+        "retrying" => "builtin.task-retrying",
         _ if lower.starts_with("resource.") => "builtin.resource",
         _ if lower.starts_with("alert.") => "builtin.alert",
         _ => "builtin.generic",
@@ -189,13 +194,19 @@ ${ message }
 {% if owner is defined %}
 - **Owner:** ${ owner }
 {% endif %}
+{% if tasktype is defined %}
+- **Type:** ${ tasktype }
+{% endif %}
 {% if started_at is defined %}
 - **Started:** ${ started_at | datetime }
 {% endif %}
 {% if deadline is defined %}
 - **Deadline:** ${ deadline | datetime }
 {% endif %}
-- **Detected:** ${ timestamp }
+{% if elapsed is defined %}
+- **Running for:** ${ elapsed }
+{% endif %}
+- **Detected:** ${ timestamp }{% if late is defined and late %} (late: Carillon was down or behind at the deadline){% endif %}
 {% if message is defined %}
 
 ${ message }
@@ -211,13 +222,131 @@ ${ message }
 {% if owner is defined %}
 - **负责人**：${ owner }
 {% endif %}
+{% if tasktype is defined %}
+- **任务类型**：${ tasktype }
+{% endif %}
 {% if started_at is defined %}
 - **开始时间**：${ started_at | datetime }
 {% endif %}
 {% if deadline is defined %}
 - **截止时间**：${ deadline | datetime }
 {% endif %}
-- **发现时间**：${ timestamp }
+{% if elapsed is defined %}
+- **已运行**：${ elapsed }
+{% endif %}
+- **发现时间**：${ timestamp }{% if late is defined and late %}（延迟发出：截止时 Carillon 未运行或积压）{% endif %}
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+        ],
+    },
+    Builtin {
+        name: "task-finished-late",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"🐢 ${ taskname | default(source) } finished after its timeout"#,
+                body: r#"{% set name = taskname | default(source) %}
+{% set outcomes = {"succeeded": "succeeded", "failed": "failed", "cancelled": "was cancelled"} %}
+**${ name }** ${ outcomes[outcome] | default(outcome) if outcome is defined else "finished" } after it was reported as timed out.
+
+{% if owner is defined %}
+- **Owner:** ${ owner }
+{% endif %}
+{% if tasktype is defined %}
+- **Type:** ${ tasktype }
+{% endif %}
+{% if timed_out_at is defined %}
+- **Timed out:** ${ timed_out_at | datetime }
+{% endif %}
+{% if late_by is defined %}
+- **Late by:** ${ late_by }
+{% endif %}
+- **Finished:** ${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"🐢 任务 ${ taskname | default(source) } 超时后才结束"#,
+                body: r#"{% set name = taskname | default(source) %}
+{% set outcomes = {"succeeded": "执行成功", "failed": "执行失败", "cancelled": "被取消"} %}
+**${ name }** 在超时告警之后${ outcomes[outcome] | default(outcome) if outcome is defined else "结束" }。
+
+{% if owner is defined %}
+- **负责人**：${ owner }
+{% endif %}
+{% if tasktype is defined %}
+- **任务类型**：${ tasktype }
+{% endif %}
+{% if timed_out_at is defined %}
+- **超时时间**：${ timed_out_at | datetime }
+{% endif %}
+{% if late_by is defined %}
+- **超出**：${ late_by }
+{% endif %}
+- **结束时间**：${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+        ],
+    },
+    Builtin {
+        name: "task-retrying",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"🔁 ${ taskname | default(title | default(source)) } retrying{% if attempt is defined %} (attempt ${ attempt }{% if max_attempts is defined %} of ${ max_attempts }{% endif %}){% endif %}"#,
+                body: r#"{% set name = taskname | default(title | default(source)) %}
+**${ name }** failed and will be retried.
+
+{% if attempt is defined %}
+- **Attempt:** ${ attempt }${ " of " ~ max_attempts if max_attempts is defined else "" }
+{% endif %}
+{% if next_attempt_at is defined %}
+- **Next attempt:** ${ next_attempt_at | datetime }
+{% endif %}
+{% if owner is defined %}
+- **Owner:** ${ owner }
+{% endif %}
+{% if tasktype is defined %}
+- **Type:** ${ tasktype }
+{% endif %}
+- **Time:** ${ timestamp }
+{% if message is defined %}
+
+${ message }
+{% endif %}
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"🔁 任务 ${ taskname | default(title | default(source)) } 重试中{% if attempt is defined %}（第 ${ attempt }{% if max_attempts is defined %}/${ max_attempts }{% endif %} 次）{% endif %}"#,
+                body: r#"{% set name = taskname | default(title | default(source)) %}
+**${ name }** 执行失败，将会重试。
+
+{% if attempt is defined %}
+- **重试次数**：第 ${ attempt } 次${ "（共 " ~ max_attempts ~ " 次）" if max_attempts is defined else "" }
+{% endif %}
+{% if next_attempt_at is defined %}
+- **下次重试**：${ next_attempt_at | datetime }
+{% endif %}
+{% if owner is defined %}
+- **负责人**：${ owner }
+{% endif %}
+{% if tasktype is defined %}
+- **任务类型**：${ tasktype }
+{% endif %}
+- **时间**：${ timestamp }
 {% if message is defined %}
 
 ${ message }

@@ -351,6 +351,8 @@ fn families_pick_the_built_in_template() {
     assert_eq!(f("x.error"), "builtin.task-failed");
     assert_eq!(f("task.timeout"), "builtin.timeout");
     assert_eq!(f("task.timed_out"), "builtin.timeout");
+    assert_eq!(f("task.finished-late"), "builtin.task-finished-late");
+    assert_eq!(f("task.retrying"), "builtin.task-retrying");
     assert_eq!(f("resource.threshold"), "builtin.resource");
     assert_eq!(f("alert.firing"), "builtin.alert");
     assert_eq!(f("deploy.finished"), "builtin.generic");
@@ -522,6 +524,38 @@ fn samples() -> Vec<(&'static str, Event)> {
                     "owner": "Han Meimei",
                     "started_at": "2024-05-06T21:00:00Z",
                     "deadline": "2024-05-06T23:00:00Z",
+                },
+            })),
+        ),
+        (
+            "task-finished-late",
+            event(json!({
+                "type": "task.finished-late",
+                "source": "airflow",
+                "severity": "warning",
+                "data": {
+                    "taskname": "dws_sales_hourly",
+                    "owner": "Han Meimei",
+                    "tasktype": "ETL",
+                    "outcome": "succeeded",
+                    "timed_out_at": "2024-05-06T23:00:00Z",
+                    "late_by": "30m 5s",
+                },
+            })),
+        ),
+        (
+            "task-retrying",
+            event(json!({
+                "type": "task.retrying",
+                "source": "airflow",
+                "severity": "warning",
+                "message": "Connection reset by the warehouse.",
+                "data": {
+                    "taskname": "dws_sales_hourly",
+                    "owner": "Han Meimei",
+                    "attempt": 2,
+                    "max_attempts": 5,
+                    "next_attempt_at": "2024-05-06T23:40:00Z",
                 },
             })),
         ),

@@ -20,17 +20,22 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
 use super::memory::Memory;
 use super::{Outbox, lock, raise_horizon, refs_to_pairs};
 use crate::commit::{Durability, WaitError};
 use crate::due::{self, DueKey};
 use crate::error::{EnqueueError, OutboxError};
-use crate::id::{DeliveryId, EventId};
+use crate::id::{DeliveryId, EventId, TimerId};
 use crate::idempotency::Idempotency;
 use crate::keys;
 use crate::record::{DeliveryRef, EventRecord};
 use crate::state::StateKind;
 use crate::time::Timestamp;
+use crate::timers::stage::{JobTimer, Refused, Stage};
+use crate::timers::{self, Timer, TimerEffect, TimerOp};
 use crate::types::{Enqueued, NewDelivery, NewEvent};
 use crate::untouched::{self, InFlight};
 
@@ -53,6 +58,82 @@ impl Outbox {
         event: NewEvent,
         deliveries: Vec<NewDelivery>,
     ) -> Result<Enqueued, EnqueueError> {
+        self.enqueue_timed(event, deliveries, TimerOp::None)
+            .await
+            .map(|(enqueued, _)| enqueued)
+    }
+
+    /// [`Outbox::enqueue`], arming or disarming a timer in the same atomic
+    /// write (see `timers`): when it answers `Ok`, the event and the
+    /// timer change are both durable, or (a duplicate) neither was made.
+    pub async fn enqueue_timed(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        timer: TimerOp,
+    ) -> Result<(Enqueued, TimerEffect), EnqueueError> {
+        let now = self.clock.now();
+        let timer = match timer {
+            TimerOp::None => JobTimer::None,
+            TimerOp::Disarm { key } => {
+                no_nul("timer key", &key)?;
+                JobTimer::Disarm { key }
+            }
+            TimerOp::Arm(t) => {
+                no_nul("timer key", &t.key)?;
+                let id = TimerId::from_raw(self.mem.ids.next(now));
+                let deadline = t.deadline;
+                let key = t.key.clone();
+                let record = timers::record::encode(&Timer {
+                    id: id.clone(),
+                    key: t.key,
+                    kind: t.kind,
+                    source: t.source,
+                    armed_at: now,
+                    deadline,
+                    payload: t.payload,
+                });
+                JobTimer::Arm {
+                    id,
+                    key,
+                    deadline,
+                    record: record.into(),
+                }
+            }
+        };
+        match self.submit(event, deliveries, timer).await? {
+            Submitted::Done(enqueued, effect) => Ok((enqueued, effect)),
+            // Only a fire can find its timer gone.
+            Submitted::TimerGone => Err(EnqueueError::Invalid {
+                field: "timer",
+                reason: "no timer to fire was named",
+            }),
+        }
+    }
+
+    /// Fires the armed timer `id`: removes it, leaves its fired mark and
+    /// enqueues `event` with `deliveries`, in one atomic write, flushed
+    /// before it answers. `Ok(None)` when the timer is no longer armed
+    /// (disarmed or cancelled meanwhile): nothing was written.
+    pub async fn fire_timer(
+        &self,
+        id: &TimerId,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+    ) -> Result<Option<Enqueued>, EnqueueError> {
+        let job = JobTimer::Fire { id: id.clone() };
+        match self.submit(event, deliveries, job).await? {
+            Submitted::Done(enqueued, _) => Ok(Some(enqueued)),
+            Submitted::TimerGone => Ok(None),
+        }
+    }
+
+    async fn submit(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        timer: JobTimer,
+    ) -> Result<Submitted, EnqueueError> {
         no_nul("source", &event.source)?;
         for d in &deliveries {
             no_nul("destination", &d.destination)?;
@@ -98,20 +179,28 @@ impl Outbox {
             idempotency: idem,
             deliveries: ids.iter().map(|id| due::due_key(now, id)).collect(),
             flight,
+            timer,
         };
         let outcome = self.commit.submit(job).await.map_err(|e| match e {
             WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
             WaitError::Closed => EnqueueError::Closed,
         })?;
         match outcome {
-            JobOutcome::Accepted => Ok(Enqueued::Accepted {
-                event_id,
-                deliveries: destinations.into_iter().zip(ids).collect(),
-            }),
-            JobOutcome::Duplicate(event_id, deliveries) => Ok(Enqueued::Duplicate {
-                event_id,
-                deliveries,
-            }),
+            JobOutcome::Accepted(effect) => Ok(Submitted::Done(
+                Enqueued::Accepted {
+                    event_id,
+                    deliveries: destinations.into_iter().zip(ids).collect(),
+                },
+                effect,
+            )),
+            JobOutcome::Duplicate(event_id, deliveries) => Ok(Submitted::Done(
+                Enqueued::Duplicate {
+                    event_id,
+                    deliveries,
+                },
+                TimerEffect::None,
+            )),
+            JobOutcome::TimerGone => Ok(Submitted::TimerGone),
             JobOutcome::Backpressure => Err(EnqueueError::Backpressure {
                 retry_after: self.retry_after,
             }),
@@ -123,6 +212,13 @@ impl Outbox {
             JobOutcome::Failed(e) => Err(e.into()),
         }
     }
+}
+
+/// What the committer made of a submitted job.
+enum Submitted {
+    Done(Enqueued, TimerEffect),
+    /// The timer to fire is no longer armed: nothing written.
+    TimerGone,
 }
 
 fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
@@ -150,11 +246,15 @@ pub(crate) struct EnqueueJob {
     /// Each delivery's due-index entry (due now; the raw id is its second
     /// half). Deliveries get no record of their own (see `untouched`).
     deliveries: Vec<DueKey>,
+    /// The timer change written with the event (see `timers`).
+    timer: JobTimer,
 }
 
 /// The committer's answer to one [`EnqueueJob`].
 pub(crate) enum JobOutcome {
-    Accepted,
+    Accepted(TimerEffect),
+    /// The timer to fire is no longer armed: nothing written.
+    TimerGone,
     Duplicate(EventId, Vec<(String, DeliveryId)>),
     Backpressure,
     /// The record does not fit above the free-space reserve.
@@ -189,6 +289,10 @@ struct Room {
 /// What the committer needs to write enqueues: shared with `Outbox`.
 pub(super) struct Writer {
     events: sled::Tree,
+    /// The `timers` and `timers_fired` trees, written with the events
+    /// tree in one transaction when a batch changes a timer.
+    timers: sled::Tree,
+    fired: sled::Tree,
     meta: sled::Tree,
     mem: Arc<Memory>,
     limits: Limits,
@@ -206,7 +310,7 @@ impl Writer {
     /// The committer's writer for an outbox whose stored untouched horizon
     /// is `stored`.
     pub(super) fn new(
-        events: sled::Tree,
+        [events, timers, fired]: [sled::Tree; 3],
         meta: sled::Tree,
         mem: Arc<Memory>,
         limits: Limits,
@@ -214,6 +318,8 @@ impl Writer {
     ) -> Self {
         Self {
             events,
+            timers,
+            fired,
             meta,
             mem,
             limits,
@@ -233,6 +339,10 @@ impl Writer {
         // Held across the write and the additions after it: only
         // this thread adds keys, and `purge_idempotency` waits.
         let mut idem = lock(&self.mem.idempotency);
+        // Held likewise: every timer change is planned and written here
+        // or, for a cancel, under this lock too.
+        let mut timers = lock(&self.mem.timers);
+        let mut stage = Stage::new(&mut timers, &self.fired);
         // One atomic batch on one tree: every job only inserts a new key,
         // so there is nothing for a transaction to isolate (and a
         // transaction costs more per key). A batch that accepts nothing
@@ -241,11 +351,32 @@ impl Writer {
         let mut keys = BatchKeys::new();
         let mut batch = sled::Batch::default();
         for i in 0..jobs.len() {
-            out.push(self.apply_one(&mut batch, jobs, i, &idem, &mut keys, &mut room));
+            let one = self.apply_one(jobs, i, &idem, &mut keys, &mut room);
+            let one = match one {
+                JobOutcome::Accepted(_) => match stage.plan(&jobs[i].timer, jobs[i].now) {
+                    Ok(effect) => {
+                        batch.insert(jobs[i].event_key.clone(), jobs[i].event.clone());
+                        JobOutcome::Accepted(effect)
+                    }
+                    Err(Refused::Gone) => {
+                        keys.retain(|_, j| *j != i);
+                        JobOutcome::TimerGone
+                    }
+                    Err(Refused::Failed(e)) => JobOutcome::Failed(e),
+                },
+                other => other,
+            };
+            out.push(one);
         }
-        if out.iter().any(|o| matches!(o, JobOutcome::Accepted))
-            && let Err(e) = self.events.apply_batch(batch)
-        {
+        let written = if !out.iter().any(|o| matches!(o, JobOutcome::Accepted(_))) {
+            Ok(())
+        } else if stage.touched() {
+            self.write_with_timers(&batch, &stage)
+        } else {
+            self.events.apply_batch(batch)
+        };
+        if let Err(e) = written {
+            stage.rollback();
             // sled refuses every write after its first failed one.
             lock(&self.mem.failed).get_or_insert_with(|| format!("a write failed: {e}"));
             return jobs
@@ -258,11 +389,15 @@ impl Writer {
                 })
                 .collect();
         }
+        if stage.committed() {
+            self.mem.timers_changed.notify_one();
+        }
+        drop(timers);
         // Written: the in-memory indexes learn what was accepted.
         let accepted = || {
             out.iter()
                 .zip(jobs)
-                .filter(|(o, _)| matches!(o, JobOutcome::Accepted))
+                .filter(|(o, _)| matches!(o, JobOutcome::Accepted(_)))
                 .map(|(_, j)| j)
         };
         let added: usize = accepted().map(|j| j.deliveries.len()).sum();
@@ -300,7 +435,7 @@ impl Writer {
                 let when = match o {
                     // A duplicate's earlier write may still be waiting for
                     // its flush.
-                    JobOutcome::Accepted | JobOutcome::Duplicate(..) => Durability::AfterFlush,
+                    JobOutcome::Accepted(_) | JobOutcome::Duplicate(..) => Durability::AfterFlush,
                     _ => Durability::Now,
                 };
                 (o, when)
@@ -312,6 +447,25 @@ impl Writer {
             self.covered = Some(horizon);
         }
         answers
+    }
+
+    /// Writes the batch's event records and its timer changes in one
+    /// transaction over the three trees (a `Batch` covers one tree).
+    fn write_with_timers(&self, events: &sled::Batch, stage: &Stage<'_>) -> sled::Result<()> {
+        let r = (&self.events, &self.timers, &self.fired).transaction(|(e, t, f)| {
+            e.apply_batch(events)?;
+            t.apply_batch(&stage.timers_batch)?;
+            f.apply_batch(&stage.fired_batch)?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        });
+        match r {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Storage(e)) => Err(e),
+            // Nothing aborts this transaction.
+            Err(TransactionError::Abort(())) => Err(sled::Error::ReportableBug(
+                "the timer transaction aborted".into(),
+            )),
+        }
     }
 
     /// Stores the horizon of an earlier, flushed batch (a plain write,
@@ -354,12 +508,11 @@ impl Writer {
         }
     }
 
-    /// Checks `jobs[index]` and adds its write to `batch`; `keys` holds
+    /// Checks `jobs[index]` (its write is added by `apply`); `keys` holds
     /// the idempotency keys the batch's earlier jobs accepted (not yet in
     /// `idem`).
     fn apply_one<'a>(
         &self,
-        batch: &mut sled::Batch,
         jobs: &'a [EnqueueJob],
         index: usize,
         idem: &Idempotency,
@@ -414,14 +567,14 @@ impl Writer {
         }
         *bound -= n.max(1);
         room.used = room.used.saturating_add(size);
-        // No look before the insert: ids come from a generator seeded past
-        // every stored id at open (`IdGen::after`), so they name nothing yet.
-        batch.insert(job.event_key.clone(), job.event.clone());
+        // No look before the insert (`apply` adds it once the timer change
+        // is planned): ids come from a generator seeded past every stored
+        // id at open (`IdGen::after`), so they name nothing yet.
         // The due, idempotency and untouched entries are added to memory
         // once the batch is written (see `apply`).
         if let Some(ik) = &job.idempotency {
             keys.insert(ik, index);
         }
-        JobOutcome::Accepted
+        JobOutcome::Accepted(TimerEffect::None)
     }
 }

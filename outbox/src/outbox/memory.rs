@@ -18,6 +18,8 @@
 //!   them from the stored unrouted mark on (no such event is below it),
 //!   `enqueue` adds them once written, `purge_unrouted` removes them once
 //!   removed.
+//! - `timers` holds every stored timer; lock order: the enqueue committer
+//!   takes it after `idempotency`, `cancel_timer` takes it alone.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -26,6 +28,7 @@ use crate::due::DueIndex;
 use crate::id::IdGen;
 use crate::idempotency::Idempotency;
 use crate::leases::Leases;
+use crate::timers::index::TimerIndex;
 use crate::types::Depth;
 use crate::untouched::Untouched;
 
@@ -48,6 +51,12 @@ pub(crate) struct Memory {
     /// The stored events without any delivery (raw ids): unrouted events,
     /// bounded by `max_unrouted` and purged by age (see `purge`).
     pub(crate) unrouted: Mutex<BTreeSet<u128>>,
+    /// The armed timers by deadline and key (see `timers`): changed only
+    /// under this lock, by whoever writes the `timers` tree meanwhile.
+    pub(crate) timers: Mutex<TimerIndex>,
+    /// Wakes the task waiting for the next deadline when an earlier one
+    /// is armed.
+    pub(crate) timers_changed: tokio::sync::Notify,
     /// The first storage failure of a write: sled refuses every write
     /// after its first failed one (until reopened).
     pub(crate) failed: Mutex<Option<String>>,

@@ -5,7 +5,8 @@
 //!
 //! One file per kind of operation, all `impl Outbox`:
 //! `open` (opening and recovery), `enqueue`, `claim`, `complete`, `read`,
-//! `requeue`, `purge`. What they share lives here: the struct, the
+//! `requeue`, `purge`, `timers` (reading, cancelling and purging timers;
+//! arming, disarming and firing ride on `enqueue`). What they share lives here: the struct, the
 //! transaction helpers (`run`, `tx_*`, `Abort`, `Moves`) and the horizon
 //! write; the in-memory indexes and counters are one struct, `Memory`
 //! (`memory`).
@@ -43,6 +44,7 @@ mod open;
 mod purge;
 mod read;
 mod requeue;
+mod timers;
 
 // Slots of the transactional trees, in `keys::TX_TREES` order.
 const EV: usize = 0;
@@ -160,6 +162,9 @@ pub struct Outbox {
     /// Writes single completions (`complete`).
     recorder: Arc<Recorder>,
     meta: sled::Tree,
+    /// Armed timers and fired marks (see `timers`).
+    timers: sled::Tree,
+    timers_fired: sled::Tree,
     /// The id generator, counters, leases and in-memory indexes (see
     /// `memory`), shared with both committers.
     mem: Arc<Memory>,

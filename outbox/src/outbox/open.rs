@@ -3,7 +3,7 @@
 //! (`Memory`): the depth counters and the due index from `deliveries`, the
 //! untouched deliveries (from the stored horizon on), the unrouted events
 //! (from the stored unrouted mark on) and the idempotency index (within
-//! the window) from `events`; it ends the leases earlier
+//! the window) from `events`, the armed timers' index from `timers`; it ends the leases earlier
 //! releases stored, and seeds the id generator.
 //!
 //! Invariants (crate docs; ARCHITECTURE.md "Invariants"): the in-memory
@@ -35,6 +35,7 @@ use crate::migrate;
 use crate::record;
 use crate::state::{DeliveryState, StateKind};
 use crate::time::Timestamp;
+use crate::timers::{self, index::TimerIndex};
 use crate::types::{Depth, OutboxConfig};
 use crate::untouched::Untouched;
 
@@ -88,6 +89,11 @@ impl Outbox {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| storage(e.into()))?;
         let meta = db.open_tree(keys::META).map_err(|e| storage(e.into()))?;
+        let timers_tree = db.open_tree(keys::TIMERS).map_err(|e| storage(e.into()))?;
+        let fired_tree = db
+            .open_tree(keys::TIMERS_FIRED)
+            .map_err(|e| storage(e.into()))?;
+        let (timer_index, largest_timer) = scan_timers(&timers_tree).map_err(storage)?;
         let epoch = next_lease_epoch(&db).map_err(storage)?;
         let now = config.clock.now();
         let (mut depth, stored_leases, mut due) = scan_deliveries(&trees[DL]).map_err(storage)?;
@@ -119,6 +125,7 @@ impl Outbox {
             largest_id(&trees)
                 .map_err(storage)?
                 .max(largest)
+                .max(largest_timer)
                 .max(horizon.saturating_sub(1))
                 .max(unrouted_from.saturating_sub(1)),
         );
@@ -127,6 +134,7 @@ impl Outbox {
             untouched = untouched.len(),
             idempotency_keys = idempotency.len(),
             unrouted = unrouted.len(),
+            timers = timer_index.len(),
             "rebuilt the in-memory indexes"
         );
         let mem = Arc::new(Memory {
@@ -137,10 +145,12 @@ impl Outbox {
             idempotency: Mutex::new(idempotency),
             untouched: Arc::new(Mutex::new(untouched)),
             unrouted: Mutex::new(unrouted),
+            timers: Mutex::new(timer_index),
+            timers_changed: tokio::sync::Notify::new(),
             failed: Mutex::new(None),
         });
         let mut writer = Writer::new(
-            trees[EV].clone(),
+            [trees[EV].clone(), timers_tree.clone(), fired_tree.clone()],
             meta.clone(),
             Arc::clone(&mem),
             Limits {
@@ -183,12 +193,37 @@ impl Outbox {
             outcomes,
             recorder,
             meta,
+            timers: timers_tree,
+            timers_fired: fired_tree,
             mem,
             retry_after: config.backpressure_retry_after,
             window: config.idempotency_window,
             clock: config.clock,
         })
     }
+}
+
+/// The armed timers' index from the `timers` tree, and the largest timer
+/// id stored (the id generator starts past it).
+fn scan_timers(tree: &sled::Tree) -> Result<(TimerIndex, u128), OutboxError> {
+    let mut index = TimerIndex::default();
+    let mut largest = 0;
+    for kv in tree.iter() {
+        let (k, v) = kv?;
+        let t = timers::record::decode(&k, &v)?;
+        let raw = t.id.raw();
+        largest = largest.max(raw);
+        // Two records under one key cannot be written (arming replaces);
+        // should one be found, the later id is the armed one.
+        if let Some((old, _)) = index.by_key(&t.key) {
+            if old > raw {
+                continue;
+            }
+            index.remove(old);
+        }
+        index.add(raw, t.deadline.as_millis(), &t.key);
+    }
+    Ok((index, largest))
 }
 
 /// A stored mark (the untouched horizon, the unrouted mark); 0 (read

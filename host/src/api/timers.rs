@@ -1,0 +1,146 @@
+//! `GET /v1/timers` (armed timers, filtered by task type and source,
+//! paginated) and `DELETE /v1/timers/{id}` (cancel one): admin token.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use carillon_outbox::{Timer, TimerId};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::view::time;
+use super::{State, auth};
+use crate::timeout::Started;
+
+/// Query of `GET /v1/timers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimersQuery {
+    /// Only timers of tasks of this type (`data.tasktype` of `task.started`).
+    #[serde(rename = "type")]
+    task_type: Option<String>,
+    /// Only timers armed by events of this source.
+    source: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    limit: Option<usize>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+}
+
+/// One armed timer.
+#[derive(Debug, Serialize)]
+pub struct TimerOut {
+    id: String,
+    kind: String,
+    source: String,
+    armed_at: String,
+    deadline: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    taskname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+/// A page of armed timers, in the order they were armed.
+#[derive(Debug, Serialize)]
+pub struct TimersPage {
+    items: Vec<TimerOut>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+fn text(started: &Started, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| started.event.data.get(*k))
+        .and_then(|v| v.as_str().map(str::to_owned))
+}
+
+fn out(t: &Timer) -> TimerOut {
+    let started: Option<Started> = serde_json::from_slice(&t.payload).ok();
+    TimerOut {
+        id: t.id.to_string(),
+        kind: t.kind.clone(),
+        source: t.source.clone(),
+        armed_at: time(t.armed_at),
+        deadline: time(t.deadline),
+        run_id: started.as_ref().map(|s| s.run_id.clone()),
+        task_type: started
+            .as_ref()
+            .and_then(|s| text(s, &["tasktype", "task_type"])),
+        taskname: started
+            .as_ref()
+            .and_then(|s| text(s, &["taskname", "task_name"])),
+        token: started.map(|s| s.token),
+    }
+}
+
+/// `GET /v1/timers?type=…&source=…&limit=…&after=…`.
+pub async fn list(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    query: Result<Query<TimersQuery>, QueryRejection>,
+) -> Result<Json<TimersPage>, ApiError> {
+    auth::admin(&state.live().config, &headers)?;
+    let Query(q) = query.map_err(|e| ApiError::InvalidParameter {
+        name: "query",
+        message: e.body_text(),
+    })?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidParameter {
+            name: "limit",
+            message: "must be between 1 and 1000".into(),
+        });
+    }
+    let after = match q.after.as_deref() {
+        Some(a) => Some(TimerId::parse(a).ok_or(ApiError::InvalidParameter {
+            name: "after",
+            message: "is not a `next` value from a previous page".into(),
+        })?),
+        None => None,
+    };
+    let (items, next) = state.outbox.timers_page(after.as_ref(), limit, |t| {
+        q.source.as_ref().is_none_or(|s| &t.source == s)
+            && q.task_type
+                .as_ref()
+                .is_none_or(|ty| out(t).task_type.as_ref() == Some(ty))
+    })?;
+    Ok(Json(TimersPage {
+        items: items.iter().map(out).collect(),
+        next: next.map(|id| id.to_string()),
+    }))
+}
+
+/// `DELETE /v1/timers/{id}`: cancels an armed timer (it will not fire);
+/// 204, or 404 if no such timer is armed.
+pub async fn cancel(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    auth::admin(&state.live().config, &headers)?;
+    let Path(id) = id.map_err(|e| ApiError::InvalidParameter {
+        name: "id",
+        message: e.body_text(),
+    })?;
+    let not_found = || ApiError::NotFound(format!("no armed timer {id:?}"));
+    let timer = TimerId::parse(&id).ok_or_else(not_found)?;
+    let outbox = state.outbox.clone();
+    let cancelled = tokio::task::spawn_blocking(move || outbox.cancel_timer(&timer))
+        .await
+        .map_err(|e| ApiError::Internal(format!("the cancel task failed: {e}")))??;
+    if !cancelled {
+        return Err(not_found());
+    }
+    tracing::info!(timer = %id, "timer cancelled by an admin");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
