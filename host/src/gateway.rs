@@ -234,7 +234,7 @@ impl Gateway {
             )
         });
         // Timers due while the gateway was down fire now, marked late.
-        let timers = tokio::spawn(crate::timeout::run(state.clone(), stopped.clone()));
+        let timers = tokio::spawn(crate::api::run_timers(state.clone(), stopped.clone()));
         let housekeeping = tokio::spawn(housekeeping(
             outbox,
             retention,

@@ -28,4 +28,5 @@ pub mod receive;
 pub mod render;
 pub mod route;
 pub mod timeout;
+pub mod timestamp;
 pub mod tls;

@@ -84,7 +84,11 @@ pub fn cells<'a>(
 ) -> impl Iterator<Item = (&'a Column, String, Tone)> + 'a {
     table.columns.iter().enumerate().map(move |(i, column)| {
         let value = cell(row, i);
-        (column, one_line(&display(column, value)), tone(column, value))
+        (
+            column,
+            one_line(&display(column, value)),
+            tone(column, value),
+        )
     })
 }
 

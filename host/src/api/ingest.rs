@@ -303,7 +303,8 @@ async fn accept_in_span(
                 .inc();
         }
         if let Some(completion) = completion {
-            crate::timeout::after_completion(state, live, &token.name, completion, &effect).await;
+            super::timer_fire::after_completion(state, live, &token.name, completion, &effect)
+                .await;
         }
     }
     tracing::info!(

@@ -15,6 +15,7 @@ pub mod metrics;
 mod ops;
 pub mod serve;
 pub mod stored;
+mod timer_fire;
 mod timers;
 pub mod view;
 
@@ -32,6 +33,7 @@ use carillon_outbox::{Clock, Outbox};
 pub use self::error::ApiError;
 pub(crate) use self::ingest::prepare;
 use self::metrics::ApiMetrics;
+pub use self::timer_fire::{fire_due, run as run_timers};
 use crate::catalog::{Catalog, Reloader};
 use crate::config::Config;
 use crate::dispatch::Waker;

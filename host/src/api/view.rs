@@ -8,14 +8,7 @@ use serde::Serialize;
 
 use super::stored::StoredEvent;
 
-/// The outbox's millisecond timestamp as a `jiff` one (the Unix epoch if
-/// it is out of jiff's range, which no real clock reaches).
-pub fn to_jiff(t: Timestamp) -> jiff::Timestamp {
-    i64::try_from(t.as_millis())
-        .ok()
-        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
-        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-}
+pub use crate::timestamp::to_jiff;
 
 /// A timestamp as RFC 3339 text (UTC).
 pub fn time(t: Timestamp) -> String {

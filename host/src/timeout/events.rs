@@ -16,7 +16,7 @@ use crate::message::Severity;
 pub const LATE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn to_jiff(t: Timestamp) -> jiff::Timestamp {
-    crate::api::view::to_jiff(t)
+    crate::timestamp::to_jiff(t)
 }
 
 /// `1h 2m 3s`.

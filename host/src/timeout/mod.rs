@@ -23,8 +23,7 @@
 //! not RFC 3339, in the past or beyond 30 days: a 422 naming the field,
 //! nothing stored, nothing armed.
 
-mod events;
-mod fire;
+pub(crate) mod events;
 pub mod metrics;
 
 use std::time::Duration;
@@ -38,8 +37,6 @@ use crate::config::timeouts::{MAX_TIMEOUT, check_bounds};
 use crate::event::{Event, FieldError};
 
 pub use events::{finished_late_event, timeout_event};
-pub(crate) use fire::after_completion;
-pub use fire::{fire_due, run};
 
 /// The type that arms a timer.
 pub const STARTED: &str = "task.started";

@@ -1,4 +1,5 @@
-//! The timer task: sleeps until the earliest deadline (woken when an
+//! The timer task (in `api`: a fired timer enters the same pipeline as a
+//! posted event, `prepare`, so it lives beside ingest): sleeps until the earliest deadline (woken when an
 //! earlier one is armed), then fires every due timer with its
 //! `task.timeout`, routed and rendered like a posted event. And the late
 //! notice a completion after its timeout sends.
@@ -10,9 +11,9 @@ use carillon_outbox::{EnqueueError, NewEvent, Timer, TimerEffect};
 use futures_util::future::join_all;
 use tokio::sync::watch;
 
-use super::events::{finished_late_event, timeout_event};
-use crate::api::{Live, State, prepare};
+use super::{Live, State, prepare};
 use crate::event::Event;
+use crate::timeout::events::{finished_late_event, timeout_event};
 
 /// Timers fired together: their enqueues share the outbox's group commit.
 const CHUNK: usize = 512;
@@ -97,7 +98,7 @@ async fn fire_one(
         }
     };
     let late = now.as_millis().saturating_sub(timer.deadline.as_millis())
-        >= u64::try_from(super::events::LATE_AFTER.as_millis()).unwrap_or(u64::MAX);
+        >= u64::try_from(crate::timeout::events::LATE_AFTER.as_millis()).unwrap_or(u64::MAX);
     match state
         .outbox
         .fire_timer(&timer.id, new_event, deliveries)
@@ -123,19 +124,19 @@ async fn fire_one(
 /// facts, no delivery.
 fn bare(timer: &Timer, now: carillon_outbox::Timestamp) -> NewEvent {
     let mut event = Event::new(
-        super::TIMEOUT,
+        crate::timeout::TIMEOUT,
         timer.source.clone(),
-        crate::api::view::to_jiff(now),
+        super::view::to_jiff(now),
     );
     event.severity = crate::message::Severity::Error;
     event
         .data
         .insert("timer_id".into(), timer.id.as_str().into());
-    let stored = crate::api::stored::StoredEvent {
+    let stored = super::stored::StoredEvent {
         v: 1,
         token: String::new(),
         event,
-        routing: crate::api::stored::Routing {
+        routing: super::stored::Routing {
             unrouted: true,
             ..Default::default()
         },
