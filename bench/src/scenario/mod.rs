@@ -114,7 +114,7 @@ impl Sizes {
             soak_secs: 4.0,
             soak_rate: None,
             soak_probe_secs: 1.0,
-            soak_reload_secs: 1.5,
+            soak_reload_secs: 0.5,
             soak_sample_secs: 1.0,
             soak_retention_secs: 60,
         }
