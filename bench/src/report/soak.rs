@@ -166,6 +166,9 @@ pub fn section(s: &Soak) -> String {
         s.log_errors,
         s.log_warnings
     );
+    for line in &s.log_error_lines {
+        let _ = writeln!(md, "\n    {line}");
+    }
     if !s.missed_samples.is_empty() {
         let _ = writeln!(md, "\nMissed samples: {}.", s.missed_samples.join("; "));
     }

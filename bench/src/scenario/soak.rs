@@ -132,6 +132,8 @@ pub struct Soak {
     pub log_errors: u64,
     /// See `log_errors`.
     pub log_warnings: u64,
+    /// The first few `ERROR` lines, as they were.
+    pub log_error_lines: Vec<String>,
     /// Flat or not, per series.
     pub verdict: Verdict,
 }
@@ -310,7 +312,7 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
             - i64::try_from(after.backlog + after.dead_letters).unwrap_or(i64::MAX),
         drain_secs,
     };
-    let (log_errors, log_warnings) = log_levels(&gateway.dir().join("gateway.log"));
+    let log = log_levels(&gateway.dir().join("gateway.log"));
     gateway.stop().await?;
 
     let verdict = verdict::judge(samples.get(1..).unwrap_or_default(), rate);
@@ -333,8 +335,9 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
         duplicates: got.duplicates,
         end_to_end: got.latency,
         drained,
-        log_errors,
-        log_warnings,
+        log_errors: log.errors,
+        log_warnings: log.warnings,
+        log_error_lines: log.first_errors,
         verdict,
     })
 }
@@ -539,9 +542,33 @@ fn describe(f: &Faults) -> String {
     )
 }
 
-/// Lines of `log` at level ERROR and WARN.
-fn log_levels(log: &Path) -> (u64, u64) {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let count = |level: &str| text.lines().filter(|l| l.contains(level)).count() as u64;
-    (count(" ERROR "), count(" WARN "))
+/// What the gateway's log says at level ERROR and WARN.
+struct LogLevels {
+    errors: u64,
+    warnings: u64,
+    first_errors: Vec<String>,
+}
+
+/// Reads `log` line by line (it can be large after an hour).
+fn log_levels(log: &Path) -> LogLevels {
+    use std::io::BufRead as _;
+    let mut levels = LogLevels {
+        errors: 0,
+        warnings: 0,
+        first_errors: Vec::new(),
+    };
+    let Ok(file) = std::fs::File::open(log) else {
+        return levels;
+    };
+    for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
+        if line.contains(" ERROR ") {
+            levels.errors += 1;
+            if levels.first_errors.len() < 5 {
+                levels.first_errors.push(line.chars().take(400).collect());
+            }
+        } else if line.contains(" WARN ") {
+            levels.warnings += 1;
+        }
+    }
+    levels
 }
