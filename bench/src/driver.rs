@@ -43,6 +43,11 @@ pub struct Setup {
     pub destinations: BTreeMap<String, Destination>,
     /// `outbox.max_pending` (the gateway's default when `None`).
     pub max_pending: Option<u64>,
+    /// How long delivered deliveries, unrouted events and idempotency keys
+    /// are kept (the gateway's defaults, a day to a week, when `None`).
+    /// The soak shortens it so that a run of an hour reaches the steady
+    /// state where housekeeping purges as much as arrives.
+    pub retention_secs: Option<u64>,
 }
 
 /// `carillon.toml` as the suite writes it.
@@ -84,7 +89,14 @@ struct Egress {
 
 #[derive(Serialize)]
 struct Outbox {
-    max_pending: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_pending: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    idempotency_window_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivered_retention_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unrouted_retention_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -136,7 +148,14 @@ impl Gateway {
             egress: Egress {
                 allow_private: vec!["127.0.0.1/32"],
             },
-            outbox: setup.max_pending.map(|max_pending| Outbox { max_pending }),
+            outbox: (setup.max_pending.is_some() || setup.retention_secs.is_some()).then_some(
+                Outbox {
+                    max_pending: setup.max_pending,
+                    idempotency_window_secs: setup.retention_secs,
+                    delivered_retention_secs: setup.retention_secs,
+                    unrouted_retention_secs: setup.retention_secs,
+                },
+            ),
             destinations: &setup.destinations,
             routes: if setup.destinations.is_empty() {
                 Vec::new()
@@ -218,6 +237,17 @@ impl Gateway {
             url: format!("{}/v1/events", self.base),
             token: INGEST_TOKEN.to_owned(),
         }
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`: the admin API and
+    /// `/metrics`, with [`ADMIN_TOKEN`].
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The process id, for reading `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// The gateway's directory (config, `data/`, log).

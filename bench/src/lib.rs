@@ -6,6 +6,7 @@
 //! generator.
 
 pub mod ceiling;
+pub mod chart;
 pub mod driver;
 pub mod latency;
 pub mod load;

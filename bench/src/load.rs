@@ -1,7 +1,10 @@
 //! The load generator: `connections` tasks, each with its own HTTP/1.1
 //! connection, POSTing one event after another (closed loop: a connection
 //! sends its next event when the previous one was answered) until a
-//! duration has passed or a number of events was sent. Each event carries
+//! duration has passed or a number of events was sent. [`run_at_rate`]
+//! paces the same connections to a fixed rate instead (open loop: event
+//! `n` is due at `n / rate` seconds, whatever the answers before it), as
+//! the soak needs a steady offered load. Each event carries
 //! its marker in the title and the message, so the receiver can time it
 //! end to end.
 
@@ -91,6 +94,45 @@ pub fn event(seq: u64, sent_unix_nanos: u64) -> String {
 
 /// Runs the load against `target`.
 pub async fn run(target: &Target, connections: usize, until: Until) -> anyhow::Result<LoadReport> {
+    drive(target, connections, until, None).await
+}
+
+/// Sends `rate` events a second to `target` for `duration`, over at most
+/// `connections` requests in flight. A connection that falls behind the
+/// schedule sends at once, so a slow answer delays at most the events of
+/// its own connection and the rate recovers afterwards; `accepted` counts
+/// each 202 as it comes (for sampling during the run).
+pub async fn run_at_rate(
+    target: &Target,
+    connections: usize,
+    rate: f64,
+    duration: Duration,
+    accepted: Arc<AtomicU64>,
+) -> anyhow::Result<LoadReport> {
+    let pace = Pace {
+        rate: if rate.is_finite() && rate > 0.0 {
+            rate
+        } else {
+            1.0
+        },
+        accepted,
+    };
+    drive(target, connections, Until::Elapsed(duration), Some(pace)).await
+}
+
+/// An open-loop schedule.
+#[derive(Clone)]
+struct Pace {
+    rate: f64,
+    accepted: Arc<AtomicU64>,
+}
+
+async fn drive(
+    target: &Target,
+    connections: usize,
+    until: Until,
+    pace: Option<Pace>,
+) -> anyhow::Result<LoadReport> {
     let connections = connections.max(1);
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -111,7 +153,7 @@ pub async fn run(target: &Target, connections: usize, until: Until) -> anyhow::R
             .timeout(Duration::from_secs(60))
             .build()
             .context("cannot build the HTTP client")?;
-        let (target, next) = (target.clone(), Arc::clone(&next));
+        let (target, next, pace) = (target.clone(), Arc::clone(&next), pace.clone());
         tasks.spawn(async move {
             let mut tally = Tally::default();
             loop {
@@ -121,6 +163,15 @@ pub async fn run(target: &Target, connections: usize, until: Until) -> anyhow::R
                 let seq = next.fetch_add(1, Ordering::Relaxed);
                 if seq >= limit {
                     break;
+                }
+                if let Some(p) = &pace {
+                    let due = Duration::try_from_secs_f64(seq as f64 / p.rate)
+                        .ok()
+                        .and_then(|offset| started.checked_add(offset));
+                    let Some(due) = due.filter(|due| deadline.is_none_or(|d| *due < d)) else {
+                        break;
+                    };
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 let body = event(seq, marker::now_unix_nanos());
                 let t = Instant::now();
@@ -148,6 +199,9 @@ pub async fn run(target: &Target, connections: usize, until: Until) -> anyhow::R
                     Ok(202) => {
                         tally.accepted += 1;
                         tally.acks.push(nanos);
+                        if let Some(p) = &pace {
+                            p.accepted.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     Ok(503) => tally.backpressure += 1,
                     Ok(other) => *tally.other.entry(other).or_default() += 1,

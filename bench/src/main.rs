@@ -22,7 +22,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "carillon-bench")]
 struct Args {
     /// Scenarios to run, in this order: startup, steady, burst, failing,
-    /// backlog, peers (default: all). The ceilings run after them.
+    /// backlog, peers, soak (default: all but soak, which takes an hour).
+    /// The ceilings run after them.
     #[arg(value_enum)]
     scenarios: Vec<Scenario>,
     /// Every scenario tiny (seconds in all): to try the suite, and for CI.
@@ -85,6 +86,26 @@ struct Args {
     /// `peers`: messages sent through Apprise, one at a time [default: 2000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     peer_messages: Option<u64>,
+    /// `soak`: seconds of load [default: 3600; smoke 4].
+    #[arg(long, value_parser = positive_secs)]
+    soak_secs: Option<f64>,
+    /// `soak`: events a second [default: half the maximum measured first].
+    #[arg(long, value_parser = positive_rate)]
+    soak_rate: Option<f64>,
+    /// `soak`: seconds of the closed-loop probe that measures the maximum
+    /// [default: 10].
+    #[arg(long, value_parser = positive_secs)]
+    soak_probe_secs: Option<f64>,
+    /// `soak`: seconds between plugin reloads [default: 180].
+    #[arg(long, value_parser = positive_secs)]
+    soak_reload_secs: Option<f64>,
+    /// `soak`: seconds between samples [default: 60].
+    #[arg(long, value_parser = positive_secs)]
+    soak_sample_secs: Option<f64>,
+    /// `soak`: the gateway's retention of delivered deliveries, unrouted
+    /// events and idempotency keys, in seconds [default: 600].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    soak_retention_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -95,6 +116,17 @@ enum Scenario {
     Failing,
     Backlog,
     Peers,
+    Soak,
+}
+
+/// Events a second: finite, positive, at most a million.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 1_000_000.0 {
+        Ok(v)
+    } else {
+        Err(format!("`{s}` must be more than 0 and at most 1000000"))
+    }
 }
 
 /// Seconds as a finite, positive number of at most a week (anything else
@@ -164,6 +196,12 @@ fn sizes(args: &Args) -> Sizes {
         s.peer_alerts.retain(|n| seen.insert(*n));
     }
     s.peer_messages = args.peer_messages.unwrap_or(s.peer_messages);
+    s.soak_secs = args.soak_secs.unwrap_or(s.soak_secs);
+    s.soak_rate = args.soak_rate.or(s.soak_rate);
+    s.soak_probe_secs = args.soak_probe_secs.unwrap_or(s.soak_probe_secs);
+    s.soak_reload_secs = args.soak_reload_secs.unwrap_or(s.soak_reload_secs);
+    s.soak_sample_secs = args.soak_sample_secs.unwrap_or(s.soak_sample_secs);
+    s.soak_retention_secs = args.soak_retention_secs.unwrap_or(s.soak_retention_secs);
     s
 }
 
@@ -250,6 +288,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                     Err(anyhow::anyhow!(failed))
                 }
             }
+            Scenario::Soak => scenario::soak(&ctx, &out)
+                .await
+                .map(|r| results.soak = Some(r)),
         };
         if let Err(e) = outcome {
             eprintln!("carillon-bench: {name} failed: {e:#}");

@@ -18,10 +18,14 @@
 //!   within a second. Holding requests open instead would tie up the
 //!   gateway's workers until its plugin timeout (30 s) and make the drain
 //!   measure that timeout and the retry backoff, not the gateway.
+//! - [`Behaviour::Flaky`] fails at random as a real endpoint does (see
+//!   [`Faults`]): some requests answer `500`, some are slow, some are held
+//!   past the sender's timeout, and now and then the endpoint rate-limits
+//!   everything (`429` with `Retry-After`) for a moment. The soak runs on it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -42,6 +46,79 @@ pub enum Behaviour {
     Pause,
     /// `500`: a failed attempt.
     Fail,
+    /// Accepts, except for the random faults of [`Faults`].
+    Flaky(Faults),
+}
+
+/// What a [`Behaviour::Flaky`] path does at random. Probabilities are per
+/// request, in parts per million, so the behaviour stays `Eq`.
+///
+/// The rate limit comes in windows rather than per request: a gateway
+/// pauses a destination for the whole `Retry-After` on every `429`, so a
+/// per-request 429 rate of a few percent would pause it all the time,
+/// which no real vendor does; a vendor's limiter closes for a moment and
+/// opens again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Faults {
+    /// Answer `500` (a counted, retried attempt).
+    pub error_ppm: u32,
+    /// Answer `200` after `slow` (delivered, late).
+    pub slow_ppm: u32,
+    /// How late a slow answer is.
+    pub slow: Duration,
+    /// Hold the request for `hang`, then answer `504` without recording a
+    /// delivery: meant to outlast the sender's timeout.
+    pub hang_ppm: u32,
+    /// How long a hung request is held.
+    pub hang: Duration,
+    /// Mean time between rate-limit windows (exponentially distributed);
+    /// zero: never.
+    pub throttle_every: Duration,
+    /// How long a window lasts; every request in it gets `429` with
+    /// `Retry-After` of this many seconds (at least 1).
+    pub throttle_for: Duration,
+}
+
+impl Faults {
+    /// The soak's mix: 5 % `500`, 1 % answered after 250 ms, 0.2 % held
+    /// for 1.5 s (past a 1-s sender timeout), and a 1-s `429` window about
+    /// every 30 s.
+    pub fn soak() -> Faults {
+        Faults {
+            error_ppm: 50_000,
+            slow_ppm: 10_000,
+            slow: Duration::from_millis(250),
+            hang_ppm: 2_000,
+            hang: Duration::from_millis(1500),
+            throttle_every: Duration::from_secs(30),
+            throttle_for: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How often a [`Behaviour::Flaky`] path misbehaved, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FaultCounts {
+    /// Answered `500`.
+    pub errors: u64,
+    /// Answered late (and delivered).
+    pub slow: u64,
+    /// Held past the sender's timeout.
+    pub hung: u64,
+    /// Answered `429` in a rate-limit window.
+    pub throttled: u64,
+    /// Rate-limit windows opened.
+    pub throttle_windows: u64,
+}
+
+/// What a flaky path does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    Error,
+    Slow(Duration),
+    Hang(Duration),
+    Throttle(Duration),
 }
 
 /// What one path received so far.
@@ -49,8 +126,10 @@ pub enum Behaviour {
 pub struct PathReport {
     /// Requests answered 200.
     pub accepted_requests: u64,
-    /// Requests answered 500 or 503.
+    /// Requests answered 500, 503, 429 or 504 (a fault or a pause).
     pub refused_requests: u64,
+    /// The random faults of a flaky path.
+    pub faults: FaultCounts,
     /// Accepted requests without any marker.
     pub without_marker: u64,
     /// Distinct sequence numbers delivered.
@@ -74,6 +153,11 @@ pub struct PathReport {
 struct PathLog {
     accepted_requests: u64,
     refused_requests: u64,
+    faults: FaultCounts,
+    /// When a flaky path's current rate-limit window closes.
+    throttled_until: Option<Instant>,
+    /// When its next window opens.
+    next_throttle: Option<Instant>,
     without_marker: u64,
     duplicates: u64,
     seen: HashSet<u64>,
@@ -176,6 +260,7 @@ impl Receiver {
             PathReport {
                 accepted_requests: log.accepted_requests,
                 refused_requests: log.refused_requests,
+                faults: log.faults,
                 without_marker: log.without_marker,
                 delivered: log.seen.len() as u64,
                 duplicates: log.duplicates,
@@ -188,6 +273,18 @@ impl Receiver {
         };
         report.latency = Latency::of(&mut latencies);
         report
+    }
+
+    /// Send → arrival (nanoseconds) of the first deliveries to `path`
+    /// recorded after the first `from`, and the count to pass next time:
+    /// one window's latencies without copying the whole run's.
+    pub fn latencies_since(&self, path: &str, from: usize) -> (Vec<u64>, usize) {
+        let inner = self.shared.lock();
+        let Some(log) = inner.paths.get(path) else {
+            return (Vec::new(), from);
+        };
+        let all = &log.latencies;
+        (all.get(from..).unwrap_or_default().to_vec(), all.len())
     }
 
     /// The first accepted body that carried a marker, as the gateway sent
@@ -207,27 +304,69 @@ async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Re
         .get(&path)
         .copied()
         .unwrap_or(Behaviour::Accept);
-    if behaviour != Behaviour::Accept {
-        shared
-            .lock()
-            .paths
-            .entry(path)
-            .or_default()
-            .refused_requests += 1;
-        return match behaviour {
-            Behaviour::Pause => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "1")],
-                r#"{"errcode":-1,"errmsg":"paused"}"#,
-            )
-                .into_response(),
-            _ => (
+    let fault = match behaviour {
+        Behaviour::Accept => Fault::None,
+        Behaviour::Flaky(f) => {
+            let mut inner = shared.lock();
+            draw(inner.paths.entry(path.clone()).or_default(), &f, arrived)
+        }
+        Behaviour::Pause | Behaviour::Fail => {
+            shared
+                .lock()
+                .paths
+                .entry(path)
+                .or_default()
+                .refused_requests += 1;
+            return if behaviour == Behaviour::Pause {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::RETRY_AFTER, "1")],
+                    r#"{"errcode":-1,"errmsg":"paused"}"#,
+                )
+                    .into_response()
+            } else {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"errcode":-1,"errmsg":"failing"}"#,
+                )
+                    .into_response()
+            };
+        }
+    };
+    match fault {
+        Fault::None => {}
+        Fault::Slow(d) => tokio::time::sleep(d).await,
+        Fault::Error => {
+            return (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                r#"{"errcode":-1,"errmsg":"failing"}"#,
+                r#"{"errcode":-1,"errmsg":"random failure"}"#,
             )
-                .into_response(),
-        };
+                .into_response();
+        }
+        Fault::Hang(d) => {
+            tokio::time::sleep(d).await;
+            return (
+                StatusCode::GATEWAY_TIMEOUT,
+                r#"{"errcode":-1,"errmsg":"held too long"}"#,
+            )
+                .into_response();
+        }
+        Fault::Throttle(d) => {
+            let secs = d.as_secs().max(1).to_string();
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs)],
+                r#"{"errcode":-1,"errmsg":"rate limited"}"#,
+            )
+                .into_response();
+        }
     }
+    // A slow answer's arrival is when it is answered, as the sender sees it.
+    let (arrived, arrived_unix) = if matches!(fault, Fault::Slow(_)) {
+        (Instant::now(), marker::now_unix_nanos())
+    } else {
+        (arrived, arrived_unix)
+    };
     // Scan outside the lock; one event's marker may appear several times
     // in one body (title, Markdown, text), so keep each seq once.
     let mut markers = marker::scan(&body);
@@ -272,6 +411,62 @@ async fn receive(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) -> Re
         r#"{"errcode":0,"errmsg":"ok"}"#,
     )
         .into_response()
+}
+
+/// Decides, and counts, what a flaky path does with a request arriving at
+/// `now`.
+fn draw(log: &mut PathLog, f: &Faults, now: Instant) -> Fault {
+    let fault = throttle(log, f, now).unwrap_or_else(|| {
+        let roll = fastrand::u32(0..1_000_000);
+        let (e, s) = (f.error_ppm, f.error_ppm.saturating_add(f.slow_ppm));
+        if roll < e {
+            Fault::Error
+        } else if roll < s {
+            Fault::Slow(f.slow)
+        } else if roll < s.saturating_add(f.hang_ppm) {
+            Fault::Hang(f.hang)
+        } else {
+            Fault::None
+        }
+    });
+    let c = &mut log.faults;
+    match fault {
+        Fault::None => return fault,
+        Fault::Slow(_) => c.slow += 1,
+        Fault::Error => c.errors += 1,
+        Fault::Hang(_) => c.hung += 1,
+        Fault::Throttle(_) => c.throttled += 1,
+    }
+    if !matches!(fault, Fault::Slow(_)) {
+        log.refused_requests += 1;
+    }
+    fault
+}
+
+/// `Some(Throttle)` while a rate-limit window is open; opens one when its
+/// time has come and schedules the next.
+fn throttle(log: &mut PathLog, f: &Faults, now: Instant) -> Option<Fault> {
+    if f.throttle_every.is_zero() {
+        return None;
+    }
+    let next = *log
+        .next_throttle
+        .get_or_insert_with(|| now + exponential(f.throttle_every));
+    if now >= next {
+        log.throttled_until = Some(now + f.throttle_for);
+        log.next_throttle = Some(now + f.throttle_for + exponential(f.throttle_every));
+        log.faults.throttle_windows += 1;
+    }
+    let until = log.throttled_until?;
+    (now < until).then(|| Fault::Throttle(until - now))
+}
+
+/// A random wait with mean `mean`, exponentially distributed (the gaps of
+/// a Poisson process), capped at ten means.
+fn exponential(mean: Duration) -> Duration {
+    // 1 - U lies in (0, 1], so the logarithm is finite.
+    let u = 1.0 - fastrand::f64();
+    mean.mul_f64((-u.ln()).min(10.0))
 }
 
 #[cfg(test)]
@@ -334,5 +529,56 @@ mod tests {
         assert_eq!(req.send().await.unwrap().status().as_u16(), 200);
         assert_eq!(peer.report("/peer").delivered, 1);
         assert!(peer.sample_body().is_none(), "a peer's body is no sample");
+    }
+
+    #[test]
+    fn flaky_paths_fail_throttle_and_count() {
+        let now = Instant::now();
+        let mut log = PathLog::default();
+        let always = Faults {
+            error_ppm: 1_000_000,
+            slow_ppm: 0,
+            slow: Duration::ZERO,
+            hang_ppm: 0,
+            hang: Duration::ZERO,
+            throttle_every: Duration::ZERO,
+            throttle_for: Duration::ZERO,
+        };
+        assert_eq!(draw(&mut log, &always, now), Fault::Error);
+        let never = Faults {
+            error_ppm: 0,
+            ..always
+        };
+        assert_eq!(draw(&mut log, &never, now), Fault::None);
+        let hang = Faults {
+            hang_ppm: 1_000_000,
+            hang: Duration::from_secs(2),
+            ..never
+        };
+        assert_eq!(
+            draw(&mut log, &hang, now),
+            Fault::Hang(Duration::from_secs(2))
+        );
+        let limited = Faults {
+            throttle_every: Duration::from_nanos(1),
+            throttle_for: Duration::from_secs(1),
+            ..never
+        };
+        // The first window opens within ten nanoseconds, then lasts a second.
+        let _ = draw(&mut log, &limited, now);
+        let later = now + Duration::from_millis(1);
+        assert!(matches!(
+            draw(&mut log, &limited, later),
+            Fault::Throttle(_)
+        ));
+        assert_eq!(log.faults.errors, 1);
+        assert_eq!(log.faults.hung, 1);
+        assert!(log.faults.throttled >= 1 && log.faults.throttle_windows >= 1);
+        assert_eq!(
+            log.refused_requests,
+            log.faults.errors + log.faults.hung + log.faults.throttled
+        );
+        let gap = exponential(Duration::from_secs(1));
+        assert!(gap <= Duration::from_secs(10), "{gap:?}");
     }
 }

@@ -3,6 +3,8 @@
 //! machine and the exact command, since raw figures mean little without
 //! them.
 
+mod soak;
+
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -13,7 +15,7 @@ use crate::ceiling::Ceilings;
 use crate::ceiling::egress::IN_FLIGHT;
 use crate::ceiling::storage::WRITERS;
 use crate::load::LoadReport;
-use crate::scenario::{Backlog, Failing, Flow, PeerRun, Peers, Sizes, Startup};
+use crate::scenario::{Backlog, Failing, Flow, PeerRun, Peers, Sizes, Soak, Startup};
 
 /// The machine the run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -84,6 +86,8 @@ pub struct Results {
     pub backlog: Option<Backlog>,
     /// `peers`.
     pub peers: Option<Peers>,
+    /// `soak`.
+    pub soak: Option<Soak>,
     /// The ceilings.
     pub ceilings: Option<Ceilings>,
 }
@@ -224,6 +228,9 @@ pub fn rows(r: &Results) -> Vec<Row> {
     }
     if let Some(b) = &r.backlog {
         backlog_rows(&mut rows, b, &c);
+    }
+    if let Some(s) = &r.soak {
+        soak::rows(&mut rows, s);
     }
     rows
 }
@@ -774,12 +781,33 @@ pub fn markdown(r: &Report) -> String {
             let _ = writeln!(md, "| {what} | {figures} |");
         }
     }
+    if let Some(s) = &r.results.soak {
+        md.push_str(&soak::section(s));
+    }
     md
 }
 
-/// Writes `report.md` and `report.json` into `dir`.
+/// Writes `report.md` and `report.json` into `dir`, and the soak's chart
+/// when it ran.
 pub fn write(dir: &Path, report: &Report) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    if let Some(s) = &report.results.soak {
+        let length = if s.secs >= 120.0 {
+            format!("{:.0} min", s.secs / 60.0)
+        } else {
+            format!("{} s", s.secs)
+        };
+        let subtitle = format!(
+            "{} UTC: {:.0} events/s for {length}, receiver failing at random, plugin reloaded every {} s; {} cores",
+            report.started_at, s.rate, s.reload_secs, report.machine.nproc
+        );
+        let svg = dir.join(soak::CHART);
+        std::fs::write(
+            &svg,
+            crate::scenario::soak_chart(&s.samples, &s.reloads, &subtitle).svg(),
+        )
+        .with_context(|| format!("cannot write {}", svg.display()))?;
+    }
     let md = dir.join("report.md");
     std::fs::write(&md, markdown(report))
         .with_context(|| format!("cannot write {}", md.display()))?;

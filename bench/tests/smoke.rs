@@ -1,7 +1,9 @@
 //! The whole suite, tiny (`--smoke`), against the debug `carillon` binary:
 //! every scenario and ceiling runs, events are accepted and delivered, and
 //! the report is written. No figure is asserted: timing is measured by the
-//! suite, never asserted in tests. Peers are not run.
+//! suite, never asserted in tests (nor is the soak's flatness verdict).
+//! Peers are not run; the soak, which is not in the default list, is
+//! named so that its seconds-long variant runs too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,6 +49,9 @@ fn the_smoke_suite_accepts_delivers_and_reports() {
     let work = tempfile::tempdir().unwrap();
     let run = Command::new(env!("CARGO_BIN_EXE_carillon-bench"))
         .arg("--smoke")
+        .args([
+            "startup", "steady", "burst", "failing", "backlog", "peers", "soak",
+        ])
         .arg("--carillon")
         .arg(&carillon)
         .arg("--out")
@@ -114,6 +119,27 @@ fn the_smoke_suite_accepts_delivers_and_reports() {
     assert_eq!(n(&deliver["failed"]), 0, "{deliver}");
     assert!(report["machine"]["nproc"].as_u64().unwrap() > 0);
     assert!(r["peers"].is_null(), "--smoke runs no peer: {}", r["peers"]);
+
+    let soak = &r["soak"];
+    assert!(n(&soak["load"]["accepted"]) > 0, "{soak}");
+    assert!(
+        soak["samples"].as_array().is_some_and(|s| s.len() >= 3),
+        "a baseline and a sample per second: {soak}"
+    );
+    assert_eq!(
+        soak["drained"]["unaccounted"], 0,
+        "every accepted event delivered or still queued: {soak}"
+    );
+    assert!(
+        soak["reloads"].as_array().is_some_and(|r| !r.is_empty()),
+        "a plugin reload ran: {soak}"
+    );
+    assert!(md.contains("## Soak"), "{md}");
+    let svg = std::fs::read_to_string(out.path().join("soak.svg")).expect("soak.svg");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "{svg}"
+    );
     assert!(
         md.contains("peers: skipped (--smoke)"),
         "the skip is in the report"

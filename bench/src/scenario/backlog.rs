@@ -57,6 +57,7 @@ pub async fn backlog(ctx: &Context) -> anyhow::Result<Backlog> {
         destinations: [("backlog".to_owned(), ctx.webhook(path))].into(),
         // Room for the whole backlog: the default bound is 1,000,000.
         max_pending: Some(count.saturating_mul(2).max(1_000_000)),
+        ..Setup::default()
     };
     let mut gateway = ctx.gateway("backlog", &setup).await?;
     let data = gateway.dir().join("data");

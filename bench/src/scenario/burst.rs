@@ -11,7 +11,7 @@ pub async fn burst(ctx: &Context) -> anyhow::Result<Flow> {
     let path = "/burst";
     let setup = Setup {
         destinations: [("burst".to_owned(), ctx.webhook(path))].into(),
-        max_pending: None,
+        ..Setup::default()
     };
     let mut gateway = ctx.gateway("burst", &setup).await?;
     let result = flow(

@@ -72,7 +72,7 @@ async fn run(ctx: &Context, label: &str, fail_last: bool) -> anyhow::Result<Fail
             .iter()
             .map(|name| (name.clone(), ctx.webhook(&path(name))))
             .collect(),
-        max_pending: None,
+        ..Setup::default()
     };
     let mut gateway = ctx.gateway(&format!("failing-{label}"), &setup).await?;
     let until = Until::Elapsed(Duration::from_secs_f64(ctx.sizes.failing_secs));

@@ -5,6 +5,7 @@ mod backlog;
 mod burst;
 mod failing;
 mod peers;
+mod soak;
 mod startup;
 mod steady;
 
@@ -18,6 +19,9 @@ pub use backlog::{Backlog, backlog};
 pub use burst::burst;
 pub use failing::{Failing, FailingRun, failing};
 pub use peers::{PeerPaths, PeerRun, Peers, peers};
+pub use soak::{
+    Drained, Probe, Reload, Sample, SeriesVerdict, Soak, Verdict, chart as soak_chart, soak,
+};
 pub use startup::{Startup, startup};
 pub use steady::steady;
 
@@ -52,6 +56,19 @@ pub struct Sizes {
     pub peer_alerts: Vec<u64>,
     /// `peers`: messages sent through Apprise (one at a time).
     pub peer_messages: u64,
+    /// `soak`: seconds of load.
+    pub soak_secs: f64,
+    /// `soak`: events a second (half the probe's maximum when `None`).
+    pub soak_rate: Option<f64>,
+    /// `soak`: seconds of the probe that measures the maximum.
+    pub soak_probe_secs: f64,
+    /// `soak`: seconds between plugin reloads.
+    pub soak_reload_secs: f64,
+    /// `soak`: seconds between samples.
+    pub soak_sample_secs: f64,
+    /// `soak`: the gateway's retention of delivered deliveries, unrouted
+    /// events and idempotency keys.
+    pub soak_retention_secs: u64,
 }
 
 impl Sizes {
@@ -69,6 +86,12 @@ impl Sizes {
             destination_concurrency: None,
             peer_alerts: vec![10_000],
             peer_messages: 2_000,
+            soak_secs: 3600.0,
+            soak_rate: None,
+            soak_probe_secs: 10.0,
+            soak_reload_secs: 180.0,
+            soak_sample_secs: 60.0,
+            soak_retention_secs: 600,
         }
     }
 
@@ -87,6 +110,13 @@ impl Sizes {
             // Never used: --smoke skips the peers.
             peer_alerts: vec![100],
             peer_messages: 50,
+            // A few windows and one reload, to see that the pieces work.
+            soak_secs: 4.0,
+            soak_rate: None,
+            soak_probe_secs: 1.0,
+            soak_reload_secs: 0.5,
+            soak_sample_secs: 1.0,
+            soak_retention_secs: 60,
         }
     }
 }
@@ -171,9 +201,21 @@ impl Context {
         &self,
         paths: &[String],
         each: u64,
+        alive: impl FnMut() -> anyhow::Result<()>,
+    ) -> anyhow::Result<bool> {
+        let timeout = Duration::from_secs_f64(self.sizes.drain_timeout_secs);
+        self.wait_arrivals_for(paths, each, timeout, alive).await
+    }
+
+    /// [`Context::wait_arrivals`] with its own `timeout`.
+    pub async fn wait_arrivals_for(
+        &self,
+        paths: &[String],
+        each: u64,
+        timeout: Duration,
         mut alive: impl FnMut() -> anyhow::Result<()>,
     ) -> anyhow::Result<bool> {
-        let deadline = Instant::now() + Duration::from_secs_f64(self.sizes.drain_timeout_secs);
+        let deadline = Instant::now() + timeout;
         let mut progress = self.receiver.progress();
         loop {
             progress.borrow_and_update();

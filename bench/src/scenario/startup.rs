@@ -56,7 +56,7 @@ pub async fn startup(ctx: &Context) -> anyhow::Result<Startup> {
             ),
         ]
         .into(),
-        max_pending: None,
+        ..Setup::default()
     };
     // Not `ctx.gateway`: this one must start without a seeded cache.
     let dir = ctx.work.join("startup");

@@ -12,7 +12,7 @@ pub async fn steady(ctx: &Context) -> anyhow::Result<Flow> {
     let path = "/steady";
     let setup = Setup {
         destinations: [("steady".to_owned(), ctx.webhook(path))].into(),
-        max_pending: None,
+        ..Setup::default()
     };
     let mut gateway = ctx.gateway("steady", &setup).await?;
     let until = Until::Elapsed(Duration::from_secs_f64(ctx.sizes.steady_secs));
