@@ -10,7 +10,7 @@ use std::time::Duration;
 use carillon::config::{Config, Resolver};
 use carillon::dispatch::DispatchConfig;
 use carillon::gateway::{Gateway, Options};
-use carillon_outbox::{ManualClock, Timestamp};
+use carillon_outbox::{Clock, ManualClock, SystemClock};
 use carillon_tests::fakes::webhook::{Received, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -77,13 +77,8 @@ impl Gw {
             base_dir: dir.path(),
         };
         let config = Config::from_toml(&text, &resolver).unwrap_or_else(|p| panic!("config: {p}"));
-        let real_now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
-        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(
-            u64::try_from(real_now).unwrap(),
-        )));
+        // Starts at the real time, so event times and deadlines read as usual.
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let options = Options {
             clock: clock.clone(),
             dispatch: DispatchConfig {
