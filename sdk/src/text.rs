@@ -5,10 +5,27 @@ use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use crate::{Field, Severity};
 
+/// Lists nested deeper than this are indented as if this deep: each item
+/// repeats its indent, so unbounded depth makes the text grow with the
+/// square of the input (`- - - …`).
+pub const MAX_NESTING: usize = 8;
+
+/// The text ends, with [`TRUNCATED`], once it passes 4 × the Markdown's
+/// size plus this: repeated reference links and deep nesting must not turn
+/// a small message into a large one.
+pub const TEXT_SLACK: usize = 4096;
+
+/// What ends a text cut by the output budget.
+pub const TRUNCATED: &str = " … (truncated)";
+
 /// Plain text from CommonMark: emphasis and headings lose their markers,
 /// links keep their URL in brackets, list items get `- ` or `1. `, code
-/// stays as written, raw HTML is dropped.
+/// stays as written, raw HTML is dropped. Bounded: nesting is drawn at most
+/// [`MAX_NESTING`] deep, and the text is at most 4 × the Markdown plus
+/// [`TEXT_SLACK`] (then cut on a character boundary, ending in
+/// [`TRUNCATED`]).
 pub fn markdown_to_text(markdown: &str) -> String {
+    let budget = markdown.len().saturating_mul(4).saturating_add(TEXT_SLACK);
     let mut out = String::with_capacity(markdown.len());
     let mut links: Vec<String> = Vec::new();
     let mut lists: Vec<Option<u64>> = Vec::new();
@@ -21,7 +38,7 @@ pub fn markdown_to_text(markdown: &str) -> String {
             Event::SoftBreak | Event::HardBreak => out.push('\n'),
             Event::Rule => out.push_str("\n----\n"),
             Event::Start(Tag::Item) => {
-                let depth = lists.len().saturating_sub(1);
+                let depth = lists.len().saturating_sub(1).min(MAX_NESTING);
                 out.push_str(&"  ".repeat(depth));
                 match lists.last_mut() {
                     Some(Some(n)) => {
@@ -68,6 +85,15 @@ pub fn markdown_to_text(markdown: &str) -> String {
             Event::End(TagEnd::Table) => out.push('\n'),
             Event::TaskListMarker(done) => out.push_str(if done { "[x] " } else { "[ ] " }),
             _ => {}
+        }
+        if out.len() > budget {
+            let mut cut = budget;
+            while !out.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            out.truncate(cut);
+            out.push_str(TRUNCATED);
+            return out;
         }
     }
     out.trim_end().to_owned()
@@ -280,5 +306,26 @@ mod tests {
             markdown_to_text(&escape_markdown("**not bold**")),
             "**not bold**"
         );
+    }
+
+    #[test]
+    fn nesting_and_repeated_links_stay_within_the_budget() {
+        let nested: String = (0..1000)
+            .map(|d| format!("{}- x\n", "  ".repeat(d)))
+            .collect();
+        let text = markdown_to_text(&nested);
+        assert!(text.len() <= nested.len() * 4 + TEXT_SLACK + TRUNCATED.len());
+        assert!(
+            text.lines().all(|l| l.len() <= MAX_NESTING * 2 + 4),
+            "{text}"
+        );
+        let links = format!(
+            "{}\n\n[r]: https://example.com/{}",
+            "[a][r] ".repeat(500),
+            "p".repeat(400)
+        );
+        let text = markdown_to_text(&links);
+        assert!(text.len() <= links.len() * 4 + TEXT_SLACK + TRUNCATED.len());
+        assert!(text.ends_with(TRUNCATED), "{}", text.len());
     }
 }
