@@ -15,10 +15,17 @@ pub const SLACK: usize = 4096;
 
 /// Panics unless `output` bytes are within the bound for `input` bytes.
 pub fn assert_bounded(what: &str, output: usize, input: usize) {
-    let limit = AMPLIFICATION.saturating_mul(input).saturating_add(SLACK);
+    assert_bounded_with(what, output, input, SLACK);
+}
+
+/// [`assert_bounded`] with another constant part: a converter whose
+/// product limit allows more than [`SLACK`] (Alertmanager's
+/// `ServerLimits::EXPANSION_ALLOWANCE`) is checked against that limit.
+pub fn assert_bounded_with(what: &str, output: usize, input: usize, slack: usize) {
+    let limit = AMPLIFICATION.saturating_mul(input).saturating_add(slack);
     assert!(
         output <= limit,
-        "{what}: {output} bytes out of {input} bytes in (limit {AMPLIFICATION} x input + {SLACK})"
+        "{what}: {output} bytes out of {input} bytes in (limit {AMPLIFICATION} x input + {slack})"
     );
 }
 
@@ -66,11 +73,22 @@ pub fn check_parsed(
     input: usize,
     item_prefix: &dyn Fn(usize) -> String,
 ) -> Vec<Event> {
+    check_parsed_with(what, result, input, item_prefix, SLACK)
+}
+
+/// [`check_parsed`] with the bound's constant part given.
+pub fn check_parsed_with(
+    what: &str,
+    result: Result<Parsed, ParseError>,
+    input: usize,
+    item_prefix: &dyn Fn(usize) -> String,
+    slack: usize,
+) -> Vec<Event> {
     let parsed = match result {
         Ok(parsed) => parsed,
         Err(ParseError::Invalid(errors)) => {
             let size = check_errors(&errors, None);
-            assert_bounded(what, size, input);
+            assert_bounded_with(what, size, input, slack);
             return Vec::new();
         }
         Err(ParseError::Json { line, message, .. }) => {
@@ -105,7 +123,7 @@ pub fn check_parsed(
             }
         }
     }
-    assert_bounded(what, size, input);
+    assert_bounded_with(what, size, input, slack);
     events
 }
 
