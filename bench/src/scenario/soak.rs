@@ -83,8 +83,10 @@ pub struct Drained {
     pub complete: bool,
     /// Accepted events that never arrived.
     pub undelivered: u64,
-    /// `undelivered` minus what the outbox still holds: events lost (0
-    /// when the gateway keeps its promise).
+    /// `undelivered` minus what the outbox still holds: events lost when
+    /// positive. Negative when the outbox still holds deliveries the
+    /// receiver already got (an answer that came after the plugin's
+    /// timeout: at-least-once, a duplicate to come).
     pub unaccounted: i64,
     /// From the end of the load to the last delivery (or the limit).
     pub drain_secs: f64,
