@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -101,13 +101,15 @@ pub async fn run(target: &Target, connections: usize, until: Until) -> anyhow::R
 /// `connections` requests in flight. A connection that falls behind the
 /// schedule sends at once, so a slow answer delays at most the events of
 /// its own connection and the rate recovers afterwards; `accepted` counts
-/// each 202 as it comes (for sampling during the run).
+/// each 202 as it comes (for sampling during the run); setting `stop`
+/// ends the run early.
 pub async fn run_at_rate(
     target: &Target,
     connections: usize,
     rate: f64,
     duration: Duration,
     accepted: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
 ) -> anyhow::Result<LoadReport> {
     let pace = Pace {
         rate: if rate.is_finite() && rate > 0.0 {
@@ -116,6 +118,7 @@ pub async fn run_at_rate(
             1.0
         },
         accepted,
+        stop,
     };
     drive(target, connections, Until::Elapsed(duration), Some(pace)).await
 }
@@ -125,6 +128,7 @@ pub async fn run_at_rate(
 struct Pace {
     rate: f64,
     accepted: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
 }
 
 async fn drive(
@@ -172,6 +176,9 @@ async fn drive(
                         break;
                     };
                     tokio::time::sleep_until(due.into()).await;
+                    if p.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
                 }
                 let body = event(seq, marker::now_unix_nanos());
                 let t = Instant::now();

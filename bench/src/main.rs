@@ -106,6 +106,10 @@ struct Args {
     /// events and idempotency keys, in seconds [default: 600].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     soak_retention_secs: Option<u64>,
+    /// `soak`: stop the load early when the gateway's data directory
+    /// passes this many GiB (the disk is usually shared) [default: 10].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=16_384))]
+    soak_disk_limit_gib: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -202,6 +206,9 @@ fn sizes(args: &Args) -> Sizes {
     s.soak_reload_secs = args.soak_reload_secs.unwrap_or(s.soak_reload_secs);
     s.soak_sample_secs = args.soak_sample_secs.unwrap_or(s.soak_sample_secs);
     s.soak_retention_secs = args.soak_retention_secs.unwrap_or(s.soak_retention_secs);
+    if let Some(gib) = args.soak_disk_limit_gib {
+        s.soak_disk_limit_bytes = gib << 30;
+    }
     s
 }
 

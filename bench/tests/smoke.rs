@@ -126,8 +126,12 @@ fn the_smoke_suite_accepts_delivers_and_reports() {
         soak["samples"].as_array().is_some_and(|s| s.len() >= 3),
         "a baseline and a sample per second: {soak}"
     );
-    assert_eq!(
-        soak["drained"]["unaccounted"], 0,
+    // Negative when the outbox still holds a delivery the receiver got
+    // after the plugin had timed out: a duplicate to come, not a loss.
+    assert!(
+        soak["drained"]["unaccounted"]
+            .as_i64()
+            .is_some_and(|u| u <= 0),
         "every accepted event delivered or still queued: {soak}"
     );
     assert!(

@@ -130,6 +130,9 @@ pub fn section(s: &Soak) -> String {
         s.retention_secs,
         s.concurrency
     );
+    if let Some(why) = &s.stopped_early {
+        let _ = writeln!(md, "\n**Stopped early**: {why}.");
+    }
     let f = &s.fault_counts;
     let _ = writeln!(
         md,

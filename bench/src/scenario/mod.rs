@@ -69,6 +69,8 @@ pub struct Sizes {
     /// `soak`: the gateway's retention of delivered deliveries, unrouted
     /// events and idempotency keys.
     pub soak_retention_secs: u64,
+    /// `soak`: the data directory size at which the load stops early.
+    pub soak_disk_limit_bytes: u64,
 }
 
 impl Sizes {
@@ -92,6 +94,7 @@ impl Sizes {
             soak_reload_secs: 180.0,
             soak_sample_secs: 60.0,
             soak_retention_secs: 600,
+            soak_disk_limit_bytes: 10 << 30,
         }
     }
 
@@ -117,6 +120,7 @@ impl Sizes {
             soak_reload_secs: 0.5,
             soak_sample_secs: 1.0,
             soak_retention_secs: 60,
+            soak_disk_limit_bytes: 10 << 30,
         }
     }
 }

@@ -20,7 +20,7 @@ mod sample;
 mod verdict;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ use crate::driver::{Gateway, Setup};
 use crate::latency::Latency;
 use crate::load::{self, LoadReport, Until};
 use crate::receiver::{Behaviour, FaultCounts, Faults};
+
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// The receiver path the soak delivers to.
 const PATH: &str = "/soak";
@@ -81,8 +83,10 @@ pub struct Drained {
     pub complete: bool,
     /// Accepted events that never arrived.
     pub undelivered: u64,
-    /// `undelivered` minus what the outbox still holds: events lost (0
-    /// when the gateway keeps its promise).
+    /// `undelivered` minus what the outbox still holds: events lost when
+    /// positive. Negative when the outbox still holds deliveries the
+    /// receiver already got (an answer that came after the plugin's
+    /// timeout: at-least-once, a duplicate to come).
     pub unaccounted: i64,
     /// From the end of the load to the last delivery (or the limit).
     pub drain_secs: f64,
@@ -116,6 +120,8 @@ pub struct Soak {
     /// Samples that could not be taken (the gateway did not answer
     /// `/metrics` in time), with the reason.
     pub missed_samples: Vec<String>,
+    /// Why the load stopped before its time, when it did.
+    pub stopped_early: Option<String>,
     /// Every plugin upgrade.
     pub reloads: Vec<Reload>,
     /// What the receiver did on purpose.
@@ -195,12 +201,14 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
     }];
 
     let accepted = Arc::new(AtomicU64::new(0));
+    let stop_load = Arc::new(AtomicBool::new(false));
     let secs = Duration::from_secs_f64(sizes.soak_secs);
     let started = Instant::now();
     let mut load_task = tokio::spawn({
         let (target, accepted) = (gateway.ingest(), Arc::clone(&accepted));
+        let stop = Arc::clone(&stop_load);
         let connections = sizes.connections;
-        async move { load::run_at_rate(&target, connections, rate, secs, accepted).await }
+        async move { load::run_at_rate(&target, connections, rate, secs, accepted, stop).await }
     });
     let reloads = Arc::new(Mutex::new(Vec::<Reload>::new()));
     let stop_reloads = Arc::new(tokio::sync::Notify::new());
@@ -224,6 +232,7 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
         cursor: 0,
     };
     let mut missed = Vec::new();
+    let mut stopped_early = None;
     let mut k = 1u32;
     let outcome = loop {
         let due = started + every * k;
@@ -247,7 +256,20 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
             Ok(s) => {
                 eprintln!("carillon-bench: soak {}", s.line());
                 record(out, &live, &s, &samples, &lock(&reloads))?;
+                let full = s.data_dir_bytes > sizes.soak_disk_limit_bytes;
                 samples.push(s);
+                if full {
+                    // The machine's disk is shared: stop before it fills.
+                    let why = format!(
+                        "the data directory passed --soak-disk-limit-gib ({:.1} GiB) at {:.1} min",
+                        sizes.soak_disk_limit_bytes as f64 / GIB,
+                        started.elapsed().as_secs_f64() / 60.0
+                    );
+                    eprintln!("carillon-bench: soak stopped early: {why}");
+                    stopped_early = Some(why);
+                    stop_load.store(true, Ordering::Relaxed);
+                    break Ok(());
+                }
             }
             Err(e) => {
                 let at = started.elapsed().as_secs_f64();
@@ -329,6 +351,7 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
         load,
         samples,
         missed_samples: missed,
+        stopped_early,
         reloads,
         fault_counts: got.faults,
         delivered: got.delivered,
