@@ -97,6 +97,10 @@ pub fn check_parsed_with(
             return Vec::new();
         }
         Err(ParseError::UnsupportedMediaType { .. }) => return Vec::new(),
+        // The limits ingest applies (issue 28 item 2): a refusal, no events.
+        Err(ParseError::TooManyAlerts { .. } | ParseError::TooMuchToStore { .. }) => {
+            return Vec::new();
+        }
     };
     if !parsed.batch {
         assert_eq!(
