@@ -96,13 +96,7 @@ pub async fn deliveries(
             });
         }
     }
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidParameter {
-            name: "limit",
-            message: "must be between 1 and 1000".into(),
-        });
-    }
+    let limit = super::page_limit(q.limit)?;
     let after = match q.after.as_deref() {
         Some(token) => Some(
             DeadCursor::from_token(token).ok_or(ApiError::InvalidParameter {

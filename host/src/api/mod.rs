@@ -34,6 +34,20 @@ pub use self::error::ApiError;
 pub(crate) use self::ingest::prepare;
 use self::metrics::ApiMetrics;
 pub use self::timer_fire::{fire_due, run as run_timers};
+
+/// A listing's `limit` query parameter: 100 when absent, 1 to 1,000 (a
+/// page is read and answered whole, so its size is bounded).
+fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::InvalidParameter {
+            name: "limit",
+            message: "must be between 1 and 1000".into(),
+        })
+    }
+}
 use crate::catalog::{Catalog, Reloader};
 use crate::config::Config;
 use crate::dispatch::Waker;

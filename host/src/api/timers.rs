@@ -64,6 +64,13 @@ fn text(started: &Started, keys: &[&str]) -> Option<String> {
         .and_then(|v| v.as_str().map(str::to_owned))
 }
 
+/// A timer's task type, read from its payload alone (the filter runs on
+/// every timer a page scans).
+fn started_task_type(t: &Timer) -> Option<String> {
+    let started: Started = serde_json::from_slice(&t.payload).ok()?;
+    crate::timeout::task_type(&started.event).map(str::to_owned)
+}
+
 fn out(t: &Timer) -> TimerOut {
     let started: Option<Started> = serde_json::from_slice(&t.payload).ok();
     TimerOut {
@@ -75,7 +82,8 @@ fn out(t: &Timer) -> TimerOut {
         run_id: started.as_ref().map(|s| s.run_id.clone()),
         task_type: started
             .as_ref()
-            .and_then(|s| text(s, &["tasktype", "task_type"])),
+            .and_then(|s| crate::timeout::task_type(&s.event))
+            .map(str::to_owned),
         taskname: started
             .as_ref()
             .and_then(|s| text(s, &["taskname", "task_name"])),
@@ -94,13 +102,7 @@ pub async fn list(
         name: "query",
         message: e.body_text(),
     })?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::InvalidParameter {
-            name: "limit",
-            message: "must be between 1 and 1000".into(),
-        });
-    }
+    let limit = super::page_limit(q.limit)?;
     let after = match q.after.as_deref() {
         Some(a) => Some(TimerId::parse(a).ok_or(ApiError::InvalidParameter {
             name: "after",
@@ -112,7 +114,7 @@ pub async fn list(
         q.source.as_ref().is_none_or(|s| &t.source == s)
             && q.task_type
                 .as_ref()
-                .is_none_or(|ty| out(t).task_type.as_ref() == Some(ty))
+                .is_none_or(|ty| started_task_type(t).as_deref() == Some(ty.as_str()))
     })?;
     Ok(Json(TimersPage {
         items: items.iter().map(out).collect(),

@@ -127,8 +127,9 @@ fn run_id(event: &Event) -> Result<Option<String>, FieldError> {
     }
 }
 
-/// The task type, where templates find it too.
-fn task_type(event: &Event) -> Option<&str> {
+/// The task type, where templates find it too (also what `GET /v1/timers`
+/// shows and filters by).
+pub(crate) fn task_type(event: &Event) -> Option<&str> {
     let data = &event.data;
     data.get("tasktype")
         .or_else(|| data.get("task_type"))
