@@ -1,6 +1,7 @@
 //! Turning a channel-neutral message into a DingTalk robot body: picks the
 //! message type, maps mentions, guarantees a keyword and fits the size limit.
 
+use carillon_sdk::dialect::{self, Dialect};
 use carillon_sdk::mention::Audience;
 use carillon_sdk::{DeliverError, Message, Table, fit, keywords, locale, log, table, text};
 use serde_json::{Value, json};
@@ -59,27 +60,28 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
             format!("{shown}{}", table::mark(tone))
         })
     };
+    // DingTalk's Markdown subset (docs/vendors/dingtalk.md#markdown-dialect).
+    let converted;
     let body_text = if markdown {
-        &message.markdown
+        converted = dialect::convert(&message.markdown, Dialect::DingTalk);
+        &converted
     } else {
         &message.text
     };
     let rows = message.table.as_ref().map_or(0, |t| t.rows.len());
     // The title (with `keyword` in front when given) and the visible text.
     let compose = |keyword: Option<&str>, body: &str, rows: usize| -> (String, String) {
-        let prefix = keyword.map(|k| format!("{k} ")).unwrap_or_default();
-        let title = format!("{prefix}{}", message.title);
-        let badge = text::severity_emoji(message.severity);
+        // One severity marker, in front of the heading (and of the title
+        // the conversation list shows).
+        let title = text::marked_title(None, keyword, &message.title);
+        let marked = text::marked_title(Some(message.severity), keyword, &message.title);
         let head = if markdown {
-            format!(
-                "#### {badge} {prefix}{}",
-                text::escape_markdown(&message.title)
-            )
+            format!("#### {}", dialect::escape(&marked, Dialect::DingTalk))
         } else {
-            format!("{badge} {title}")
+            marked
         };
         let fields = if markdown {
-            text::markdown_fields(&message.fields, "- ")
+            dialect::fields(&message.fields, "- ", Dialect::DingTalk)
         } else {
             text::plain_fields(&message.fields)
         };
@@ -93,11 +95,12 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
             && let Some(link) = &message.link
         {
             let label = locale::link_label(link, locale);
-            sections.push(if markdown {
-                format!("[{}]({})", text::escape_markdown(&label), link.url)
+            let shown = if markdown {
+                Dialect::DingTalk
             } else {
-                format!("{label}: {}", link.url)
-            });
+                Dialect::Plain
+            };
+            sections.push(dialect::link(&label, &link.url, shown));
         }
         sections.push(at_line(&at));
         let tail = fit::join_sections(&sections.iter().map(String::as_str).collect::<Vec<_>>());

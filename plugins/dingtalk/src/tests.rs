@@ -114,6 +114,24 @@ fn keyword_is_added_to_the_title_only_when_missing() {
 }
 
 #[test]
+fn a_titles_own_marker_is_the_only_one() {
+    let h = Harness::<DingTalk>::new();
+    let config = json!({ "webhook": HOOK, "keywords": ["告警"] });
+    let mut message = sample_message();
+    message.title = "❌ nightly_load failed".into();
+    message.severity = carillon_sdk::Severity::Error;
+    message.link = None;
+    let body = json_body(&expect_http(h.render(&config, &message).unwrap()));
+    let text = body["markdown"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("#### ❌ 告警 nightly\\_load failed"),
+        "{text}"
+    );
+    assert_eq!(text.matches('❌').count(), 1, "{text}");
+    assert_eq!(body["markdown"]["title"], "❌ 告警 nightly_load failed");
+}
+
+#[test]
 fn mentions_are_mapped_and_written_into_the_text() {
     let h = Harness::<DingTalk>::new();
     let config = json!({ "webhook": HOOK, "at_user_ids": ["lead"] });

@@ -2,11 +2,12 @@
 //! the table component (docs/vendors/lark.md, "Message types", "Mentions",
 //! "Tables"), signing, the keyword guarantee and the size budget.
 
+use carillon_sdk::dialect::{self, Dialect};
 use carillon_sdk::mention::defuse_at;
 use carillon_sdk::table::{self, Tone};
 use carillon_sdk::{
     Context, DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, keywords, locale,
-    log,
+    log, text as sdk_text,
 };
 use serde_json::{Map, Value, json};
 
@@ -94,7 +95,8 @@ pub fn request(
         targets: targets(config, message),
     };
     let body = match config.msg_type {
-        MsgType::Interactive => defuse_at(&message.markdown),
+        // The card's `lark_md` dialect (docs/vendors/lark.md#markdown-dialect).
+        MsgType::Interactive => dialect::convert(&message.markdown, Dialect::LarkMd),
         MsgType::Post => message.text.clone(),
         MsgType::Text => defuse_at(&message.text),
     };
@@ -104,10 +106,14 @@ pub fn request(
             .unwrap_or_default()
     };
     let bytes = keywords::guarantee(&config.keywords, visible, |keyword| {
-        let title = match keyword {
-            Some(keyword) => format!("{keyword} {}", message.title),
-            None => message.title.clone(),
+        // One severity marker: a card's header colour shows the severity,
+        // so it keeps only the title's own marker; posts and text put one
+        // in front.
+        let severity = match config.msg_type {
+            MsgType::Interactive => None,
+            MsgType::Post | MsgType::Text => Some(message.severity),
         };
+        let title = sdk_text::marked_title(severity, keyword, &message.title);
         parts.fit(&title, &body)
     })?;
     Ok(HttpRequest::post_json_bytes(&config.webhook, bytes))
@@ -160,7 +166,13 @@ impl Parts<'_> {
             let lines: Vec<String> = self
                 .fields
                 .iter()
-                .map(|(name, value)| format!("**{}**: {}", defuse_at(name), defuse_at(value)))
+                .map(|(name, value)| {
+                    format!(
+                        "**{}**: {}",
+                        dialect::escape(name, Dialect::LarkMd),
+                        dialect::escape(value, Dialect::LarkMd)
+                    )
+                })
                 .collect();
             elements.push(lark_md(lines.join("\n")));
         }
@@ -241,17 +253,13 @@ impl Parts<'_> {
             "en_us"
         };
         json!({ "post": { language: {
-            "title": format!("{}{}", severity_mark(self.message.severity), title),
+            "title": title,
             "content": paragraphs,
         } } })
     }
 
     fn text(&self, title: &str, body: &str, rows: usize) -> String {
-        let mut lines = vec![format!(
-            "{}{}",
-            severity_mark(self.message.severity),
-            defuse_at(title)
-        )];
+        let mut lines = vec![defuse_at(title)];
         if !body.trim().is_empty() {
             lines.push(body.to_owned());
         }
@@ -375,17 +383,6 @@ fn header_colour(severity: Severity) -> &'static str {
         Severity::Warning => "orange",
         Severity::Error => "red",
         Severity::Critical => "carmine",
-    }
-}
-
-/// A severity marker for titles of posts and text, which have no colour.
-fn severity_mark(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "",
-        Severity::Success => "✅ ",
-        Severity::Warning => "⚠️ ",
-        Severity::Error => "❌ ",
-        Severity::Critical => "🚨 ",
     }
 }
 

@@ -3,6 +3,7 @@
 //! facts: docs/vendors/teams.md, "Workflows (Adaptive Card)", "Mentions",
 //! "Tables" and "Connector (MessageCard)").
 
+use carillon_sdk::dialect::{self, Dialect};
 use carillon_sdk::mention::defuse_at;
 use carillon_sdk::table::{self, Tone};
 use carillon_sdk::{
@@ -43,7 +44,9 @@ pub fn request(config: &TeamsConfig, message: &Message) -> Result<HttpRequest, D
         title: defuse_at(&message.title),
         targets: targets(config, message, format),
     };
-    let body = defuse_at(&message.markdown);
+    // TextBlock Markdown: no headings, code or tables
+    // (docs/vendors/teams.md#markdown-dialect).
+    let body = defuse_at(&dialect::convert(&message.markdown, Dialect::TeamsText));
     let rows = message.table.as_ref().map_or(0, |t| t.rows.len());
     let bytes = fit::fit_json(MAX_PAYLOAD_BYTES, &body, rows, locale, |text, rows| {
         parts.payload(text, rows)

@@ -105,7 +105,9 @@ fn message_text_cannot_forge_mentions() {
             .render(&json!({ "webhook": WORKFLOW }), &message)
             .unwrap(),
     );
-    assert!(request.body_text().contains("<\u{200B}at>Lead"));
+    let text = request.body_text();
+    assert!(!text.contains("<at>Lead"), "{text}");
+    assert!(text.contains("<\u{200B}at\\\\>Lead"), "{text}");
 }
 
 #[test]

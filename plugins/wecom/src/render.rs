@@ -2,6 +2,7 @@
 //! message type, maps mentions, colours conditional cells and fits the
 //! content into WeCom's byte limits.
 
+use carillon_sdk::dialect::{self, Dialect};
 use carillon_sdk::mention::Audience;
 use carillon_sdk::{DeliverError, Message, Table, fit, locale, log, table, text};
 use serde_json::{Value, json};
@@ -49,7 +50,12 @@ fn audience(config: &WeComConfig, message: &Message, kind: Kind) -> Audience {
 /// One line per row, `Title: value, Title: value`; conditional cells are
 /// coloured in Markdown and marked ✓/✗ in text.
 fn table_lines(t: &Table, markdown: bool) -> String {
-    table::labelled_rows(t, markdown, "", |column, shown, tone| {
+    let shown_in = if markdown {
+        Dialect::WeComMarkdown
+    } else {
+        Dialect::Plain
+    };
+    table::labelled_rows_in(t, shown_in, "", |column, shown, tone| {
         match (markdown, column.condition.is_some(), tone) {
             (true, _, table::Tone::Good) => format!("<font color=\"info\">{shown}</font>"),
             (true, _, table::Tone::Bad) => format!("<font color=\"warning\">{shown}</font>"),
@@ -78,27 +84,26 @@ pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverE
     };
     let who = audience(config, message, kind);
     let markdown = kind != Kind::Text;
+    // Each body type's own dialect (docs/vendors/wecom.md#markdown-dialect).
+    let shown_in = match kind {
+        Kind::Markdown => Dialect::WeComMarkdown,
+        Kind::MarkdownV2 => Dialect::WeComMarkdownV2,
+        Kind::Text => Dialect::Plain,
+    };
 
-    let badge = text::severity_emoji(message.severity);
+    // One severity marker, in front of the heading.
+    let title = text::marked_title(Some(message.severity), None, &message.title);
     let head = if markdown {
-        format!("### {badge} {}", text::escape_markdown(&message.title))
+        format!("### {}", dialect::escape(&title, shown_in))
     } else {
-        format!("{badge} {}", message.title)
+        title
     };
     let bullet = if kind == Kind::MarkdownV2 { "- " } else { "" };
-    let fields = if markdown {
-        text::markdown_fields(&message.fields, bullet)
-    } else {
-        text::plain_fields(&message.fields)
-    };
+    let fields = dialect::fields(&message.fields, bullet, shown_in);
     let mut tail = vec![fields.join("\n")];
     if let Some(link) = &message.link {
         let label = locale::link_label(link, locale);
-        tail.push(if markdown {
-            format!("[{}]({})", text::escape_markdown(&label), link.url)
-        } else {
-            format!("{label}: {}", link.url)
-        });
+        tail.push(dialect::link(&label, &link.url, shown_in));
     }
     if kind == Kind::Markdown {
         let line: Vec<String> = who.user_ids.iter().map(|id| format!("<@{id}>")).collect();
@@ -111,8 +116,10 @@ pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverE
         _ => table_lines(t, markdown),
     };
     let tail = tail.join("\n\n");
+    let converted;
     let body_text = if markdown {
-        &message.markdown
+        converted = dialect::convert(&message.markdown, shown_in);
+        &converted
     } else {
         &message.text
     };

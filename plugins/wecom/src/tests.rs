@@ -289,3 +289,19 @@ fn manifest_is_well_formed() {
     assert_eq!(m.rate_limits[0].requests, 20);
     assert_eq!(m.rate_limits[0].window_ms, 60_000);
 }
+
+#[test]
+fn a_titles_own_marker_is_the_only_one() {
+    let h = Harness::<WeCom>::new();
+    let config = json!({ "webhook": HOOK });
+    let mut message = sample_message();
+    message.title = "❌ nightly_load failed".into();
+    message.severity = carillon_sdk::Severity::Error;
+    let body = json_body(&expect_http(h.render(&config, &message).unwrap()));
+    let content = body["markdown"]["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("### ❌ nightly_load failed"),
+        "{content}"
+    );
+    assert_eq!(content.matches('❌').count(), 1, "{content}");
+}
