@@ -2,19 +2,22 @@
 //! message type, maps mentions, guarantees a keyword and fits the size limit.
 
 use carillon_sdk::dialect::{self, Dialect};
-use carillon_sdk::mention::Audience;
-use carillon_sdk::{DeliverError, Message, Table, fit, keywords, locale, log, table, text};
+use carillon_sdk::mention::{Audience, Notes};
+use carillon_sdk::{DeliverError, Message, Table, fit, keywords, locale, table, text};
 use serde_json::{Value, json};
 
 use crate::{DingTalkConfig, MAX_BODY_BYTES, MsgType};
 
 /// Who to @: the destination's defaults plus the message's, without the
-/// email addresses DingTalk cannot @ (dropped with a warning).
-fn audience(config: &DingTalkConfig, message: &Message) -> Audience {
+/// email addresses DingTalk cannot @ (said in `notes`).
+fn audience(config: &DingTalkConfig, message: &Message, notes: &mut Notes) -> Audience {
     let mut at = Audience::standing(config.at_all, &config.at_user_ids, &config.at_mobiles)
         .with(&message.mentions);
     if !at.emails.is_empty() {
-        log::warn("DingTalk robots cannot @ by email address; that mention was dropped");
+        notes.push(format!(
+            "not mentioned: {} by email address (DingTalk robots @ by mobile or user id)",
+            at.emails.len()
+        ));
         at.emails.clear();
     }
     at
@@ -36,20 +39,21 @@ fn at_json(at: &Audience) -> Value {
 }
 
 /// The request body, at most [`MAX_BODY_BYTES`] bytes of JSON.
-pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, DeliverError> {
+pub fn body(config: &DingTalkConfig, message: &Message) -> Result<(Vec<u8>, Notes), DeliverError> {
     let locale = locale::effective(config.locale.as_deref(), &message.locale);
-    let mut at = audience(config, message);
-    let kind = config
-        .msg_type
-        .unwrap_or(if message.link.is_some() && at.is_empty() {
-            MsgType::ActionCard
-        } else {
+    let mut notes = Notes::default();
+    let at = audience(config, message, &mut notes);
+    // Action cards cannot @ anyone (docs/vendors/dingtalk.md#mentions): a
+    // message that mentions someone goes as Markdown, with the link inline.
+    let kind = match config.msg_type {
+        Some(MsgType::ActionCard) if !at.is_empty() => {
+            notes.push("sent as markdown: DingTalk action cards cannot @ anyone");
             MsgType::Markdown
-        });
-    if kind == MsgType::ActionCard && !at.is_empty() {
-        log::warn("DingTalk action cards cannot @ anyone; the mentions were dropped");
-        at = Audience::default();
-    }
+        }
+        Some(kind) => kind,
+        None if message.link.is_some() && at.is_empty() => MsgType::ActionCard,
+        None => MsgType::Markdown,
+    };
     let markdown = kind != MsgType::Text;
 
     // One line per row, `Title: value, Title: value` with ✓/✗: DingTalk's
@@ -154,6 +158,7 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
             build(keyword, b, r)
         })
     })
+    .map(|bytes| (bytes, notes))
 }
 
 /// The text DingTalk shows: the message text or content (the keyword check

@@ -86,7 +86,7 @@ pub fn header(name: &str, tokens: &[String]) -> String {
         // Fold before a token that overflows, even the first (a long
         // header name and an encoded word pass 78 together), unless it
         // would not fit on a line of its own either.
-        if column + 1 + token.len() > LINE && (column > name.len() + 1 || 1 + token.len() <= LINE) {
+        if column + 1 + token.len() > LINE && (column > name.len() + 1 || token.len() < LINE) {
             out.push_str(CRLF);
             column = 0;
         }

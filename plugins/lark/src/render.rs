@@ -3,7 +3,7 @@
 //! "Tables"), signing, the keyword guarantee and the size budget.
 
 use carillon_sdk::dialect::{self, Dialect};
-use carillon_sdk::mention::defuse_at;
+use carillon_sdk::mention::{Notes, defuse_at};
 use carillon_sdk::table::{self, Tone};
 use carillon_sdk::{
     Context, DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, keywords, locale,
@@ -65,7 +65,8 @@ pub fn request(
     ctx: &Context,
     config: &LarkConfig,
     message: &Message,
-) -> Result<HttpRequest, DeliverError> {
+) -> Result<(HttpRequest, Notes), DeliverError> {
+    let mut notes = Notes::default();
     let locale = locale::effective(config.locale.as_deref(), &message.locale);
     let (table, omitted_columns) = match (&message.table, config.msg_type) {
         (Some(t), MsgType::Interactive) if t.columns.len() > MAX_CARD_COLUMNS => {
@@ -92,7 +93,7 @@ pub fn request(
             .collect(),
         table,
         omitted_columns,
-        targets: targets(config, message),
+        targets: targets(config, message, &mut notes),
     };
     let body = match config.msg_type {
         // The card's `lark_md` dialect (docs/vendors/lark.md#markdown-dialect).
@@ -116,7 +117,7 @@ pub fn request(
         let title = sdk_text::marked_title(severity, keyword, &message.title);
         parts.fit(&title, &body)
     })?;
-    Ok(HttpRequest::post_json_bytes(&config.webhook, bytes))
+    Ok((HttpRequest::post_json_bytes(&config.webhook, bytes), notes))
 }
 
 impl Parts<'_> {
@@ -386,9 +387,11 @@ fn header_colour(severity: Severity) -> &'static str {
     }
 }
 
-/// The mentions of the config and the message that Lark can express, in
-/// order and without duplicates; the others are logged and dropped.
-fn targets(config: &LarkConfig, message: &Message) -> Vec<Target> {
+/// The mentions of the config and the message that a Lark custom bot can
+/// make, in order and without duplicates: open_ids and everyone
+/// (docs/vendors/lark.md#mentions). Other user ids, emails and phone
+/// numbers would notify nobody; they are left out and said in `notes`.
+fn targets(config: &LarkConfig, message: &Message, notes: &mut Notes) -> Vec<Target> {
     let mut out = Vec::new();
     let mut add = |target: Target| {
         if !out.contains(&target) {
@@ -398,30 +401,40 @@ fn targets(config: &LarkConfig, message: &Message) -> Vec<Target> {
     for id in &config.mentions {
         if id == "all" {
             add(Target::All);
-        } else if valid_user_id(id) {
+        } else if is_open_id(id) {
             add(Target::Id(id.clone()));
         }
     }
+    let (mut ids, mut emails, mut mobiles) = (0, 0, 0);
     for mention in &message.mentions {
         match mention {
             Mention::All => add(Target::All),
             Mention::UserId(id) if id == "all" => add(Target::All),
-            Mention::UserId(id) if valid_user_id(id) => add(Target::Id(id.clone())),
-            Mention::UserId(_) => log::warn("dropped a mention: the user id is not a Lark open_id"),
-            Mention::Email(_) => log::warn(
-                "dropped a mention by email: a Lark custom bot can only mention by open_id",
-            ),
-            Mention::Mobile(_) => log::warn(
-                "dropped a mention by phone number: a Lark custom bot can only mention by open_id",
-            ),
+            Mention::UserId(id) if is_open_id(id) => add(Target::Id(id.clone())),
+            Mention::UserId(_) => ids += 1,
+            Mention::Email(_) => emails += 1,
+            Mention::Mobile(_) => mobiles += 1,
+        }
+    }
+    for (count, what) in [
+        (ids, "user id that is not an open_id"),
+        (emails, "email address"),
+        (mobiles, "phone number"),
+    ] {
+        if count > 0 {
+            notes.push(format!(
+                "not mentioned: {count} by {what} (a Lark custom bot mentions by open_id only)"
+            ));
         }
     }
     out
 }
 
-/// An id safe inside `<at id=…>`: letters, digits, `_` and `-`, at most 128.
-pub fn valid_user_id(id: &str) -> bool {
-    !id.is_empty()
+/// An open_id (`ou_` then letters, digits, `_` and `-`, at most 128), the
+/// only id a custom bot's mention notifies, and safe inside `<at id=…>`.
+pub fn is_open_id(id: &str) -> bool {
+    id.starts_with("ou_")
+        && id.len() > 3
         && id.len() <= 128
         && id
             .bytes()

@@ -3,8 +3,8 @@
 //! content into WeCom's byte limits.
 
 use carillon_sdk::dialect::{self, Dialect};
-use carillon_sdk::mention::Audience;
-use carillon_sdk::{DeliverError, Message, Table, fit, locale, log, table, text};
+use carillon_sdk::mention::{Audience, Notes};
+use carillon_sdk::{DeliverError, Message, Table, fit, locale, table, text};
 use serde_json::{Value, json};
 
 use crate::{MARKDOWN_MAX_BYTES, MAX_BODY_BYTES, MsgType, TEXT_MAX_BYTES, WeComConfig};
@@ -17,34 +17,38 @@ enum Kind {
     Text,
 }
 
-/// The destination's default mentions plus the message's, reduced to what
-/// `kind` can express; the rest is dropped with a warning.
-fn audience(config: &WeComConfig, message: &Message, kind: Kind) -> Audience {
+/// The destination's default mentions plus the message's, and the body
+/// type that can carry them: `markdown` cannot mention everyone or by
+/// mobile and `markdown_v2` cannot mention anyone, so such a message is
+/// sent as `text`, whose mention lists page people (docs/vendors/wecom.md#mentions).
+/// What changed, and the email addresses no robot can mention, go in `notes`.
+fn audience(config: &WeComConfig, message: &Message, notes: &mut Notes) -> (Audience, Kind) {
     let mut who = Audience::standing(config.at_all, &config.at_user_ids, &config.at_mobiles)
         .with(&message.mentions);
     if !who.emails.is_empty() {
-        log::warn("WeCom robots cannot mention by email address; that mention was dropped");
+        notes.push(format!(
+            "not mentioned: {} by email address (WeCom robots mention by user id or mobile)",
+            who.emails.len()
+        ));
         who.emails.clear();
     }
-    match kind {
-        Kind::Text => {}
-        Kind::Markdown => {
-            if who.all || !who.mobiles.is_empty() {
-                log::warn(
-                    "WeCom Markdown cannot mention everyone or by mobile; those mentions were dropped (use msg_type text)",
-                );
-            }
-            who.all = false;
-            who.mobiles.clear();
+    let wanted = match config.msg_type {
+        Some(MsgType::Text) => Kind::Text,
+        _ if config.markdown_v2_tables && message.table.is_some() => Kind::MarkdownV2,
+        _ => Kind::Markdown,
+    };
+    let kind = match wanted {
+        Kind::Markdown if who.all || !who.mobiles.is_empty() => {
+            notes.push("sent as text: WeCom markdown cannot mention everyone or by mobile");
+            Kind::Text
         }
-        Kind::MarkdownV2 => {
-            if !who.is_empty() {
-                log::warn("WeCom markdown_v2 cannot mention anyone; the mentions were dropped");
-            }
-            who = Audience::default();
+        Kind::MarkdownV2 if !who.is_empty() => {
+            notes.push("sent as text: WeCom markdown_v2 cannot mention anyone");
+            Kind::Text
         }
-    }
-    who
+        kind => kind,
+    };
+    (who, kind)
 }
 
 /// One line per row, `Title: value, Title: value`; conditional cells are
@@ -75,14 +79,10 @@ fn pipe_table(t: &Table) -> String {
 
 /// The request body: content within WeCom's limit for its type, JSON within
 /// [`MAX_BODY_BYTES`].
-pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverError> {
+pub fn body(config: &WeComConfig, message: &Message) -> Result<(Vec<u8>, Notes), DeliverError> {
     let locale = locale::effective(config.locale.as_deref(), &message.locale);
-    let kind = match config.msg_type {
-        Some(MsgType::Text) => Kind::Text,
-        _ if config.markdown_v2_tables && message.table.is_some() => Kind::MarkdownV2,
-        _ => Kind::Markdown,
-    };
-    let who = audience(config, message, kind);
+    let mut notes = Notes::default();
+    let (who, kind) = audience(config, message, &mut notes);
     let markdown = kind != Kind::Text;
     // Each body type's own dialect (docs/vendors/wecom.md#markdown-dialect).
     let shown_in = match kind {
@@ -175,7 +175,7 @@ pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverE
     };
     fit::fit_payload(body_text, rows, locale, encode, fits)
         .flatten()
-        .map(|(bytes, _)| bytes)
+        .map(|(bytes, _)| (bytes, notes))
         .ok_or_else(|| {
             DeliverError::rejected(format!(
                 "the message does not fit in {limit} bytes of content even without its body and table"
