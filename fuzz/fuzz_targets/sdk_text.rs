@@ -2,12 +2,14 @@
 //! Input: two bytes of budget, then the text.
 //!
 //! Invariants: `markdown_to_text` stays within the size bound (issue 28
-//! item 1, in the SDK's converter); `escape_markdown` at most doubles;
+//! item 1, in the SDK's converter), and so does `dialect::convert` in every
+//! vendor dialect; `escape_markdown` at most doubles;
 //! `fit_bytes` and `fit_lines` return at most the budget, `fit_bytes` a
 //! prefix of the text (plus its note) and the count of bytes it cut.
 #![no_main]
 
 use carillon_fuzz::assert_bounded;
+use carillon_sdk::dialect::{Dialect, convert};
 use carillon_sdk::fit::fit_lines;
 use carillon_sdk::text::{escape_markdown, fit_bytes, markdown_to_text};
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +28,16 @@ fuzz_target!(|input: &[u8]| {
         markdown_to_text(text).len(),
         text.len(),
     );
+    for dialect in [
+        Dialect::DingTalk,
+        Dialect::LarkMd,
+        Dialect::LarkMarkdown,
+        Dialect::WeComMarkdown,
+        Dialect::WeComMarkdownV2,
+        Dialect::TeamsText,
+    ] {
+        assert_bounded("sdk dialect::convert", convert(text, dialect).len(), text.len());
+    }
     assert!(escape_markdown(text).len() <= 2 * text.len());
 
     let fitted = fit_bytes(text, budget);

@@ -4,7 +4,8 @@
 //! The SDK owns the WebAssembly bindings (generated from the `carillon:plugin`
 //! WIT package), parses the destination configuration into your own type, and
 //! offers what every channel needs: HTTP helpers over the host import
-//! ([`http`]), signing ([`sign`]), Markdown-to-text and byte-budget trimming
+//! ([`http`]), signing ([`sign`]), each vendor's Markdown dialect
+//! ([`dialect`]), Markdown-to-text and byte-budget trimming
 //! ([`text`]), table rendering ([`table`]), fitting a whole payload into a
 //! channel's byte limit ([`fit`]), checking endpoint URLs ([`endpoint`]) and
 //! locales ([`locale`]), mentions ([`mention`]), security keywords
@@ -64,6 +65,7 @@
 pub mod bindings;
 pub mod classify;
 mod convert;
+pub mod dialect;
 pub mod endpoint;
 pub mod error_code;
 pub mod fit;

@@ -59,6 +59,53 @@ fn push_unique(list: &mut Vec<String>, value: &str) {
     }
 }
 
+/// What a channel could not do with a message's mentions as asked (a
+/// mention it dropped, a format it switched to): each note is logged and,
+/// through [`Notes::apply`], said in the delivery's receipt, so a lost
+/// mention is visible in the API and not only in a log line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Notes(Vec<String>);
+
+impl Notes {
+    /// Records (and logs as a warning) one note.
+    pub fn push(&mut self, note: impl Into<String>) {
+        let note = note.into();
+        crate::log::warn(&note);
+        if !self.0.contains(&note) {
+            self.0.push(note);
+        }
+    }
+
+    /// Whether nothing was noted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The notes, in order.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The receipt with the notes appended to its detail.
+    pub fn apply(&self, mut receipt: crate::Receipt) -> crate::Receipt {
+        if !self.0.is_empty() {
+            receipt.detail = format!("{}; {}", receipt.detail, self.0.join("; "));
+        }
+        receipt
+    }
+
+    /// Sends `request` and classifies the answer with `classify`; a
+    /// delivered message's receipt carries the notes.
+    pub fn send(
+        &self,
+        request: &crate::HttpRequest,
+        classify: impl FnOnce(&crate::HttpResponse) -> Result<crate::Receipt, crate::DeliverError>,
+    ) -> Result<crate::Receipt, crate::DeliverError> {
+        let response = crate::http::send(request).map_err(crate::classify::transport_error)?;
+        classify(&response).map(|receipt| self.apply(receipt))
+    }
+}
+
 /// A mobile number as Chinese chat vendors take it: digits, or
 /// `+<country code>-<number>` for international numbers.
 pub fn is_mobile(mobile: &str) -> bool {

@@ -126,13 +126,23 @@ pub fn labelled_rows(
     bullet: &str,
     write: impl Fn(&Column, &str, Tone) -> String,
 ) -> String {
-    let escape = |s: &str| {
-        if markdown {
-            crate::text::escape_markdown(s)
-        } else {
-            s.to_owned()
-        }
+    let dialect = if markdown {
+        crate::dialect::Dialect::DingTalk
+    } else {
+        crate::dialect::Dialect::Plain
     };
+    labelled_rows_in(table, dialect, bullet, write)
+}
+
+/// Like [`labelled_rows`], with titles and cells escaped for `dialect`
+/// ([`crate::dialect::escape`]).
+pub fn labelled_rows_in(
+    table: &Table,
+    dialect: crate::dialect::Dialect,
+    bullet: &str,
+    write: impl Fn(&Column, &str, Tone) -> String,
+) -> String {
+    let escape = |s: &str| crate::dialect::escape(s, dialect);
     table
         .rows
         .iter()

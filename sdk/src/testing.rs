@@ -370,6 +370,12 @@ pub fn samples() -> Vec<(&'static str, Message)> {
     special.text =
         "Literal *not bold*, a pipe | and a code | span, <script>x</script> & \"quotes\".".into();
 
+    let mut dialect = sample_message();
+    dialect.title = "Nightly load 夜间加载 finished with errors".into();
+    dialect.severity = Severity::Warning;
+    dialect.markdown = DIALECT_SAMPLE.into();
+    dialect.text = crate::text::markdown_to_text(DIALECT_SAMPLE);
+
     vec![
         ("plain", plain),
         ("long", long),
@@ -377,8 +383,39 @@ pub fn samples() -> Vec<(&'static str, Message)> {
         ("mentions", mentions),
         ("cjk", cjk),
         ("markdown-special", special),
+        ("dialect", dialect),
     ]
 }
+
+/// A Markdown body with every construct the vendors' dialects differ on:
+/// headings, nested and ordered lists, code spans and blocks, links,
+/// emphasis, a quote, a pipe table, CJK, emoji and characters to escape.
+pub const DIALECT_SAMPLE: &str = "# Nightly load 夜间加载
+
+## Steps 步骤
+
+1. Extract from **orders** 订单
+2. Load with *retries* and __care__
+   - nested `p0001` partition
+   - ~~skipped~~ step
+
+> Quoted: disk at 97% 🚀
+
+```sql
+SELECT * FROM orders WHERE id > 10;
+```
+
+See [the run](https://etl.example.com/runs/42?x=(1)) or <https://etl.example.com/>.
+
+| Host | State |
+| --- | --- |
+| db-1 | **FIRING** 🔥 |
+| 数据库-2 | OK ✅ |
+
+---
+
+Literal \\*stars\\*, a_b_c, 1\\. not a list, \\# not a heading, <at id=all></at> & <@everyone> `a|b`.
+";
 
 /// The sample of [`samples`] called `name`.
 pub fn sample(name: &str) -> Message {

@@ -175,6 +175,61 @@ pub fn severity_emoji(severity: Severity) -> &'static str {
     }
 }
 
+/// Splits a leading marker (an emoji such as `❌`, `⚠️` or `🔥`, with its
+/// variation selector, skin tone or joined parts, then spaces) off a title:
+/// `("❌", "nightly_load failed")`. `None` when the title starts otherwise.
+pub fn split_marker(title: &str) -> Option<(&str, &str)> {
+    let mut chars = title.char_indices().peekable();
+    let (_, first) = chars.next()?;
+    if !is_pictograph(first) {
+        return None;
+    }
+    let mut end = first.len_utf8();
+    while let Some(&(i, c)) = chars.peek() {
+        let joined = c == '\u{200D}';
+        if joined || c == '\u{FE0F}' || ('\u{1F3FB}'..='\u{1F3FF}').contains(&c) {
+            chars.next();
+            end = i + c.len_utf8();
+            if joined && let Some(&(j, next)) = chars.peek() {
+                chars.next();
+                end = j + next.len_utf8();
+            }
+        } else {
+            break;
+        }
+    }
+    let rest = &title[end..];
+    let trimmed = rest.trim_start();
+    if !rest.is_empty() && trimmed.len() == rest.len() {
+        return None; // `✅done` is a word, not a marker
+    }
+    Some((&title[..end], trimmed))
+}
+
+fn is_pictograph(c: char) -> bool {
+    matches!(c as u32,
+        0x2139 | 0x2190..=0x21FF | 0x2300..=0x23FF | 0x25A0..=0x27BF | 0x2900..=0x297F
+        | 0x2B00..=0x2BFF | 0x1F000..=0x1FAFF)
+}
+
+/// A title with exactly one severity marker, in front: the title's own
+/// marker (built-in templates start titles with one) or else
+/// [`severity_emoji`], then `keyword` when given, then the rest of the
+/// title: `❌ 告警 nightly_load failed`, never `❌ 告警 ❌ …`. With
+/// `severity` `None` no marker is added (for cards whose colour shows it).
+pub fn marked_title(severity: Option<Severity>, keyword: Option<&str>, title: &str) -> String {
+    let (marker, rest) = match split_marker(title) {
+        Some((marker, rest)) => (Some(marker), rest),
+        None => (severity.map(severity_emoji), title),
+    };
+    [marker, keyword, Some(rest)]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A string fitted to a byte budget.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trimmed {
@@ -288,6 +343,35 @@ mod tests {
         let t = fit_bytes(&"x".repeat(100), 5);
         assert!(t.text.len() <= 5);
         assert_eq!(t.cut_bytes, 100);
+    }
+
+    #[test]
+    fn one_marker_per_title() {
+        assert_eq!(
+            marked_title(Some(Severity::Error), None, "❌ nightly_load failed"),
+            "❌ nightly_load failed"
+        );
+        assert_eq!(
+            marked_title(
+                Some(Severity::Error),
+                Some("告警"),
+                "❌ nightly_load failed"
+            ),
+            "❌ 告警 nightly_load failed"
+        );
+        assert_eq!(
+            marked_title(Some(Severity::Warning), Some("告警"), "disk full"),
+            "⚠️ 告警 disk full"
+        );
+        assert_eq!(
+            marked_title(None, Some("ALERT"), "disk full"),
+            "ALERT disk full"
+        );
+        assert_eq!(split_marker("⚠️ x"), Some(("⚠️", "x")));
+        assert_eq!(split_marker("👩‍💻 x"), Some(("👩‍💻", "x")));
+        assert_eq!(split_marker("✅done"), None);
+        assert_eq!(split_marker("db-1 down"), None);
+        assert_eq!(split_marker("数据 down"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod api;
 mod api_limits;
 mod api_secrets;
 mod channels;
+mod channels_dialects;
 mod dispatch;
 mod email;
 mod limits;

@@ -168,6 +168,14 @@ impl Channel for DingTalk {
                 ));
             }
         }
+        if config.msg_type == Some(MsgType::ActionCard)
+            && (config.at_all || !config.at_mobiles.is_empty() || !config.at_user_ids.is_empty())
+        {
+            issues.push(ConfigIssue::new(
+                "/msg_type",
+                "DingTalk action cards cannot @ anyone; with at_all, at_mobiles or at_user_ids use msg_type markdown or text",
+            ));
+        }
         issues.extend(locale::check("/locale", config.locale.as_deref()));
         issues
     }
@@ -180,21 +188,43 @@ impl Channel for DingTalk {
         if let Some(problem) = webhook_problem(&config.webhook) {
             return Err(DeliverError::invalid_config(format!("webhook: {problem}")));
         }
-        let body = render::body(config, message)?;
-        let url = match &config.secret {
-            Some(secret) => signed_url(&config.webhook, secret, ctx.now_ms),
-            None => config.webhook.clone(),
-        };
-        let request = HttpRequest::post_json_bytes(&url, body);
-        Ok(Outgoing::Http(request))
+        request(ctx, config, message).map(|(request, _)| Outgoing::Http(request))
     }
 
     fn classify(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
         classify_answer(ctx, response)
     }
+
+    /// Sends the rendered body; the receipt says which mentions changed the
+    /// message type or could not be made.
+    fn deliver(
+        ctx: &Context,
+        config: &DingTalkConfig,
+        message: &Message,
+    ) -> Result<Receipt, DeliverError> {
+        if let Some(problem) = webhook_problem(&config.webhook) {
+            return Err(DeliverError::invalid_config(format!("webhook: {problem}")));
+        }
+        let (request, notes) = request(ctx, config, message)?;
+        notes.send(&request, |response| classify_answer(ctx, response))
+    }
 }
 
 export_channel!(DingTalk);
+
+/// The signed request for `message` and the notes about its mentions.
+fn request(
+    ctx: &Context,
+    config: &DingTalkConfig,
+    message: &Message,
+) -> Result<(HttpRequest, mention::Notes), DeliverError> {
+    let (body, notes) = render::body(config, message)?;
+    let url = match &config.secret {
+        Some(secret) => signed_url(&config.webhook, secret, ctx.now_ms),
+        None => config.webhook.clone(),
+    };
+    Ok((HttpRequest::post_json_bytes(&url, body), notes))
+}
 
 /// The DingTalk signature for `timestamp_ms`, Base64 (not yet URL-encoded).
 pub fn signature(secret: &str, timestamp_ms: u64) -> String {

@@ -1,19 +1,23 @@
 //! Turning a channel-neutral message into a DingTalk robot body: picks the
 //! message type, maps mentions, guarantees a keyword and fits the size limit.
 
-use carillon_sdk::mention::Audience;
-use carillon_sdk::{DeliverError, Message, Table, fit, keywords, locale, log, table, text};
+use carillon_sdk::dialect::{self, Dialect};
+use carillon_sdk::mention::{Audience, Notes};
+use carillon_sdk::{DeliverError, Message, Table, fit, keywords, locale, table, text};
 use serde_json::{Value, json};
 
 use crate::{DingTalkConfig, MAX_BODY_BYTES, MsgType};
 
 /// Who to @: the destination's defaults plus the message's, without the
-/// email addresses DingTalk cannot @ (dropped with a warning).
-fn audience(config: &DingTalkConfig, message: &Message) -> Audience {
+/// email addresses DingTalk cannot @ (said in `notes`).
+fn audience(config: &DingTalkConfig, message: &Message, notes: &mut Notes) -> Audience {
     let mut at = Audience::standing(config.at_all, &config.at_user_ids, &config.at_mobiles)
         .with(&message.mentions);
     if !at.emails.is_empty() {
-        log::warn("DingTalk robots cannot @ by email address; that mention was dropped");
+        notes.push(format!(
+            "not mentioned: {} by email address (DingTalk robots @ by mobile or user id)",
+            at.emails.len()
+        ));
         at.emails.clear();
     }
     at
@@ -35,20 +39,21 @@ fn at_json(at: &Audience) -> Value {
 }
 
 /// The request body, at most [`MAX_BODY_BYTES`] bytes of JSON.
-pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, DeliverError> {
+pub fn body(config: &DingTalkConfig, message: &Message) -> Result<(Vec<u8>, Notes), DeliverError> {
     let locale = locale::effective(config.locale.as_deref(), &message.locale);
-    let mut at = audience(config, message);
-    let kind = config
-        .msg_type
-        .unwrap_or(if message.link.is_some() && at.is_empty() {
-            MsgType::ActionCard
-        } else {
+    let mut notes = Notes::default();
+    let at = audience(config, message, &mut notes);
+    // Action cards cannot @ anyone (docs/vendors/dingtalk.md#mentions): a
+    // message that mentions someone goes as Markdown, with the link inline.
+    let kind = match config.msg_type {
+        Some(MsgType::ActionCard) if !at.is_empty() => {
+            notes.push("sent as markdown: DingTalk action cards cannot @ anyone");
             MsgType::Markdown
-        });
-    if kind == MsgType::ActionCard && !at.is_empty() {
-        log::warn("DingTalk action cards cannot @ anyone; the mentions were dropped");
-        at = Audience::default();
-    }
+        }
+        Some(kind) => kind,
+        None if message.link.is_some() && at.is_empty() => MsgType::ActionCard,
+        None => MsgType::Markdown,
+    };
     let markdown = kind != MsgType::Text;
 
     // One line per row, `Title: value, Title: value` with ✓/✗: DingTalk's
@@ -59,27 +64,28 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
             format!("{shown}{}", table::mark(tone))
         })
     };
+    // DingTalk's Markdown subset (docs/vendors/dingtalk.md#markdown-dialect).
+    let converted;
     let body_text = if markdown {
-        &message.markdown
+        converted = dialect::convert(&message.markdown, Dialect::DingTalk);
+        &converted
     } else {
         &message.text
     };
     let rows = message.table.as_ref().map_or(0, |t| t.rows.len());
     // The title (with `keyword` in front when given) and the visible text.
     let compose = |keyword: Option<&str>, body: &str, rows: usize| -> (String, String) {
-        let prefix = keyword.map(|k| format!("{k} ")).unwrap_or_default();
-        let title = format!("{prefix}{}", message.title);
-        let badge = text::severity_emoji(message.severity);
+        // One severity marker, in front of the heading (and of the title
+        // the conversation list shows).
+        let title = text::marked_title(None, keyword, &message.title);
+        let marked = text::marked_title(Some(message.severity), keyword, &message.title);
         let head = if markdown {
-            format!(
-                "#### {badge} {prefix}{}",
-                text::escape_markdown(&message.title)
-            )
+            format!("#### {}", dialect::escape(&marked, Dialect::DingTalk))
         } else {
-            format!("{badge} {title}")
+            marked
         };
         let fields = if markdown {
-            text::markdown_fields(&message.fields, "- ")
+            dialect::fields(&message.fields, "- ", Dialect::DingTalk)
         } else {
             text::plain_fields(&message.fields)
         };
@@ -93,11 +99,12 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
             && let Some(link) = &message.link
         {
             let label = locale::link_label(link, locale);
-            sections.push(if markdown {
-                format!("[{}]({})", text::escape_markdown(&label), link.url)
+            let shown = if markdown {
+                Dialect::DingTalk
             } else {
-                format!("{label}: {}", link.url)
-            });
+                Dialect::Plain
+            };
+            sections.push(dialect::link(&label, &link.url, shown));
         }
         sections.push(at_line(&at));
         let tail = fit::join_sections(&sections.iter().map(String::as_str).collect::<Vec<_>>());
@@ -151,6 +158,7 @@ pub fn body(config: &DingTalkConfig, message: &Message) -> Result<Vec<u8>, Deliv
             build(keyword, b, r)
         })
     })
+    .map(|bytes| (bytes, notes))
 }
 
 /// The text DingTalk shows: the message text or content (the keyword check

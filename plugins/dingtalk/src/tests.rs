@@ -114,6 +114,24 @@ fn keyword_is_added_to_the_title_only_when_missing() {
 }
 
 #[test]
+fn a_titles_own_marker_is_the_only_one() {
+    let h = Harness::<DingTalk>::new();
+    let config = json!({ "webhook": HOOK, "keywords": ["告警"] });
+    let mut message = sample_message();
+    message.title = "❌ nightly_load failed".into();
+    message.severity = carillon_sdk::Severity::Error;
+    message.link = None;
+    let body = json_body(&expect_http(h.render(&config, &message).unwrap()));
+    let text = body["markdown"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("#### ❌ 告警 nightly\\_load failed"),
+        "{text}"
+    );
+    assert_eq!(text.matches('❌').count(), 1, "{text}");
+    assert_eq!(body["markdown"]["title"], "❌ 告警 nightly_load failed");
+}
+
+#[test]
 fn mentions_are_mapped_and_written_into_the_text() {
     let h = Harness::<DingTalk>::new();
     let config = json!({ "webhook": HOOK, "at_user_ids": ["lead"] });
@@ -131,11 +149,31 @@ fn mentions_are_mapped_and_written_into_the_text() {
     assert!(text.ends_with("@13800000000 @lead @u_1001"), "{text}");
     assert!(!text.contains("oncall@example.com"));
     assert!(h.warnings().iter().any(|line| line.contains("email")));
-    // A forced action card cannot @: mentions are dropped with a warning.
+    // A forced action card cannot @: a message that mentions someone goes
+    // as Markdown, and the receipt says so.
     let card = json!({ "webhook": HOOK, "msg_type": "action_card" });
-    let body = json_body(&expect_http(h.render(&card, &message).unwrap()));
-    assert_eq!(body["msgtype"], "actionCard");
-    assert!(body.get("at").is_none());
+    let h = Harness::<DingTalk>::new().respond(|_| Ok(errcode_answer(0, "ok")));
+    let receipt = h.deliver(&card, &message).unwrap();
+    let body = json_body(&h.requests()[0]);
+    assert_eq!(body["msgtype"], "markdown");
+    assert_eq!(body["at"]["isAtAll"], true);
+    assert!(
+        receipt
+            .detail
+            .contains("sent as markdown: DingTalk action cards cannot @"),
+        "{}",
+        receipt.detail
+    );
+    assert!(
+        receipt.detail.contains("not mentioned: 1 by email address"),
+        "{}",
+        receipt.detail
+    );
+    // Standing mentions with a forced action card are refused up front.
+    let issues = Harness::<DingTalk>::new()
+        .validate(&json!({ "webhook": HOOK, "msg_type": "action_card", "at_all": true }))
+        .unwrap_err();
+    assert!(issues.iter().any(|i| i.path == "/msg_type"), "{issues:?}");
 }
 
 #[test]

@@ -83,7 +83,10 @@ pub fn header(name: &str, tokens: &[String]) -> String {
     let mut out = format!("{name}:");
     let mut column = out.len();
     for token in tokens {
-        if column + 1 + token.len() > LINE && column > name.len() + 1 {
+        // Fold before a token that overflows, even the first (a long
+        // header name and an encoded word pass 78 together), unless it
+        // would not fit on a line of its own either.
+        if column + 1 + token.len() > LINE && (column > name.len() + 1 || token.len() < LINE) {
             out.push_str(CRLF);
             column = 0;
         }

@@ -159,12 +159,14 @@ impl Channel for Lark {
         }
         issues.extend(keywords::check("/keywords", &config.keywords, MAX_KEYWORDS));
         for (i, id) in config.mentions.iter().enumerate() {
-            if !render::valid_user_id(id) {
-                issues.push(ConfigIssue::new(
-                    &format!("/mentions/{i}"),
-                    "expected an open_id (letters, digits, _ and -) or \"all\"",
-                ));
-            }
+            let problem = if id.contains('@') {
+                "a Lark custom bot cannot mention by email address: use the member's open_id (ou_…), which an app can look up"
+            } else if id != "all" && !render::is_open_id(id) {
+                "expected an open_id (ou_…) or \"all\": a custom bot's mention of any other id notifies nobody"
+            } else {
+                continue;
+            };
+            issues.push(ConfigIssue::new(&format!("/mentions/{i}"), problem));
         }
         issues.extend(locale::check("/locale", config.locale.as_deref()));
         issues
@@ -175,11 +177,22 @@ impl Channel for Lark {
         config: &LarkConfig,
         message: &Message,
     ) -> Result<Outgoing, DeliverError> {
-        render::request(ctx, config, message).map(Outgoing::Http)
+        render::request(ctx, config, message).map(|(request, _)| Outgoing::Http(request))
     }
 
     fn classify(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
         classify_answer(ctx, response)
+    }
+
+    /// Sends the rendered request; the receipt says which mentions could
+    /// not be made.
+    fn deliver(
+        ctx: &Context,
+        config: &LarkConfig,
+        message: &Message,
+    ) -> Result<Receipt, DeliverError> {
+        let (request, notes) = render::request(ctx, config, message)?;
+        notes.send(&request, |response| classify_answer(ctx, response))
     }
 }
 

@@ -2,11 +2,12 @@
 //! the table component (docs/vendors/lark.md, "Message types", "Mentions",
 //! "Tables"), signing, the keyword guarantee and the size budget.
 
-use carillon_sdk::mention::defuse_at;
+use carillon_sdk::dialect::{self, Dialect};
+use carillon_sdk::mention::{Notes, defuse_at};
 use carillon_sdk::table::{self, Tone};
 use carillon_sdk::{
     Context, DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, keywords, locale,
-    log,
+    log, text as sdk_text,
 };
 use serde_json::{Map, Value, json};
 
@@ -64,7 +65,8 @@ pub fn request(
     ctx: &Context,
     config: &LarkConfig,
     message: &Message,
-) -> Result<HttpRequest, DeliverError> {
+) -> Result<(HttpRequest, Notes), DeliverError> {
+    let mut notes = Notes::default();
     let locale = locale::effective(config.locale.as_deref(), &message.locale);
     let (table, omitted_columns) = match (&message.table, config.msg_type) {
         (Some(t), MsgType::Interactive) if t.columns.len() > MAX_CARD_COLUMNS => {
@@ -91,10 +93,11 @@ pub fn request(
             .collect(),
         table,
         omitted_columns,
-        targets: targets(config, message),
+        targets: targets(config, message, &mut notes),
     };
     let body = match config.msg_type {
-        MsgType::Interactive => defuse_at(&message.markdown),
+        // The card's `lark_md` dialect (docs/vendors/lark.md#markdown-dialect).
+        MsgType::Interactive => dialect::convert(&message.markdown, Dialect::LarkMd),
         MsgType::Post => message.text.clone(),
         MsgType::Text => defuse_at(&message.text),
     };
@@ -104,13 +107,17 @@ pub fn request(
             .unwrap_or_default()
     };
     let bytes = keywords::guarantee(&config.keywords, visible, |keyword| {
-        let title = match keyword {
-            Some(keyword) => format!("{keyword} {}", message.title),
-            None => message.title.clone(),
+        // One severity marker: a card's header colour shows the severity,
+        // so it keeps only the title's own marker; posts and text put one
+        // in front.
+        let severity = match config.msg_type {
+            MsgType::Interactive => None,
+            MsgType::Post | MsgType::Text => Some(message.severity),
         };
+        let title = sdk_text::marked_title(severity, keyword, &message.title);
         parts.fit(&title, &body)
     })?;
-    Ok(HttpRequest::post_json_bytes(&config.webhook, bytes))
+    Ok((HttpRequest::post_json_bytes(&config.webhook, bytes), notes))
 }
 
 impl Parts<'_> {
@@ -160,7 +167,13 @@ impl Parts<'_> {
             let lines: Vec<String> = self
                 .fields
                 .iter()
-                .map(|(name, value)| format!("**{}**: {}", defuse_at(name), defuse_at(value)))
+                .map(|(name, value)| {
+                    format!(
+                        "**{}**: {}",
+                        dialect::escape(name, Dialect::LarkMd),
+                        dialect::escape(value, Dialect::LarkMd)
+                    )
+                })
                 .collect();
             elements.push(lark_md(lines.join("\n")));
         }
@@ -241,17 +254,13 @@ impl Parts<'_> {
             "en_us"
         };
         json!({ "post": { language: {
-            "title": format!("{}{}", severity_mark(self.message.severity), title),
+            "title": title,
             "content": paragraphs,
         } } })
     }
 
     fn text(&self, title: &str, body: &str, rows: usize) -> String {
-        let mut lines = vec![format!(
-            "{}{}",
-            severity_mark(self.message.severity),
-            defuse_at(title)
-        )];
+        let mut lines = vec![defuse_at(title)];
         if !body.trim().is_empty() {
             lines.push(body.to_owned());
         }
@@ -378,20 +387,11 @@ fn header_colour(severity: Severity) -> &'static str {
     }
 }
 
-/// A severity marker for titles of posts and text, which have no colour.
-fn severity_mark(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "",
-        Severity::Success => "✅ ",
-        Severity::Warning => "⚠️ ",
-        Severity::Error => "❌ ",
-        Severity::Critical => "🚨 ",
-    }
-}
-
-/// The mentions of the config and the message that Lark can express, in
-/// order and without duplicates; the others are logged and dropped.
-fn targets(config: &LarkConfig, message: &Message) -> Vec<Target> {
+/// The mentions of the config and the message that a Lark custom bot can
+/// make, in order and without duplicates: open_ids and everyone
+/// (docs/vendors/lark.md#mentions). Other user ids, emails and phone
+/// numbers would notify nobody; they are left out and said in `notes`.
+fn targets(config: &LarkConfig, message: &Message, notes: &mut Notes) -> Vec<Target> {
     let mut out = Vec::new();
     let mut add = |target: Target| {
         if !out.contains(&target) {
@@ -401,30 +401,40 @@ fn targets(config: &LarkConfig, message: &Message) -> Vec<Target> {
     for id in &config.mentions {
         if id == "all" {
             add(Target::All);
-        } else if valid_user_id(id) {
+        } else if is_open_id(id) {
             add(Target::Id(id.clone()));
         }
     }
+    let (mut ids, mut emails, mut mobiles) = (0, 0, 0);
     for mention in &message.mentions {
         match mention {
             Mention::All => add(Target::All),
             Mention::UserId(id) if id == "all" => add(Target::All),
-            Mention::UserId(id) if valid_user_id(id) => add(Target::Id(id.clone())),
-            Mention::UserId(_) => log::warn("dropped a mention: the user id is not a Lark open_id"),
-            Mention::Email(_) => log::warn(
-                "dropped a mention by email: a Lark custom bot can only mention by open_id",
-            ),
-            Mention::Mobile(_) => log::warn(
-                "dropped a mention by phone number: a Lark custom bot can only mention by open_id",
-            ),
+            Mention::UserId(id) if is_open_id(id) => add(Target::Id(id.clone())),
+            Mention::UserId(_) => ids += 1,
+            Mention::Email(_) => emails += 1,
+            Mention::Mobile(_) => mobiles += 1,
+        }
+    }
+    for (count, what) in [
+        (ids, "user id that is not an open_id"),
+        (emails, "email address"),
+        (mobiles, "phone number"),
+    ] {
+        if count > 0 {
+            notes.push(format!(
+                "not mentioned: {count} by {what} (a Lark custom bot mentions by open_id only)"
+            ));
         }
     }
     out
 }
 
-/// An id safe inside `<at id=…>`: letters, digits, `_` and `-`, at most 128.
-pub fn valid_user_id(id: &str) -> bool {
-    !id.is_empty()
+/// An open_id (`ou_` then letters, digits, `_` and `-`, at most 128), the
+/// only id a custom bot's mention notifies, and safe inside `<at id=…>`.
+pub fn is_open_id(id: &str) -> bool {
+    id.starts_with("ou_")
+        && id.len() > 3
         && id.len() <= 128
         && id
             .bytes()

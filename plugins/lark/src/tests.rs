@@ -115,22 +115,56 @@ fn message_text_cannot_mention_people() {
     let request = expect_http(h.render(&json!({ "webhook": WEBHOOK }), &message).unwrap());
     let text = request.body_text();
     assert!(!text.contains("<at id=all>"), "{text}");
-    assert!(text.contains("<\u{200B}at id=all>"), "{text}");
+    assert!(text.contains("&lt;at id=all&gt;"), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("<at"), "{text}");
 }
 
 #[test]
-fn mentions_map_and_unsupported_ones_are_logged() {
-    let message = sample("mentions");
-    let h = Harness::<Lark>::new();
-    let request = expect_http(h.render(&json!({ "webhook": WEBHOOK }), &message).unwrap());
-    let text = request.body_text();
+fn mentions_map_and_the_receipt_names_the_ones_lark_cannot_make() {
+    let mut message = sample("mentions");
+    message.mentions.push(carillon_sdk::Mention::UserId(
+        "ou_7d8a6e6df7621556ce0d21922b676706".into(),
+    ));
+    let h = Harness::<Lark>::new().respond(|_| {
+        Ok(HttpResponse::json(
+            200,
+            &json!({ "code": 0, "msg": "success", "data": {} }),
+        ))
+    });
+    let receipt = h.deliver(&json!({ "webhook": WEBHOOK }), &message).unwrap();
+    let text = h.requests()[0].body_text();
     assert!(
-        text.contains("<at id=all></at> <at id=u_1001></at>"),
+        text.contains("<at id=all></at> <at id=ou_7d8a6e6df7621556ce0d21922b676706></at>"),
         "{text}"
     );
+    // `u_1001` is not an open_id: it would notify nobody.
+    assert!(!text.contains("u_1001"), "{text}");
     assert!(!text.contains("oncall@example.com") && !text.contains("13800000000"));
-    let warnings = h.warnings();
-    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    for needle in [
+        "not mentioned: 1 by user id that is not an open_id",
+        "not mentioned: 1 by email address",
+        "not mentioned: 1 by phone number",
+    ] {
+        assert!(receipt.detail.contains(needle), "{}", receipt.detail);
+    }
+}
+
+#[test]
+fn standing_mentions_by_email_or_other_ids_are_refused_up_front() {
+    let issues = Harness::<Lark>::new()
+        .validate(&json!({
+            "webhook": WEBHOOK,
+            "mentions": ["all", "ou_ok", "oncall@example.com", "u_1001"],
+        }))
+        .unwrap_err();
+    assert_eq!(issues.len(), 2, "{issues:?}");
+    assert_eq!(issues[0].path, "/mentions/2");
+    assert!(
+        issues[0].message.contains("cannot mention by email"),
+        "{issues:?}"
+    );
+    assert_eq!(issues[1].path, "/mentions/3");
+    assert!(issues[1].message.contains("notifies nobody"), "{issues:?}");
 }
 
 #[test]

@@ -28,7 +28,7 @@
 use carillon_sdk::endpoint::HttpUrl;
 use carillon_sdk::{
     Channel, ConfigIssue, Context, DeliverError, HttpResponse, Manifest, Message, Outgoing,
-    Receipt, classify, endpoint, export_channel, http, locale,
+    Receipt, classify, endpoint, export_channel, locale,
 };
 use serde::Deserialize;
 
@@ -177,6 +177,12 @@ impl Channel for Teams {
                 ));
             }
         }
+        if !config.mentions.is_empty() && format_of(config) == Format::Connector {
+            issues.push(ConfigIssue::new(
+                "/mentions",
+                "a connector (MessageCard) webhook cannot mention anyone; use a Workflows URL to mention people",
+            ));
+        }
         issues.extend(locale::check("/locale", config.locale.as_deref()));
         issues
     }
@@ -187,7 +193,7 @@ impl Channel for Teams {
         message: &Message,
     ) -> Result<Outgoing, DeliverError> {
         let _ = ctx;
-        render::request(config, message).map(Outgoing::Http)
+        render::request(config, message).map(|(request, _)| Outgoing::Http(request))
     }
 
     /// Classifies a Workflows-style answer (status only); connector answers
@@ -201,12 +207,12 @@ impl Channel for Teams {
         config: &TeamsConfig,
         message: &Message,
     ) -> Result<Receipt, DeliverError> {
-        let request = render::request(config, message)?;
-        let response = http::send(&request).map_err(classify::transport_error)?;
-        match format_of(config) {
-            Format::Workflow => classify_workflow(ctx, &response),
-            Format::Connector => classify_connector(ctx, &response),
-        }
+        let (request, notes) = render::request(config, message)?;
+        // The receipt says which mentions could not be made.
+        notes.send(&request, |response| match format_of(config) {
+            Format::Workflow => classify_workflow(ctx, response),
+            Format::Connector => classify_connector(ctx, response),
+        })
     }
 }
 

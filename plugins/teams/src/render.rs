@@ -3,11 +3,10 @@
 //! facts: docs/vendors/teams.md, "Workflows (Adaptive Card)", "Mentions",
 //! "Tables" and "Connector (MessageCard)").
 
-use carillon_sdk::mention::defuse_at;
+use carillon_sdk::dialect::{self, Dialect};
+use carillon_sdk::mention::{Notes, defuse_at};
 use carillon_sdk::table::{self, Tone};
-use carillon_sdk::{
-    DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, locale, log,
-};
+use carillon_sdk::{DeliverError, HttpRequest, Mention, Message, Severity, Table, fit, locale};
 use serde_json::{Map, Value, json};
 
 use crate::{Format, MAX_PAYLOAD_BYTES, TeamsConfig, format_of};
@@ -33,22 +32,28 @@ struct Parts<'a> {
 }
 
 /// Builds the request for `message`.
-pub fn request(config: &TeamsConfig, message: &Message) -> Result<HttpRequest, DeliverError> {
+pub fn request(
+    config: &TeamsConfig,
+    message: &Message,
+) -> Result<(HttpRequest, Notes), DeliverError> {
     let format = format_of(config);
+    let mut notes = Notes::default();
     let locale = locale::effective(config.locale.as_deref(), &message.locale);
     let parts = Parts {
         message,
         locale,
         format,
         title: defuse_at(&message.title),
-        targets: targets(config, message, format),
+        targets: targets(config, message, format, &mut notes),
     };
-    let body = defuse_at(&message.markdown);
+    // TextBlock Markdown: no headings, code or tables
+    // (docs/vendors/teams.md#markdown-dialect).
+    let body = defuse_at(&dialect::convert(&message.markdown, Dialect::TeamsText));
     let rows = message.table.as_ref().map_or(0, |t| t.rows.len());
     let bytes = fit::fit_json(MAX_PAYLOAD_BYTES, &body, rows, locale, |text, rows| {
         parts.payload(text, rows)
     })?;
-    Ok(HttpRequest::post_json_bytes(&config.webhook, bytes))
+    Ok((HttpRequest::post_json_bytes(&config.webhook, bytes), notes))
 }
 
 impl Parts<'_> {
@@ -260,24 +265,30 @@ fn theme_colour(severity: Severity) -> &'static str {
     }
 }
 
-/// The mentions Teams can express, without duplicates; others are logged
-/// and dropped.
-fn targets(config: &TeamsConfig, message: &Message, format: Format) -> Vec<Target> {
+/// The mentions Teams can express, without duplicates: by UPN or Entra
+/// object id, in Workflows cards only (docs/vendors/teams.md#mentions).
+/// The others are left out and said in `notes`.
+fn targets(
+    config: &TeamsConfig,
+    message: &Message,
+    format: Format,
+    notes: &mut Notes,
+) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
     if format == Format::Connector {
-        if !config.mentions.is_empty() || !message.mentions.is_empty() {
-            log::warn("dropped the mentions: legacy connector MessageCards cannot mention anyone");
+        let count = config.mentions.len() + message.mentions.len();
+        if count > 0 {
+            notes.push(format!(
+                "not mentioned: {count} (a connector MessageCard cannot mention anyone; use a Workflows URL)"
+            ));
         }
         return out;
     }
+    let (mut bad_ids, mut all, mut mobiles) = (0, false, 0);
     let mut add = |id: &str, name: Option<&str>| {
-        if !valid_mention_id(id) {
-            log::warn("dropped a mention: the id is not a UPN or Entra object id");
-            return;
-        }
         let name = name.unwrap_or(id);
-        if name.contains(['<', '>']) {
-            log::warn("dropped a mention: the name contains < or >");
+        if !valid_mention_id(id) || name.contains(['<', '>']) {
+            bad_ids += 1;
             return;
         }
         if !out.iter().any(|t| t.id == id) {
@@ -293,13 +304,22 @@ fn targets(config: &TeamsConfig, message: &Message, format: Format) -> Vec<Targe
     for mention in &message.mentions {
         match mention {
             Mention::UserId(id) | Mention::Email(id) => add(id, None),
-            Mention::All => {
-                log::warn("dropped a mention of everyone: Teams webhooks cannot mention all")
-            }
-            Mention::Mobile(_) => log::warn(
-                "dropped a mention by phone number: Teams mentions need a UPN or Entra object id",
-            ),
+            Mention::All => all = true,
+            Mention::Mobile(_) => mobiles += 1,
         }
+    }
+    if all {
+        notes.push("not mentioned: everyone (Teams webhooks cannot mention all)");
+    }
+    if mobiles > 0 {
+        notes.push(format!(
+            "not mentioned: {mobiles} by phone number (Teams mentions need a UPN or Entra object id)"
+        ));
+    }
+    if bad_ids > 0 {
+        notes.push(format!(
+            "not mentioned: {bad_ids} whose id is not a UPN or Entra object id"
+        ));
     }
     out
 }

@@ -97,6 +97,41 @@ fn mentions_match_their_entities() {
 }
 
 #[test]
+fn receipts_say_which_mentions_teams_cannot_make() {
+    let h = Harness::<Teams>::new().respond(|_| Ok(HttpResponse::text(202, "")));
+    let receipt = h
+        .deliver(&json!({ "webhook": WORKFLOW }), &sample("mentions"))
+        .unwrap();
+    assert!(
+        receipt.detail.contains("not mentioned: everyone"),
+        "{}",
+        receipt.detail
+    );
+    assert!(
+        receipt.detail.contains("not mentioned: 1 by phone number"),
+        "{}",
+        receipt.detail
+    );
+
+    let h = Harness::<Teams>::new().respond(|_| Ok(HttpResponse::text(200, "1")));
+    let receipt = h
+        .deliver(&json!({ "webhook": CONNECTOR }), &sample("mentions"))
+        .unwrap();
+    assert!(
+        receipt
+            .detail
+            .contains("not mentioned: 4 (a connector MessageCard cannot mention anyone"),
+        "{}",
+        receipt.detail
+    );
+    // Standing mentions on a connector are refused up front.
+    let issues = Harness::<Teams>::new()
+        .validate(&json!({ "webhook": CONNECTOR, "mentions": [{ "id": "a@contoso.com" }] }))
+        .unwrap_err();
+    assert_eq!(issues[0].path, "/mentions", "{issues:?}");
+}
+
+#[test]
 fn message_text_cannot_forge_mentions() {
     let mut message = sample_message();
     message.markdown = "<at>Lead</at> please look".into();
@@ -105,7 +140,9 @@ fn message_text_cannot_forge_mentions() {
             .render(&json!({ "webhook": WORKFLOW }), &message)
             .unwrap(),
     );
-    assert!(request.body_text().contains("<\u{200B}at>Lead"));
+    let text = request.body_text();
+    assert!(!text.contains("<at>Lead"), "{text}");
+    assert!(text.contains("<\u{200B}at\\\\>Lead"), "{text}");
 }
 
 #[test]
@@ -250,6 +287,7 @@ fn config_problems_are_all_reported_with_paths() {
             "/format",
             "/mentions/1/id",
             "/mentions/1/name",
+            "/mentions",
             "/locale"
         ]
     );

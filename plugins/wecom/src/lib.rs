@@ -185,7 +185,7 @@ impl Channel for WeCom {
         if let Some(problem) = webhook_problem(&config.webhook) {
             return Err(DeliverError::invalid_config(format!("webhook: {problem}")));
         }
-        let body = render::body(config, message)?;
+        let (body, _) = render::body(config, message)?;
         Ok(Outgoing::Http(HttpRequest::post_json_bytes(
             &config.webhook,
             body,
@@ -194,6 +194,21 @@ impl Channel for WeCom {
 
     fn classify(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
         classify_answer(ctx, response)
+    }
+
+    /// Sends the rendered body; the receipt says which mentions changed the
+    /// body type or could not be made.
+    fn deliver(
+        ctx: &Context,
+        config: &WeComConfig,
+        message: &Message,
+    ) -> Result<Receipt, DeliverError> {
+        if let Some(problem) = webhook_problem(&config.webhook) {
+            return Err(DeliverError::invalid_config(format!("webhook: {problem}")));
+        }
+        let (body, notes) = render::body(config, message)?;
+        let request = HttpRequest::post_json_bytes(&config.webhook, body);
+        notes.send(&request, |response| classify_answer(ctx, response))
     }
 }
 

@@ -2,8 +2,9 @@
 //! message type, maps mentions, colours conditional cells and fits the
 //! content into WeCom's byte limits.
 
-use carillon_sdk::mention::Audience;
-use carillon_sdk::{DeliverError, Message, Table, fit, locale, log, table, text};
+use carillon_sdk::dialect::{self, Dialect};
+use carillon_sdk::mention::{Audience, Notes};
+use carillon_sdk::{DeliverError, Message, Table, fit, locale, table, text};
 use serde_json::{Value, json};
 
 use crate::{MARKDOWN_MAX_BYTES, MAX_BODY_BYTES, MsgType, TEXT_MAX_BYTES, WeComConfig};
@@ -16,40 +17,49 @@ enum Kind {
     Text,
 }
 
-/// The destination's default mentions plus the message's, reduced to what
-/// `kind` can express; the rest is dropped with a warning.
-fn audience(config: &WeComConfig, message: &Message, kind: Kind) -> Audience {
+/// The destination's default mentions plus the message's, and the body
+/// type that can carry them: `markdown` cannot mention everyone or by
+/// mobile and `markdown_v2` cannot mention anyone, so such a message is
+/// sent as `text`, whose mention lists page people (docs/vendors/wecom.md#mentions).
+/// What changed, and the email addresses no robot can mention, go in `notes`.
+fn audience(config: &WeComConfig, message: &Message, notes: &mut Notes) -> (Audience, Kind) {
     let mut who = Audience::standing(config.at_all, &config.at_user_ids, &config.at_mobiles)
         .with(&message.mentions);
     if !who.emails.is_empty() {
-        log::warn("WeCom robots cannot mention by email address; that mention was dropped");
+        notes.push(format!(
+            "not mentioned: {} by email address (WeCom robots mention by user id or mobile)",
+            who.emails.len()
+        ));
         who.emails.clear();
     }
-    match kind {
-        Kind::Text => {}
-        Kind::Markdown => {
-            if who.all || !who.mobiles.is_empty() {
-                log::warn(
-                    "WeCom Markdown cannot mention everyone or by mobile; those mentions were dropped (use msg_type text)",
-                );
-            }
-            who.all = false;
-            who.mobiles.clear();
+    let wanted = match config.msg_type {
+        Some(MsgType::Text) => Kind::Text,
+        _ if config.markdown_v2_tables && message.table.is_some() => Kind::MarkdownV2,
+        _ => Kind::Markdown,
+    };
+    let kind = match wanted {
+        Kind::Markdown if who.all || !who.mobiles.is_empty() => {
+            notes.push("sent as text: WeCom markdown cannot mention everyone or by mobile");
+            Kind::Text
         }
-        Kind::MarkdownV2 => {
-            if !who.is_empty() {
-                log::warn("WeCom markdown_v2 cannot mention anyone; the mentions were dropped");
-            }
-            who = Audience::default();
+        Kind::MarkdownV2 if !who.is_empty() => {
+            notes.push("sent as text: WeCom markdown_v2 cannot mention anyone");
+            Kind::Text
         }
-    }
-    who
+        kind => kind,
+    };
+    (who, kind)
 }
 
 /// One line per row, `Title: value, Title: value`; conditional cells are
 /// coloured in Markdown and marked ✓/✗ in text.
 fn table_lines(t: &Table, markdown: bool) -> String {
-    table::labelled_rows(t, markdown, "", |column, shown, tone| {
+    let shown_in = if markdown {
+        Dialect::WeComMarkdown
+    } else {
+        Dialect::Plain
+    };
+    table::labelled_rows_in(t, shown_in, "", |column, shown, tone| {
         match (markdown, column.condition.is_some(), tone) {
             (true, _, table::Tone::Good) => format!("<font color=\"info\">{shown}</font>"),
             (true, _, table::Tone::Bad) => format!("<font color=\"warning\">{shown}</font>"),
@@ -69,36 +79,31 @@ fn pipe_table(t: &Table) -> String {
 
 /// The request body: content within WeCom's limit for its type, JSON within
 /// [`MAX_BODY_BYTES`].
-pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverError> {
+pub fn body(config: &WeComConfig, message: &Message) -> Result<(Vec<u8>, Notes), DeliverError> {
     let locale = locale::effective(config.locale.as_deref(), &message.locale);
-    let kind = match config.msg_type {
-        Some(MsgType::Text) => Kind::Text,
-        _ if config.markdown_v2_tables && message.table.is_some() => Kind::MarkdownV2,
-        _ => Kind::Markdown,
-    };
-    let who = audience(config, message, kind);
+    let mut notes = Notes::default();
+    let (who, kind) = audience(config, message, &mut notes);
     let markdown = kind != Kind::Text;
+    // Each body type's own dialect (docs/vendors/wecom.md#markdown-dialect).
+    let shown_in = match kind {
+        Kind::Markdown => Dialect::WeComMarkdown,
+        Kind::MarkdownV2 => Dialect::WeComMarkdownV2,
+        Kind::Text => Dialect::Plain,
+    };
 
-    let badge = text::severity_emoji(message.severity);
+    // One severity marker, in front of the heading.
+    let title = text::marked_title(Some(message.severity), None, &message.title);
     let head = if markdown {
-        format!("### {badge} {}", text::escape_markdown(&message.title))
+        format!("### {}", dialect::escape(&title, shown_in))
     } else {
-        format!("{badge} {}", message.title)
+        title
     };
     let bullet = if kind == Kind::MarkdownV2 { "- " } else { "" };
-    let fields = if markdown {
-        text::markdown_fields(&message.fields, bullet)
-    } else {
-        text::plain_fields(&message.fields)
-    };
+    let fields = dialect::fields(&message.fields, bullet, shown_in);
     let mut tail = vec![fields.join("\n")];
     if let Some(link) = &message.link {
         let label = locale::link_label(link, locale);
-        tail.push(if markdown {
-            format!("[{}]({})", text::escape_markdown(&label), link.url)
-        } else {
-            format!("{label}: {}", link.url)
-        });
+        tail.push(dialect::link(&label, &link.url, shown_in));
     }
     if kind == Kind::Markdown {
         let line: Vec<String> = who.user_ids.iter().map(|id| format!("<@{id}>")).collect();
@@ -111,8 +116,10 @@ pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverE
         _ => table_lines(t, markdown),
     };
     let tail = tail.join("\n\n");
+    let converted;
     let body_text = if markdown {
-        &message.markdown
+        converted = dialect::convert(&message.markdown, shown_in);
+        &converted
     } else {
         &message.text
     };
@@ -168,7 +175,7 @@ pub fn body(config: &WeComConfig, message: &Message) -> Result<Vec<u8>, DeliverE
     };
     fit::fit_payload(body_text, rows, locale, encode, fits)
         .flatten()
-        .map(|(bytes, _)| bytes)
+        .map(|(bytes, _)| (bytes, notes))
         .ok_or_else(|| {
             DeliverError::rejected(format!(
                 "the message does not fit in {limit} bytes of content even without its body and table"

@@ -77,19 +77,46 @@ fn markdown_colours_conditional_cells_and_mentions_user_ids() {
     );
     assert!(text.contains("Score: <font color=\"warning\">41%</font>"));
 
+    let mut message = sample("mentions");
+    message.mentions = vec![carillon_sdk::Mention::UserId("u_1001".into())];
     let body = json_body(&expect_http(
-        h.render(&json!({ "webhook": HOOK }), &sample("mentions"))
-            .unwrap(),
+        h.render(&json!({ "webhook": HOOK }), &message).unwrap(),
     ));
-    let text = content(&body);
-    assert!(text.ends_with("<@u_1001>"), "{text}");
-    assert!(!text.contains("13800000000"));
-    let warnings = h.warnings();
-    assert!(warnings.iter().any(|w| w.contains("email")), "{warnings:?}");
-    assert!(
-        warnings.iter().any(|w| w.contains("mobile")),
-        "{warnings:?}"
+    assert_eq!(body["msgtype"], "markdown");
+    assert!(content(&body).ends_with("<@u_1001>"), "{body}");
+}
+
+#[test]
+fn mentions_markdown_cannot_carry_switch_to_text_and_the_receipt_says_so() {
+    let h = Harness::<WeCom>::new().respond(|_| Ok(errcode_answer(0, "ok")));
+    let receipt = h
+        .deliver(&json!({ "webhook": HOOK }), &sample("mentions"))
+        .unwrap();
+    let body = json_body(&h.requests()[0]);
+    assert_eq!(body["msgtype"], "text");
+    assert_eq!(body["text"]["mentioned_list"], json!(["u_1001", "@all"]));
+    assert_eq!(
+        body["text"]["mentioned_mobile_list"],
+        json!(["13800000000"])
     );
+    assert!(
+        receipt
+            .detail
+            .contains("sent as text: WeCom markdown cannot mention everyone"),
+        "{}",
+        receipt.detail
+    );
+    assert!(
+        receipt.detail.contains("not mentioned: 1 by email address"),
+        "{}",
+        receipt.detail
+    );
+    // Without such mentions the receipt is the vendor's answer alone.
+    let h = Harness::<WeCom>::new().respond(|_| Ok(errcode_answer(0, "ok")));
+    let receipt = h
+        .deliver(&json!({ "webhook": HOOK }), &sample_message())
+        .unwrap();
+    assert!(!receipt.detail.contains(';'), "{}", receipt.detail);
 }
 
 #[test]
@@ -110,10 +137,21 @@ fn text_mode_uses_mention_lists() {
 }
 
 #[test]
-fn v2_tables_are_pipe_tables_without_mentions() {
+fn v2_tables_are_pipe_tables_and_mentions_go_as_text() {
     let h = Harness::<WeCom>::new();
     let mut message = sample("table");
     message.mentions = vec![carillon_sdk::Mention::UserId("u1".into())];
+    let body = json_body(&expect_http(
+        h.render(
+            &json!({ "webhook": HOOK, "markdown_v2_tables": true }),
+            &message,
+        )
+        .unwrap(),
+    ));
+    // markdown_v2 cannot mention: the message goes as text, which can.
+    assert_eq!(body["msgtype"], "text");
+    assert_eq!(body["text"]["mentioned_list"], json!(["u1"]));
+    message.mentions.clear();
     let body = json_body(&expect_http(
         h.render(
             &json!({ "webhook": HOOK, "markdown_v2_tables": true }),
@@ -125,7 +163,6 @@ fn v2_tables_are_pipe_tables_without_mentions() {
     let text = content(&body);
     assert!(text.contains("| Check | Score | Cost |\n| --- | --- | --- |"));
     assert!(text.contains("| freshness | 41% ✗ | $0.35 |"));
-    assert!(!text.contains("<@u1>"));
     // Without a table the flag changes nothing.
     let body = json_body(&expect_http(
         h.render(
@@ -288,4 +325,20 @@ fn manifest_is_well_formed() {
     assert_eq!(m.allowed_hosts, ["qyapi.weixin.qq.com"]);
     assert_eq!(m.rate_limits[0].requests, 20);
     assert_eq!(m.rate_limits[0].window_ms, 60_000);
+}
+
+#[test]
+fn a_titles_own_marker_is_the_only_one() {
+    let h = Harness::<WeCom>::new();
+    let config = json!({ "webhook": HOOK });
+    let mut message = sample_message();
+    message.title = "❌ nightly_load failed".into();
+    message.severity = carillon_sdk::Severity::Error;
+    let body = json_body(&expect_http(h.render(&config, &message).unwrap()));
+    let content = body["markdown"]["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("### ❌ nightly_load failed"),
+        "{content}"
+    );
+    assert_eq!(content.matches('❌').count(), 1, "{content}");
 }

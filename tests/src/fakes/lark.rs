@@ -15,6 +15,12 @@
 //!    else 19024;
 //! 7. `msg_type` present → else 19002; a valid shape for it → else 400/9499.
 //!
+//! Stricter than Lark, which accepts and then shows these raw or notifies
+//! nobody (docs/vendors/lark.md#markdown-dialect, #mentions): a `lark_md`
+//! text with a `#` heading, a list marker, a code fence or a backslash
+//! escape, or an `<at id=…>` whose id is neither `all` nor an open_id
+//! (`ou_…`), is answered 400/9499 so a test sees it.
+//!
 //! HTTP statuses marked UNCONFIRMED in docs/vendors/lark.md, "Responses and
 //! error codes" (19001, 19002, oversize) are answered with 200 for the
 //! business codes and 400 for 9499.
@@ -381,6 +387,13 @@ fn shape(msg_type: &str, payload: &Value) -> Result<(), String> {
                 .ok_or("a card needs elements")?;
             let mut tables = 0;
             for element in elements {
+                if let Some(text) = element.get("text")
+                    && text.get("tag").and_then(Value::as_str) == Some("lark_md")
+                {
+                    lark_md_shown_as_meant(
+                        text.get("content").and_then(Value::as_str).unwrap_or(""),
+                    )?;
+                }
                 match element.get("tag").and_then(Value::as_str) {
                     Some("table") => {
                         tables += 1;
@@ -397,6 +410,39 @@ fn shape(msg_type: &str, payload: &Value) -> Result<(), String> {
         }
         other => Err(format!("unknown msg_type {other}")),
     }
+}
+
+/// What `lark_md` shows raw, and mentions that notify nobody.
+fn lark_md_shown_as_meant(content: &str) -> Result<(), String> {
+    for line in content.lines() {
+        let line = line.trim_start();
+        let raw = line.starts_with('#')
+            || line.starts_with("```")
+            || line.starts_with("- ")
+            || line.starts_with("* ")
+            || line.starts_with("+ ");
+        if raw {
+            return Err(format!("lark_md shows this line raw: {line}"));
+        }
+    }
+    let mut chars = content.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.peek().is_some_and(char::is_ascii_punctuation) {
+            return Err("lark_md shows backslash escapes raw; use HTML entities".into());
+        }
+    }
+    let mut rest = content;
+    while let Some(start) = rest.find("<at id=") {
+        rest = &rest[start + "<at id=".len()..];
+        let id: String = rest.chars().take_while(|c| *c != '>').collect();
+        let id = id.trim_matches('"');
+        if id != "all" && !id.starts_with("ou_") {
+            return Err(format!(
+                "<at id={id}> notifies nobody: custom bots mention by open_id"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn table_shape(table: &Value) -> Result<(), String> {
@@ -492,6 +538,29 @@ mod tests {
             "header": {"title": {"tag": "plain_text", "content": title}, "template": "red"},
             "elements": [{"tag": "div", "text": {"tag": "lark_md", "content": "**disk full**"}},
                          {"tag": "action", "actions": [{"tag": "button", "text": {"tag": "plain_text", "content": "Open"}, "url": "https://x.example/alert", "type": "primary"}]}]}})
+    }
+
+    #[test]
+    fn lark_md_that_shows_raw_or_mentions_nobody_is_refused() {
+        let bot = Bot::new("t");
+        let with = |content: &str| {
+            let mut body = card("x");
+            body["card"]["elements"][0]["text"]["content"] = content.into();
+            check(&bot, body.to_string().as_bytes(), 0).0
+        };
+        assert_eq!(
+            with("**bold** &#42; • item <at id=ou_1></at> <at id=all></at>"),
+            200
+        );
+        for raw in [
+            "# heading",
+            "- item",
+            "```\ncode\n```",
+            "a \\* b",
+            "<at id=u_1001></at>",
+        ] {
+            assert_eq!(with(raw), 400, "{raw}");
+        }
     }
 
     fn sign_into(mut body: Value, secret: &str) -> Value {

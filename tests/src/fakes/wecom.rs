@@ -9,6 +9,11 @@
 //! non-empty content (44004); content length in UTF-8 bytes, 4096 for
 //! `markdown` / `markdown_v2` and 2048 for `text` (40058); mention lists of
 //! strings. WeCom has no signing or keywords.
+//!
+//! Stricter than WeCom, which ignores what a body type cannot carry
+//! (docs/vendors/wecom.md#mentions): mention lists on `markdown` or
+//! `markdown_v2`, `<@all>` in `markdown` and any `<@…>` in `markdown_v2` are
+//! answered [`MENTION_LOST_ERRCODE`], so a test sees the lost mention.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -26,6 +31,10 @@ pub const MARKDOWN_MAX_BYTES: usize = 4096;
 pub const TEXT_MAX_BYTES: usize = 2048;
 /// The errcode the fake uses for bodies that are not JSON (not a WeCom code).
 pub const INVALID_BODY_ERRCODE: i64 = 499_000;
+
+/// The errcode the fake uses for mentions a body type cannot carry (not a
+/// WeCom code: WeCom accepts the body and notifies nobody).
+pub const MENTION_LOST_ERRCODE: i64 = 499_001;
 
 /// One robot the fake knows.
 #[derive(Debug, Clone)]
@@ -205,6 +214,9 @@ fn check(robots: &mut GroupRobots, key: Option<&str>, request: &Request) -> (i64
             ),
         );
     }
+    if let Some(problem) = lost_mention(msgtype, &value, content) {
+        return (MENTION_LOST_ERRCODE, format!("fake wecom: {problem}"));
+    }
     if msgtype == "text" {
         for list in ["mentioned_list", "mentioned_mobile_list"] {
             let ok = value["text"]
@@ -219,6 +231,23 @@ fn check(robots: &mut GroupRobots, key: Option<&str>, request: &Request) -> (i64
         }
     }
     (0, "ok".to_owned())
+}
+
+/// A mention that `msgtype` cannot carry: WeCom would drop it silently.
+fn lost_mention(msgtype: &str, value: &Value, content: &str) -> Option<String> {
+    if msgtype == "text" {
+        return None;
+    }
+    for list in ["mentioned_list", "mentioned_mobile_list"] {
+        if value[msgtype].get(list).is_some() {
+            return Some(format!("{msgtype} has no {list}"));
+        }
+    }
+    match msgtype {
+        "markdown" if content.contains("<@all>") => Some("markdown cannot mention everyone".into()),
+        "markdown_v2" if content.contains("<@") => Some("markdown_v2 cannot mention anyone".into()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -276,6 +305,20 @@ mod tests {
             40008
         );
         assert_eq!(post(&url, &markdown("")).await["errcode"], 44004);
+        // Mentions a body type cannot carry.
+        let mut listed = markdown("x");
+        listed["markdown"]["mentioned_list"] = json!(["u1"]);
+        for body in [
+            listed,
+            markdown("<@all> x"),
+            json!({ "msgtype": "markdown_v2", "markdown_v2": { "content": "<@u1> x" } }),
+        ] {
+            assert_eq!(
+                post(&url, &body).await["errcode"],
+                MENTION_LOST_ERRCODE,
+                "{body}"
+            );
+        }
         assert_eq!(fake.delivered().len(), 3);
     }
 
