@@ -3,12 +3,14 @@
 
 mod api;
 mod api_limits;
+mod api_pause;
 mod api_secrets;
 mod channels;
 mod dispatch;
 mod email;
 mod limits;
 mod loading;
+mod pause;
 mod rate;
 mod reload;
 mod support;
