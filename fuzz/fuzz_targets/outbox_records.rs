@@ -27,6 +27,7 @@ struct Generated {
     created_at: u64,
     delivered_at: u64,
     detail: String,
+    remote_id: Option<String>,
 }
 
 fn check_event_bytes(bytes: &[u8]) {
@@ -121,6 +122,7 @@ fuzz_target!(|data: &[u8]| {
         created_at: g.created_at,
         delivered_at: g.delivered_at,
         detail: g.detail,
+        remote_id: g.remote_id,
     };
     let bytes = encode_delivered(&delivered);
     assert_eq!(delivered_at(&bytes), Some(delivered.delivered_at));

@@ -14,7 +14,9 @@
 //! Encoding: the tag byte [`TAG`] (never `{`, which starts every JSON
 //! record), the event id (`u128` BE), `created_at` and `delivered_at`
 //! (`u64` BE ms), then the destination and the receipt (`u32` BE length
-//! and the bytes each).
+//! and the bytes each). A receipt with the channel's id for the message
+//! is tagged [`TAG_WITH_ID`] instead and ends with that id (length and
+//! bytes); records written before ids were kept have the first tag.
 
 use crate::error::OutboxError;
 use crate::id::EventId;
@@ -23,6 +25,15 @@ use crate::record::{DeliveryRecord, RECORD_VERSION, Reader, StoredState, put};
 
 /// The first byte of a compact delivered record.
 pub(crate) const TAG: u8 = 0xD5;
+
+/// The first byte of a compact delivered record that ends with the
+/// channel's id for the message.
+pub(crate) const TAG_WITH_ID: u8 = 0xD6;
+
+/// Is `byte` the first byte of a compact delivered record?
+pub(crate) fn is_tag(byte: u8) -> bool {
+    byte == TAG || byte == TAG_WITH_ID
+}
 
 /// Bytes before the destination: tag, event id, two times.
 const HEAD: usize = 1 + 16 + 8 + 8;
@@ -35,17 +46,27 @@ pub(crate) struct FirstDelivered<'a> {
     pub created_at: u64,
     pub delivered_at: u64,
     pub detail: &'a str,
+    pub remote_id: Option<&'a str>,
 }
 
 impl<'a> FirstDelivered<'a> {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEAD + 8 + self.destination.len() + self.detail.len());
-        out.push(TAG);
+        let id_len = self.remote_id.map_or(0, |id| 4 + id.len());
+        let mut out =
+            Vec::with_capacity(HEAD + 8 + self.destination.len() + self.detail.len() + id_len);
+        out.push(if self.remote_id.is_some() {
+            TAG_WITH_ID
+        } else {
+            TAG
+        });
         out.extend_from_slice(&self.event.to_be_bytes());
         out.extend_from_slice(&self.created_at.to_be_bytes());
         out.extend_from_slice(&self.delivered_at.to_be_bytes());
         put(&mut out, self.destination.as_bytes());
         put(&mut out, self.detail.as_bytes());
+        if let Some(id) = self.remote_id {
+            put(&mut out, id.as_bytes());
+        }
         out
     }
 
@@ -76,6 +97,7 @@ impl<'a> FirstDelivered<'a> {
             state: StoredState::Delivered {
                 at: self.delivered_at,
                 detail: self.detail.to_owned(),
+                remote_id: self.remote_id.map(str::to_owned),
             },
         }
     }
@@ -84,7 +106,8 @@ impl<'a> FirstDelivered<'a> {
 /// The fields of an encoded record, if it is whole and nothing follows.
 fn read(bytes: &[u8]) -> Option<FirstDelivered<'_>> {
     let mut r = Reader(bytes);
-    if r.u8()? != TAG {
+    let tag = r.u8()?;
+    if !is_tag(tag) {
         return None;
     }
     let event = u128::from_be_bytes(r.take(16)?.try_into().ok()?);
@@ -92,12 +115,17 @@ fn read(bytes: &[u8]) -> Option<FirstDelivered<'_>> {
     let delivered_at = r.u64()?;
     let destination = std::str::from_utf8(r.bytes()?).ok()?;
     let detail = std::str::from_utf8(r.bytes()?).ok()?;
+    let remote_id = match tag {
+        TAG_WITH_ID => Some(std::str::from_utf8(r.bytes()?).ok()?),
+        _ => None,
+    };
     r.0.is_empty().then_some(FirstDelivered {
         event,
         destination,
         created_at,
         delivered_at,
         detail,
+        remote_id,
     })
 }
 
@@ -105,7 +133,7 @@ fn read(bytes: &[u8]) -> Option<FirstDelivered<'_>> {
 /// record (the purge's look at each record, without decoding the rest).
 pub(crate) fn delivered_at(bytes: &[u8]) -> Option<u64> {
     match bytes.first() {
-        Some(&TAG) => bytes
+        Some(&tag) if is_tag(tag) => bytes
             .get(25..33)
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes),
@@ -124,6 +152,7 @@ mod tests {
             created_at: 1_700_000_000_000,
             delivered_at: 1_700_000_000_250,
             detail: "HTTP 200",
+            remote_id: None,
         }
     }
 
@@ -139,7 +168,7 @@ mod tests {
         assert_eq!(rec.created_at, 1_700_000_000_000);
         assert_eq!(rec.attempts, 1);
         assert!(
-            matches!(rec.state, StoredState::Delivered { at: 1_700_000_000_250, ref detail } if detail == "HTTP 200")
+            matches!(rec.state, StoredState::Delivered { at: 1_700_000_000_250, ref detail, remote_id: None } if detail == "HTTP 200")
         );
         assert_eq!(
             EventId::parse(&rec.event_id).map(|e| e.raw()),
@@ -148,13 +177,37 @@ mod tests {
     }
 
     #[test]
+    fn the_channels_id_is_kept_under_its_own_tag() {
+        let with_id = FirstDelivered {
+            remote_id: Some("om_1234"),
+            ..sample()
+        };
+        let bytes = with_id.encode();
+        assert_eq!(bytes[0], TAG_WITH_ID);
+        assert_eq!(
+            FirstDelivered::decode(b"k", &bytes).ok(),
+            Some(with_id.clone())
+        );
+        assert_eq!(delivered_at(&bytes), Some(1_700_000_000_250));
+        assert!(matches!(
+            with_id.record().state,
+            StoredState::Delivered { remote_id: Some(ref id), .. } if id == "om_1234"
+        ));
+    }
+
+    #[test]
     fn every_truncation_and_trailing_byte_is_a_typed_error() {
-        let bytes = sample().encode();
-        for n in 0..bytes.len() {
-            let err = FirstDelivered::decode(b"dlv_x", &bytes[..n]).expect_err("truncated");
-            assert!(err.to_string().contains("dlv_x"), "{err}");
+        let with_id = FirstDelivered {
+            remote_id: Some("id"),
+            ..sample()
+        };
+        for bytes in [sample().encode(), with_id.encode()] {
+            for n in 0..bytes.len() {
+                let err = FirstDelivered::decode(b"dlv_x", &bytes[..n]).expect_err("truncated");
+                assert!(err.to_string().contains("dlv_x"), "{err}");
+            }
         }
-        let mut long = bytes;
+        let mut long = sample().encode();
         long.push(0);
         assert!(FirstDelivered::decode(b"k", &long).is_err());
         assert_eq!(

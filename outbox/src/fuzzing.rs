@@ -34,6 +34,8 @@ pub struct DeliveredParts {
     pub delivered_at: u64,
     /// The receipt.
     pub detail: String,
+    /// The channel's id for the message.
+    pub remote_id: Option<String>,
 }
 
 /// A delivery listed in an encoded event record, read in place:
@@ -107,6 +109,7 @@ pub fn encode_delivered(parts: &DeliveredParts) -> Vec<u8> {
         created_at: parts.created_at,
         delivered_at: parts.delivered_at,
         detail: &parts.detail,
+        remote_id: parts.remote_id.as_deref(),
     }
     .encode()
 }
@@ -120,6 +123,7 @@ pub fn decode_delivered(bytes: &[u8]) -> Result<DeliveredParts, OutboxError> {
         created_at: d.created_at,
         delivered_at: d.delivered_at,
         detail: d.detail.to_owned(),
+        remote_id: d.remote_id.map(str::to_owned),
     })
 }
 

@@ -64,6 +64,8 @@ pub struct Delivered {
     pub at: Timestamp,
     /// The receipt detail the channel returned.
     pub detail: String,
+    /// The channel's id for the message, if it gave one.
+    pub remote_id: Option<String>,
 }
 
 /// Given up on.
@@ -123,8 +125,12 @@ impl Claimed {
     }
 
     /// The channel accepted it.
-    pub fn deliver(self, at: Timestamp, detail: String) -> Delivered {
-        Delivered { at, detail }
+    pub fn deliver(self, at: Timestamp, detail: String, remote_id: Option<String>) -> Delivered {
+        Delivered {
+            at,
+            detail,
+            remote_id,
+        }
     }
 
     /// Try again at `due`.

@@ -140,6 +140,9 @@ pub enum Outcome {
     Delivered {
         /// Receipt detail to keep.
         detail: String,
+        /// The channel's id for what it accepted (the vendor's message id),
+        /// if it gave one.
+        remote_id: Option<String>,
     },
     /// Try again at `at`.
     Retry {
@@ -206,6 +209,8 @@ pub enum AttemptOutcome {
     Delivered {
         /// Receipt detail.
         detail: String,
+        /// The channel's id for the message, if it gave one.
+        remote_id: Option<String>,
     },
     /// Rescheduled.
     Retry {

@@ -330,6 +330,7 @@ impl Harness {
                 let outcome = match kind {
                     Kind::Delivered => Outcome::Delivered {
                         detail: "ok".into(),
+                        remote_id: None,
                     },
                     Kind::Retry { delay, counted } => Outcome::Retry {
                         at: Timestamp::from_millis(now + delay),

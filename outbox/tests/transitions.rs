@@ -123,6 +123,7 @@ async fn enqueue_then_claim_then_deliver() {
             &claims[0],
             Outcome::Delivered {
                 detail: "200 OK".into(),
+                remote_id: None,
             },
             t(5),
         )
@@ -137,7 +138,8 @@ async fn enqueue_then_claim_then_deliver() {
     assert_eq!(
         view.history[0].outcome,
         AttemptOutcome::Delivered {
-            detail: "200 OK".into()
+            detail: "200 OK".into(),
+            remote_id: None,
         }
     );
     let depth = ob.depth();
@@ -178,6 +180,7 @@ async fn the_delivering_attempt_shows_once_whether_or_not_it_was_logged() {
                     c,
                     Outcome::Delivered {
                         detail: "200".into(),
+                        remote_id: None,
                     },
                     t(5),
                 )
@@ -189,6 +192,7 @@ async fn the_delivering_attempt_shows_once_whether_or_not_it_was_logged() {
             &again[0],
             Outcome::Delivered {
                 detail: "201".into(),
+                remote_id: None,
             },
             t(12),
         )
@@ -199,7 +203,7 @@ async fn the_delivering_attempt_shows_once_whether_or_not_it_was_logged() {
                 .history
                 .iter()
                 .map(|a| match &a.outcome {
-                    AttemptOutcome::Delivered { detail } => detail.clone(),
+                    AttemptOutcome::Delivered { detail, .. } => detail.clone(),
                     AttemptOutcome::Retry { error, .. } => error.clone(),
                     AttemptOutcome::Dead { error, .. } => error.clone(),
                 })
@@ -338,6 +342,7 @@ async fn expired_lease_is_claimable_and_old_owner_is_refused() {
             &first,
             Outcome::Delivered {
                 detail: "late".into(),
+                remote_id: None,
             },
             t(30_001),
         )
@@ -361,7 +366,8 @@ async fn expired_lease_is_claimable_and_old_owner_is_refused() {
         ob.complete(
             &second,
             Outcome::Delivered {
-                detail: "ok".into()
+                detail: "ok".into(),
+                remote_id: None,
             },
             t(30_002)
         )
@@ -373,7 +379,8 @@ async fn expired_lease_is_claimable_and_old_owner_is_refused() {
         ob.complete(
             &second,
             Outcome::Delivered {
-                detail: "ok".into()
+                detail: "ok".into(),
+                remote_id: None,
             },
             t(30_003)
         )
@@ -394,6 +401,7 @@ async fn expired_but_unclaimed_lease_still_completes() {
             &claim,
             Outcome::Delivered {
                 detail: String::new(),
+                remote_id: None,
             },
             t(60_000),
         )
@@ -583,6 +591,7 @@ async fn backpressure_refuses_without_writing() {
         &claim,
         Outcome::Delivered {
             detail: String::new(),
+            remote_id: None,
         },
         t(1),
     )
@@ -620,6 +629,7 @@ async fn purge_removes_old_delivered_records_and_empty_events() {
             c,
             Outcome::Delivered {
                 detail: format!("{i}"),
+                remote_id: None,
             },
             t(100),
         )
@@ -717,7 +727,8 @@ async fn reopen_keeps_everything_and_voids_leases() {
         ob.complete(
             &claim,
             Outcome::Delivered {
-                detail: String::new()
+                detail: String::new(),
+                remote_id: None,
             },
             t(1)
         )
@@ -1127,6 +1138,7 @@ async fn a_claim_completed_twice_at_once_is_recorded_once() {
     let claims = ob.claim_due(t(0), 2, "w", LEASE).expect("claim");
     let delivered = || Outcome::Delivered {
         detail: "200".into(),
+        remote_id: None,
     };
     let (a, b, other) = tokio::join!(
         ob.complete_shared(&claims[0], delivered(), t(1)),
@@ -1174,6 +1186,7 @@ async fn shared_completions_answer_each_caller_as_complete_would() {
             claims[0].clone(),
             Outcome::Delivered {
                 detail: "ok".into(),
+                remote_id: None,
             },
         ),
         (
@@ -1195,6 +1208,7 @@ async fn shared_completions_answer_each_caller_as_complete_would() {
             stale,
             Outcome::Delivered {
                 detail: "late".into(),
+                remote_id: None,
             },
         ),
     ];
@@ -1259,6 +1273,7 @@ async fn shared_completions_answer_each_caller_as_complete_would() {
 fn deliver(ob: &Outbox, claim: &carillon_outbox::Claim, at: Timestamp) -> Completion {
     let done = Outcome::Delivered {
         detail: "200".into(),
+        remote_id: None,
     };
     ob.complete(claim, done, at).expect("complete")
 }
@@ -1412,6 +1427,7 @@ async fn a_first_attempt_delivery_is_one_record_purged_by_its_delivery_time() {
             a,
             Outcome::Delivered {
                 detail: "200".into(),
+                remote_id: None,
             },
             t(10),
         )
@@ -1431,6 +1447,7 @@ async fn a_first_attempt_delivery_is_one_record_purged_by_its_delivery_time() {
             &again[0],
             Outcome::Delivered {
                 detail: "201".into(),
+                remote_id: None,
             },
             t(30),
         )
@@ -1443,6 +1460,7 @@ async fn a_first_attempt_delivery_is_one_record_purged_by_its_delivery_time() {
             &c[0],
             Outcome::Delivered {
                 detail: "202".into(),
+                remote_id: None,
             },
             t(5_000),
         )

@@ -14,7 +14,14 @@ const EXCERPT_CHARS: usize = 200;
 
 /// Classifies by status: 2xx delivered; 429 rate-limited (honouring
 /// `Retry-After`); 408, 425, 500, 502, 503 and 504 retryable (503 with a
-/// `Retry-After` is rate-limited); anything else, 3xx included, rejected.
+/// `Retry-After` is rate-limited); anything else rejected.
+///
+/// 3xx is a failure (Standard Webhooks: do not follow redirects): the host
+/// never follows one, so a receiver that redirects (to a login page, to a
+/// moved URL) has not received the message. It is rejected, not retried:
+/// the same URL answers the same redirect, and a dead letter with the
+/// target shown ([`redirect`]) tells the admin which URL to configure;
+/// once fixed, the dead letters can be re-queued.
 pub fn by_status(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
     let status = response.status;
     let summary = summary(response);
@@ -29,11 +36,42 @@ pub fn by_status(ctx: &Context, response: &HttpResponse) -> Result<Receipt, Deli
             summary,
         )),
         408 | 425 | 500..=599 => Err(DeliverError::retryable(summary)),
-        300..=399 => Err(DeliverError::rejected(format!(
-            "{summary} (redirects to another origin are not followed; configure the final URL)"
-        ))),
+        300..=399 => Err(DeliverError::rejected(redirect(response))),
         _ => Err(DeliverError::rejected(summary)),
     }
+}
+
+/// The reason a 3xx answer gives: the status, where it points (without
+/// the query or user info, which may hold a session or a token) and what
+/// to do.
+pub fn redirect(response: &HttpResponse) -> String {
+    let target = response
+        .header("location")
+        .map(|l| {
+            let l = l.trim();
+            let end = l.find(['?', '#']).unwrap_or(l.len());
+            let l = &l[..end];
+            // `scheme://user:pass@host/…` → `scheme://host/…`.
+            match l.find("://") {
+                Some(at) => {
+                    let rest = &l[at + 3..];
+                    let host_end = rest.find('/').unwrap_or(rest.len());
+                    match rest[..host_end].rfind('@') {
+                        Some(user) => format!("{}{}", &l[..at + 3], &rest[user + 1..]),
+                        None => l.to_owned(),
+                    }
+                }
+                None => l.to_owned(),
+            }
+        })
+        .filter(|l| !l.is_empty());
+    let target: String = target
+        .map(|t| t.chars().take(EXCERPT_CHARS).collect())
+        .unwrap_or_else(|| "nowhere (no Location)".to_owned());
+    format!(
+        "HTTP {} redirect to {target}, not followed: the receiver did not take the message; configure the URL it should be posted to",
+        response.status
+    )
 }
 
 /// The receipt for an answer that means "delivered": its [`summary`], no remote id.
@@ -128,8 +166,29 @@ mod tests {
         ));
         assert!(matches!(
             by_status(&ctx(), &HttpResponse::text(301, "")),
-            Err(DeliverError::Rejected(_))
+            Err(DeliverError::Rejected(r)) if r.contains("301") && r.contains("no Location")
         ));
+    }
+
+    #[test]
+    fn redirects_name_their_target_without_secrets() {
+        let r = HttpResponse::text(302, "<html>login</html>").with_header(
+            "Location",
+            "https://user:pw@sso.example.com/login?next=/in&session=s3cr3t#x",
+        );
+        let Err(DeliverError::Rejected(reason)) = by_status(&ctx(), &r) else {
+            panic!("a redirect is rejected");
+        };
+        assert!(
+            reason.starts_with("HTTP 302 redirect to https://sso.example.com/login,"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("s3cr3t") && !reason.contains("pw"),
+            "{reason}"
+        );
+        let r = HttpResponse::text(307, "").with_header("location", "/moved");
+        assert!(redirect(&r).contains("redirect to /moved"));
     }
 
     #[test]

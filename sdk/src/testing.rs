@@ -461,6 +461,18 @@ pub fn assert_rejected_with(outcome: Result<Receipt, DeliverError>, needles: &[&
     }
 }
 
+/// Asserts an invalid-config outcome whose reason contains every needle.
+pub fn assert_invalid_config_with(outcome: Result<Receipt, DeliverError>, needles: &[&str]) {
+    match outcome {
+        Err(DeliverError::InvalidConfig(reason)) => {
+            for needle in needles {
+                assert!(reason.contains(needle), "{needle:?} not in {reason:?}");
+            }
+        }
+        other => panic!("expected invalid-config mentioning {needles:?}, got {other:?}"),
+    }
+}
+
 /// A request as golden files show it: method and URL, headers, the body size,
 /// then the body (pretty JSON when it parses as JSON, else the text). Mails
 /// show the envelope and the message.

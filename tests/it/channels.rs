@@ -102,6 +102,19 @@ fn assert_rejected(outcome: &Result<Receipt, DeliverError>, needles: &[&str]) {
     }
 }
 
+/// Asserts invalid-config (the destination pauses) whose text carries
+/// every one of `needles`.
+fn assert_invalid_config(outcome: &Result<Receipt, DeliverError>, needles: &[&str]) {
+    match outcome {
+        Err(DeliverError::InvalidConfig(text)) => {
+            for needle in needles {
+                assert!(text.contains(needle), "{needle:?} not in {text:?}");
+            }
+        }
+        other => panic!("expected InvalidConfig with {needles:?}, got {other:?}"),
+    }
+}
+
 fn assert_retryable(outcome: &Result<Receipt, DeliverError>) {
     assert!(
         matches!(outcome, Err(DeliverError::Retryable(_))),
@@ -189,7 +202,7 @@ async fn dingtalk_errors_map_to_outcomes() {
     assert_rejected(&outcome, &["errcode 310000", "invalid timestamp", "clock"]);
     fake.set_clock(None);
 
-    // Unknown token.
+    // Unknown or revoked token: the destination's fault, not the message's.
     let outcome = send(
         &runtime,
         &plugin,
@@ -197,7 +210,7 @@ async fn dingtalk_errors_map_to_outcomes() {
         &m,
     )
     .await;
-    assert_rejected(&outcome, &["errcode 300001", "access_token"]);
+    assert_invalid_config(&outcome, &["errcode 300001", "access_token"]);
 
     // Size (injected: the plugin itself never exceeds the limit).
     fake.errcode_next(1, 460101, "message too long, exceed 20000 bytes");
@@ -395,7 +408,7 @@ async fn wecom_errors_map_to_outcomes() {
         &m,
     )
     .await;
-    assert_rejected(&outcome, &["errcode 93000"]);
+    assert_invalid_config(&outcome, &["errcode 93000"]);
 
     fake.rate_limit_next(1);
     let outcome = send(&runtime, &plugin, config.clone(), &m).await;
@@ -472,7 +485,7 @@ async fn teams_errors_map_to_outcomes() {
     // A wrong `sig` is the Workflows credential error.
     let wrong = json!({ "webhook": fake.workflow_url("wf1", "wrong") });
     let outcome = send(&runtime, &plugin, wrong, &m).await;
-    assert_rejected(&outcome, &["401", "DirectApiInvalidAuthorizationSignature"]);
+    assert_invalid_config(&outcome, &["401", "DirectApiInvalidAuthorizationSignature"]);
     let outcome = send(
         &runtime,
         &plugin,
@@ -480,7 +493,16 @@ async fn teams_errors_map_to_outcomes() {
         &m,
     )
     .await;
-    assert_rejected(&outcome, &["404"]);
+    assert_invalid_config(&outcome, &["404", "WorkflowNotFound"]);
+    // A removed connector answers a plain 404.
+    let outcome = send(
+        &runtime,
+        &plugin,
+        json!({ "webhook": fake.url("c1").replace("/c1/", "/gone/"), "format": "connector" }),
+        &m,
+    )
+    .await;
+    assert_invalid_config(&outcome, &["404", "removed"]);
 
     fake.throttle_next(1, 7);
     let outcome = send(&runtime, &plugin, workflow.clone(), &m).await;

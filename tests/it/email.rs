@@ -501,6 +501,42 @@ async fn temporary_failures_are_retried_until_accepted() {
         parsed.message_id().map(str::to_owned),
         Some(format!("carillon.{id}@carillon.test"))
     );
+    // The receipt's id (the Message-ID) is kept on the delivering attempt.
+    assert_remote_id(&view, &format!("carillon.{id}@carillon.test"));
+    gw.stop().await;
+}
+
+/// The delivered state and the last attempt both carry the channel's id
+/// for the message.
+fn assert_remote_id(view: &carillon_outbox::DeliveryView, expected: &str) {
+    let carillon_outbox::DeliveryState::Delivered(delivered) = &view.state else {
+        panic!("not delivered: {view:#?}");
+    };
+    let kept = delivered.remote_id.as_deref().unwrap_or_default();
+    assert!(kept.contains(expected), "{kept:?}");
+    match &view.history.last().expect("an attempt").outcome {
+        carillon_outbox::AttemptOutcome::Delivered { remote_id, .. } => {
+            assert_eq!(remote_id.as_deref(), Some(kept), "{view:#?}");
+        }
+        other => panic!("last attempt {other:?}"),
+    }
+}
+
+/// Delivered at the first attempt (the outbox's compact record), the
+/// Message-ID is kept too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_try_delivery_keeps_the_message_id() {
+    let gw = Gateway::start(RetryPolicy::default()).await;
+    let server = SmtpServer::start(Security::Plain).await;
+    gw.destination("mail", config(&server, "127.0.0.1"), None);
+    let id = gw.enqueue(&report(), "mail").await;
+    gw.advance_until(Duration::from_secs(1), "delivered", || {
+        gw.state(&id) == Some(StateKind::Delivered)
+    })
+    .await;
+    let view = gw.outbox.delivery(&id).expect("read").expect("exists");
+    assert_eq!(view.history.len(), 1, "{:#?}", view.history);
+    assert_remote_id(&view, &format!("carillon.{id}@carillon.test"));
     gw.stop().await;
 }
 

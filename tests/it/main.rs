@@ -3,6 +3,7 @@
 
 mod api;
 mod api_limits;
+mod api_pause;
 mod api_secrets;
 mod channels;
 mod channels_dialects;
@@ -10,6 +11,7 @@ mod dispatch;
 mod email;
 mod limits;
 mod loading;
+mod pause;
 mod rate;
 mod reload;
 mod support;

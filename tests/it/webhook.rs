@@ -120,16 +120,37 @@ async fn every_answer_class_maps_to_its_outcome() {
     }
 }
 
+/// A receiver that redirects to its login page has not received anything:
+/// the redirect is not followed (a followed 302 turns the POST into a GET
+/// of the login page, which answers 200), it is handed to the plugin,
+/// which reports it with where it points, without the query.
 #[tokio::test]
-async fn same_origin_redirects_are_followed() {
+async fn a_redirect_is_not_a_delivery() {
     let receiver = Receiver::start(None).await;
     let runtime = runtime(&["127.0.0.1/32"]);
     let plugin = load(&runtime, PLUGIN).await;
-    receiver.script([Answer::status(307).header("location", "/moved")]);
-    let outcome = deliver(&runtime, &plugin, json!({ "url": receiver.url("/in") })).await;
-    assert!(outcome.is_ok(), "{outcome:?}");
-    let paths: Vec<String> = receiver.received().into_iter().map(|r| r.path).collect();
-    assert_eq!(paths, ["/in", "/moved"]);
+    for status in [302, 307, 301] {
+        let before = receiver.received().len();
+        receiver.script([Answer::status(status)
+            .header("location", "/login?next=%2Fin&session=s3cr3t")
+            .body("<html>redirecting to the login page</html>")]);
+        let outcome = deliver(&runtime, &plugin, json!({ "url": receiver.url("/in") })).await;
+        let status_text = status.to_string();
+        assert!(
+            matches!(&outcome, Err(DeliverError::Rejected(r))
+                if r.contains(&status_text) && r.contains("/login") && !r.contains("s3cr3t")),
+            "{status}: {outcome:?}"
+        );
+        let paths: Vec<String> = receiver.received()[before..]
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(
+            paths,
+            ["/in"],
+            "{status}: the login page was never asked for"
+        );
+    }
 }
 
 #[tokio::test]

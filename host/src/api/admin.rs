@@ -178,6 +178,42 @@ pub async fn retry_dead(
         .into_response())
 }
 
+/// `POST /v1/destinations/{name}/resume`: ends the pause an
+/// `invalid-config` answer put the destination in; its waiting deliveries
+/// are sent at their next look (within the dispatcher's wait). Logged, as
+/// an admin's act.
+pub async fn resume(
+    Extract(state): Extract<Arc<State>>,
+    headers: HeaderMap,
+    name: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let live = state.live();
+    auth::admin(&live.config, &headers)?;
+    let name = path_param(name, "name")?;
+    if !live.config.destinations.contains_key(&name) {
+        return Err(ApiError::NotFound(format!("no destination {name:?}")));
+    }
+    let ended = state.destinations.pauses().resume(&name);
+    if let Some(pause) = &ended {
+        state.dispatch_metrics.set_paused(&name, false);
+        state.waker.wake();
+        tracing::warn!(
+            destination = %name,
+            paused_since = %super::view::time(pause.since),
+            "destination resumed by an admin (POST /v1/destinations/{{name}}/resume)"
+        );
+    }
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({
+            "destination": name,
+            "resumed": ended.is_some(),
+            "paused_since": ended.map(|p| super::view::time(p.since)),
+        })),
+    )
+        .into_response())
+}
+
 /// `GET /v1/plugins`: every installed plugin with its status, and every
 /// file of the plugin directory.
 pub async fn plugins(
@@ -235,6 +271,12 @@ pub async fn destinations(
         .map(|(name, d)| {
             let entry = state.destinations.destination(name);
             let plugin = state.destinations.plugin(&d.plugin);
+            let paused = state.destinations.pauses().get(name).map(|p| {
+                serde_json::json!({
+                    "since": super::view::time(p.since),
+                    "reason": shown_config(&d.config, plugin.as_deref()).scrub(&p.reason),
+                })
+            });
             let mut shown = serde_json::to_value(d).unwrap_or_default();
             shown["config"] = shown_config(&d.config, plugin.as_deref()).redacted();
             serde_json::json!({
@@ -242,6 +284,7 @@ pub async fn destinations(
                 "plugin": d.plugin,
                 "active": live.config.destination_active(name),
                 "plugin_loaded": plugin.is_some(),
+                "paused": paused,
                 "rate_limits": entry.as_ref().map(|e| &e.rate_limits),
                 "concurrency": entry.as_ref().map(|e| e.concurrency),
                 "config": shown,

@@ -178,6 +178,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/destinations"),
     ("POST", "/v1/destinations/{name}/test"),
     ("POST", "/v1/destinations/{name}/retry-dead"),
+    ("POST", "/v1/destinations/{name}/resume"),
     ("GET", "/v1/timers"),
     ("DELETE", "/v1/timers/{id}"),
     ("GET", "/v1/openapi.json"),
@@ -203,6 +204,7 @@ pub fn router(state: Arc<State>) -> Router {
             "/v1/destinations/{name}/retry-dead",
             post(admin::retry_dead),
         )
+        .route("/v1/destinations/{name}/resume", post(admin::resume))
         .route("/v1/timers", get(timers::list))
         .route("/v1/timers/{id}", delete(timers::cancel))
         .route("/v1/openapi.json", get(ops::openapi))

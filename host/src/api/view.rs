@@ -78,6 +78,10 @@ pub struct DeliveryOut {
     /// The last error, for scheduled and dead deliveries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// For delivered deliveries: the channel's id for the message (e.g.
+    /// the vendor's message id, an email's Message-ID), if it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
     /// Attempts counted so far.
     pub attempts: u32,
     /// When it was created.
@@ -95,6 +99,10 @@ pub struct DeliveryOut {
 impl DeliveryOut {
     /// Builds the view.
     pub fn new(d: DeliveryView) -> Self {
+        let remote_id = match &d.state {
+            DeliveryState::Delivered(x) => x.remote_id.clone(),
+            _ => None,
+        };
         let (state, due_at, finished_at, last_error) = match &d.state {
             DeliveryState::Pending(p) => ("pending", Some(time(p.due)), None, None),
             DeliveryState::Claimed(c) => ("claimed", Some(time(c.lease_until)), None, None),
@@ -115,6 +123,7 @@ impl DeliveryOut {
             due_at,
             finished_at,
             last_error,
+            remote_id,
             attempts: d.attempts,
             created_at: time(d.created_at),
             fallback_of: d.fallback_of.map(|x| x.to_string()),
@@ -135,6 +144,9 @@ pub struct AttemptOut {
     pub counted: bool,
     /// The receipt detail or the error.
     pub detail: String,
+    /// For delivered attempts: the channel's id for the message, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
     /// For retries: when it is due again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_due: Option<String>,
@@ -145,8 +157,15 @@ pub struct AttemptOut {
 
 impl AttemptOut {
     fn new(a: Attempt) -> Self {
+        let mut remote_id = None;
         let (outcome, detail, next_due, fallback_to) = match a.outcome {
-            AttemptOutcome::Delivered { detail } => ("delivered", detail, None, None),
+            AttemptOutcome::Delivered {
+                detail,
+                remote_id: id,
+            } => {
+                remote_id = id;
+                ("delivered", detail, None, None)
+            }
             AttemptOutcome::Retry { error, next_due } => {
                 ("retry", error, Some(time(next_due)), None)
             }
@@ -159,6 +178,7 @@ impl AttemptOut {
             outcome,
             counted: a.counted,
             detail,
+            remote_id,
             next_due,
             fallback_to,
         }

@@ -7,14 +7,15 @@ use super::*;
 /// and whether the plugin was called (it may have sent something).
 pub(super) async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, bool) {
     let now = shared.clock.now();
-    let wait = |error: String| Decision {
-        outcome: Outcome::Retry {
-            at: now.saturating_add(shared.config.wait_retry),
-            error,
-            counts_as_attempt: false,
-        },
-        pause_until: None,
-        label: "deferred",
+    let wait = |error: String, label| {
+        Decision::plain(
+            Outcome::Retry {
+                at: now.saturating_add(shared.config.wait_retry),
+                error,
+                counts_as_attempt: false,
+            },
+            label,
+        )
     };
     // The entry and the plugin together: a plugin swapped in meanwhile
     // comes with its destinations' new grants.
@@ -23,23 +24,39 @@ pub(super) async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, b
     };
     if !entry.enabled {
         let why = format!("destination {:?} is disabled; waiting", entry.name);
-        return (wait(why), false);
+        return (wait(why, "deferred"), false);
+    }
+    match shared.destinations.pauses().check(&entry) {
+        Ok(None) => {}
+        Ok(Some(pause)) => {
+            let why = format!(
+                "destination {:?} is paused (invalid config: {}); waiting until its config changes or an admin resumes it",
+                entry.name, pause.reason
+            );
+            return (wait(why, "paused"), false);
+        }
+        Err(ended) => {
+            shared.metrics.set_paused(&entry.name, false);
+            tracing::warn!(
+                destination = %entry.name, paused_since_ms = ended.since.as_millis(),
+                "destination resumed: its config changed since it was paused"
+            );
+        }
     }
     let Some(plugin) = plugin else {
         let why = format!("plugin {:?} is not loaded; waiting", entry.plugin);
-        return (wait(why), false);
+        return (wait(why, "deferred"), false);
     };
     let message = match Message::from_payload(&claim.payload) {
         Ok(message) => message,
         Err(error) => {
-            let dead = Decision {
-                outcome: Outcome::Dead {
+            let dead = Decision::plain(
+                Outcome::Dead {
                     error: format!("the stored message cannot be read: {error}"),
                     fallback: None,
                 },
-                pause_until: None,
-                label: "dead",
-            };
+                "dead",
+            );
             return (dead, false);
         }
     };
@@ -66,9 +83,22 @@ pub(super) async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, b
             now,
             fallback: fallback.as_deref(),
             jitter: fastrand::f64(),
+            hold: shared.config.wait_retry,
         },
         &shared.config.retry,
     );
+    if let Some(reason) = &decision.pause {
+        // The admin is told once, when the destination pauses; the
+        // deliveries that wait are not logged one by one.
+        if shared.destinations.pauses().pause(&entry, reason, now) {
+            shared.metrics.set_paused(&entry.name, true);
+            tracing::error!(
+                parent: &span, destination = %entry.name, %reason,
+                "destination paused: the channel says its config is wrong; its deliveries wait until the config changes or POST /v1/destinations/{{name}}/resume"
+            );
+        }
+        return (decision, true);
+    }
     match &decision.outcome {
         Outcome::Delivered { .. } => {
             shared.metrics.latency.observe(age.as_secs_f64());

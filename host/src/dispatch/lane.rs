@@ -121,15 +121,14 @@ pub(super) fn enqueue_in_lane(shared: &Arc<Shared>, claim: Claim) -> Option<(Cla
                 .saturating_add(estimate.max(Duration::from_millis(100)));
             Some((
                 claim,
-                Decision {
-                    outcome: Outcome::Retry {
+                Decision::plain(
+                    Outcome::Retry {
                         at,
                         error: "deferred: the destination's rate limit is saturated".into(),
                         counts_as_attempt: false,
                     },
-                    pause_until: None,
-                    label: "deferred",
-                },
+                    "deferred",
+                ),
             ))
         }
     }
@@ -222,14 +221,13 @@ fn release(shared: &Arc<Shared>, claim: Claim, at: Timestamp) {
     finish_apart(
         shared,
         claim,
-        Decision {
-            outcome: Outcome::Retry {
+        Decision::plain(
+            Outcome::Retry {
                 at,
                 error: error.into(),
                 counts_as_attempt: false,
             },
-            pause_until: None,
-            label: "deferred",
-        },
+            "deferred",
+        ),
     );
 }

@@ -1,6 +1,7 @@
 //! The dispatcher's metrics, in the Prometheus/OpenMetrics text format:
-//! attempts by destination and outcome, accepted → delivered latency, and
-//! (read at scrape time) outbox depth by state and flush batch sizes.
+//! attempts by destination and outcome, accepted → delivered latency,
+//! paused destinations, and (read at scrape time) outbox depth by state
+//! and flush batch sizes.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,8 +16,15 @@ pub struct AttemptLabels {
     /// The destination's name (bounded: destinations come from config).
     pub destination: String,
     /// delivered, retry, rate_limited, rejected, invalid_config,
-    /// plugin_failure, dead, deferred.
+    /// plugin_failure, dead, deferred, paused.
     pub outcome: String,
+}
+
+/// Labels of a destination's gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DestinationLabels {
+    /// The destination's name (bounded: destinations come from config).
+    pub destination: String,
 }
 
 /// Labels of a depth gauge.
@@ -39,6 +47,9 @@ pub struct Metrics {
     pub flushes: Counter,
     /// `carillon_outbox_flushed_writes_total`: writes covered by flushes.
     pub flushed_writes: Counter,
+    /// `carillon_destination_paused`: 1 while a destination is paused by
+    /// an `invalid-config` answer.
+    pub paused: Family<DestinationLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -52,6 +63,7 @@ impl Default for Metrics {
             depth: Family::default(),
             flushes: Counter::default(),
             flushed_writes: Counter::default(),
+            paused: Family::default(),
         }
     }
 }
@@ -84,6 +96,20 @@ impl Metrics {
             "Writes made durable by outbox flushes",
             self.flushed_writes.clone(),
         );
+        registry.register(
+            "carillon_destination_paused",
+            "1 while a destination is paused by an invalid-config answer",
+            self.paused.clone(),
+        );
+    }
+
+    /// Marks a destination paused or not.
+    pub fn set_paused(&self, destination: &str, paused: bool) {
+        self.paused
+            .get_or_create(&DestinationLabels {
+                destination: destination.to_owned(),
+            })
+            .set(i64::from(paused));
     }
 
     /// Counts one attempt.

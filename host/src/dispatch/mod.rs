@@ -18,6 +18,7 @@
 pub mod limit;
 pub mod metrics;
 pub mod outcome;
+pub mod pause;
 pub mod registry;
 pub mod retry;
 
@@ -291,14 +292,13 @@ fn max_held(config: &DispatchConfig) -> usize {
 /// A delivery to a destination the config no longer has: dead-lettered
 /// (re-queueable once the destination is back), via its fallback if any.
 fn unconfigured(shared: &Shared, claim: &Claim) -> Decision {
-    Decision {
-        outcome: Outcome::Dead {
+    Decision::plain(
+        Outcome::Dead {
             error: format!("destination {:?} is not configured", claim.destination),
             fallback: shared.destinations.fallback_for(&claim.destination),
         },
-        pause_until: None,
-        label: "dead",
-    }
+        "dead",
+    )
 }
 
 /// Hands a claim to its destination's lane, creating the lane on first use.

@@ -17,9 +17,24 @@ pub struct Decision {
     pub outcome: Outcome,
     /// Stop sending to the destination until then (the channel said so).
     pub pause_until: Option<Timestamp>,
+    /// Pause the destination for this reason until its config changes or
+    /// an admin resumes it (the channel said its config is wrong).
+    pub pause: Option<String>,
     /// The outcome label for metrics: delivered, retry, rate_limited,
-    /// rejected, invalid_config, plugin_failure, dead.
+    /// rejected, invalid_config, plugin_failure, dead, deferred, paused.
     pub label: &'static str,
+}
+
+impl Decision {
+    /// A decision that changes nothing but the outbox.
+    pub fn plain(outcome: Outcome, label: &'static str) -> Decision {
+        Decision {
+            outcome,
+            pause_until: None,
+            pause: None,
+            label,
+        }
+    }
 }
 
 /// Facts about the attempt the decision depends on.
@@ -35,6 +50,9 @@ pub struct Attempt<'a> {
     pub fallback: Option<&'a str>,
     /// A number in `[0, 1)` for the jitter.
     pub jitter: f64,
+    /// How long a delivery to a paused destination waits before it is
+    /// looked at again.
+    pub hold: Duration,
 }
 
 /// Decides the transition for `result`.
@@ -43,13 +61,14 @@ pub fn decide(
     attempt: &Attempt<'_>,
     policy: &RetryPolicy,
 ) -> Decision {
-    let dead = |error: String, label| Decision {
-        outcome: Outcome::Dead {
-            error,
-            fallback: attempt.fallback.map(str::to_owned),
-        },
-        pause_until: None,
-        label,
+    let dead = |error: String, label| {
+        Decision::plain(
+            Outcome::Dead {
+                error,
+                fallback: attempt.fallback.map(str::to_owned),
+            },
+            label,
+        )
     };
     let retry = |error: String, label| {
         if policy.exhausted(attempt.number, attempt.age) {
@@ -58,27 +77,26 @@ pub fn decide(
                 "dead",
             )
         } else {
-            Decision {
-                outcome: Outcome::Retry {
+            Decision::plain(
+                Outcome::Retry {
                     at: attempt
                         .now
                         .saturating_add(policy.delay(attempt.number, attempt.jitter)),
                     error,
                     counts_as_attempt: true,
                 },
-                pause_until: None,
                 label,
-            }
+            )
         }
     };
     match result {
-        Ok(Ok(receipt)) => Decision {
-            outcome: Outcome::Delivered {
+        Ok(Ok(receipt)) => Decision::plain(
+            Outcome::Delivered {
                 detail: receipt.detail,
+                remote_id: receipt.remote_id,
             },
-            pause_until: None,
-            label: "delivered",
-        },
+            "delivered",
+        ),
         Ok(Err(DeliverError::RateLimited { after, reason })) => {
             // The channel's wait, at least a second; not a failed attempt.
             let at = attempt
@@ -97,14 +115,24 @@ pub fn decide(
                     counts_as_attempt: false,
                 },
                 pause_until: Some(at),
+                pause: None,
                 label: "rate_limited",
             }
         }
         Ok(Err(DeliverError::Retryable(reason))) => retry(reason, "retry"),
         Ok(Err(DeliverError::Rejected(reason))) => dead(format!("rejected: {reason}"), "rejected"),
-        Ok(Err(DeliverError::InvalidConfig(reason))) => {
-            dead(format!("invalid config: {reason}"), "invalid_config")
-        }
+        // One fault of the destination, not of this message: the
+        // destination pauses and the delivery waits (not an attempt).
+        Ok(Err(DeliverError::InvalidConfig(reason))) => Decision {
+            outcome: Outcome::Retry {
+                at: attempt.now.saturating_add(attempt.hold),
+                error: format!("invalid config: {reason} (the destination is paused)"),
+                counts_as_attempt: false,
+            },
+            pause_until: None,
+            pause: Some(reason),
+            label: "invalid_config",
+        },
         Err(failure) if failure.is_permanent() => dead(failure.to_string(), "plugin_failure"),
         Err(failure) => retry(failure.to_string(), "plugin_failure"),
     }
@@ -121,6 +149,7 @@ mod tests {
             now: Timestamp::from_millis(1_000_000),
             fallback: Some("backup"),
             jitter: 1.0,
+            hold: Duration::from_secs(30),
         }
     }
 
@@ -129,7 +158,7 @@ mod tests {
         let p = RetryPolicy::default();
         let ok = decide(
             Ok(Ok(Receipt {
-                remote_id: None,
+                remote_id: Some("m-1".into()),
                 detail: "200".into(),
             })),
             &attempt(1),
@@ -138,7 +167,8 @@ mod tests {
         assert_eq!(
             ok.outcome,
             Outcome::Delivered {
-                detail: "200".into()
+                detail: "200".into(),
+                remote_id: Some("m-1".into()),
             }
         );
 
@@ -184,6 +214,22 @@ mod tests {
                 error: "rejected: 310000".into(),
                 fallback: Some("backup".into())
             }
+        );
+
+        let revoked = decide(
+            Ok(Err(DeliverError::InvalidConfig("errcode 300001".into()))),
+            &attempt(1),
+            &p,
+        );
+        assert_eq!(revoked.pause.as_deref(), Some("errcode 300001"));
+        assert_eq!(
+            revoked.outcome,
+            Outcome::Retry {
+                at: Timestamp::from_millis(1_030_000),
+                error: "invalid config: errcode 300001 (the destination is paused)".into(),
+                counts_as_attempt: false
+            },
+            "waits, never dead-lettered"
         );
     }
 

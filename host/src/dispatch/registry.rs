@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use super::limit::RateKey;
+use super::pause::Pauses;
 use crate::plugin::types::RateLimit;
 use crate::plugin::{Destination, Plugin};
 
@@ -52,6 +53,7 @@ pub struct DestinationRegistry {
     destinations: RwLock<HashMap<String, Arc<DestinationEntry>>>,
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     global_fallback: RwLock<Option<String>>,
+    pauses: Pauses,
 }
 
 impl DestinationRegistry {
@@ -104,6 +106,11 @@ impl DestinationRegistry {
     pub fn remove_plugin(&self, name: &str) -> Option<Arc<Plugin>> {
         let mut map = self.plugins.write().unwrap_or_else(|p| p.into_inner());
         map.remove(name)
+    }
+
+    /// The destinations paused by an `invalid-config` answer.
+    pub fn pauses(&self) -> &Pauses {
+        &self.pauses
     }
 
     /// Sets the destination every chain of fallbacks ends at.

@@ -1,6 +1,7 @@
 //! The host side of the plugins' `http` import: one pooled reqwest client
 //! whose resolver drops refused addresses, plus the per-request checks
-//! (grant, IP literals, size caps, timeouts, same-origin redirects).
+//! (grant, IP literals, size caps, timeouts). Redirects are never
+//! followed: a 3xx is the plugin's to classify.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -125,23 +126,16 @@ impl std::fmt::Debug for HttpEgress {
 pub struct ClientError(#[source] reqwest::Error);
 
 impl HttpEgress {
-    /// Builds the client. Redirects are followed only within the same
-    /// origin (at most 5), so a grant cannot be escaped by a 302.
+    /// Builds the client. Redirects are not followed: the 3xx answer goes
+    /// back to the plugin. A followed 301/302/303 turns the POST into a GET,
+    /// so a receiver redirecting to its login page would answer 200 to a
+    /// request that carried no message, and the delivery would be recorded
+    /// as delivered (Standard Webhooks: a 3xx is a failure). Not following
+    /// also keeps every request within its grant.
     pub fn new(policy: EgressPolicy, limits: HttpLimits) -> Result<Self, ClientError> {
         crate::tls::install_crypto_provider();
         let policy = Arc::new(policy);
-        let redirects = redirect::Policy::custom(|attempt| {
-            let same_origin = attempt.previous().first().is_some_and(|first| {
-                first.scheme() == attempt.url().scheme()
-                    && first.host_str() == attempt.url().host_str()
-                    && first.port_or_known_default() == attempt.url().port_or_known_default()
-            });
-            if same_origin && attempt.previous().len() <= 5 {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        });
+        let redirects = redirect::Policy::none();
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(PolicyResolver {
                 policy: policy.clone(),

@@ -213,7 +213,13 @@ fn convert(
         mentions: object
             .get("mentions")
             .and_then(Value::as_array)
-            .map(|mentions| mentions.iter().filter_map(mention).collect())
+            .map(|mentions| {
+                mentions
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, m)| mention(i, m, cx))
+                    .collect()
+            })
             .unwrap_or_default(),
         link: object.get("link").and_then(|link| convert_link(link, cx)),
         fields: object
@@ -330,7 +336,9 @@ fn convert_table(value: &Value, cx: &mut Cx<'_>) -> Option<Table> {
     Some(Table { columns, rows })
 }
 
-fn mention(value: &Value) -> Option<Mention> {
+/// One mention; a mobile number is written as the vendors match it
+/// (`mobile::normalize`) or refused at `/mentions/<i>/mobile`.
+fn mention(index: usize, value: &Value, cx: &mut Cx<'_>) -> Option<Mention> {
     match value {
         Value::String(text) if text == "all" => Some(Mention::All),
         Value::Object(object) if object.len() == 1 => {
@@ -339,7 +347,13 @@ fn mention(value: &Value) -> Option<Mention> {
             match kind.as_str() {
                 "user_id" => Some(Mention::UserId(value)),
                 "email" => Some(Mention::Email(value)),
-                "mobile" => Some(Mention::Mobile(value)),
+                "mobile" => match super::mobile::normalize(&value) {
+                    Ok(number) => Some(Mention::Mobile(number)),
+                    Err(message) => {
+                        cx.error(&format!("/mentions/{index}/mobile"), message);
+                        None
+                    }
+                },
                 _ => None,
             }
         }

@@ -25,6 +25,7 @@ mod checks;
 mod cloudevents;
 mod envelope;
 mod errors;
+mod mobile;
 #[cfg(test)]
 mod tests;
 

@@ -89,6 +89,7 @@ struct First<'j> {
     event: u128,
     leased_at: Timestamp,
     detail: &'j str,
+    remote_id: Option<&'j str>,
 }
 
 /// What the completions committer writes with: shared with `Outbox`.
@@ -173,7 +174,7 @@ impl Recorder {
         let untouched = lock(&self.mem.untouched);
         let mut first = Vec::with_capacity(jobs.len());
         for (index, (job, &raw)) in jobs.iter().zip(&raws).enumerate() {
-            let Outcome::Delivered { detail } = &job.outcome else {
+            let Outcome::Delivered { detail, remote_id } = &job.outcome else {
                 continue;
             };
             let Some(lease) = leases.get(&job.delivery_id) else {
@@ -188,6 +189,7 @@ impl Recorder {
                     event,
                     leased_at: lease.at,
                     detail,
+                    remote_id: remote_id.as_deref(),
                 });
             }
         }
@@ -217,6 +219,7 @@ impl Recorder {
                 created_at: f.leased_at.as_millis(),
                 delivered_at: job.now.as_millis(),
                 detail: f.detail,
+                remote_id: f.remote_id,
             };
             let key = job.delivery_id.as_str().as_bytes();
             match self.trees[DL].insert(key, rec.encode()) {
@@ -417,12 +420,13 @@ fn complete_in(
     changes.push(DueChange::Remove(due_key(lease.at, id)));
     let seq = rec.log_len;
     let (new_state, stored_outcome, counted, completion) = match &job.outcome {
-        Outcome::Delivered { detail } => {
+        Outcome::Delivered { detail, remote_id } => {
             t[DV].insert(keys::time_key(now, id), &[][..])?;
             (
-                DeliveryState::Delivered(claimed.deliver(now, detail.clone())),
+                DeliveryState::Delivered(claimed.deliver(now, detail.clone(), remote_id.clone())),
                 StoredOutcome::Delivered {
                     detail: detail.clone(),
+                    remote_id: remote_id.clone(),
                 },
                 true,
                 Completion::Delivered,

@@ -96,7 +96,9 @@ impl Outbox {
                 .ok_or_else(|| corrupt(keys::ATTEMPTS, &k, "malformed attempt key"))?;
             let a: AttemptRecord = record::decode(keys::ATTEMPTS, &k, &v)?;
             let outcome = match a.outcome {
-                StoredOutcome::Delivered { detail } => AttemptOutcome::Delivered { detail },
+                StoredOutcome::Delivered { detail, remote_id } => {
+                    AttemptOutcome::Delivered { detail, remote_id }
+                }
                 StoredOutcome::Retry { error, next_due } => AttemptOutcome::Retry {
                     error,
                     next_due: Timestamp::from_millis(next_due),
@@ -117,7 +119,11 @@ impl Outbox {
         }
         // The delivering attempt is kept in the state, not in the log
         // (databases written before that change logged it too).
-        if let record::StoredState::Delivered { at, detail } = &rec.state
+        if let record::StoredState::Delivered {
+            at,
+            detail,
+            remote_id,
+        } = &rec.state
             && !matches!(
                 history.last(),
                 Some(Attempt {
@@ -132,6 +138,7 @@ impl Outbox {
                 counted: true,
                 outcome: AttemptOutcome::Delivered {
                     detail: detail.clone(),
+                    remote_id: remote_id.clone(),
                 },
             });
         }

@@ -93,6 +93,8 @@ pub(crate) enum StoredState {
     Delivered {
         at: u64,
         detail: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote_id: Option<String>,
     },
     Dead {
         at: u64,
@@ -115,6 +117,8 @@ pub(crate) struct AttemptRecord {
 pub(crate) enum StoredOutcome {
     Delivered {
         detail: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote_id: Option<String>,
     },
     Retry {
         error: String,
@@ -159,7 +163,7 @@ pub(crate) fn encode<T: Serialize>(
 /// Decodes a `deliveries` value: a JSON [`DeliveryRecord`] or the compact
 /// record of a delivery delivered at its first attempt (`delivered`).
 pub(crate) fn decode_delivery(key: &[u8], bytes: &[u8]) -> Result<DeliveryRecord, OutboxError> {
-    if bytes.first() == Some(&crate::delivered::TAG) {
+    if bytes.first().is_some_and(|b| crate::delivered::is_tag(*b)) {
         return crate::delivered::FirstDelivered::decode(key, bytes).map(|d| d.record());
     }
     decode(crate::keys::DELIVERIES, key, bytes)
@@ -208,6 +212,7 @@ impl From<&DeliveryState> for StoredState {
             DeliveryState::Delivered(d) => Self::Delivered {
                 at: d.at.as_millis(),
                 detail: d.detail.clone(),
+                remote_id: d.remote_id.clone(),
             },
             DeliveryState::Dead(d) => Self::Dead {
                 at: d.at.as_millis(),
@@ -235,9 +240,15 @@ impl From<StoredState> for DeliveryState {
                 due: t(due),
                 last_error,
             }),
-            StoredState::Delivered { at, detail } => {
-                Self::Delivered(Delivered { at: t(at), detail })
-            }
+            StoredState::Delivered {
+                at,
+                detail,
+                remote_id,
+            } => Self::Delivered(Delivered {
+                at: t(at),
+                detail,
+                remote_id,
+            }),
             StoredState::Dead { at, error } => Self::Dead(Dead { at: t(at), error }),
         }
     }

@@ -29,9 +29,11 @@
 //! then the body text at a line boundary, each with a visible note.
 //!
 //! Answers: `errcode` 0 delivered; 130101 / 410100 rate-limited for the
-//! 10-minute throttle; -1 and HTTP 5xx retryable; 310000 (keyword, signature,
-//! timestamp, IP), 3000xx, 4000xx, 430xxx, 460101, 101002 and any other code
-//! rejected with the vendor's code and message.
+//! 10-minute throttle; -1 and HTTP 5xx retryable; 300001, 300005 and 400101
+//! (the token is wrong or revoked) invalid-config, which pauses the
+//! destination; 310000 (keyword, signature, timestamp, IP), other 4000xx,
+//! 430xxx, 460101, 101002 and any other code rejected with the vendor's code
+//! and message.
 
 use carillon_sdk::error_code::{self, Rule, Verdict};
 use carillon_sdk::{
@@ -250,7 +252,7 @@ const ERRCODES: &[Rule] = &[
     Rule::explained(&[310000], Verdict::Rejected, security_hint),
     Rule::new(
         &[300001, 300005, 400101],
-        Verdict::Rejected,
+        Verdict::InvalidConfig,
         "the access_token is wrong, revoked, or the group is external",
     ),
     Rule::new(

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
 
 use carillon_sdk::testing::{
-    Harness, assert_rejected_with, check_golden_requests, errcode_answer, expect_http, json_body,
-    pretty_outgoing, sample, sample_message,
+    Harness, assert_invalid_config_with, assert_rejected_with, check_golden_requests,
+    errcode_answer, expect_http, json_body, pretty_outgoing, sample, sample_message,
 };
 use carillon_sdk::{DeliverError, HttpError, HttpResponse, Mention};
 use serde_json::{Value, json};
@@ -315,8 +315,6 @@ fn answers_map_to_outcomes() {
         (310000, "sign not match, more: [...]", "secret"),
         (310000, "invalid timestamp, more: [...]", "clock"),
         (310000, "ip 1.2.3.4 not in whitelist", "allowlist"),
-        (300001, "token is not exist", "access_token"),
-        (300005, "token is not exist", "access_token"),
         (460101, "message too long, exceed 20000 bytes", "20000"),
         (101002, "message is too long", "20000"),
         (400105, "不支持的消息类型", "400105"),
@@ -327,6 +325,19 @@ fn answers_map_to_outcomes() {
         assert_rejected_with(
             outcome_for(errcode_answer(code, msg)),
             &[&errcode, msg, hint],
+        );
+    }
+    // A wrong or revoked token is the destination's fault, not the
+    // message's: invalid-config, which pauses the destination.
+    for (code, msg) in [
+        (300001, "token is not exist"),
+        (300005, "token is not exist"),
+        (400101, "access_token不存在"),
+    ] {
+        let errcode = format!("errcode {code}");
+        assert_invalid_config_with(
+            outcome_for(errcode_answer(code, msg)),
+            &[&errcode, msg, "access_token"],
         );
     }
     assert!(matches!(

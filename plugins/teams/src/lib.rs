@@ -24,6 +24,10 @@
 //! - Answers (docs/vendors/README.md#retry-classification): Workflows
 //!   succeed with 202 (or 200); connectors with
 //!   HTTP 200 and the body `1`, reporting failures as text in a 200.
+//!   HTTP 401 (`DirectApiInvalidAuthorizationSignature`: the `sig` is
+//!   wrong or was regenerated) and 404 (`WorkflowNotFound`, a removed
+//!   connector) are invalid-config: the URL no longer works for any
+//!   message, so the destination pauses.
 
 use carillon_sdk::endpoint::HttpUrl;
 use carillon_sdk::{
@@ -236,7 +240,9 @@ pub fn format_of(config: &TeamsConfig) -> Format {
 }
 
 /// Workflows (docs/vendors/teams.md#workflows-adaptive-card): 200/202
-/// accepted (the flow posts later); 429 honours `Retry-After`; 5xx retry; other statuses are refused, quoting the
+/// accepted (the flow posts later); 429 honours `Retry-After`; 5xx retry;
+/// 401 and 404 invalid-config (the URL's signature or the flow is gone);
+/// other statuses are refused, quoting the
 /// `{"error":{"code","message"}}` body when there is one.
 pub fn classify_workflow(ctx: &Context, response: &HttpResponse) -> Result<Receipt, DeliverError> {
     match response.status {
@@ -247,7 +253,7 @@ pub fn classify_workflow(ctx: &Context, response: &HttpResponse) -> Result<Recei
             ),
             ..classify::delivered(response)
         }),
-        429 | 500..=599 | 408 => classify::by_status(ctx, response),
+        300..=399 | 429 | 500..=599 | 408 => classify::by_status(ctx, response),
         status => {
             let error = response.body_json().and_then(|b| {
                 let e = b.get("error")?;
@@ -257,10 +263,14 @@ pub fn classify_workflow(ctx: &Context, response: &HttpResponse) -> Result<Recei
                     e.get("message").and_then(|m| m.as_str()).unwrap_or("")
                 ))
             });
-            Err(DeliverError::rejected(match error {
+            let said = match error {
                 Some(e) => format!("HTTP {status} {e}"),
                 None => classify::summary(response),
-            }))
+            };
+            match revoked(status) {
+                Some(hint) => Err(DeliverError::invalid_config(format!("{said} ({hint})"))),
+                None => Err(DeliverError::rejected(said)),
+            }
         }
     }
 }
@@ -273,6 +283,9 @@ pub fn classify_connector(ctx: &Context, response: &HttpResponse) -> Result<Rece
     let body = response.body_text();
     let text = body.trim();
     let summary = classify::summary(response);
+    if let Some(hint) = revoked(response.status) {
+        return Err(DeliverError::invalid_config(format!("{summary} ({hint})")));
+    }
     if !response.is_success() {
         return classify::by_status(ctx, response);
     }
@@ -289,6 +302,16 @@ pub fn classify_connector(ctx: &Context, response: &HttpResponse) -> Result<Rece
             "{summary} (the message is too large for Teams)"
         ))),
         _ => Err(DeliverError::rejected(summary)),
+    }
+}
+
+/// Why a status means the URL itself no longer works (for every message):
+/// 401, a wrong or regenerated signature; 404, a removed flow or connector.
+fn revoked(status: u16) -> Option<&'static str> {
+    match status {
+        401 => Some("the URL's signature is wrong or was regenerated; copy the URL again"),
+        404 => Some("the workflow or connector was removed; configure a new URL"),
+        _ => None,
     }
 }
 

@@ -214,10 +214,14 @@ fn workflow_answers_map_to_outcomes() {
     ));
     assert!(matches!(
         outcome(&config, HttpResponse::json(401, &json!({"error":{"code":"DirectApiInvalidAuthorizationSignature","message":"The provided callback URL signature is invalid."}}))),
-        Err(DeliverError::Rejected(r)) if r.contains("HTTP 401 DirectApiInvalidAuthorizationSignature")
+        Err(DeliverError::InvalidConfig(r)) if r.contains("HTTP 401 DirectApiInvalidAuthorizationSignature")
     ));
     assert!(matches!(
-        outcome(&config, HttpResponse::text(404, "")),
+        outcome(&config, HttpResponse::json(404, &json!({"error":{"code":"WorkflowNotFound","message":"The workflow was not found."}}))),
+        Err(DeliverError::InvalidConfig(r)) if r.contains("HTTP 404 WorkflowNotFound")
+    ));
+    assert!(matches!(
+        outcome(&config, HttpResponse::text(403, "")),
         Err(DeliverError::Rejected(_))
     ));
 }
@@ -251,6 +255,10 @@ fn connector_answers_map_to_outcomes() {
     assert!(matches!(
         outcome(&config, HttpResponse::text(200, "ok")),
         Err(DeliverError::Rejected(_))
+    ));
+    assert!(matches!(
+        outcome(&config, HttpResponse::text(404, "Not Found")),
+        Err(DeliverError::InvalidConfig(r)) if r.contains("removed")
     ));
     assert!(matches!(
         outcome(&config, HttpResponse::text(400, "Summary or Text is required.")),

@@ -27,7 +27,8 @@
 //! text at a line boundary, each with a visible note.
 //!
 //! Answers: `errcode` 0 delivered; 45009 (frequency) and 45033 (concurrency)
-//! rate-limited; -1 and HTTP 5xx retryable; 93000 (bad key), 40058 (too
+//! rate-limited; -1 and HTTP 5xx retryable; 93000 (bad key or removed robot)
+//! invalid-config, which pauses the destination; 40058 (too
 //! long), 40008, 44004, 45002, 40007 and any other code rejected with the
 //! vendor's code and message.
 
@@ -229,7 +230,7 @@ const ERRCODES: &[Rule] = &[
     Rule::new(&[-1], Verdict::Retryable, "system busy"),
     Rule::new(
         &[93000],
-        Verdict::Rejected,
+        Verdict::InvalidConfig,
         "the webhook key is wrong or the robot was removed",
     ),
     Rule::new(

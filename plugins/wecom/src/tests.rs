@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is a failure.
 
 use carillon_sdk::testing::{
-    Harness, assert_rejected_with, check_golden_requests, errcode_answer, expect_http, json_body,
-    pretty_outgoing_with, sample, sample_message,
+    Harness, assert_invalid_config_with, assert_rejected_with, check_golden_requests,
+    errcode_answer, expect_http, json_body, pretty_outgoing_with, sample, sample_message,
 };
 use carillon_sdk::{DeliverError, HttpError, HttpResponse, Outgoing};
 use serde_json::{Value, json};
@@ -284,7 +284,6 @@ fn answers_map_to_outcomes() {
         Err(DeliverError::Retryable(_))
     ));
     for (code, msg, hint) in [
-        (93000, "invalid webhook url, hint: [1]", "key"),
         (
             40058,
             "markdown.content exceed max length 4096. Invalid input invalid Request Parameter, hint: [1]",
@@ -301,6 +300,10 @@ fn answers_map_to_outcomes() {
             &[&errcode, msg, hint],
         );
     }
+    assert_invalid_config_with(
+        outcome_for(errcode_answer(93000, "invalid webhook url, hint: [1]")),
+        &["errcode 93000", "invalid webhook url", "key"],
+    );
     assert!(matches!(
         outcome_for(HttpResponse::text(200, "ok")),
         Err(DeliverError::Rejected(_))

@@ -64,7 +64,8 @@ fn native_full_event_maps_every_field() {
             Mention::All,
             Mention::UserId("u-123".into()),
             Mention::Email("alice@example.com".into()),
-            Mention::Mobile("+8613800000000".into()),
+            // Written as DingTalk and WeCom match it: no +86.
+            Mention::Mobile("13800000000".into()),
         ]
     );
     assert_eq!(
@@ -264,6 +265,18 @@ fn native_mention_errors() {
     assert_eq!(
         native_errors(json!({"type": "t", "source": "s", "mentions": [{}]})),
         ["/mentions/0: must have at least 1 field"]
+    );
+    // Within the schema's pattern, but not a number anyone has.
+    assert_eq!(
+        native_errors(json!({"type": "t", "source": "s", "mentions": [
+            {"mobile": "+86 138"},
+            {"mobile": "123"},
+            {"mobile": "138 0013 8000"}
+        ]})),
+        [
+            r#"/mentions/0/mobile: "+86 138" is too short for a mobile number after its country code +86"#,
+            r#"/mentions/1/mobile: "123" is too short for a mobile number"#,
+        ]
     );
 }
 
