@@ -1,6 +1,7 @@
 //! A revoked credential is one configuration fault: each vendor's code for
 //! it, answered by its fake, is `invalid-config`; the destination pauses
-//! (told once), its deliveries wait (never dead-lettered, no attempt used),
+//! (told once), its deliveries wait (never dead-lettered, no attempt used)
+//! or go to its fallback when it has one,
 //! and they are delivered once an admin resumes it or its config changes.
 //! The dispatcher runs on a manual clock (see `support::Pipeline`).
 
@@ -267,5 +268,48 @@ async fn a_changed_config_ends_the_pause() {
     all_delivered(&p, "dt", &ids).await;
     assert!(p.destinations.pauses().get("dt").is_none());
     assert_eq!(ding.delivered().len(), 3);
+    p.stop().await;
+}
+
+/// With a fallback, a paused destination's messages still page someone:
+/// the one that met the revoked token and every later one go to the
+/// fallback (the later ones without touching the revoked robot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_destination_hands_its_messages_to_the_fallback() {
+    let p = pipeline().await;
+    let ding = dingtalk::Fake::start(dingtalk::Bot::new("tok")).await;
+    p.destination(
+        "backup",
+        "dingtalk",
+        json!({ "webhook": ding.url("tok") }),
+        vec![],
+        None,
+    );
+    p.destination(
+        "dt",
+        "dingtalk",
+        json!({ "webhook": ding.url("revoked") }),
+        vec![],
+        Some("backup"),
+    );
+    let first = p.enqueue(&message("ETL failed"), &["dt"]).await;
+    p.advance_until(Duration::from_secs(1), "the first reaches the fallback", || {
+        ding.delivered().len() == 1
+    })
+    .await;
+    assert!(p.destinations.pauses().get("dt").is_some(), "dt is paused");
+    assert_eq!(p.state(&first[0]), Some(StateKind::Dead));
+    let second = p.enqueue(&message("second"), &["dt"]).await;
+    p.dispatcher.as_ref().expect("running").wake();
+    p.advance_until(Duration::from_secs(1), "the second reaches the fallback", || {
+        ding.delivered().len() == 2
+    })
+    .await;
+    assert_eq!(p.state(&second[0]), Some(StateKind::Dead));
+    assert_eq!(
+        ding.requests().len(),
+        3,
+        "the revoked robot was tried once, then the fallback took both"
+    );
     p.stop().await;
 }

@@ -29,6 +29,22 @@ pub(super) async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, b
     match shared.destinations.pauses().check(&entry) {
         Ok(None) => {}
         Ok(Some(pause)) => {
+            // Like the answer that paused it: to the fallback when there
+            // is one, else the delivery waits for the pause to end.
+            if let Some(fallback) = shared.destinations.fallback_for(&claim.destination) {
+                let error = format!(
+                    "destination {:?} is paused (invalid config: {}); handed to its fallback",
+                    entry.name, pause.reason
+                );
+                let to_fallback = Decision::plain(
+                    Outcome::Dead {
+                        error,
+                        fallback: Some(fallback),
+                    },
+                    "paused",
+                );
+                return (to_fallback, false);
+            }
             let why = format!(
                 "destination {:?} is paused (invalid config: {}); waiting until its config changes or an admin resumes it",
                 entry.name, pause.reason

@@ -123,11 +123,22 @@ pub fn decide(
         Ok(Err(DeliverError::Rejected(reason))) => dead(format!("rejected: {reason}"), "rejected"),
         // One fault of the destination, not of this message: the
         // destination pauses and the delivery waits (not an attempt).
+        // The destination pauses either way. Its message still pages
+        // someone: through the fallback when there is one (rendered anew
+        // for it), else it waits for the pause to end, never dead-lettered.
         Ok(Err(DeliverError::InvalidConfig(reason))) => Decision {
-            outcome: Outcome::Retry {
-                at: attempt.now.saturating_add(attempt.hold),
-                error: format!("invalid config: {reason} (the destination is paused)"),
-                counts_as_attempt: false,
+            outcome: match attempt.fallback {
+                Some(fallback) => Outcome::Dead {
+                    error: format!(
+                        "invalid config: {reason} (the destination is paused; handed to its fallback)"
+                    ),
+                    fallback: Some(fallback.to_owned()),
+                },
+                None => Outcome::Retry {
+                    at: attempt.now.saturating_add(attempt.hold),
+                    error: format!("invalid config: {reason} (the destination is paused)"),
+                    counts_as_attempt: false,
+                },
             },
             pause_until: None,
             pause: Some(reason),
@@ -219,6 +230,24 @@ mod tests {
         let revoked = decide(
             Ok(Err(DeliverError::InvalidConfig("errcode 300001".into()))),
             &attempt(1),
+            &p,
+        );
+        assert_eq!(revoked.pause.as_deref(), Some("errcode 300001"));
+        assert_eq!(
+            revoked.outcome,
+            Outcome::Dead {
+                error: "invalid config: errcode 300001 (the destination is paused; handed to its fallback)".into(),
+                fallback: Some("backup".into())
+            },
+            "with a fallback, the message goes there"
+        );
+        let no_fallback = Attempt {
+            fallback: None,
+            ..attempt(1)
+        };
+        let revoked = decide(
+            Ok(Err(DeliverError::InvalidConfig("errcode 300001".into()))),
+            &no_fallback,
             &p,
         );
         assert_eq!(revoked.pause.as_deref(), Some("errcode 300001"));

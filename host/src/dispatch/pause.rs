@@ -1,7 +1,8 @@
 //! Destinations paused by an `invalid-config` answer (a revoked token, a
 //! deleted robot): one configuration fault, not a rejection per message.
 //!
-//! While a destination is paused its deliveries wait in the outbox (looked
+//! While a destination is paused its deliveries go to its fallback when it
+//! has one (someone is still paged), else they wait in the outbox (looked
 //! at again every `DispatchConfig::wait_retry`, not counted as attempts,
 //! never dead-lettered). The pause ends when an admin resumes the
 //! destination (`POST /v1/destinations/{name}/resume`) or when its config
