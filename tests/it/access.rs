@@ -189,9 +189,12 @@ fn access(status: StatusCode) -> Access {
     }
 }
 
+/// A token's role and workspace (none: an instance admin).
+type Caller = (Role, Option<&'static str>);
+
 /// The answer the route table says `role` (of `workspace`) gets on
 /// `endpoint`, whose `{name}` is the `default` workspace's destination.
-fn expected(endpoint: &carillon::api::Endpoint, caller: Option<(Role, Option<&str>)>) -> Access {
+fn expected(endpoint: &carillon::api::Endpoint, caller: Option<Caller>) -> Access {
     let p = endpoint.permission;
     let Some((role, workspace)) = caller else {
         return if p == Permission::Public {
@@ -223,7 +226,7 @@ fn expected(endpoint: &carillon::api::Endpoint, caller: Option<(Role, Option<&st
 #[tokio::test]
 async fn every_route_answers_every_role_as_its_table_entry_says() {
     let gw = Gw::start().await;
-    let mut callers: Vec<(Option<&str>, Option<(Role, Option<&str>)>)> = vec![(None, None)];
+    let mut callers: Vec<(Option<&str>, Option<Caller>)> = vec![(None, None)];
     callers.push((Some("not-a-token"), None));
     for (t, role, ws) in TOKENS {
         callers.push((Some(t), Some((*role, *ws))));
