@@ -23,7 +23,7 @@ static RENDERER: LazyLock<Renderer> = LazyLock::new(|| {
         },
     );
     let mut templates = BTreeMap::new();
-    templates.insert("md".to_owned(), Template { locales });
+    templates.insert("md".to_owned(), Template { workspace: "default".to_owned(), locales });
     Renderer::new(&templates, Default::default()).expect("the template compiles")
 });
 

@@ -57,7 +57,7 @@ fuzz_target!(|input: &[u8]| {
         },
     );
     let mut templates = BTreeMap::new();
-    templates.insert("t".to_owned(), Template { locales });
+    templates.insert("t".to_owned(), Template { workspace: "default".to_owned(), locales });
     let syntax_ok = check_syntax(title).is_ok() && check_syntax(body).is_ok();
     let renderer = match Renderer::new(&templates, Default::default()) {
         Ok(renderer) => renderer,

@@ -117,7 +117,7 @@ impl Gateway {
         crate::tls::install_crypto_provider();
         let data_dir = config.server.data_dir.clone();
         // Generated tokens fill what the config leaves out.
-        let tokens = if config.auth.admin_token.is_none() || config.auth.ingest.is_empty() {
+        let tokens = if !config.auth.has_instance_admin() || !config.auth.has_ingest() {
             let tokens = LocalTokens::load_or_create(&data_dir)?;
             tokens.apply(&mut config);
             Some(tokens)

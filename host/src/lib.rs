@@ -14,6 +14,7 @@
 //! - [`message`]: the channel-neutral message;
 //! - [`receive`]: `carillon receive`, a local webhook receiver.
 
+pub mod access;
 pub mod api;
 pub mod catalog;
 pub mod config;

@@ -1,6 +1,7 @@
 //! End-to-end tests, one binary with a module per area (every test binary
 //! links wasmtime again, so there is only one).
 
+mod access;
 mod api;
 mod api_limits;
 mod api_pause;

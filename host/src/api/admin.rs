@@ -1,4 +1,5 @@
-//! The admin API (admin token): plugins, destinations and their test push,
+//! The admin API (each route's permission is in `ROUTES`; a workspace's
+//! token sees and acts on that workspace's objects only): plugins, destinations and their test push,
 //! events with their routing and attempts, dead letters and re-queueing.
 
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State as Extract};
+use axum::extract::{Extension, Path, Query, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use carillon_outbox::{DeadCursor, DeliveryId, EventId, Requeue, StateKind};
@@ -14,25 +15,32 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::view::{DeadOut, EventOut};
-use super::{State, auth, body};
+use super::{Principal, State, body};
 use crate::catalog::{Catalog, Trigger};
 use crate::event::Event;
 use crate::message::Message;
 use crate::plugin::types::{DeliveryContext, Outgoing};
 
+/// Most pages a workspace's listing of dead letters reads for one answer.
+const SCOPED_SCAN_PAGES: usize = 10;
+
 /// `GET /v1/events/{id}`: the event, how it was routed, its deliveries and
 /// every attempt.
 pub async fn event(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<EventOut>, ApiError> {
-    auth::admin(&state.live().config, &headers)?;
     let id = path_param(id, "id")?;
     let not_found = || ApiError::NotFound(format!("no event {id:?}"));
     let event_id = EventId::parse(&id).ok_or_else(not_found)?;
     let view = state.outbox.event(&event_id)?.ok_or_else(not_found)?;
-    Ok(Json(EventOut::new(view)))
+    let out = EventOut::new(view);
+    // Another workspace's event is not there, as far as this token knows.
+    if !principal.sees(&out.workspace) {
+        return Err(not_found());
+    }
+    Ok(Json(out))
 }
 
 /// A path parameter, taken after the token check (so a request without a
@@ -77,10 +85,9 @@ pub struct DeadPageOut {
 /// `GET /v1/deliveries?state=dead&destination=…&limit=…&after=…`.
 pub async fn deliveries(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeadPageOut>, ApiError> {
-    auth::admin(&state.live().config, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::InvalidParameter {
         name: "query",
         message: e.body_text(),
@@ -106,25 +113,66 @@ pub async fn deliveries(
         ),
         None => None,
     };
-    let page = state
-        .outbox
-        .dead_letters(q.destination.as_deref(), after.as_ref(), limit)?;
+    if principal.scope().is_none() {
+        let page = state
+            .outbox
+            .dead_letters(q.destination.as_deref(), after.as_ref(), limit)?;
+        return Ok(Json(DeadPageOut {
+            items: page.items.into_iter().map(DeadOut::new).collect(),
+            next: page.next.map(|c| c.to_token()),
+        }));
+    }
+    // A workspace's token: another workspace's destination has no dead
+    // letters it may see.
+    if let Some(d) = &q.destination
+        && !principal.sees_destination(d)
+    {
+        return Ok(Json(DeadPageOut {
+            items: Vec::new(),
+            next: None,
+        }));
+    }
+    // Pages are read and filtered, at most `SCOPED_SCAN_PAGES` of them per
+    // request: a short page with a `next` goes on where the scan stopped.
+    let mut items = Vec::new();
+    let mut cursor = after;
+    for _ in 0..SCOPED_SCAN_PAGES {
+        let page = state.outbox.dead_letters(
+            q.destination.as_deref(),
+            cursor.as_ref(),
+            limit - items.len(),
+        )?;
+        items.extend(
+            page.items
+                .into_iter()
+                .filter(|d| principal.sees_destination(&d.destination)),
+        );
+        cursor = page.next;
+        if cursor.is_none() || items.len() >= limit {
+            break;
+        }
+    }
     Ok(Json(DeadPageOut {
-        items: page.items.into_iter().map(DeadOut::new).collect(),
-        next: page.next.map(|c| c.to_token()),
+        items: items.into_iter().map(DeadOut::new).collect(),
+        next: cursor.map(|c| c.to_token()),
     }))
 }
 
 /// `POST /v1/deliveries/{id}/retry`: a dead delivery, pending again now.
 pub async fn retry(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    auth::admin(&state.live().config, &headers)?;
     let id = path_param(id, "id")?;
     let not_found = || ApiError::NotFound(format!("no delivery {id:?}"));
     let delivery = DeliveryId::parse(&id).ok_or_else(not_found)?;
+    if principal.scope().is_some() {
+        let view = state.outbox.delivery(&delivery)?.ok_or_else(not_found)?;
+        if !principal.sees_destination(&view.destination) {
+            return Err(not_found());
+        }
+    }
     match state.outbox.requeue_dead(&delivery, state.clock.now())? {
         Requeue::Requeued => {
             state.waker.wake();
@@ -156,13 +204,11 @@ fn kind_name(kind: StateKind) -> &'static str {
 /// destination, pending again now.
 pub async fn retry_dead(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let live = state.live();
-    auth::admin(&live.config, &headers)?;
     let name = path_param(name, "name")?;
-    if !live.config.destinations.contains_key(&name) {
+    if !principal.sees_destination(&name) {
         return Err(ApiError::NotFound(format!("no destination {name:?}")));
     }
     let requeued = state
@@ -184,13 +230,11 @@ pub async fn retry_dead(
 /// an admin's act.
 pub async fn resume(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     name: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let live = state.live();
-    auth::admin(&live.config, &headers)?;
     let name = path_param(name, "name")?;
-    if !live.config.destinations.contains_key(&name) {
+    if !principal.sees_destination(&name) {
         return Err(ApiError::NotFound(format!("no destination {name:?}")));
     }
     let ended = state.destinations.pauses().resume(&name);
@@ -199,6 +243,8 @@ pub async fn resume(
         state.waker.wake();
         tracing::warn!(
             destination = %name,
+            token = %principal.token().name,
+            role = %principal.role(),
             paused_since = %super::view::time(pause.since),
             "destination resumed by an admin (POST /v1/destinations/{{name}}/resume)"
         );
@@ -218,11 +264,9 @@ pub async fn resume(
 /// file of the plugin directory.
 pub async fn plugins(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let live = state.live();
-    auth::admin(&live.config, &headers)?;
-    Ok(Json(plugin_list(&live.config, &state.catalog())))
+    Ok(Json(plugin_list(&principal.live.config, &state.catalog())))
 }
 
 /// `POST /v1/plugins/reload`: rescans the plugin directory now (files
@@ -230,10 +274,9 @@ pub async fn plugins(
 /// list, as `GET /v1/plugins` does.
 pub async fn reload_plugins(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let live = state.live();
-    auth::admin(&live.config, &headers)?;
+    let live = &principal.live;
     let catalog = state.plugins.rescan(&live.config, Trigger::Forced).await;
     Ok(Json(plugin_list(&live.config, &catalog)))
 }
@@ -260,14 +303,14 @@ fn plugin_list(config: &crate::config::Config, catalog: &Catalog) -> serde_json:
 /// `GET /v1/destinations`: every destination, secrets redacted.
 pub async fn destinations(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let live = state.live();
-    auth::admin(&live.config, &headers)?;
+    let live = &principal.live;
     let items: Vec<serde_json::Value> = live
         .config
         .destinations
         .iter()
+        .filter(|(_, d)| principal.sees(&d.workspace))
         .map(|(name, d)| {
             let entry = state.destinations.destination(name);
             let plugin = state.destinations.plugin(&d.plugin);
@@ -281,6 +324,7 @@ pub async fn destinations(
             shown["config"] = shown_config(&d.config, plugin.as_deref()).redacted();
             serde_json::json!({
                 "name": name,
+                "workspace": d.workspace,
                 "plugin": d.plugin,
                 "active": live.config.destination_active(name),
                 "plugin_loaded": plugin.is_some(),
@@ -331,14 +375,17 @@ pub struct TestQuery {
 /// of really sending it.
 pub async fn test_push(
     Extract(state): Extract<Arc<State>>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     name: Result<Path<String>, PathRejection>,
     query: Result<Query<TestQuery>, axum::extract::rejection::QueryRejection>,
     request: Body,
 ) -> Result<Response, ApiError> {
-    let live = state.live();
-    auth::admin(&live.config, &headers)?;
+    let live = principal.live.clone();
     let name = path_param(name, "name")?;
+    if !principal.sees_destination(&name) {
+        return Err(ApiError::NotFound(format!("no destination {name:?}")));
+    }
     let Query(q) = query.map_err(|e| ApiError::InvalidParameter {
         name: "send",
         message: e.body_text(),
@@ -385,6 +432,15 @@ pub async fn test_push(
         (Some(message), None) => message,
         (None, Some(event)) => {
             let event = parse_one(event, state.clock.now())?;
+            // A template of another workspace is not there for this token.
+            if let Some(t) = &test.template
+                && let Some(template) = live.config.templates.get(t)
+                && !principal.sees(&template.workspace)
+            {
+                return Err(ApiError::Unrenderable(format!(
+                    "for destination {name:?}: cannot render template {t:?}: no template has this name"
+                )));
+            }
             super::ingest::render_for(&live, &event, &name, test.template.as_deref())?.0
         }
         (None, None) => Message::sample(),

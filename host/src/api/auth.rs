@@ -1,10 +1,21 @@
-//! Bearer tokens: ingest tokens for applications, one admin token for
-//! operators. Tokens are compared in constant time, and never logged.
+//! Bearer tokens and roles. Every route of [`super::ROUTES`] names the
+//! [`Permission`] it requires; [`authorize`] runs before the route's
+//! handler (and before its extractors, so a request without a token
+//! learns nothing from its path or body), finds the token by its SHA-256
+//! in constant time, checks the role, and hands the handler a
+//! [`Principal`]. Tokens are never logged.
 
+use std::sync::Arc;
+
+use axum::extract::{Request, State as Extract};
 use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
 
 use super::error::ApiError;
-use crate::config::{Config, IngestToken};
+use super::{Live, State};
+use crate::access::{Permission, Role};
+use crate::config::Token;
 
 /// The token presented with a request, if any.
 fn presented(headers: &HeaderMap) -> Option<&[u8]> {
@@ -16,30 +27,98 @@ fn presented(headers: &HeaderMap) -> Option<&[u8]> {
         .filter(|t| !t.is_empty())
 }
 
-/// The ingest token a request carries. Every configured token is compared
-/// (no early exit), so timing does not tell which one nearly matched.
-pub fn ingest<'c>(config: &'c Config, headers: &HeaderMap) -> Result<&'c IngestToken, ApiError> {
-    let token = presented(headers).ok_or(ApiError::Unauthorized)?;
-    let mut found = None;
-    for candidate in &config.auth.ingest {
-        if candidate.token.matches(token) && found.is_none() {
-            found = Some(candidate);
-        }
-    }
-    found.ok_or(ApiError::Unauthorized)
+/// Who is asking: the token found, in the configuration it was found in
+/// (a handler acts on that same snapshot).
+#[derive(Clone)]
+pub struct Principal {
+    /// The configuration the token was checked against.
+    pub live: Arc<Live>,
+    index: usize,
 }
 
-/// Checks the admin token.
-pub fn admin(config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
-    let token = presented(headers).ok_or(ApiError::Unauthorized)?;
-    match &config.auth.admin_token {
-        Some(admin) if admin.matches(token) => Ok(()),
-        _ => Err(ApiError::Unauthorized),
+impl std::fmt::Debug for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Principal")
+            .field("name", &self.token().name)
+            .field("role", &self.token().role)
+            .finish()
     }
+}
+
+impl Principal {
+    /// The token.
+    pub fn token(&self) -> &Token {
+        &self.live.config.auth.tokens[self.index]
+    }
+
+    /// Its role.
+    pub fn role(&self) -> Role {
+        self.token().role
+    }
+
+    /// The one workspace it sees; `None`: all of them (an instance admin).
+    pub fn scope(&self) -> Option<&str> {
+        self.token().workspace.as_deref()
+    }
+
+    /// May it see the objects of `workspace`?
+    pub fn sees(&self, workspace: &str) -> bool {
+        self.scope().is_none_or(|w| w == workspace)
+    }
+
+    /// May it see destination `name` (which must exist)?
+    pub fn sees_destination(&self, name: &str) -> bool {
+        self.live
+            .config
+            .destination_workspace(name)
+            .is_some_and(|ws| self.sees(ws))
+    }
+}
+
+/// What a route requires, with the state: the middleware's own state.
+#[derive(Clone)]
+pub struct Guard {
+    /// The gateway's state (the configuration in force).
+    pub state: Arc<State>,
+    /// What the route requires.
+    pub permission: Permission,
+}
+
+/// The check every route runs first: 401 without a known token, and for
+/// an ingest token on a management route or a management token on an
+/// ingest route (an application's credential is not an operator's, and
+/// the other way round); 403 when a management token's role lacks the
+/// route's permission; else the [`Principal`] goes to the handler as a
+/// request extension.
+pub async fn authorize(
+    Extract(guard): Extract<Guard>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if guard.permission == Permission::Public {
+        return next.run(request).await;
+    }
+    let live = guard.state.live();
+    let Some(index) = presented(request.headers()).and_then(|t| live.config.auth.find(t)) else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let role = live.config.auth.tokens[index].role;
+    if (role == Role::Ingest) != (guard.permission == Permission::Ingest) {
+        return ApiError::Unauthorized.into_response();
+    }
+    if !role.grants(guard.permission) {
+        return ApiError::Forbidden(format!(
+            "a {role} token may not do this (it needs the `{}` permission; see docs/roles.md)",
+            guard.permission
+        ))
+        .into_response();
+    }
+    request.extensions_mut().insert(Principal { live, index });
+    next.run(request).await
 }
 
 /// May `token` post events of this type?
-pub fn allows_type(token: &IngestToken, event_type: &str) -> bool {
+pub fn allows_type(token: &Token, event_type: &str) -> bool {
     token
         .event_types
         .as_ref()
@@ -47,7 +126,7 @@ pub fn allows_type(token: &IngestToken, event_type: &str) -> bool {
 }
 
 /// May `token` name this destination directly?
-pub fn allows_destination(token: &IngestToken, destination: &str) -> bool {
+pub fn allows_destination(token: &Token, destination: &str) -> bool {
     token
         .destinations
         .as_ref()

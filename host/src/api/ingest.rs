@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State as Extract;
+use axum::extract::{Extension, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use carillon_outbox::{Enqueued, NewDelivery, NewEvent};
@@ -21,8 +21,8 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::stored::{Routing, StoredEvent, Target};
-use super::{Live, State, auth, body};
-use crate::config::{IngestToken, ServerLimits};
+use super::{Live, Principal, State, auth, body};
+use crate::config::{ServerLimits, Token};
 use crate::event::{self, Event, FieldError, ParseError, Parsed};
 use crate::message::Message;
 
@@ -37,27 +37,29 @@ pub async fn schema() -> impl IntoResponse {
 /// `POST /v1/events`.
 pub async fn events(
     Extract(state): Extract<Arc<State>>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
-    ingest(state, headers, request, event::parse_events).await
+    ingest(state, principal, headers, request, event::parse_events).await
 }
 
 /// `POST /v1/alertmanager`: Alertmanager's webhook (version 4); one event
 /// per alert.
 pub async fn alertmanager(
     Extract(state): Extract<Arc<State>>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Response, ApiError> {
     let (max_alerts, expansion) = {
-        let limits = &state.live().config.server.limits;
+        let limits = &principal.live.config.server.limits;
         (
             limits.alertmanager_max_alerts,
             limits.alertmanager_max_expansion,
         )
     };
-    ingest(state, headers, request, move |_, b, now| {
+    ingest(state, principal, headers, request, move |_, b, now| {
         let limits = event::AlertLimits {
             max_alerts,
             max_stored_bytes: b
@@ -72,6 +74,7 @@ pub async fn alertmanager(
 
 async fn ingest(
     state: Arc<State>,
+    principal: Principal,
     headers: HeaderMap,
     request: Body,
     parse: impl FnOnce(&HeaderMap, &[u8], jiff::Timestamp) -> Result<Parsed, ParseError>,
@@ -81,8 +84,8 @@ async fn ingest(
             "the gateway is not ready (starting or shutting down)".into(),
         ));
     }
-    let live = state.live();
-    let token = auth::ingest(&live.config, &headers)?;
+    let live = principal.live.clone();
+    let token = principal.token();
     let header_key = idempotency_header(&headers)?;
     let bytes = body::read(&headers, request, &live.config.server).await?;
     let parsed = match parse(&headers, &bytes, super::view::to_jiff(state.clock.now())) {
@@ -217,7 +220,7 @@ impl IntoResponse for Accepted {
 async fn accept(
     state: &State,
     live: &Live,
-    token: &IngestToken,
+    token: &Token,
     event: Event,
 ) -> Result<Accepted, ApiError> {
     let span = tracing::info_span!(
@@ -236,7 +239,7 @@ async fn accept(
 async fn accept_in_span(
     state: &State,
     live: &Live,
-    token: &IngestToken,
+    token: &Token,
     event: Event,
     span: &tracing::Span,
 ) -> Result<Accepted, ApiError> {
@@ -246,9 +249,11 @@ async fn accept_in_span(
             token.name, event.event_type
         )));
     }
+    let workspace = token.ingest_workspace();
     if let Some(named) = &event.destinations {
         for (i, d) in named.iter().enumerate() {
-            if !live.config.destinations.contains_key(d) {
+            // Another workspace's destination does not exist for this token.
+            if live.config.destination_workspace(d) != Some(workspace) {
                 return Err(ApiError::InvalidEvent(vec![FieldError {
                     path: format!("/destinations/{i}"),
                     message: format!("no destination is named {d:?}"),
@@ -269,11 +274,12 @@ async fn accept_in_span(
         &live.config.timeouts,
         &event,
         &token.name,
+        workspace,
         super::view::to_jiff(state.clock.now()),
     )
     .map_err(ApiError::InvalidEvent)?;
     let completion = timer.is_disarm().then(|| event.clone());
-    let prepared = prepare(live, &token.name, event)?;
+    let prepared = prepare(live, &token.name, workspace, event)?;
     let unrouted = prepared.unrouted;
     let (enqueued, effect) = state
         .outbox
@@ -303,8 +309,15 @@ async fn accept_in_span(
                 .inc();
         }
         if let Some(completion) = completion {
-            super::timer_fire::after_completion(state, live, &token.name, completion, &effect)
-                .await;
+            super::timer_fire::after_completion(
+                state,
+                live,
+                &token.name,
+                workspace,
+                completion,
+                &effect,
+            )
+            .await;
         }
     }
     tracing::info!(
@@ -340,11 +353,17 @@ pub(crate) struct Prepared {
     pub unrouted: bool,
 }
 
-/// Routes `event` (posted with the ingest token `token`) and renders one
-/// message per target: what ingest enqueues for a posted event, and what
-/// the gateway enqueues for an event it raises itself (`task.timeout`).
-pub(crate) fn prepare(live: &Live, token: &str, event: Event) -> Result<Prepared, ApiError> {
-    let decision = live.router.decide(&event);
+/// Routes `event` (posted with the ingest token `token` into `workspace`)
+/// and renders one message per target: what ingest enqueues for a posted
+/// event, and what the gateway enqueues for an event it raises itself
+/// (`task.timeout`).
+pub(crate) fn prepare(
+    live: &Live,
+    token: &str,
+    workspace: &str,
+    event: Event,
+) -> Result<Prepared, ApiError> {
+    let decision = live.router.decide(workspace, &event);
     let mut routing = Routing {
         unrouted: decision.is_unrouted(),
         explicit: decision.explicit,
@@ -374,6 +393,7 @@ pub(crate) fn prepare(live: &Live, token: &str, event: Event) -> Result<Prepared
     let stored = StoredEvent {
         v: 1,
         token: token.to_owned(),
+        workspace: workspace.to_owned(),
         event,
         routing,
     };

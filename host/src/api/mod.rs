@@ -27,9 +27,10 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::MethodRouter;
 use carillon_outbox::{Clock, Outbox};
 
+pub use self::auth::Principal;
 pub use self::error::ApiError;
 pub(crate) use self::ingest::prepare;
 use self::metrics::ApiMetrics;
@@ -48,6 +49,7 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
         })
     }
 }
+use crate::access::Permission;
 use crate::catalog::{Catalog, Reloader};
 use crate::config::Config;
 use crate::dispatch::Waker;
@@ -164,53 +166,94 @@ impl State {
     }
 }
 
-/// Every route: method and path as the router and the OpenAPI document
-/// spell them (a test keeps the three in step).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/events"),
-    ("POST", "/v1/alertmanager"),
-    ("GET", "/v1/schema/event"),
-    ("GET", "/v1/events/{id}"),
-    ("GET", "/v1/deliveries"),
-    ("POST", "/v1/deliveries/{id}/retry"),
-    ("GET", "/v1/plugins"),
-    ("POST", "/v1/plugins/reload"),
-    ("GET", "/v1/destinations"),
-    ("POST", "/v1/destinations/{name}/test"),
-    ("POST", "/v1/destinations/{name}/retry-dead"),
-    ("POST", "/v1/destinations/{name}/resume"),
-    ("GET", "/v1/timers"),
-    ("DELETE", "/v1/timers/{id}"),
-    ("GET", "/v1/openapi.json"),
-    ("GET", "/metrics"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
+/// One route: method and path as the router and the OpenAPI document
+/// spell them, the [`Permission`] its caller's role must hold, and its
+/// handler. The router is built from [`ROUTES`] alone, so no route exists
+/// without a declared permission.
+#[derive(Clone, Copy)]
+pub struct Endpoint {
+    /// `GET`, `POST`, …
+    pub method: &'static str,
+    /// The path, with `{param}`s.
+    pub path: &'static str,
+    /// What the caller's role must hold (`docs/roles.md`).
+    pub permission: Permission,
+    handler: fn() -> MethodRouter<Arc<State>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.method, self.path, self.permission)
+    }
+}
+
+/// `at!(POST "/v1/path", Permission, handler)`: one [`Endpoint`].
+macro_rules! at {
+    (GET $path:literal, $permission:ident, $handler:path) => {
+        at!(@ "GET", get, $path, $permission, $handler)
+    };
+    (POST $path:literal, $permission:ident, $handler:path) => {
+        at!(@ "POST", post, $path, $permission, $handler)
+    };
+    (PUT $path:literal, $permission:ident, $handler:path) => {
+        at!(@ "PUT", put, $path, $permission, $handler)
+    };
+    (PATCH $path:literal, $permission:ident, $handler:path) => {
+        at!(@ "PATCH", patch, $path, $permission, $handler)
+    };
+    (DELETE $path:literal, $permission:ident, $handler:path) => {
+        at!(@ "DELETE", delete, $path, $permission, $handler)
+    };
+    (@ $method:literal, $routing:ident, $path:literal, $permission:ident, $handler:path) => {
+        Endpoint {
+            method: $method,
+            path: $path,
+            permission: Permission::$permission,
+            handler: || axum::routing::$routing($handler),
+        }
+    };
+}
+
+/// Every route, with the permission it requires: one line each. Tests keep
+/// it equal to `openapi.json`, walk it × every role, and check
+/// `docs/roles.md` lists it.
+pub const ROUTES: &[Endpoint] = &[
+    at!(POST "/v1/events", Ingest, ingest::events),
+    at!(POST "/v1/alertmanager", Ingest, ingest::alertmanager),
+    at!(GET "/v1/schema/event", Public, ingest::schema),
+    at!(GET "/v1/events/{id}", Read, admin::event),
+    at!(GET "/v1/deliveries", Read, admin::deliveries),
+    at!(POST "/v1/deliveries/{id}/retry", Operate, admin::retry),
+    at!(GET "/v1/plugins", Read, admin::plugins),
+    at!(POST "/v1/plugins/reload", Instance, admin::reload_plugins),
+    at!(GET "/v1/destinations", Read, admin::destinations),
+    at!(POST "/v1/destinations/{name}/test", Operate, admin::test_push),
+    at!(POST "/v1/destinations/{name}/retry-dead", Operate, admin::retry_dead),
+    at!(POST "/v1/destinations/{name}/resume", Operate, admin::resume),
+    at!(GET "/v1/timers", Read, timers::list),
+    at!(DELETE "/v1/timers/{id}", Operate, timers::cancel),
+    at!(GET "/v1/openapi.json", Public, ops::openapi),
+    at!(GET "/metrics", Instance, ops::metrics),
+    at!(GET "/healthz", Public, ops::healthz),
+    at!(GET "/readyz", Public, ops::readyz),
 ];
 
-/// The router with every route and the request log.
+/// The router: every route of [`ROUTES`] behind its permission check, and
+/// the request log.
 pub fn router(state: Arc<State>) -> Router {
-    Router::new()
-        .route("/v1/events", post(ingest::events))
-        .route("/v1/alertmanager", post(ingest::alertmanager))
-        .route("/v1/schema/event", get(ingest::schema))
-        .route("/v1/events/{id}", get(admin::event))
-        .route("/v1/deliveries", get(admin::deliveries))
-        .route("/v1/deliveries/{id}/retry", post(admin::retry))
-        .route("/v1/plugins", get(admin::plugins))
-        .route("/v1/plugins/reload", post(admin::reload_plugins))
-        .route("/v1/destinations", get(admin::destinations))
-        .route("/v1/destinations/{name}/test", post(admin::test_push))
-        .route(
-            "/v1/destinations/{name}/retry-dead",
-            post(admin::retry_dead),
-        )
-        .route("/v1/destinations/{name}/resume", post(admin::resume))
-        .route("/v1/timers", get(timers::list))
-        .route("/v1/timers/{id}", delete(timers::cancel))
-        .route("/v1/openapi.json", get(ops::openapi))
-        .route("/metrics", get(ops::metrics))
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
+    let mut router = Router::new();
+    for endpoint in ROUTES {
+        let guard = auth::Guard {
+            state: state.clone(),
+            permission: endpoint.permission,
+        };
+        router = router.route(
+            endpoint.path,
+            (endpoint.handler)()
+                .route_layer(axum::middleware::from_fn_with_state(guard, auth::authorize)),
+        );
+    }
+    router
         .fallback(ops::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -246,11 +289,64 @@ async fn request_log(
     response
 }
 
+/// The tables of `docs/roles.md` drawn from [`ROUTES`] and
+/// [`Role::grants`](crate::access::Role::grants): what each route requires
+/// and which roles hold it.
+pub fn roles_markdown() -> String {
+    use crate::access::Role;
+    let holders = |p: Permission| -> String {
+        if p == Permission::Public {
+            return "anyone, no token".to_owned();
+        }
+        Role::ALL
+            .into_iter()
+            .filter(|r| r.grants(p))
+            .map(|r| format!("`{r}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from("| permission | held by |\n| --- | --- |\n");
+    for p in Permission::ALL {
+        out.push_str(&format!("| `{p}` | {} |\n", holders(p)));
+    }
+    out.push_str("\n| route | permission |\n| --- | --- |\n");
+    for e in ROUTES {
+        out.push_str(&format!(
+            "| `{} {}` | `{}` |\n",
+            e.method, e.path, e.permission
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
 
     use super::ROUTES;
+
+    /// `docs/roles.md` shows the route table as it is (rewritten with
+    /// `UPDATE_EXPECT=1`).
+    #[test]
+    fn the_roles_doc_lists_every_route_and_its_permission() {
+        const BEGIN: &str = "<!-- generated from api::ROUTES: begin -->\n";
+        const END: &str = "<!-- generated from api::ROUTES: end -->";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/roles.md");
+        let doc = std::fs::read_to_string(&path).expect("docs/roles.md");
+        let start = doc.find(BEGIN).expect("the begin marker") + BEGIN.len();
+        let end = doc.find(END).expect("the end marker");
+        let want = super::roles_markdown();
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            let updated = format!("{}{want}{}", &doc[..start], &doc[end..]);
+            std::fs::write(&path, updated).expect("write docs/roles.md");
+            return;
+        }
+        assert_eq!(
+            &doc[start..end],
+            want,
+            "docs/roles.md is out of date; run with UPDATE_EXPECT=1"
+        );
+    }
 
     /// The OpenAPI document describes exactly the routes the router has
     /// (the end-to-end tests check that the router serves each of them).
@@ -265,8 +361,18 @@ mod tests {
         }
         let routed: BTreeSet<(String, String)> = ROUTES
             .iter()
-            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .map(|e| (e.method.to_owned(), e.path.to_owned()))
             .collect();
+        assert_eq!(routed.len(), ROUTES.len(), "a route is listed twice");
+        // Each operation names the permission its route table entry requires.
+        for e in ROUTES {
+            let op = &doc["paths"][e.path][e.method.to_lowercase()];
+            assert_eq!(
+                op["x-carillon-permission"].as_str(),
+                Some(e.permission.name()),
+                "{e:?}"
+            );
+        }
         assert_eq!(documented, routed);
         assert_eq!(doc["openapi"], "3.1.0");
     }

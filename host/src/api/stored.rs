@@ -12,10 +12,18 @@ pub struct StoredEvent {
     pub v: u32,
     /// The name of the ingest token that posted it.
     pub token: String,
+    /// The workspace it was posted into (routed by its routes, seen by its
+    /// tokens); bodies stored before workspaces existed read as `default`.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
     /// The event.
     pub event: Event,
     /// How it was routed.
     pub routing: Routing,
+}
+
+fn default_workspace() -> String {
+    crate::access::DEFAULT_WORKSPACE.to_owned()
 }
 
 /// The routing decision as recorded.

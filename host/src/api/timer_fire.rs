@@ -82,7 +82,7 @@ async fn fire_one(
     now: carillon_outbox::Timestamp,
 ) -> bool {
     let (new_event, deliveries) = match timeout_event(&timer, now) {
-        Ok((token, event)) => match prepare(live, &token, event) {
+        Ok((token, workspace, event)) => match prepare(live, &token, &workspace, event) {
             Ok(p) => (p.event, p.deliveries),
             Err(error) => {
                 // A template that cannot render the notice does not heal
@@ -132,9 +132,15 @@ fn bare(timer: &Timer, now: carillon_outbox::Timestamp) -> NewEvent {
     event
         .data
         .insert("timer_id".into(), timer.id.as_str().into());
+    // The timer's workspace, if its payload still says it; else none a
+    // workspace's token sees (only an instance admin does).
+    let workspace = serde_json::from_slice::<crate::timeout::Started>(&timer.payload)
+        .map(|s| s.workspace)
+        .unwrap_or_default();
     let stored = super::stored::StoredEvent {
         v: 1,
         token: String::new(),
+        workspace,
         event,
         routing: super::stored::Routing {
             unrouted: true,
@@ -155,6 +161,7 @@ pub(crate) async fn after_completion(
     state: &State,
     live: &Live,
     token: &str,
+    workspace: &str,
     completion: Event,
     effect: &TimerEffect,
 ) {
@@ -165,7 +172,7 @@ pub(crate) async fn after_completion(
         return;
     }
     let event = finished_late_event(&completion, *fired_at, state.clock.now());
-    let result = match prepare(live, token, event) {
+    let result = match prepare(live, token, workspace, event) {
         Ok(p) => state
             .outbox
             .enqueue(p.event, p.deliveries)

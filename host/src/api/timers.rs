@@ -1,19 +1,20 @@
 //! `GET /v1/timers` (armed timers, filtered by task type and source,
-//! paginated) and `DELETE /v1/timers/{id}` (cancel one): admin token.
+//! paginated) and `DELETE /v1/timers/{id}` (cancel one); a workspace's token
+//! sees and cancels only the timers armed in its workspace.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State as Extract};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, Query, State as Extract};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use carillon_outbox::{Timer, TimerId};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::view::time;
-use super::{State, auth};
+use super::{Principal, State};
 use crate::timeout::Started;
 
 /// Query of `GET /v1/timers`.
@@ -64,6 +65,14 @@ fn text(started: &Started, keys: &[&str]) -> Option<String> {
         .and_then(|v| v.as_str().map(str::to_owned))
 }
 
+/// May `principal` see `timer`? Its workspace is read from the payload
+/// (only for a workspace's token; an instance admin sees every timer).
+fn visible(principal: &Principal, timer: &Timer) -> bool {
+    principal.scope().is_none()
+        || serde_json::from_slice::<Started>(&timer.payload)
+            .is_ok_and(|s| principal.sees(&s.workspace))
+}
+
 /// A timer's task type, read from its payload alone (the filter runs on
 /// every timer a page scans).
 fn started_task_type(t: &Timer) -> Option<String> {
@@ -94,10 +103,9 @@ fn out(t: &Timer) -> TimerOut {
 /// `GET /v1/timers?type=…&source=…&limit=…&after=…`.
 pub async fn list(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<TimersQuery>, QueryRejection>,
 ) -> Result<Json<TimersPage>, ApiError> {
-    auth::admin(&state.live().config, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::InvalidParameter {
         name: "query",
         message: e.body_text(),
@@ -111,7 +119,8 @@ pub async fn list(
         None => None,
     };
     let (items, next) = state.outbox.timers_page(after.as_ref(), limit, |t| {
-        q.source.as_ref().is_none_or(|s| &t.source == s)
+        visible(&principal, t)
+            && q.source.as_ref().is_none_or(|s| &t.source == s)
             && q.task_type
                 .as_ref()
                 .is_none_or(|ty| started_task_type(t).as_deref() == Some(ty.as_str()))
@@ -126,16 +135,21 @@ pub async fn list(
 /// 204, or 404 if no such timer is armed.
 pub async fn cancel(
     Extract(state): Extract<Arc<State>>,
-    headers: HeaderMap,
+    Extension(principal): Extension<Principal>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    auth::admin(&state.live().config, &headers)?;
     let Path(id) = id.map_err(|e| ApiError::InvalidParameter {
         name: "id",
         message: e.body_text(),
     })?;
     let not_found = || ApiError::NotFound(format!("no armed timer {id:?}"));
     let timer = TimerId::parse(&id).ok_or_else(not_found)?;
+    if principal.scope().is_some() {
+        let armed = state.outbox.timer(&timer)?.ok_or_else(not_found)?;
+        if !visible(&principal, &armed) {
+            return Err(not_found());
+        }
+    }
     let outbox = state.outbox.clone();
     let cancelled = tokio::task::spawn_blocking(move || outbox.cancel_timer(&timer))
         .await

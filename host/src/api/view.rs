@@ -24,6 +24,9 @@ pub struct EventOut {
     pub received_at: String,
     /// The ingest token that posted it.
     pub token: String,
+    /// The workspace it was posted into (empty when its body does not
+    /// decode: then only an instance admin sees it).
+    pub workspace: String,
     /// The event as normalized at ingest.
     pub event: serde_json::Value,
     /// Routes matched and targets chosen; `unrouted` when none.
@@ -35,13 +38,15 @@ pub struct EventOut {
 impl EventOut {
     /// Builds the view; a body that does not decode is shown raw.
     pub fn new(view: EventView) -> Self {
-        let (token, event, routing) = match StoredEvent::from_bytes(&view.body) {
+        let (token, workspace, event, routing) = match StoredEvent::from_bytes(&view.body) {
             Ok(stored) => (
                 stored.token,
+                stored.workspace,
                 serde_json::to_value(&stored.event).unwrap_or_default(),
                 serde_json::to_value(&stored.routing).unwrap_or_default(),
             ),
             Err(e) => (
+                String::new(),
                 String::new(),
                 serde_json::Value::String(String::from_utf8_lossy(&view.body).into_owned()),
                 serde_json::json!({ "error": e.to_string() }),
@@ -51,6 +56,7 @@ impl EventOut {
             id: view.id.to_string(),
             received_at: time(view.received_at),
             token,
+            workspace,
             event,
             routing,
             deliveries: view.deliveries.into_iter().map(DeliveryOut::new).collect(),

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::secret::Secret;
-use super::{Config, IngestToken};
+use super::{Config, Token};
+use crate::access::{Role, TokenHash};
 
 /// `defaults.toml`, the configuration used when no file is given.
 pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
@@ -134,13 +135,22 @@ impl LocalTokens {
     /// Fills the gaps of `config` with these tokens: the admin token when
     /// the config names none, and an ingest token `local` when it has none.
     pub fn apply(&self, config: &mut Config) {
-        if config.auth.admin_token.is_none() {
-            config.auth.admin_token = Some(self.admin.clone());
+        if !config.auth.has_instance_admin() {
+            config.auth.tokens.push(Token {
+                name: super::ADMIN_TOKEN_NAME.to_owned(),
+                role: Role::InstanceAdmin,
+                workspace: None,
+                hash: TokenHash::of(self.admin.expose().as_bytes()),
+                event_types: None,
+                destinations: None,
+            });
         }
-        if config.auth.ingest.is_empty() {
-            config.auth.ingest.push(IngestToken {
+        if !config.auth.has_ingest() {
+            config.auth.tokens.push(Token {
                 name: LOCAL_INGEST_NAME.to_owned(),
-                token: self.ingest.clone(),
+                role: Role::Ingest,
+                workspace: Some(crate::access::DEFAULT_WORKSPACE.to_owned()),
+                hash: TokenHash::of(self.ingest.expose().as_bytes()),
                 event_types: None,
                 destinations: None,
             });

@@ -128,6 +128,10 @@ fn destination(
         allow_hosts: d.allow_hosts.iter().map(|h| h.0.clone()).collect(),
         config: PluginConfig::new(config, secret_pointers),
         locale: d.locale.clone(),
+        workspace: d
+            .workspace
+            .clone()
+            .unwrap_or_else(|| crate::access::DEFAULT_WORKSPACE.to_owned()),
     })
 }
 

@@ -36,6 +36,7 @@ mod secret;
 mod sections;
 pub mod timeouts;
 mod validate;
+mod workspaces;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +47,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use self::auth::ADMIN_TOKEN_NAME;
 pub use self::check::Checked;
 pub use self::defaults::{DEFAULTS_TOML, LocalTokens, TokenFileError};
 pub use self::plugin_config::PluginConfig;
@@ -55,6 +57,7 @@ pub use self::secret::{
 };
 pub use self::timeouts::TimeoutSettings;
 // `config`'s own API reports its problems in these types (`ConfigError`).
+use crate::access::{DEFAULT_WORKSPACE, Role, TokenHash};
 use crate::dispatch::retry::RetryPolicy;
 use crate::egress::{EgressPolicy, HostPattern};
 use crate::plugin::types::RateLimit;
@@ -114,6 +117,8 @@ pub struct Config {
     pub outbox: OutboxSettings,
     /// `[timeouts]`: task timeouts by task type (see `crate::timeout`).
     pub timeouts: TimeoutSettings,
+    /// `[workspaces]`, with `default` always present.
+    pub workspaces: BTreeMap<String, Workspace>,
     /// `[egress] smtp_ca_files`, read: extra roots for SMTP TLS (PEM).
     #[serde(skip)]
     pub smtp_roots_pem: Vec<String>,
@@ -215,27 +220,94 @@ impl Default for ServerLimits {
     }
 }
 
-/// `[auth]`, validated.
-#[derive(Debug, Clone, Serialize)]
+/// `[auth]`, validated: every token of the file, of every role.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Auth {
-    /// The admin API's token; `None` when the file names none (then `serve`
-    /// uses the generated one, see [`LocalTokens`]).
-    pub admin_token: Option<Secret>,
-    /// Tokens applications post events with.
-    pub ingest: Vec<IngestToken>,
+    /// `[auth] admin_token` (named `admin`), then `[[auth.ingest]]`, then
+    /// `[[auth.tokens]]`, in file order.
+    pub tokens: Vec<Token>,
 }
 
-/// One ingest token and what it may do.
+impl Auth {
+    /// The index of the token whose hash is `presented`'s. Every token is
+    /// compared (no early exit), so timing does not tell which one nearly
+    /// matched.
+    pub fn find(&self, presented: &[u8]) -> Option<usize> {
+        let hash = TokenHash::of(presented);
+        let mut found = None;
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.hash.matches(&hash) && found.is_none() {
+                found = Some(i);
+            }
+        }
+        found
+    }
+
+    /// Is there an `instance-admin` token?
+    pub fn has_instance_admin(&self) -> bool {
+        self.tokens.iter().any(|t| t.role == Role::InstanceAdmin)
+    }
+
+    /// Is there an `ingest` token?
+    pub fn has_ingest(&self) -> bool {
+        self.tokens.iter().any(|t| t.role == Role::Ingest)
+    }
+
+    /// The ingest tokens.
+    pub fn ingest(&self) -> impl Iterator<Item = &Token> {
+        self.tokens.iter().filter(|t| t.role == Role::Ingest)
+    }
+}
+
+/// One token: its role, the workspace it acts in, and what an ingest token
+/// may post.
 #[derive(Debug, Clone, Serialize)]
-pub struct IngestToken {
+pub struct Token {
     /// Its name, for logs and metrics.
     pub name: String,
-    /// The token.
-    pub token: Secret,
-    /// Event types it may post; `None`: any.
+    /// What it may do.
+    pub role: Role,
+    /// The workspace it acts in; `None` for an instance admin (every one).
+    pub workspace: Option<String>,
+    /// The SHA-256 of the token.
+    pub hash: TokenHash,
+    /// `ingest`: event types it may post; `None`: any.
     pub event_types: Option<Vec<Glob>>,
-    /// Destinations its events may reach; `None`: any.
+    /// `ingest`: destinations its events may reach; `None`: any.
     pub destinations: Option<Vec<String>>,
+}
+
+impl Token {
+    /// The workspace an ingest token's events are routed in.
+    pub fn ingest_workspace(&self) -> &str {
+        self.workspace.as_deref().unwrap_or(DEFAULT_WORKSPACE)
+    }
+}
+
+/// `[workspaces.NAME]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Workspace {
+    /// Which channel types its destinations may use.
+    pub channels: WorkspaceChannels,
+}
+
+/// A workspace's channel settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "mode", content = "enabled")]
+pub enum WorkspaceChannels {
+    /// The instance's enabled channel types.
+    Inherit,
+    /// Only these channel types (plugin names), and only while the instance
+    /// enables them too.
+    Custom(std::collections::BTreeSet<String>),
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Workspace {
+            channels: WorkspaceChannels::Inherit,
+        }
+    }
 }
 
 /// `[runtime]`, validated: the plugin runtime's limits.
@@ -280,6 +352,8 @@ pub struct DestinationConfig {
     pub config: PluginConfig,
     /// The locale messages to it are rendered in; `None`: the event's.
     pub locale: Option<String>,
+    /// The workspace it belongs to.
+    pub workspace: String,
 }
 
 /// The config text, kept to locate problems found after validation. Its
@@ -343,12 +417,30 @@ impl Config {
         self.channels.get(channel).copied().unwrap_or(true)
     }
 
+    /// May `workspace` use `channel` (a plugin name)? The instance must
+    /// enable it, and a `custom` workspace must list it.
+    pub fn workspace_channel_enabled(&self, workspace: &str, channel: &str) -> bool {
+        self.channel_enabled(channel)
+            && match self.workspaces.get(workspace).map(|w| &w.channels) {
+                Some(WorkspaceChannels::Custom(enabled)) => enabled.contains(channel),
+                Some(WorkspaceChannels::Inherit) => true,
+                None => false,
+            }
+    }
+
     /// Does `destination` take deliveries now: it exists, it is enabled, and
-    /// its channel is enabled?
+    /// its channel is enabled for its workspace?
     pub fn destination_active(&self, destination: &str) -> bool {
         self.destinations
             .get(destination)
-            .is_some_and(|d| d.enabled && self.channel_enabled(&d.plugin))
+            .is_some_and(|d| d.enabled && self.workspace_channel_enabled(&d.workspace, &d.plugin))
+    }
+
+    /// The workspace `destination` belongs to, if it exists.
+    pub fn destination_workspace(&self, destination: &str) -> Option<&str> {
+        self.destinations
+            .get(destination)
+            .map(|d| d.workspace.as_str())
     }
 
     /// The plugin runtime's configuration: these limits and egress policy,
@@ -439,5 +531,7 @@ mod view {
     }
 }
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! The checks that need the loaded plugins: every destination's plugin
 //! exists and its config passes the plugin's JSON Schema; every
-//! `[channels]` entry names a plugin.
+//! `[channels]` entry and every workspace's `enabled_channels` names a
+//! plugin.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -83,6 +84,21 @@ pub(super) fn check(
                 &KeyPath::root().key("channels").key(name.as_str()),
                 format!("no plugin is named {name:?} ({})", known(name)),
             );
+        }
+    }
+    for (ws, w) in &config.workspaces {
+        if let super::WorkspaceChannels::Custom(enabled) = &w.channels {
+            for name in enabled {
+                if !plugins.has_plugin(name) {
+                    f.add(
+                        &KeyPath::root()
+                            .key("workspaces")
+                            .key(ws.as_str())
+                            .key("enabled_channels"),
+                        format!("no plugin is named {name:?} ({})", known(name)),
+                    );
+                }
+            }
         }
     }
     for (name, d) in &config.destinations {

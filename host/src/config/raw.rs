@@ -20,6 +20,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
+use crate::access::Role;
 use crate::egress::HostPattern;
 pub use crate::render::{RawRender, RawTemplate, RawTemplateText};
 pub use crate::route::{OneOrMany, RawCondition, RawMatch, RawRoute};
@@ -123,29 +124,69 @@ impl Default for RawServer {
     }
 }
 
-/// `[auth]`: the admin token and the ingest tokens.
+/// `[auth]`: the admin token, the ingest tokens and the general token list.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAuth {
-    /// The token for the admin API (a literal or a `${…}` reference, read
+    /// The instance admin's token (a literal or a `${…}` reference, read
     /// as a [`SecretSource`] in validation so every token's problem shows).
     pub admin_token: Option<SecretText>,
+    /// The SHA-256 (hex) of the instance admin's token, instead of the token.
+    pub admin_token_sha256: Option<String>,
     /// `[[auth.ingest]]`: tokens applications post events with.
     pub ingest: Vec<RawIngest>,
+    /// `[[auth.tokens]]`: tokens of any role.
+    pub tokens: Vec<RawToken>,
 }
 
-/// One `[[auth.ingest]]` token.
+/// One `[[auth.ingest]]` token (role `ingest`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIngest {
     /// A name for logs and metrics (never the token).
     pub name: String,
     /// The token (a literal or a `${…}` reference).
-    pub token: SecretText,
+    pub token: Option<SecretText>,
+    /// The SHA-256 (hex) of the token, instead of the token.
+    pub token_sha256: Option<String>,
+    /// The workspace its events are routed in; absent: `default`.
+    pub workspace: Option<String>,
     /// Event-type globs this token may post; absent: any.
     pub event_types: Option<Vec<String>>,
     /// Destinations this token's events may reach; absent: any.
     pub destinations: Option<Vec<String>>,
+}
+
+/// One `[[auth.tokens]]` entry: a token of any role.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    /// A name for logs and metrics (never the token).
+    pub name: String,
+    /// `instance-admin`, `workspace-admin`, `operator`, `viewer` or `ingest`.
+    pub role: Parsed<Role>,
+    /// The workspace it acts in; absent: `default` (none for `instance-admin`).
+    pub workspace: Option<String>,
+    /// The token (a literal or a `${…}` reference).
+    pub token: Option<SecretText>,
+    /// The SHA-256 (hex) of the token, instead of the token.
+    pub token_sha256: Option<String>,
+    /// `ingest` only: event-type globs it may post; absent: any.
+    pub event_types: Option<Vec<String>>,
+    /// `ingest` only: destinations its events may reach; absent: any.
+    pub destinations: Option<Vec<String>>,
+}
+
+/// `[workspaces.NAME]`: a workspace and its channel settings.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWorkspace {
+    /// `inherit` (the instance's channel types) or `custom`
+    /// (`enabled_channels` only).
+    pub channels: Option<String>,
+    /// With `channels = "custom"`: the channel types (plugin names) this
+    /// workspace may use.
+    pub enabled_channels: Option<Vec<String>>,
 }
 
 /// `[runtime]`: per-call plugin limits and the instance pool.
@@ -279,6 +320,8 @@ pub struct RawDestination {
     /// The locale messages to this destination are rendered in (`en`,
     /// `zh-CN`); absent: the event's, else `render.default_locale`.
     pub locale: Option<String>,
+    /// The workspace it belongs to; absent: `default`.
+    pub workspace: Option<String>,
 }
 
 fn yes() -> bool {
@@ -363,4 +406,6 @@ pub struct RawConfig {
     pub templates: BTreeMap<String, RawTemplate>,
     /// `[timeouts]`.
     pub timeouts: super::timeouts::RawTimeouts,
+    /// `[workspaces]`.
+    pub workspaces: BTreeMap<String, RawWorkspace>,
 }

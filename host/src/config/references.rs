@@ -28,6 +28,12 @@ pub(super) fn check(raw: &RawConfig, broken: &Broken, f: &mut Findings) {
             destination(f, tp.key("destinations").index(j), d);
         }
     }
+    for (i, t) in raw.auth.tokens.iter().enumerate() {
+        let tp = root.key("auth").key("tokens").index(i);
+        for (j, d) in t.destinations.iter().flatten().enumerate() {
+            destination(f, tp.key("destinations").index(j), d);
+        }
+    }
     if let Some(g) = &raw.dispatch.global_fallback {
         destination(f, root.key("dispatch").key("global_fallback"), g);
     }

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::access::Role;
 use crate::message::Severity;
 use crate::plugin::types::ConfigIssue;
 use crate::route::SeverityMatch;
@@ -118,7 +119,8 @@ fn the_embedded_defaults_load_and_match_the_built_in_defaults() {
     assert_eq!(defaults.server.data_dir, Path::new("./data"));
     assert_eq!(defaults.server.plugin_dir, Path::new("./plugins"));
     assert!(defaults.destinations.is_empty() && defaults.routes.is_empty());
-    assert!(defaults.auth.admin_token.is_none() && defaults.auth.ingest.is_empty());
+    assert!(defaults.auth.tokens.is_empty());
+    assert_eq!(defaults.workspaces.keys().collect::<Vec<_>>(), ["default"]);
     let empty = parse("").expect("an empty file is valid");
     let json = |c: &Config| serde_json::to_value(c).expect("serializes");
     assert_eq!(
@@ -142,14 +144,19 @@ fn the_embedded_defaults_load_and_match_the_built_in_defaults() {
 fn a_full_file_validates_into_typed_values() {
     let c = parse(FULL).unwrap_or_else(|p| panic!("{p}"));
     assert_eq!(c.server.listen.port(), 9000);
+    let admin = &c.auth.tokens[c.auth.find(b"admin-SECRET-1").expect("admin token")];
     assert_eq!(
-        c.auth.admin_token.as_ref().map(Secret::expose),
-        Some("admin-SECRET-1")
+        (admin.name.as_str(), admin.role),
+        ("admin", Role::InstanceAdmin)
     );
-    assert_eq!(c.auth.ingest[0].token.expose(), "ci-SECRET-2");
+    assert_eq!(admin.workspace, None);
+    let ci = &c.auth.tokens[c.auth.find(b"ci-SECRET-2").expect("ingest token")];
+    assert_eq!(
+        (ci.role, ci.workspace.as_deref()),
+        (Role::Ingest, Some("default"))
+    );
     assert!(
-        c.auth.ingest[0]
-            .event_types
+        ci.event_types
             .as_ref()
             .is_some_and(|g| g[0].matches("task.failed"))
     );
@@ -191,20 +198,15 @@ fn a_full_file_validates_into_typed_values() {
 fn secrets_never_appear_in_debug_display_or_json() {
     let c = parse(FULL).unwrap_or_else(|p| panic!("{p}"));
     let secrets = plugin_config::all_secrets(&c);
-    for s in ["admin-SECRET-1", "ci-SECRET-2", "lit-SECRET-5"] {
-        assert!(secrets.contains(s), "{s} is among the secrets: {secrets:?}");
+    // Tokens are kept only as hashes, not as secrets.
+    assert!(secrets.contains("Bearer lit-SECRET-6"), "{secrets:?}");
+    for token in ["admin-SECRET-1", "ci-SECRET-2", "lit-SECRET-5"] {
+        assert!(!secrets.contains(token), "{secrets:?}");
     }
     let debug = format!("{c:?}");
     let pretty = format!("{c:#?}");
     let json = serde_json::to_string(&c).expect("serializes");
-    let display: String = c
-        .auth
-        .ingest
-        .iter()
-        .map(|t| t.token.to_string())
-        .chain(c.auth.admin_token.iter().map(ToString::to_string))
-        .collect();
-    for text in [&debug, &pretty, &json, &display] {
+    for text in [&debug, &pretty, &json] {
         assert!(!text.contains("SECRET"), "a secret leaked: {text}");
     }
     assert!(
@@ -376,8 +378,16 @@ fn local_tokens_are_generated_once_and_reused() {
     assert_ne!(first.admin, first.ingest);
     let mut config = Config::embedded_defaults().expect("defaults");
     again.apply(&mut config);
-    assert_eq!(config.auth.admin_token.as_ref(), Some(&first.admin));
-    assert_eq!(config.auth.ingest[0].name, "local");
+    let admin = config.auth.find(first.admin.expose().as_bytes());
+    assert_eq!(
+        admin.map(|i| config.auth.tokens[i].role),
+        Some(Role::InstanceAdmin)
+    );
+    let local = config.auth.find(first.ingest.expose().as_bytes());
+    assert_eq!(
+        local.map(|i| config.auth.tokens[i].name.as_str()),
+        Some("local")
+    );
     std::fs::write(data.join(LocalTokens::FILE), "junk = 1").expect("write");
     assert!(LocalTokens::load_or_create(&data).is_err());
 }

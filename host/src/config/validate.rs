@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::parse::Broken;
 use super::raw::RawConfig;
 use super::secret::Resolver;
-use super::{Config, auth, destinations, references, sections, timeouts};
+use super::{Config, auth, destinations, references, sections, timeouts, workspaces};
 use crate::problem::{Findings, KeyPath};
 use crate::{render, route};
 
@@ -38,7 +38,9 @@ pub(super) fn validate(
     let destinations = destinations::destinations(&raw.destinations, resolver, f);
     let templates = render::validate_templates(&raw.templates, &render, f);
     let routes = route::validate(&raw.routes, f);
+    let built_workspaces = workspaces::workspaces(&raw.workspaces, f);
     references::check(raw, broken, f);
+    workspaces::references(raw, broken, &built_workspaces, f);
     Validated {
         config: Config {
             server,
@@ -54,6 +56,7 @@ pub(super) fn validate(
             render,
             outbox,
             timeouts,
+            workspaces: built_workspaces,
             smtp_roots_pem,
             source: Default::default(),
         },

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{RenderSettings, Renderer, builtin};
+use crate::access::DEFAULT_WORKSPACE;
 use crate::problem::{Findings, KeyPath, NAME_RULE, valid_name};
 
 /// `[templates.NAME.LOCALE]` as the file writes it: a title and a body.
@@ -20,13 +21,50 @@ pub struct RawTemplateText {
 }
 
 /// A template as the file writes it: locale (`en`, `zh`, `default`, …) →
-/// texts.
-pub type RawTemplate = BTreeMap<String, RawTemplateText>;
+/// texts, and beside them the `workspace` it belongs to (a string, where
+/// each locale is a table; no locale is named `workspace`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawTemplate {
+    /// The workspace; absent: `default`.
+    pub workspace: Option<String>,
+    /// Locale → texts.
+    pub locales: BTreeMap<String, RawTemplateText>,
+}
+
+impl<'de> Deserialize<'de> for RawTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawTemplate;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table of locales, each with a title and a body")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = RawTemplate::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "workspace" {
+                        out.workspace = Some(map.next_value()?);
+                    } else {
+                        let text = map.next_value()?;
+                        out.locales.insert(key, text);
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
 
 /// A template: texts per locale (the [`Renderer`] compiles and renders
 /// them).
 #[derive(Debug, Clone, Serialize)]
 pub struct Template {
+    /// The workspace whose routes may use it.
+    pub workspace: String,
     /// Locale (`en`, `zh`, `default`, …) → title and body.
     pub locales: BTreeMap<String, TemplateText>,
 }
@@ -51,7 +89,8 @@ pub fn validate_templates(
 ) -> BTreeMap<String, Template> {
     let p = KeyPath::root().key("templates");
     let mut templates = BTreeMap::new();
-    for (name, locales) in raw {
+    for (name, raw_template) in raw {
+        let locales = &raw_template.locales;
         let tp = p.key(name.as_str());
         if !valid_name(name) {
             findings.add(&tp, format!("the template name {NAME_RULE}"));
@@ -94,7 +133,23 @@ pub fn validate_templates(
                 },
             );
         }
-        templates.insert(name.clone(), Template { locales: texts });
+        let workspace = raw_template
+            .workspace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_WORKSPACE.to_owned());
+        if name.starts_with(builtin::PREFIX) && workspace != DEFAULT_WORKSPACE {
+            findings.add(
+                &tp.key("workspace"),
+                "a built-in template's override serves every workspace; it belongs to `default`",
+            );
+        }
+        templates.insert(
+            name.clone(),
+            Template {
+                workspace,
+                locales: texts,
+            },
+        );
     }
     if let Err(errors) = Renderer::new(&templates, settings.clone()) {
         for e in errors {

@@ -37,6 +37,7 @@ fn shanghai() -> RenderSettings {
 
 fn template(locales: &[(&str, &str, &str)]) -> Template {
     Template {
+        workspace: "default".to_owned(),
         locales: locales
             .iter()
             .map(|(locale, title, body)| {

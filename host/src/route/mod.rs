@@ -22,6 +22,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
 use crate::event::Event;
 
 mod condition;
@@ -81,12 +83,23 @@ impl Decision {
 #[derive(Debug, Clone, Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// Workspace → the indexes of its routes, in order: an event is
+    /// evaluated against its workspace's routes only, however many other
+    /// workspaces there are.
+    by_workspace: HashMap<String, Vec<usize>>,
 }
 
 impl Router {
     /// A router over `routes`, in the order given (the file's).
     pub fn new(routes: Vec<Route>) -> Router {
-        Router { routes }
+        let mut by_workspace: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, r) in routes.iter().enumerate() {
+            by_workspace.entry(r.workspace.clone()).or_default().push(i);
+        }
+        Router {
+            routes,
+            by_workspace,
+        }
     }
 
     /// The routes, in evaluation order.
@@ -94,8 +107,9 @@ impl Router {
         &self.routes
     }
 
-    /// Decides where `event` goes.
-    pub fn decide(&self, event: &Event) -> Decision {
+    /// Decides where `event`, posted into `workspace`, goes: only that
+    /// workspace's routes are evaluated.
+    pub fn decide(&self, workspace: &str, event: &Event) -> Decision {
         let mut decision = Decision::default();
         if let Some(named) = &event.destinations {
             decision.explicit = true;
@@ -104,7 +118,11 @@ impl Router {
             }
             return decision;
         }
-        for route in &self.routes {
+        let indexes = self
+            .by_workspace
+            .get(workspace)
+            .map_or(&[][..], Vec::as_slice);
+        for route in indexes.iter().map(|i| &self.routes[*i]) {
             if !route_matches(route, event) {
                 continue;
             }

@@ -65,6 +65,8 @@ pub struct RawRoute {
     /// Keep evaluating later routes after this one matched.
     #[serde(rename = "continue", default)]
     pub continue_: bool,
+    /// The workspace whose events it routes; absent: `default`.
+    pub workspace: Option<String>,
 }
 
 /// The criteria of a route.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::matcher::{Condition, FieldRef, Glob, Test};
 use super::raw::RawRoute;
+use crate::access::DEFAULT_WORKSPACE;
 use crate::message::Severity;
 use crate::problem::{Findings, KeyPath, NAME_RULE, valid_name};
 
@@ -18,6 +19,8 @@ use crate::problem::{Findings, KeyPath, NAME_RULE, valid_name};
 pub struct Route {
     /// Its name.
     pub name: String,
+    /// The workspace whose events it routes.
+    pub workspace: String,
     /// Event-type globs; empty: any type.
     pub event: Vec<Glob>,
     /// Source globs; empty: any source.
@@ -150,6 +153,10 @@ fn route(f: &mut Findings, rp: &KeyPath, r: &RawRoute) -> Route {
     }
     Route {
         name: r.name.clone(),
+        workspace: r
+            .workspace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_WORKSPACE.to_owned()),
         event,
         source,
         severity,

@@ -24,6 +24,7 @@ fn event(value: serde_json::Value) -> Event {
 fn route(name: &str, destinations: &[&str]) -> Route {
     Route {
         name: name.to_owned(),
+        workspace: "default".to_owned(),
         event: Vec::new(),
         source: Vec::new(),
         severity: SeverityMatch::Any,
@@ -215,19 +216,19 @@ fn the_first_matching_route_decides_unless_it_continues() {
     first.event = globs(&["task.*"]);
     let second = route("second", &["b"]);
     let router = Router::new(vec![first.clone(), second.clone()]);
-    let d = router.decide(&event(json!({})));
+    let d = router.decide("default", &event(json!({})));
     assert_eq!(d.matched, ["first"]);
     assert_eq!(names(&d), ["a"]);
     assert!(!d.explicit && !d.is_unrouted());
 
     // A route that does not match is skipped.
-    let d = router.decide(&event(json!({ "type": "resource.threshold" })));
+    let d = router.decide("default", &event(json!({ "type": "resource.threshold" })));
     assert_eq!(d.matched, ["second"]);
     assert_eq!(names(&d), ["b"]);
 
     first.continue_ = true;
     let router = Router::new(vec![first, second]);
-    let d = router.decide(&event(json!({})));
+    let d = router.decide("default", &event(json!({})));
     assert_eq!(d.matched, ["first", "second"]);
     assert_eq!(names(&d), ["a", "b"]);
     assert_eq!(d.targets[1].route.as_deref(), Some("second"));
@@ -240,7 +241,7 @@ fn each_destination_is_reached_once_with_the_first_routes_template() {
     first.continue_ = true;
     let mut second = route("second", &["b", "c"]);
     second.template = Some("long".into());
-    let d = Router::new(vec![first, second]).decide(&event(json!({})));
+    let d = Router::new(vec![first, second]).decide("default", &event(json!({})));
     assert_eq!(names(&d), ["a", "b", "c"]);
     let template = |i: usize| d.targets[i].template.as_deref();
     assert_eq!(
@@ -255,16 +256,23 @@ fn each_destination_is_reached_once_with_the_first_routes_template() {
 fn no_matching_route_means_unrouted() {
     let mut r = route("r", &["a"]);
     r.severity = SeverityMatch::OneOf(vec![Severity::Info]);
-    let d = Router::new(vec![r]).decide(&event(json!({})));
+    let d = Router::new(vec![r]).decide("default", &event(json!({})));
     assert!(d.is_unrouted());
     assert!(d.matched.is_empty());
-    assert!(Router::default().decide(&event(json!({}))).is_unrouted());
+    assert!(
+        Router::default()
+            .decide("default", &event(json!({})))
+            .is_unrouted()
+    );
 }
 
 #[test]
 fn explicit_destinations_skip_the_routes() {
     let router = Router::new(vec![route("all", &["a"])]);
-    let d = router.decide(&event(json!({ "destinations": ["x", "y", "x"] })));
+    let d = router.decide(
+        "default",
+        &event(json!({ "destinations": ["x", "y", "x"] })),
+    );
     assert!(d.explicit);
     assert!(d.matched.is_empty());
     assert_eq!(names(&d), ["x", "y"]);
@@ -273,7 +281,7 @@ fn explicit_destinations_skip_the_routes() {
             .iter()
             .all(|t| t.route.is_none() && t.template.is_none())
     );
-    let d = router.decide(&event(json!({ "destinations": [] })));
+    let d = router.decide("default", &event(json!({ "destinations": [] })));
     assert!(d.explicit && d.is_unrouted());
 }
 
@@ -281,7 +289,7 @@ fn explicit_destinations_skip_the_routes() {
 fn a_decision_serializes_for_storage_and_the_api() {
     let mut r = route("failures", &["ops"]);
     r.template = Some("builtin.task-failed".into());
-    let d = Router::new(vec![r]).decide(&event(json!({})));
+    let d = Router::new(vec![r]).decide("default", &event(json!({})));
     let value = serde_json::to_value(&d).expect("serializes");
     assert_eq!(
         value,
@@ -293,4 +301,17 @@ fn a_decision_serializes_for_storage_and_the_api() {
     );
     let back: Decision = serde_json::from_value(value).expect("deserializes");
     assert_eq!(back, d);
+}
+
+#[test]
+fn an_event_is_routed_by_its_workspace_routes_only() {
+    let mut team = route("team", &["team-bot"]);
+    team.workspace = "team".to_owned();
+    let router = Router::new(vec![route("ops", &["ops-bot"]), team]);
+    let d = router.decide("default", &event(json!({})));
+    assert_eq!(d.matched, ["ops"]);
+    let d = router.decide("team", &event(json!({})));
+    assert_eq!(d.matched, ["team"]);
+    assert_eq!(d.targets[0].destination, "team-bot");
+    assert!(router.decide("other", &event(json!({}))).is_unrouted());
 }

@@ -29,10 +29,10 @@ fn human(secs: u64) -> String {
     }
 }
 
-/// `task.timeout` for `timer`, firing at `now`, and the token it is
-/// recorded under. `Err` when the payload does not decode (a timer this
-/// release did not arm).
-pub fn timeout_event(timer: &Timer, now: Timestamp) -> Result<(String, Event), String> {
+/// `task.timeout` for `timer`, firing at `now`, and the token and
+/// workspace it is recorded under. `Err` when the payload does not decode
+/// (a timer this release did not arm).
+pub fn timeout_event(timer: &Timer, now: Timestamp) -> Result<(String, String, Event), String> {
     let started: Started = serde_json::from_slice(&timer.payload)
         .map_err(|e| format!("the timer's payload cannot be read: {e}"))?;
     let s = started.event;
@@ -62,7 +62,7 @@ pub fn timeout_event(timer: &Timer, now: Timestamp) -> Result<(String, Event), S
         data.insert(k.to_owned(), v);
     }
     event.data = data;
-    Ok((started.token, event))
+    Ok((started.token, started.workspace, event))
 }
 
 /// `task.finished-late` for `completion`, whose timer fired at `fired_at`,

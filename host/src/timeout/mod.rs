@@ -84,6 +84,10 @@ pub struct Started {
     pub v: u32,
     /// The ingest token that posted `task.started`.
     pub token: String,
+    /// The workspace it was posted into (its `task.timeout` is routed
+    /// there); timers armed before workspaces existed read as `default`.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
     /// The run id.
     pub run_id: String,
     /// The timeout the deadline came from, in seconds (from `deadline`:
@@ -215,13 +219,18 @@ fn to_outbox(t: jiff::Timestamp) -> Timestamp {
     Timestamp::from_millis(u64::try_from(t.as_millisecond()).unwrap_or(0))
 }
 
-/// What `event`, posted with the ingest token `token` and received at
+fn default_workspace() -> String {
+    crate::access::DEFAULT_WORKSPACE.to_owned()
+}
+
+/// What `event`, posted with the ingest token `token` into `workspace`, and received at
 /// `now`, asks of its task's timer. Every problem names its field; an
 /// error means the event is refused as a whole (nothing stored or armed).
 pub fn plan(
     settings: &TimeoutSettings,
     event: &Event,
     token: &str,
+    workspace: &str,
     now: jiff::Timestamp,
 ) -> Result<TaskTimer, Vec<FieldError>> {
     let ty = event.event_type.as_str();
@@ -238,6 +247,7 @@ pub fn plan(
         let started = Started {
             v: 1,
             token: token.to_owned(),
+            workspace: workspace.to_owned(),
             run_id: run.clone(),
             timeout_secs: u64::try_from(at.duration_since(now).as_secs()).unwrap_or(0),
             event: event.clone(),

@@ -65,6 +65,7 @@ fn started_arms_by_timeout_secs_counted_from_receipt() {
             &s,
             &event(STARTED, json!({ "run_id": "r1", "timeout_secs": 90 })),
             "etl",
+            "default",
             now(),
         )
         .unwrap(),
@@ -82,6 +83,7 @@ fn the_task_types_default_applies_and_no_timeout_arms_nothing() {
             &s,
             &event(STARTED, json!({ "run_id": "r1", "tasktype": "ETL" })),
             "etl",
+            "default",
             now(),
         )
         .unwrap(),
@@ -91,6 +93,7 @@ fn the_task_types_default_applies_and_no_timeout_arms_nothing() {
         &s,
         &event(STARTED, json!({ "run_id": "r1", "tasktype": "report" })),
         "etl",
+        "default",
         now(),
     )
     .unwrap();
@@ -104,6 +107,7 @@ fn the_task_types_default_applies_and_no_timeout_arms_nothing() {
             &with_default,
             &event(STARTED, json!({ "run_id": "r1", "task_type": "report" })),
             "etl",
+            "default",
             now(),
         )
         .unwrap(),
@@ -121,6 +125,7 @@ fn a_deadline_in_the_future_is_taken_as_given() {
                 json!({ "run_id": 7, "deadline": "2026-03-01T18:00:00+08:00" }),
             ),
             "etl",
+            "default",
             now(),
         )
         .unwrap(),
@@ -139,13 +144,21 @@ fn completions_disarm_by_run_id_and_source() {
             &settings(),
             &event(ty, json!({ "run_id": "r1" })),
             "etl",
+            "default",
             now(),
         )
         .unwrap();
         assert_eq!(p, TaskTimer::Disarm(key("etl", "airflow", "r1")), "{ty}");
     }
     // Without a run id a completion is just an event.
-    let p = plan(&settings(), &event("task.failed", json!({})), "etl", now()).unwrap();
+    let p = plan(
+        &settings(),
+        &event("task.failed", json!({})),
+        "etl",
+        "default",
+        now(),
+    )
+    .unwrap();
     assert_eq!(p, TaskTimer::None);
     // Keys cannot collide by moving a separator between parts.
     assert_ne!(key("a", "b:c", "d"), key("a", "b", "c:d"));
@@ -208,7 +221,13 @@ fn bad_input_is_refused_naming_the_field() {
         ),
     ];
     for (data, path, words) in cases {
-        let found = errors(plan(&s, &event(STARTED, data.clone()), "etl", now()));
+        let found = errors(plan(
+            &s,
+            &event(STARTED, data.clone()),
+            "etl",
+            "default",
+            now(),
+        ));
         assert_eq!(found.len(), 1, "{data}");
         assert_eq!(found[0].0, path, "{data}");
         assert!(found[0].1.contains(words), "{data}: {}", found[0].1);
@@ -228,6 +247,7 @@ fn timer_for(started: &Event, deadline: &str) -> Timer {
                 ..started.clone()
             },
             "etl",
+            "default",
             now(),
         )
         .unwrap(),
@@ -250,8 +270,9 @@ fn the_timeout_event_carries_the_tasks_variables_and_renders() {
         json!({ "run_id": "r1", "taskname": "dws_sales", "owner": "Han", "tasktype": "ETL" }),
     );
     let timer = timer_for(&started, "2026-03-01T10:00:00Z");
-    let (token, e) = timeout_event(&timer, ms("2026-03-01T10:00:00.500Z")).unwrap();
+    let (token, workspace, e) = timeout_event(&timer, ms("2026-03-01T10:00:00.500Z")).unwrap();
     assert_eq!(token, "etl");
+    assert_eq!(workspace, "default");
     assert_eq!(e.event_type, TIMEOUT);
     assert_eq!(e.data["late"], json!(false));
     assert_eq!(e.data["elapsed"], json!("2h 0m 0s"));
@@ -271,7 +292,7 @@ fn the_timeout_event_carries_the_tasks_variables_and_renders() {
     assert_eq!(zh.title, "⏰ 任务 dws_sales 执行超时");
 
     // Fired well after the deadline (the gateway was down): marked late.
-    let (_, late) = timeout_event(&timer, ms("2026-03-01T10:05:00Z")).unwrap();
+    let (_, _, late) = timeout_event(&timer, ms("2026-03-01T10:05:00Z")).unwrap();
     assert_eq!(late.data["late"], json!(true));
     assert_eq!(late.data["late_secs"], json!(300));
     let m = r.render(&late, None, Some("en")).unwrap();
