@@ -9,6 +9,7 @@ mod dispatch;
 mod email;
 mod limits;
 mod loading;
+mod monitors;
 mod rate;
 mod reload;
 mod support;

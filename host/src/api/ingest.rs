@@ -273,6 +273,9 @@ async fn accept_in_span(
     )
     .map_err(ApiError::InvalidEvent)?;
     let completion = timer.is_disarm().then(|| event.clone());
+    // A gauge for the monitors: checked before anything is stored, fed to
+    // them once the event is.
+    let gauge = crate::monitor::gauge_reading(&event).map_err(ApiError::InvalidEvent)?;
     let prepared = prepare(live, &token.name, event)?;
     let unrouted = prepared.unrouted;
     let (enqueued, effect) = state
@@ -305,6 +308,9 @@ async fn accept_in_span(
         if let Some(completion) = completion {
             super::timer_fire::after_completion(state, live, &token.name, completion, &effect)
                 .await;
+        }
+        if let Some(reading) = gauge {
+            super::monitor_run::observe(state, std::slice::from_ref(&reading)).await;
         }
     }
     tracing::info!(

@@ -12,6 +12,8 @@ mod body;
 pub mod error;
 mod ingest;
 pub mod metrics;
+mod monitor_run;
+mod monitors;
 mod ops;
 pub mod serve;
 pub mod stored;
@@ -33,6 +35,7 @@ use carillon_outbox::{Clock, Outbox};
 pub use self::error::ApiError;
 pub(crate) use self::ingest::prepare;
 use self::metrics::ApiMetrics;
+pub use self::monitor_run::run as run_monitors;
 pub use self::timer_fire::{fire_due, run as run_timers};
 
 /// A listing's `limit` query parameter: 100 when absent, 1 to 1,000 (a
@@ -83,6 +86,8 @@ pub struct State {
     pub timer_metrics: Arc<crate::timeout::metrics::TimerMetrics>,
     /// The dispatcher's metrics (refreshed at scrape time).
     pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
+    /// The resource monitors: rules, the pairs they watch, metrics.
+    pub monitors: Arc<crate::monitor::Monitors>,
     registry: prometheus_client::registry::Registry,
     /// Wakes the dispatcher after an enqueue.
     pub waker: Waker,
@@ -106,6 +111,7 @@ pub struct Parts {
     pub destinations: Arc<DestinationRegistry>,
     pub plugins: Arc<Reloader>,
     pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
+    pub monitors: Arc<crate::monitor::Monitors>,
     pub waker: Waker,
     pub clock: Arc<dyn Clock>,
 }
@@ -120,6 +126,7 @@ impl State {
         parts.plugins.metrics().register(&mut registry);
         let timer_metrics = Arc::new(crate::timeout::metrics::TimerMetrics::default());
         timer_metrics.register(&mut registry);
+        parts.monitors.metrics.register(&mut registry);
         Arc::new(State {
             live: RwLock::new(Arc::new(parts.live)),
             outbox: parts.outbox,
@@ -129,6 +136,7 @@ impl State {
             metrics,
             timer_metrics,
             dispatch_metrics: parts.dispatch_metrics,
+            monitors: parts.monitors,
             registry,
             waker: parts.waker,
             clock: parts.clock,
@@ -180,6 +188,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/destinations/{name}/retry-dead"),
     ("GET", "/v1/timers"),
     ("DELETE", "/v1/timers/{id}"),
+    ("GET", "/v1/monitors"),
+    ("POST", "/v1/metrics"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
@@ -205,6 +215,8 @@ pub fn router(state: Arc<State>) -> Router {
         )
         .route("/v1/timers", get(timers::list))
         .route("/v1/timers/{id}", delete(timers::cancel))
+        .route("/v1/monitors", get(monitors::list))
+        .route("/v1/metrics", post(monitors::push))
         .route("/v1/openapi.json", get(ops::openapi))
         .route("/metrics", get(ops::metrics))
         .route("/healthz", get(ops::healthz))

@@ -21,6 +21,12 @@ pub async fn metrics(
     auth::admin(&state.live().config, &headers)?;
     state.dispatch_metrics.refresh_outbox(&state.outbox);
     state.timer_metrics.refresh(&state.outbox);
+    let firing = state.monitors.engine.lock().await.firing();
+    state
+        .monitors
+        .metrics
+        .firing
+        .set(i64::try_from(firing).unwrap_or(i64::MAX));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &state.registry)
         .map_err(|e| ApiError::Internal(format!("cannot encode metrics: {e}")))?;

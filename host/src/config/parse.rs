@@ -29,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "routes",
     "templates",
     "timeouts",
+    "monitors",
 ];
 
 /// How many bad keys of one value are taken out before giving up on it.
@@ -291,6 +292,10 @@ impl<'a> Document<'a> {
                 },
                 "timeouts" => match self.decode(value, &path, problems) {
                     Some(v) => raw.timeouts = v,
+                    None => broken.section(name),
+                },
+                "monitors" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.monitors = v,
                     None => broken.section(name),
                 },
                 "destinations" => {

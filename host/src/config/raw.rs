@@ -363,4 +363,6 @@ pub struct RawConfig {
     pub templates: BTreeMap<String, RawTemplate>,
     /// `[timeouts]`.
     pub timeouts: super::timeouts::RawTimeouts,
+    /// `[monitors]`.
+    pub monitors: super::monitors::RawMonitors,
 }

@@ -6,7 +6,8 @@
 //! One file per kind of operation, all `impl Outbox`:
 //! `open` (opening and recovery), `enqueue`, `claim`, `complete`, `read`,
 //! `requeue`, `purge`, `timers` (reading, cancelling and purging timers;
-//! arming, disarming and firing ride on `enqueue`). What they share lives here: the struct, the
+//! arming, disarming and firing ride on `enqueue`), `kept` (kept records:
+//! written with an event, read back at start). What they share lives here: the struct, the
 //! transaction helpers (`run`, `tx_*`, `Abort`, `Moves`) and the horizon
 //! write; the in-memory indexes and counters are one struct, `Memory`
 //! (`memory`).
@@ -39,6 +40,7 @@ use crate::untouched;
 mod claim;
 mod complete;
 mod enqueue;
+mod kept;
 mod memory;
 mod open;
 mod purge;
@@ -165,6 +167,8 @@ pub struct Outbox {
     /// Armed timers and fired marks (see `timers`).
     timers: sled::Tree,
     timers_fired: sled::Tree,
+    /// Kept records (see `kept`).
+    kept: sled::Tree,
     /// The id generator, counters, leases and in-memory indexes (see
     /// `memory`), shared with both committers.
     mem: Arc<Memory>,
