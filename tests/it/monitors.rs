@@ -289,14 +289,14 @@ async fn a_prometheus_push_feeds_the_rules_and_bad_input_is_named() {
     );
 
     let (s, body) = gw.push("jobs_waiting 1\njobs_waiting{queue=} 2\n").await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["errors"][0]["path"], "line 2", "{body}");
 
     let (s, body) = gw
         .post_event(&json!({ "type": "metric.gauge", "source": "w",
                              "data": { "name": "host.cpu_percent", "value": "x" } }))
         .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     let text = body.to_string();
     assert!(
         text.contains("/data/name") && text.contains("/data/value"),

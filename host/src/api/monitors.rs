@@ -101,7 +101,7 @@ struct PushOut {
 
 /// `POST /v1/metrics`: a Prometheus text-format body; each sample is a
 /// gauge reading for the monitors (not stored as an event). 202 once
-/// evaluated; 422 naming the first bad line.
+/// evaluated; 400 naming the first bad line.
 pub async fn push(
     Extract(state): Extract<Arc<State>>,
     headers: HeaderMap,
