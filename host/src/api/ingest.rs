@@ -310,7 +310,12 @@ async fn accept_in_span(
                 .await;
         }
         if let Some(reading) = gauge {
-            super::monitor_run::observe(state, std::slice::from_ref(&reading)).await;
+            super::monitor_run::observe(
+                state,
+                std::slice::from_ref(&reading),
+                super::monitor_run::Scope::Touched,
+            )
+            .await;
         }
     }
     tracing::info!(

@@ -13,7 +13,7 @@ use super::stored::{Routing, StoredEvent};
 use super::{State, prepare};
 use crate::event::Event;
 use crate::monitor::events::{SOURCE, event};
-use crate::monitor::{Change, Engine, Reading, Sampler};
+use crate::monitor::{Change, Due, Engine, Reading, Sampler};
 
 /// The token name the events monitors raise are recorded under.
 pub const TOKEN: &str = "monitor";
@@ -39,7 +39,9 @@ pub async fn run(state: Arc<State>, sampler: Box<dyn Sampler>, mut stop: watch::
         match taken {
             Ok((s, readings)) => {
                 sampler = Some(s);
-                observe(&state, &readings).await;
+                // Every pair, not only those read: `for` and `repeat` of
+                // pairs whose series were quiet move on too.
+                observe(&state, &readings, Scope::All).await;
             }
             Err(error) => {
                 tracing::error!(%error, "the monitor sampler failed; sampling stops");
@@ -49,13 +51,30 @@ pub async fn run(state: Arc<State>, sampler: Box<dyn Sampler>, mut stop: watch::
     }
 }
 
+/// Which pairs an evaluation looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Every pair (the sampler's tick).
+    All,
+    /// Only the pairs the readings touched (a gauge, a push): its cost is
+    /// what it touched.
+    Touched,
+}
+
 /// Records `readings` now and sends what they change. Returns how many
 /// rule × series pairs took a reading.
-pub(crate) async fn observe(state: &State, readings: &[Reading]) -> usize {
+pub(crate) async fn observe(state: &State, readings: &[Reading], scope: Scope) -> usize {
     let mut engine = state.monitors.engine.lock().await;
     let now = state.clock.now();
     let dropped = engine.dropped();
-    let taken = readings.iter().map(|r| engine.observe(r, now)).sum();
+    let mut touched = Vec::new();
+    for r in readings {
+        touched.extend(engine.observe_pairs(r, now));
+    }
+    let taken = touched.len();
+    // A pair evaluated twice before its change is applied would send it twice.
+    touched.sort_unstable();
+    touched.dedup();
     let newly = engine.dropped().saturating_sub(dropped);
     if newly > 0 {
         state.monitors.metrics.dropped.inc_by(newly);
@@ -64,16 +83,18 @@ pub(crate) async fn observe(state: &State, readings: &[Reading]) -> usize {
             "monitor readings dropped: [monitors] max_series pairs are watched"
         );
     }
-    evaluate(state, &mut engine, now).await;
+    let due = match scope {
+        Scope::All => engine.evaluate(now),
+        Scope::Touched => engine.evaluate_pairs(now, &touched),
+    };
+    send(state, &mut engine, due, now).await;
     taken
 }
 
-/// Evaluates every pair at `now` and sends each change: its event and
-/// kept record in one enqueue, then the change applied. A change the
-/// outbox refused (full, failing) stays unapplied and is tried again at
-/// the next evaluation.
-async fn evaluate(state: &State, engine: &mut Engine, now: Timestamp) {
-    let due = engine.evaluate(now);
+/// Sends each change: its event and kept record in one enqueue, then the
+/// change applied. A change the outbox refused (full, failing) stays
+/// unapplied and is tried again at the next evaluation.
+async fn send(state: &State, engine: &mut Engine, due: Vec<Due>, now: Timestamp) {
     if due.is_empty() {
         return;
     }

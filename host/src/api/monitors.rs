@@ -140,7 +140,8 @@ pub async fn push(
             message: e.message,
         }])
     })?;
-    let watched = super::monitor_run::observe(&state, &readings).await;
+    let watched =
+        super::monitor_run::observe(&state, &readings, super::monitor_run::Scope::Touched).await;
     Ok((
         StatusCode::ACCEPTED,
         Json(PushOut {

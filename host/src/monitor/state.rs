@@ -230,7 +230,12 @@ impl Engine {
     /// Records `reading` at `now` for every rule that matches it. Returns
     /// how many pairs took it (0: no rule watches it, or no room).
     pub fn observe(&mut self, reading: &Reading, now: Timestamp) -> usize {
-        let mut taken = 0;
+        self.observe_pairs(reading, now).len()
+    }
+
+    /// [`Engine::observe`], answering the pairs that took the reading.
+    pub fn observe_pairs(&mut self, reading: &Reading, now: Timestamp) -> Vec<(usize, String)> {
+        let mut taken = Vec::new();
         let mut id = None;
         for (i, rule) in self.rules.iter().enumerate() {
             if rule.metric != reading.metric
@@ -247,7 +252,7 @@ impl Engine {
                 self.dropped += 1;
                 continue;
             }
-            let track = self.tracks.entry(key).or_insert_with(|| Track {
+            let track = self.tracks.entry(key.clone()).or_insert_with(|| Track {
                 labels: reading.labels.clone(),
                 unit: reading.unit.clone(),
                 value: None,
@@ -260,7 +265,7 @@ impl Engine {
             if !reading.unit.is_empty() {
                 track.unit.clone_from(&reading.unit);
             }
-            taken += 1;
+            taken.push(key);
         }
         taken
     }
@@ -269,75 +274,101 @@ impl Engine {
     /// between ok and pending, and returns the changes that send an event
     /// (not applied: see [`Engine::applied`]).
     pub fn evaluate(&mut self, now: Timestamp) -> Vec<Due> {
+        let rules = &self.rules;
+        self.tracks
+            .iter_mut()
+            .filter_map(|((index, series), track)| {
+                Self::step(&rules[*index], *index, series, track, now)
+            })
+            .collect()
+    }
+
+    /// Evaluates only the pairs `pairs` names (those a batch of readings
+    /// touched), so a gauge costs what it touches, not every pair.
+    pub fn evaluate_pairs(&mut self, now: Timestamp, pairs: &[(usize, String)]) -> Vec<Due> {
         let mut due = Vec::new();
-        for ((index, series), track) in &mut self.tracks {
-            let rule = &self.rules[*index];
-            let Some(value) = track.value else {
-                continue;
-            };
-            let beyond = rule.op.holds(value, rule.threshold);
-            let held = |since: Timestamp| {
-                now.as_millis().saturating_sub(since.as_millis())
-                    >= u64::try_from(rule.for_.as_millis()).unwrap_or(u64::MAX)
-            };
-            let fire = |from: Phase, since: Timestamp, repeat: bool| Due {
-                rule: *index,
-                series: series.clone(),
-                change: Change::Alert { repeat },
-                from,
-                to: Phase::Firing {
-                    since,
-                    last_fired: now,
-                },
-                value,
-                kept: KeptWrite {
-                    key: kept_key(&rule.name, series),
-                    value: Some(record(track, value, since, now)),
-                },
-            };
-            match track.phase {
-                Phase::Ok if beyond && rule.for_.is_zero() => {
-                    due.push(fire(track.phase, now, false));
-                }
-                Phase::Ok if beyond => {
-                    track.phase = Phase::Pending { since: now };
-                    track.changed_at = now;
-                }
-                Phase::Ok => {}
-                Phase::Pending { .. } if !beyond => {
-                    track.phase = Phase::Ok;
-                    track.changed_at = now;
-                }
-                Phase::Pending { since } if held(since) => {
-                    due.push(fire(track.phase, now, false));
-                }
-                Phase::Pending { .. } => {}
-                Phase::Firing { .. } if !rule.op.holds(value, rule.recovery) => {
-                    due.push(Due {
-                        rule: *index,
-                        series: series.clone(),
-                        change: Change::Resolved,
-                        from: track.phase,
-                        to: Phase::Ok,
-                        value,
-                        kept: KeptWrite {
-                            key: kept_key(&rule.name, series),
-                            value: None,
-                        },
-                    });
-                }
-                Phase::Firing { since, last_fired } => {
-                    let again = rule.repeat.is_some_and(|every| {
-                        now.as_millis().saturating_sub(last_fired.as_millis())
-                            >= u64::try_from(every.as_millis()).unwrap_or(u64::MAX)
-                    });
-                    if again {
-                        due.push(fire(track.phase, since, true));
-                    }
-                }
+        for key in pairs {
+            if let Some(track) = self.tracks.get_mut(key)
+                && let Some(d) = Self::step(&self.rules[key.0], key.0, &key.1, track, now)
+            {
+                due.push(d);
             }
         }
         due
+    }
+
+    /// One pair's evaluation: moves it between ok and pending, or answers
+    /// the change that sends an event.
+    fn step(
+        rule: &MonitorRule,
+        index: usize,
+        series: &str,
+        track: &mut Track,
+        now: Timestamp,
+    ) -> Option<Due> {
+        let value = track.value?;
+        let beyond = rule.op.holds(value, rule.threshold);
+        let held = |since: Timestamp| {
+            now.as_millis().saturating_sub(since.as_millis())
+                >= u64::try_from(rule.for_.as_millis()).unwrap_or(u64::MAX)
+        };
+        let fire = |from: Phase, since: Timestamp, repeat: bool| Due {
+            rule: index,
+            series: series.to_owned(),
+            change: Change::Alert { repeat },
+            from,
+            to: Phase::Firing {
+                since,
+                last_fired: now,
+            },
+            value,
+            kept: KeptWrite {
+                key: kept_key(&rule.name, series),
+                value: Some(record(track, value, since, now)),
+            },
+        };
+        match track.phase {
+            Phase::Ok if beyond && rule.for_.is_zero() => {
+                return Some(fire(track.phase, now, false));
+            }
+            Phase::Ok if beyond => {
+                track.phase = Phase::Pending { since: now };
+                track.changed_at = now;
+            }
+            Phase::Ok => {}
+            Phase::Pending { .. } if !beyond => {
+                track.phase = Phase::Ok;
+                track.changed_at = now;
+            }
+            Phase::Pending { since } if held(since) => {
+                return Some(fire(track.phase, now, false));
+            }
+            Phase::Pending { .. } => {}
+            Phase::Firing { .. } if !rule.op.holds(value, rule.recovery) => {
+                return Some(Due {
+                    rule: index,
+                    series: series.to_owned(),
+                    change: Change::Resolved,
+                    from: track.phase,
+                    to: Phase::Ok,
+                    value,
+                    kept: KeptWrite {
+                        key: kept_key(&rule.name, series),
+                        value: None,
+                    },
+                });
+            }
+            Phase::Firing { since, last_fired } => {
+                let again = rule.repeat.is_some_and(|every| {
+                    now.as_millis().saturating_sub(last_fired.as_millis())
+                        >= u64::try_from(every.as_millis()).unwrap_or(u64::MAX)
+                });
+                if again {
+                    return Some(fire(track.phase, since, true));
+                }
+            }
+        }
+        None
     }
 
     /// `due` was written (its event and kept record): the pair moves on.

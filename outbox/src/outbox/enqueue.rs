@@ -23,8 +23,9 @@ use std::sync::Arc;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::kept::KeptJob;
 use super::memory::Memory;
-use super::{Outbox, lock, raise_horizon, refs_to_pairs};
+use super::{Outbox, lock, no_nul, raise_horizon, refs_to_pairs};
 use crate::commit::{Durability, WaitError};
 use crate::due::{self, DueKey};
 use crate::error::{EnqueueError, OutboxError};
@@ -223,17 +224,6 @@ pub(super) enum Submitted {
     TimerGone,
 }
 
-pub(super) fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
-    if s.as_bytes().contains(&0) {
-        Err(EnqueueError::Invalid {
-            field,
-            reason: "contains a NUL byte",
-        })
-    } else {
-        Ok(())
-    }
-}
-
 /// One `enqueue`, encoded by the caller and written by the committer.
 /// Values are `IVec`s so that adding them to the batch clones reference
 /// counts, not bytes.
@@ -253,9 +243,6 @@ pub(crate) struct EnqueueJob {
     /// The kept record written (or removed) with the event (see `kept`).
     kept: Option<KeptJob>,
 }
-
-/// A kept record's key and new value (`None`: removed).
-pub(super) type KeptJob = (sled::IVec, Option<sled::IVec>);
 
 /// The committer's answer to one [`EnqueueJob`].
 pub(crate) enum JobOutcome {

@@ -4,11 +4,15 @@
 //! they no longer mean anything.
 
 use super::Outbox;
-use super::enqueue::{Submitted, no_nul};
+use super::enqueue::Submitted;
+use super::no_nul;
 use crate::error::{EnqueueError, OutboxError};
 use crate::kept::{KeptWrite, MAX_KEY, MAX_VALUE};
 use crate::timers::stage::JobTimer;
 use crate::types::{Enqueued, NewDelivery, NewEvent};
+
+/// A kept record's key and new value (`None`: removed), as a job carries it.
+pub(super) type KeptJob = (sled::IVec, Option<sled::IVec>);
 
 impl Outbox {
     /// [`Outbox::enqueue`], writing (or removing) the kept record `kept`

@@ -152,6 +152,18 @@ fn refs_to_pairs(
         .collect()
 }
 
+/// Refuses a NUL byte in `s` (keys use it as a separator).
+fn no_nul(field: &'static str, s: &str) -> Result<(), crate::error::EnqueueError> {
+    if s.as_bytes().contains(&0) {
+        Err(crate::error::EnqueueError::Invalid {
+            field,
+            reason: "contains a NUL byte",
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// The durable outbox. Cheap to share behind an `Arc`; every method takes
 /// `&self`.
 pub struct Outbox {
