@@ -97,6 +97,7 @@ pub struct Gateway {
     server: JoinHandle<()>,
     housekeeping: JoinHandle<()>,
     timers: JoinHandle<()>,
+    monitors: JoinHandle<()>,
     plugin_watch: Option<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     addr: SocketAddr,
@@ -164,6 +165,17 @@ impl Gateway {
         // per database): whatever a previous process held is due again now.
 
         destinations.set_global_fallback(config.dispatch.global_fallback.clone());
+        // Rules firing before a restart are firing again, with when they
+        // last fired (their kept records).
+        let monitors = Arc::new(
+            crate::monitor::Monitors::restore(&config.monitors, &outbox).map_err(|source| {
+                OpenError::Storage {
+                    path: data_dir.join("outbox").display().to_string(),
+                    source,
+                }
+            })?,
+        );
+        let sampler = crate::monitor::SystemSampler::new(&config.monitors, outbox.clone());
 
         let dispatch_metrics = Arc::new(Metrics::default());
         let dispatcher = Dispatcher::start(
@@ -201,6 +213,7 @@ impl Gateway {
             destinations,
             plugins: reloader,
             dispatch_metrics,
+            monitors,
             waker: dispatcher.waker(),
             clock: options.clock.clone(),
         });
@@ -235,6 +248,11 @@ impl Gateway {
         });
         // Timers due while the gateway was down fire now, marked late.
         let timers = tokio::spawn(crate::api::run_timers(state.clone(), stopped.clone()));
+        let monitors = tokio::spawn(crate::api::run_monitors(
+            state.clone(),
+            Box::new(sampler),
+            stopped.clone(),
+        ));
         let housekeeping = tokio::spawn(housekeeping(
             outbox,
             retention,
@@ -250,6 +268,7 @@ impl Gateway {
             server,
             housekeeping,
             timers,
+            monitors,
             plugin_watch,
             stop,
             addr,
@@ -286,6 +305,7 @@ impl Gateway {
         let _ = self.housekeeping.await;
         // A fire in progress finishes (its write is atomic either way).
         let _ = self.timers.await;
+        let _ = self.monitors.await;
         if let Some(task) = self.plugin_watch {
             let _ = task.await;
         }

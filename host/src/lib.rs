@@ -23,6 +23,7 @@ pub mod egress;
 pub mod event;
 pub mod gateway;
 pub mod message;
+pub mod monitor;
 pub mod plugin;
 pub mod problem;
 pub mod receive;

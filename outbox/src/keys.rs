@@ -11,6 +11,7 @@
 //! | `delivered`   | delivered-at (`u64` BE ms) ‖ delivery id   | empty: the purge index, for JSON records only |
 //! | `timers`      | timer id (`tmr_…`)                         | timer record (length-prefixed JSON header ‖ payload; see `timers::record`) |
 //! | `timers_fired`| timer key                                  | fired-at (`u64` BE ms) ‖ timer id: the fired mark a late completion consumes |
+//! | `kept`        | the caller's key                           | the caller's value (see `kept`): written with an event |
 //!
 //! The due index and the idempotency index are kept in memory and rebuilt
 //! at open (`due`, `idempotency`); schema 2 stored them in trees of those
@@ -42,6 +43,8 @@ pub(crate) const DELIVERED: &str = "delivered";
 pub(crate) const TIMERS: &str = "timers";
 /// Fired marks by timer key (see `timers`).
 pub(crate) const TIMERS_FIRED: &str = "timers_fired";
+/// Kept records by the caller's key (see `kept`).
+pub(crate) const KEPT: &str = "kept";
 /// The tree holding the schema version.
 pub(crate) const META: &str = "meta";
 /// The schema version key in [`META`].

@@ -13,6 +13,7 @@ mod email;
 mod limits;
 mod loading;
 mod pause;
+mod monitors;
 mod rate;
 mod reload;
 mod support;

@@ -279,6 +279,9 @@ async fn accept_in_span(
     )
     .map_err(ApiError::InvalidEvent)?;
     let completion = timer.is_disarm().then(|| event.clone());
+    // A gauge for the monitors: checked before anything is stored, fed to
+    // them once the event is.
+    let gauge = crate::monitor::gauge_reading(&event).map_err(ApiError::InvalidEvent)?;
     let prepared = prepare(live, &token.name, workspace, event)?;
     let unrouted = prepared.unrouted;
     let (enqueued, effect) = state
@@ -316,6 +319,14 @@ async fn accept_in_span(
                 workspace,
                 completion,
                 &effect,
+            )
+            .await;
+        }
+        if let Some(reading) = gauge {
+            super::monitor_run::observe(
+                state,
+                std::slice::from_ref(&reading),
+                super::monitor_run::Scope::Touched,
             )
             .await;
         }

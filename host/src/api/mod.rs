@@ -12,6 +12,8 @@ mod body;
 pub mod error;
 mod ingest;
 pub mod metrics;
+mod monitor_run;
+mod monitors;
 mod ops;
 pub mod serve;
 pub mod stored;
@@ -34,6 +36,7 @@ pub use self::auth::Principal;
 pub use self::error::ApiError;
 pub(crate) use self::ingest::prepare;
 use self::metrics::ApiMetrics;
+pub use self::monitor_run::run as run_monitors;
 pub use self::timer_fire::{fire_due, run as run_timers};
 
 /// A listing's `limit` query parameter: 100 when absent, 1 to 1,000 (a
@@ -85,6 +88,8 @@ pub struct State {
     pub timer_metrics: Arc<crate::timeout::metrics::TimerMetrics>,
     /// The dispatcher's metrics (refreshed at scrape time).
     pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
+    /// The resource monitors: rules, the pairs they watch, metrics.
+    pub monitors: Arc<crate::monitor::Monitors>,
     registry: prometheus_client::registry::Registry,
     /// Wakes the dispatcher after an enqueue.
     pub waker: Waker,
@@ -108,6 +113,7 @@ pub struct Parts {
     pub destinations: Arc<DestinationRegistry>,
     pub plugins: Arc<Reloader>,
     pub dispatch_metrics: Arc<crate::dispatch::metrics::Metrics>,
+    pub monitors: Arc<crate::monitor::Monitors>,
     pub waker: Waker,
     pub clock: Arc<dyn Clock>,
 }
@@ -122,6 +128,7 @@ impl State {
         parts.plugins.metrics().register(&mut registry);
         let timer_metrics = Arc::new(crate::timeout::metrics::TimerMetrics::default());
         timer_metrics.register(&mut registry);
+        parts.monitors.metrics.register(&mut registry);
         Arc::new(State {
             live: RwLock::new(Arc::new(parts.live)),
             outbox: parts.outbox,
@@ -131,6 +138,7 @@ impl State {
             metrics,
             timer_metrics,
             dispatch_metrics: parts.dispatch_metrics,
+            monitors: parts.monitors,
             registry,
             waker: parts.waker,
             clock: parts.clock,
@@ -232,6 +240,8 @@ pub const ROUTES: &[Endpoint] = &[
     at!(POST "/v1/destinations/{name}/resume", Operate, admin::resume),
     at!(GET "/v1/timers", Read, timers::list),
     at!(DELETE "/v1/timers/{id}", Operate, timers::cancel),
+    at!(GET "/v1/monitors", Read, monitors::list),
+    at!(POST "/v1/metrics", Ingest, monitors::push),
     at!(GET "/v1/openapi.json", Public, ops::openapi),
     at!(GET "/metrics", Instance, ops::metrics),
     at!(GET "/healthz", Public, ops::healthz),

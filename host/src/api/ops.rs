@@ -17,6 +17,12 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub async fn metrics(Extract(state): Extract<Arc<State>>) -> Result<Response, ApiError> {
     state.dispatch_metrics.refresh_outbox(&state.outbox);
     state.timer_metrics.refresh(&state.outbox);
+    let firing = state.monitors.engine.lock().await.firing();
+    state
+        .monitors
+        .metrics
+        .firing
+        .set(i64::try_from(firing).unwrap_or(i64::MAX));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &state.registry)
         .map_err(|e| ApiError::Internal(format!("cannot encode metrics: {e}")))?;

@@ -27,6 +27,8 @@ mod auth;
 mod check;
 mod defaults;
 mod destinations;
+mod monitor_rule;
+pub mod monitors;
 mod parse;
 mod plugin_config;
 mod plugins;
@@ -50,6 +52,7 @@ use serde::Serialize;
 pub use self::auth::ADMIN_TOKEN_NAME;
 pub use self::check::Checked;
 pub use self::defaults::{DEFAULTS_TOML, LocalTokens, TokenFileError};
+pub use self::monitors::{MonitorRule, MonitorSettings};
 pub use self::plugin_config::PluginConfig;
 pub use self::plugins::PluginCatalog;
 pub use self::secret::{
@@ -119,6 +122,8 @@ pub struct Config {
     pub timeouts: TimeoutSettings,
     /// `[workspaces]`, with `default` always present.
     pub workspaces: BTreeMap<String, Workspace>,
+    /// `[monitors]`: sampling and alert rules (see `crate::monitor`).
+    pub monitors: MonitorSettings,
     /// `[egress] smtp_ca_files`, read: extra roots for SMTP TLS (PEM).
     #[serde(skip)]
     pub smtp_roots_pem: Vec<String>,

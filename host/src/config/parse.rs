@@ -30,6 +30,7 @@ const SECTIONS: &[&str] = &[
     "templates",
     "timeouts",
     "workspaces",
+    "monitors",
 ];
 
 /// How many bad keys of one value are taken out before giving up on it.
@@ -296,6 +297,10 @@ impl<'a> Document<'a> {
                 },
                 "workspaces" => match self.decode(value, &path, problems) {
                     Some(v) => raw.workspaces = v,
+                    None => broken.section(name),
+                },
+                "monitors" => match self.decode(value, &path, problems) {
+                    Some(v) => raw.monitors = v,
                     None => broken.section(name),
                 },
                 "destinations" => {

@@ -408,4 +408,6 @@ pub struct RawConfig {
     pub timeouts: super::timeouts::RawTimeouts,
     /// `[workspaces]`.
     pub workspaces: BTreeMap<String, RawWorkspace>,
+    /// `[monitors]`.
+    pub monitors: super::monitors::RawMonitors,
 }

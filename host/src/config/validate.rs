@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use super::parse::Broken;
 use super::raw::RawConfig;
 use super::secret::Resolver;
-use super::{Config, auth, destinations, references, sections, timeouts, workspaces};
+use super::{
+    Config, auth, destinations, monitors, references, sections, timeouts, workspaces,
+};
 use crate::problem::{Findings, KeyPath};
 use crate::{render, route};
 
@@ -35,6 +37,7 @@ pub(super) fn validate(
     let render = raw.render.validate(f);
     let outbox = sections::outbox(&raw.outbox, f);
     let timeouts = timeouts::timeouts(&raw.timeouts, f);
+    let monitors = monitors::monitors(&raw.monitors, f);
     let destinations = destinations::destinations(&raw.destinations, resolver, f);
     let templates = render::validate_templates(&raw.templates, &render, f);
     let routes = route::validate(&raw.routes, f);
@@ -57,6 +60,7 @@ pub(super) fn validate(
             outbox,
             timeouts,
             workspaces: built_workspaces,
+            monitors,
             smtp_roots_pem,
             source: Default::default(),
         },

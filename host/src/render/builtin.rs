@@ -375,6 +375,9 @@ ${ message }
 {% if threshold is defined %}
 - **Threshold:** ${ threshold }${ unit }
 {% endif %}
+{% if firing_for is defined %}
+- **Firing for:** ${ firing_for }
+{% endif %}
 - **Severity:** ${ severity }
 - **Time:** ${ timestamp }
 {% if message is defined %}
@@ -400,6 +403,9 @@ ${ message }
 {% endif %}
 {% if threshold is defined %}
 - **阈值**：${ threshold }${ unit }
+{% endif %}
+{% if firing_for is defined %}
+- **持续时间**：${ firing_for }
 {% endif %}
 - **级别**：${ levels[severity] }
 - **时间**：${ timestamp }

@@ -23,8 +23,9 @@ use std::sync::Arc;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use super::kept::KeptJob;
 use super::memory::Memory;
-use super::{Outbox, lock, raise_horizon, refs_to_pairs};
+use super::{Outbox, lock, no_nul, raise_horizon, refs_to_pairs};
 use crate::commit::{Durability, WaitError};
 use crate::due::{self, DueKey};
 use crate::error::{EnqueueError, OutboxError};
@@ -101,7 +102,7 @@ impl Outbox {
                 }
             }
         };
-        match self.submit(event, deliveries, timer).await? {
+        match self.submit(event, deliveries, timer, None).await? {
             Submitted::Done(enqueued, effect) => Ok((enqueued, effect)),
             // Only a fire can find its timer gone.
             Submitted::TimerGone => Err(EnqueueError::Invalid {
@@ -122,17 +123,18 @@ impl Outbox {
         deliveries: Vec<NewDelivery>,
     ) -> Result<Option<Enqueued>, EnqueueError> {
         let job = JobTimer::Fire { id: id.clone() };
-        match self.submit(event, deliveries, job).await? {
+        match self.submit(event, deliveries, job, None).await? {
             Submitted::Done(enqueued, _) => Ok(Some(enqueued)),
             Submitted::TimerGone => Ok(None),
         }
     }
 
-    async fn submit(
+    pub(super) async fn submit(
         &self,
         event: NewEvent,
         deliveries: Vec<NewDelivery>,
         timer: JobTimer,
+        kept: Option<KeptJob>,
     ) -> Result<Submitted, EnqueueError> {
         no_nul("source", &event.source)?;
         for d in &deliveries {
@@ -180,6 +182,7 @@ impl Outbox {
             deliveries: ids.iter().map(|id| due::due_key(now, id)).collect(),
             flight,
             timer,
+            kept,
         };
         let outcome = self.commit.submit(job).await.map_err(|e| match e {
             WaitError::Failed(msg) => EnqueueError::Flush(msg.to_string()),
@@ -215,21 +218,10 @@ impl Outbox {
 }
 
 /// What the committer made of a submitted job.
-enum Submitted {
+pub(super) enum Submitted {
     Done(Enqueued, TimerEffect),
     /// The timer to fire is no longer armed: nothing written.
     TimerGone,
-}
-
-fn no_nul(field: &'static str, s: &str) -> Result<(), EnqueueError> {
-    if s.as_bytes().contains(&0) {
-        Err(EnqueueError::Invalid {
-            field,
-            reason: "contains a NUL byte",
-        })
-    } else {
-        Ok(())
-    }
 }
 
 /// One `enqueue`, encoded by the caller and written by the committer.
@@ -248,6 +240,8 @@ pub(crate) struct EnqueueJob {
     deliveries: Vec<DueKey>,
     /// The timer change written with the event (see `timers`).
     timer: JobTimer,
+    /// The kept record written (or removed) with the event (see `kept`).
+    kept: Option<KeptJob>,
 }
 
 /// The committer's answer to one [`EnqueueJob`].
@@ -289,10 +283,11 @@ struct Room {
 /// What the committer needs to write enqueues: shared with `Outbox`.
 pub(super) struct Writer {
     events: sled::Tree,
-    /// The `timers` and `timers_fired` trees, written with the events
-    /// tree in one transaction when a batch changes a timer.
+    /// The `timers`, `timers_fired` and `kept` trees, written with the
+    /// events tree in one transaction when a batch changes any of them.
     timers: sled::Tree,
     fired: sled::Tree,
+    kept: sled::Tree,
     meta: sled::Tree,
     mem: Arc<Memory>,
     limits: Limits,
@@ -310,7 +305,7 @@ impl Writer {
     /// The committer's writer for an outbox whose stored untouched horizon
     /// is `stored`.
     pub(super) fn new(
-        [events, timers, fired]: [sled::Tree; 3],
+        [events, timers, fired, kept]: [sled::Tree; 4],
         meta: sled::Tree,
         mem: Arc<Memory>,
         limits: Limits,
@@ -320,6 +315,7 @@ impl Writer {
             events,
             timers,
             fired,
+            kept,
             meta,
             mem,
             limits,
@@ -350,12 +346,21 @@ impl Writer {
         let mut out = Vec::with_capacity(jobs.len());
         let mut keys = BatchKeys::new();
         let mut batch = sled::Batch::default();
+        let mut kept = sled::Batch::default();
+        let mut kept_touched = false;
         for i in 0..jobs.len() {
             let one = self.apply_one(jobs, i, &idem, &mut keys, &mut room);
             let one = match one {
                 JobOutcome::Accepted(_) => match stage.plan(&jobs[i].timer, jobs[i].now) {
                     Ok(effect) => {
                         batch.insert(jobs[i].event_key.clone(), jobs[i].event.clone());
+                        if let Some((key, value)) = &jobs[i].kept {
+                            match value {
+                                Some(v) => kept.insert(key.clone(), v.clone()),
+                                None => kept.remove(key.clone()),
+                            }
+                            kept_touched = true;
+                        }
                         JobOutcome::Accepted(effect)
                     }
                     Err(Refused::Gone) => {
@@ -370,8 +375,8 @@ impl Writer {
         }
         let written = if !out.iter().any(|o| matches!(o, JobOutcome::Accepted(_))) {
             Ok(())
-        } else if stage.touched() {
-            self.write_with_timers(&batch, &stage)
+        } else if stage.touched() || kept_touched {
+            self.write_with_timers(&batch, &stage, &kept)
         } else {
             self.events.apply_batch(batch)
         };
@@ -449,13 +454,21 @@ impl Writer {
         answers
     }
 
-    /// Writes the batch's event records and its timer changes in one
-    /// transaction over the three trees (a `Batch` covers one tree).
-    fn write_with_timers(&self, events: &sled::Batch, stage: &Stage<'_>) -> sled::Result<()> {
-        let r = (&self.events, &self.timers, &self.fired).transaction(|(e, t, f)| {
+    /// Writes the batch's event records, its timer changes and its kept
+    /// records in one transaction over the four trees (a `Batch` covers
+    /// one tree).
+    fn write_with_timers(
+        &self,
+        events: &sled::Batch,
+        stage: &Stage<'_>,
+        kept: &sled::Batch,
+    ) -> sled::Result<()> {
+        let trees = (&self.events, &self.timers, &self.fired, &self.kept);
+        let r = trees.transaction(|(e, t, f, k)| {
             e.apply_batch(events)?;
             t.apply_batch(&stage.timers_batch)?;
             f.apply_batch(&stage.fired_batch)?;
+            k.apply_batch(kept)?;
             Ok::<(), ConflictableTransactionError<()>>(())
         });
         match r {

@@ -6,7 +6,8 @@
 //! One file per kind of operation, all `impl Outbox`:
 //! `open` (opening and recovery), `enqueue`, `claim`, `complete`, `read`,
 //! `requeue`, `purge`, `timers` (reading, cancelling and purging timers;
-//! arming, disarming and firing ride on `enqueue`). What they share lives here: the struct, the
+//! arming, disarming and firing ride on `enqueue`), `kept` (kept records:
+//! written with an event, read back at start). What they share lives here: the struct, the
 //! transaction helpers (`run`, `tx_*`, `Abort`, `Moves`) and the horizon
 //! write; the in-memory indexes and counters are one struct, `Memory`
 //! (`memory`).
@@ -39,6 +40,7 @@ use crate::untouched;
 mod claim;
 mod complete;
 mod enqueue;
+mod kept;
 mod memory;
 mod open;
 mod purge;
@@ -150,6 +152,18 @@ fn refs_to_pairs(
         .collect()
 }
 
+/// Refuses a NUL byte in `s` (keys use it as a separator).
+fn no_nul(field: &'static str, s: &str) -> Result<(), crate::error::EnqueueError> {
+    if s.as_bytes().contains(&0) {
+        Err(crate::error::EnqueueError::Invalid {
+            field,
+            reason: "contains a NUL byte",
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// The durable outbox. Cheap to share behind an `Arc`; every method takes
 /// `&self`.
 pub struct Outbox {
@@ -165,6 +179,8 @@ pub struct Outbox {
     /// Armed timers and fired marks (see `timers`).
     timers: sled::Tree,
     timers_fired: sled::Tree,
+    /// Kept records (see `kept`).
+    kept: sled::Tree,
     /// The id generator, counters, leases and in-memory indexes (see
     /// `memory`), shared with both committers.
     mem: Arc<Memory>,

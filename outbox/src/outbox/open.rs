@@ -93,6 +93,7 @@ impl Outbox {
         let fired_tree = db
             .open_tree(keys::TIMERS_FIRED)
             .map_err(|e| storage(e.into()))?;
+        let kept_tree = db.open_tree(keys::KEPT).map_err(|e| storage(e.into()))?;
         let (timer_index, largest_timer) = scan_timers(&timers_tree).map_err(storage)?;
         let epoch = next_lease_epoch(&db).map_err(storage)?;
         let now = config.clock.now();
@@ -150,7 +151,12 @@ impl Outbox {
             failed: Mutex::new(None),
         });
         let mut writer = Writer::new(
-            [trees[EV].clone(), timers_tree.clone(), fired_tree.clone()],
+            [
+                trees[EV].clone(),
+                timers_tree.clone(),
+                fired_tree.clone(),
+                kept_tree.clone(),
+            ],
             meta.clone(),
             Arc::clone(&mem),
             Limits {
@@ -195,6 +201,7 @@ impl Outbox {
             meta,
             timers: timers_tree,
             timers_fired: fired_tree,
+            kept: kept_tree,
             mem,
             retry_after: config.backpressure_retry_after,
             window: config.idempotency_window,
