@@ -8,9 +8,10 @@
 //!   policy allows), optional AUTH (PLAIN or LOGIN) with `username` and
 //!   `password` (a secret). `/server/host` is an endpoint field, so the
 //!   configured server is granted to the destination and nothing else is.
-//! - Message (RFC 5322 / MIME, written here, deterministic for a given
-//!   context): `Date` from the attempt's clock, `Message-ID` from the
-//!   delivery id (stable across retries, unique per delivery),
+//! - Message (RFC 5322 / MIME, written by lettre's message builder,
+//!   deterministic for a given context): `Date` from the attempt's clock,
+//!   `Message-ID` from the delivery id (stable across retries, unique per
+//!   delivery),
 //!   `MIME-Version`, the subject from the title (RFC 2047 encoded words when
 //!   it is not plain ASCII), `Auto-Submitted: auto-generated`. The body is
 //!   `multipart/alternative`: `text/plain` first and `text/html` last, both
@@ -41,7 +42,6 @@ use serde::Deserialize;
 pub mod address;
 mod html;
 mod mail;
-pub mod mime;
 mod text;
 
 pub use mail::{Attachment, Composed, compose};
