@@ -23,7 +23,9 @@
 //!   shown as text and only http(s)/mailto links kept, the table with its
 //!   display names, prefix/suffix and good/bad colours, the fields as a
 //!   definition table, the link as a button, and a localized footer (English
-//!   or Chinese). Everything user-provided is HTML-escaped.
+//!   or Chinese). Everything user-provided is HTML-escaped. The Markdown is
+//!   rendered within the SDK's converter bounds (nesting at most
+//!   `text::MAX_NESTING` deep, output within [`markdown_budget`]).
 //! - Size: the HTML part is kept under [`HTML_BUDGET`] bytes (Gmail clips
 //!   longer HTML) and the text part under [`TEXT_BUDGET`], table rows first
 //!   and then the body, each with a visible note; the whole message must fit
@@ -44,6 +46,7 @@ mod html;
 mod mail;
 mod text;
 
+pub use html::{markdown as markdown_to_html, markdown_budget};
 pub use mail::{Attachment, Composed, compose};
 
 /// The email channel.
