@@ -163,7 +163,7 @@ fn destination_entries(
 }
 
 /// The registry entry of destination `name` served by `plugin`: the grant
-/// for `plugin`'s manifest, the rate limits (the config's, else the
+/// for `plugin`'s manifest, the secrets scrubbed from its calls, the rate limits (the config's, else the
 /// manifest's), the concurrency and whether it is active. `None` when the
 /// config has no such destination.
 fn destination_entry(
