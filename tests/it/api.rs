@@ -3,7 +3,6 @@
 //! destinations, and a real HTTP client.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use carillon::config::{Config, Resolver};
