@@ -3,7 +3,10 @@
 //!
 //! Invariants: `markdown_to_text` stays within the size bound (issue 28
 //! item 1, in the SDK's converter), and so does `dialect::convert` in every
-//! vendor dialect; `escape_markdown` at most doubles;
+//! vendor dialect; the email plugin's Markdown → HTML stays within its
+//! budget (`markdown_budget`: the SDK's, at least the HTML part's size)
+//! plus its closing note, and leaves no block element open;
+//! `escape_markdown` at most doubles;
 //! `fit_bytes` and `fit_lines` return at most the budget, `fit_bytes` a
 //! prefix of the text (plus its note) and the count of bytes it cut.
 #![no_main]
@@ -11,7 +14,8 @@
 use carillon_fuzz::assert_bounded;
 use carillon_sdk::dialect::{Dialect, convert};
 use carillon_sdk::fit::fit_lines;
-use carillon_sdk::text::{escape_markdown, fit_bytes, markdown_to_text};
+use carillon_plugin_email::{markdown_budget, markdown_to_html};
+use carillon_sdk::text::{TRUNCATED, escape_markdown, fit_bytes, markdown_to_text};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: &[u8]| {
@@ -39,6 +43,17 @@ fuzz_target!(|input: &[u8]| {
         assert_bounded("sdk dialect::convert", convert(text, dialect).len(), text.len());
     }
     assert!(escape_markdown(text).len() <= 2 * text.len());
+    let html = markdown_to_html(text);
+    assert!(
+        html.len() <= markdown_budget(text.len()) + TRUNCATED.len() + 64,
+        "email markdown_to_html: {} bytes out of {} bytes in",
+        html.len(),
+        text.len()
+    );
+    for tag in ["blockquote", "ul", "ol", "li", "table", "pre"] {
+        let opened = html.matches(&format!("<{tag} ")).count() + html.matches(&format!("<{tag}>")).count();
+        assert_eq!(opened, html.matches(&format!("</{tag}>")).count(), "<{tag}> left open");
+    }
 
     let fitted = fit_bytes(text, budget);
     assert!(fitted.text.len() <= budget || !fitted.was_cut() && text.len() <= budget);

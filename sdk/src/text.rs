@@ -18,6 +18,14 @@ pub const TEXT_SLACK: usize = 4096;
 /// What ends a text cut by the output budget.
 pub const TRUNCATED: &str = " … (truncated)";
 
+/// The output budget of a Markdown converter for `input` bytes: 4 × the
+/// input plus [`TEXT_SLACK`]. Every converter of a message's Markdown
+/// (these, and a plugin's own, like the email plugin's HTML) keeps to it,
+/// with nesting drawn at most [`MAX_NESTING`] deep.
+pub fn output_budget(input: usize) -> usize {
+    input.saturating_mul(4).saturating_add(TEXT_SLACK)
+}
+
 /// Plain text from CommonMark: emphasis and headings lose their markers,
 /// links keep their URL in brackets, list items get `- ` or `1. `, code
 /// stays as written, raw HTML is dropped. Bounded: nesting is drawn at most
@@ -25,7 +33,7 @@ pub const TRUNCATED: &str = " … (truncated)";
 /// [`TEXT_SLACK`] (then cut on a character boundary, ending in
 /// [`TRUNCATED`]).
 pub fn markdown_to_text(markdown: &str) -> String {
-    let budget = markdown.len().saturating_mul(4).saturating_add(TEXT_SLACK);
+    let budget = output_budget(markdown.len());
     let mut out = String::with_capacity(markdown.len());
     let mut links: Vec<String> = Vec::new();
     let mut lists: Vec<Option<u64>> = Vec::new();

@@ -3,7 +3,6 @@
 //! destinations, and a real HTTP client.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use carillon::config::{Config, Resolver};
@@ -915,57 +914,13 @@ async fn admin_listings_redact_secrets_and_every_route_is_served() {
     gw.stop().await;
 }
 
-/// Log lines written on this thread while it is capturing.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-thread_local! {
-    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Writes to the capture of the current thread, if any; else nowhere.
-struct ThreadWriter;
-
-impl std::io::Write for ThreadWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURE.with(|c| {
-            if let Some(c) = &*c.borrow() {
-                c.0.lock().expect("log buffer").extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Captures every log record emitted on this thread from now on, at the
-/// most verbose level for Carillon. One global subscriber serves the
-/// whole test binary (a scoped one misses records whose call site another
-/// test's thread reached first).
-fn capture_logs() -> Captured {
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(|| ThreadWriter)
-            .with_env_filter(tracing_subscriber::EnvFilter::new("carillon=trace,info"))
-            .with_ansi(false)
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
-    let captured = Captured::default();
-    CAPTURE.with(|c| *c.borrow_mut() = Some(captured.clone()));
-    captured
-}
-
 /// Secrets (tokens, a destination's signing secret, a secret in the URL)
 /// appear in neither the logs nor any API answer, at the most verbose
 /// log level, through a failing delivery, a test push and a bad request.
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_never_appear_in_logs_or_api_answers() {
     // current_thread: the gateway's tasks run on this (capturing) thread.
-    let logs = capture_logs();
+    let logs = crate::support::capture_logs();
     const URL_TOKEN: &str = "urltoken-5d41402abc4b2a76";
     // One more destination whose URL carries a token, as DingTalk's and
     // WeCom's do.
@@ -1005,8 +960,7 @@ async fn secrets_never_appear_in_logs_or_api_answers() {
     wait_for(&gw.oncall, 1).await;
     wait_for(&gw.ops, 3).await;
     gw.stop().await;
-    CAPTURE.with(|c| c.borrow_mut().take());
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.stop();
     assert!(logs.contains("event accepted"), "the capture works: {logs}");
     let answers = serde_json::to_string(&answers).unwrap();
     assert!(answers.contains("secret-url"), "{answers}");

@@ -2,19 +2,21 @@
 //! gateway shows a destination's config: `GET /v1/destinations` and the
 //! test push (the rendered request included). The webhook plugin declares
 //! `/headers`; the header name here does not look secret, so only the
-//! declaration can hide its value.
+//! declaration can hide its value. The same declaration keeps the value out
+//! of the logs when a receiver echoes it back in an error body.
 
 use std::path::Path;
 use std::time::Duration;
 
 use carillon::config::{Config, Resolver};
 use carillon::gateway::{Gateway, Options};
-use carillon_tests::fakes::webhook::Receiver;
+use carillon_tests::fakes::webhook::{Answer, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "adm-secrets-1a2b3c4d5e";
 const HEADER_VALUE: &str = "tenant-s3cr3t-9d1c7a0e";
+const INGEST: &str = "ing-secrets-7f6e5d4c3b";
 
 fn config(data: &Path, hook: &Receiver) -> Config {
     let text = format!(
@@ -27,8 +29,18 @@ plugin_dir = "{data}/plugins"
 [auth]
 admin_token = "{ADMIN}"
 
+[[auth.ingest]]
+name = "etl"
+token = "{INGEST}"
+
 [egress]
 allow_private = ["127.0.0.1/32"]
+
+# A failed attempt is retried within a second.
+[dispatch.retry]
+base_secs = 1
+cap_secs = 1
+min_delay_secs = 1
 
 [destinations.hooks]
 plugin = "webhook"
@@ -105,4 +117,74 @@ async fn declared_secret_fields_are_redacted_in_listings_and_test_pushes() {
     }
     assert_eq!(got[0].header("x-tenant"), Some(HEADER_VALUE));
     gateway.shutdown().await;
+}
+
+/// A receiver that echoes the declared-secret header back in its error
+/// bodies (a 500, retried, then a 400, dead-lettered): the plugin passes
+/// the body on in its error, and neither the gateway's log lines (at the
+/// most verbose level) nor the delivery listing may carry the value.
+#[tokio::test(flavor = "current_thread")]
+async fn a_declared_secret_echoed_in_an_error_body_never_reaches_the_logs() {
+    // current_thread: the gateway's tasks run on this (capturing) thread.
+    let logs = crate::support::capture_logs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hook = Receiver::start(None).await;
+    let echo = |status: u16| {
+        Answer::status(status).body(format!(
+            "{{\"error\":\"unknown tenant\",\"received\":{{\"X-Tenant\":\"{HEADER_VALUE}\"}}}}"
+        ))
+    };
+    hook.script([echo(500), echo(400)]);
+    let gateway = Gateway::start(config(dir.path(), &hook), Options::default())
+        .await
+        .expect("gateway starts");
+    let base = format!("http://{}", gateway.local_addr());
+    let http = reqwest::Client::new();
+    let event = json!({
+        "type": "task.failed", "source": "etl", "severity": "error",
+        "title": "t", "message": "m", "destinations": ["hooks"]
+    });
+    let r = http
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(INGEST)
+        .json(&event)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+
+    // Both answers are in the logs, by their status, before anything is
+    // checked (a generous deadline, polled).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !(logs.text().contains("delivery will be retried")
+        && logs.text().contains("delivery dead-lettered"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry and dead letter logged:\n{}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, dead) = call(http.get(format!("{base}/v1/deliveries?state=dead"))).await;
+    assert_eq!(s, StatusCode::OK, "{dead}");
+    gateway.shutdown().await;
+    let logs = logs.stop();
+    let got = hook.received();
+    assert_eq!(got.len(), 2, "two attempts");
+    assert_eq!(
+        got[1].header("x-tenant"),
+        Some(HEADER_VALUE),
+        "sent for real"
+    );
+    assert!(
+        logs.contains("unknown tenant"),
+        "the error body is logged:\n{logs}"
+    );
+    assert!(
+        !logs.contains(HEADER_VALUE),
+        "the secret in the logs:\n{logs}"
+    );
+    assert!(dead.to_string().contains("unknown tenant"), "{dead}");
+    assert!(!dead.to_string().contains(HEADER_VALUE), "{dead}");
 }

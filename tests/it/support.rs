@@ -1,7 +1,7 @@
 //! Shared setup: runtimes with test-sized limits, loading the real `.wasm`
-//! files built by `carillon-builtin`, sample messages.
+//! files built by `carillon-builtin`, sample messages, log capture.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use carillon::egress::EgressPolicy;
@@ -228,4 +228,61 @@ impl Pipeline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+}
+
+/// Log lines written on this thread while it is capturing.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Captured {
+    /// What was captured so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+
+    /// Stops capturing on this thread; returns what was captured.
+    pub fn stop(self) -> String {
+        CAPTURE.with(|c| c.borrow_mut().take());
+        self.text()
+    }
+}
+
+/// Writes to the capture of the current thread, if any; else nowhere.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(c) = &*c.borrow() {
+                c.0.lock().expect("log buffer").extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures every log record emitted on this thread from now on, at the
+/// most verbose level for Carillon. One global subscriber serves the
+/// whole test binary (a scoped one misses records whose call site another
+/// test's thread reached first).
+pub fn capture_logs() -> Captured {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadWriter)
+            .with_env_filter(tracing_subscriber::EnvFilter::new("carillon=trace,info"))
+            .with_ansi(false)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    let captured = Captured::default();
+    CAPTURE.with(|c| *c.borrow_mut() = Some(captured.clone()));
+    captured
 }

@@ -194,10 +194,11 @@ enum Verdict {
 /// No head is being read (the marker in `Activity::head_since`).
 const NONE: u64 = u64::MAX;
 
-/// One connection's progress, in milliseconds since it was accepted.
+/// One connection's progress, in milliseconds since it was accepted. On
+/// tokio's clock, so a test can pause and advance it.
 #[derive(Debug)]
 struct Activity {
-    start: Instant,
+    start: tokio::time::Instant,
     /// Last byte read or written.
     last_io: AtomicU64,
     /// First byte of the request head being read, or `NONE`.
@@ -209,7 +210,7 @@ struct Activity {
 impl Activity {
     fn new() -> Self {
         Activity {
-            start: Instant::now(),
+            start: tokio::time::Instant::now(),
             last_io: AtomicU64::new(0),
             // The first request's head is due from the connection's start.
             head_since: AtomicU64::new(0),
@@ -339,27 +340,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_watchdog_times_heads_and_idle_connections_but_not_requests() {
+    /// On tokio's paused clock: time moves only by `advance`, so a loaded
+    /// machine cannot push a check past a timeout.
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_times_heads_and_idle_connections_but_not_requests() {
         let limits = limits();
+        let wait = |ms: u64| tokio::time::advance(Duration::from_millis(ms));
         let a = Arc::new(Activity::new());
         assert_eq!(a.verdict(&limits), Verdict::Serving);
-        std::thread::sleep(Duration::from_millis(120));
+        wait(99).await;
+        assert_eq!(a.verdict(&limits), Verdict::Serving);
+        wait(1).await;
         // The first head is due from the connection's start.
         assert_eq!(a.verdict(&limits), Verdict::HeaderTimeout);
         let request = a.request_started();
-        std::thread::sleep(Duration::from_millis(250));
+        wait(250).await;
         assert_eq!(a.verdict(&limits), Verdict::Serving, "a slow handler");
         drop(request);
         // Between requests: the idle timeout, from the answer.
-        std::thread::sleep(Duration::from_millis(120));
+        wait(199).await;
         assert_eq!(a.verdict(&limits), Verdict::Serving);
-        std::thread::sleep(Duration::from_millis(100));
+        wait(1).await;
         assert_eq!(a.verdict(&limits), Verdict::Idle);
         // A byte of the next head starts the header timeout.
         a.read();
         assert_eq!(a.verdict(&limits), Verdict::Serving);
-        std::thread::sleep(Duration::from_millis(120));
+        wait(99).await;
+        assert_eq!(a.verdict(&limits), Verdict::Serving);
+        wait(1).await;
         assert_eq!(a.verdict(&limits), Verdict::HeaderTimeout);
     }
 }

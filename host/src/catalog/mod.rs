@@ -30,7 +30,9 @@
 //! mutable state (`state`) and publishes each result as an immutable
 //! [`Catalog`] (`snapshot`).
 
+mod load;
 mod metrics;
+mod reconcile;
 mod reload;
 pub(crate) mod scan;
 mod snapshot;
@@ -46,7 +48,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use self::metrics::{LoadLabels, LoadMetrics};
-pub use self::reload::{DEFAULT_CONCURRENCY, Reloader, Trigger};
+pub use self::reconcile::DEFAULT_CONCURRENCY;
+pub use self::reload::{Reloader, Trigger};
 use crate::config::Config;
 use crate::dispatch::registry::DestinationRegistry;
 use crate::plugin::{Plugin, Runtime};

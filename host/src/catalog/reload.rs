@@ -1,26 +1,22 @@
 //! The [`Reloader`]: reads the plugin directory, loads what changed off the
-//! request path, checks it, swaps the chosen builds into the
-//! [`DestinationRegistry`] and publishes the resulting [`Catalog`]. One reload runs at
-//! a time (the watcher's and `POST /v1/plugins/reload` take turns).
+//! request path (one file: [`super::load`]), swaps the chosen builds into
+//! the [`DestinationRegistry`] (choosing them: [`super::reconcile`]) and
+//! publishes the resulting [`Catalog`]. One reload runs at a time (the
+//! watcher's and `POST /v1/plugins/reload` take turns).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
-
 use super::metrics::{LoadMetrics, LoadResult};
-use super::scan::{Scanner, Stamp};
+use super::scan::Scanner;
 use super::snapshot::snapshot;
-use super::state::{FileError, ReloadState, Serving, Slot, plugin_names};
-use super::{Candidate, Catalog, CatalogError, Origin, file_name, preferred};
+use super::state::ReloadState;
+use super::{Catalog, CatalogError};
 use crate::config::Config;
-use crate::dispatch::registry::{DestinationEntry, DestinationRegistry};
-use crate::plugin::{Plugin, Runtime};
-
-/// Deliveries to one destination running at once, unless configured.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+use crate::dispatch::registry::DestinationRegistry;
+use crate::plugin::Runtime;
 
 /// What started a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +35,13 @@ pub enum Trigger {
 
 /// Owns the plugin directory's state; shared by the watcher and the API.
 pub struct Reloader {
-    runtime: Runtime,
-    destinations: Arc<DestinationRegistry>,
-    dir: PathBuf,
-    settle: Duration,
-    state: tokio::sync::Mutex<ReloadState>,
-    current: RwLock<Arc<Catalog>>,
-    metrics: LoadMetrics,
+    pub(super) runtime: Runtime,
+    pub(super) destinations: Arc<DestinationRegistry>,
+    pub(super) dir: PathBuf,
+    pub(super) settle: Duration,
+    pub(super) state: tokio::sync::Mutex<ReloadState>,
+    pub(super) current: RwLock<Arc<Catalog>>,
+    pub(super) metrics: LoadMetrics,
 }
 
 impl std::fmt::Debug for Reloader {
@@ -186,295 +182,6 @@ impl Reloader {
         catalog
     }
 
-    /// Reads, loads and checks one file; records the result in its slot.
-    /// Returns whether anything was loaded (or failed to).
-    async fn load_file(
-        &self,
-        state: &mut ReloadState,
-        path: &Path,
-        stamp: Stamp,
-        config: &Config,
-        trigger: Trigger,
-    ) -> bool {
-        let file = file_name(path);
-        let bytes = match tokio::fs::read(path).await {
-            Ok(bytes) => bytes,
-            // Gone since the listing: the next scan sees that.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
-            Err(e) => {
-                let reason = format!("cannot read the file: {e}");
-                self.record(
-                    state,
-                    path,
-                    stamp,
-                    None,
-                    None,
-                    Err(FileError::NotLoaded(reason)),
-                );
-                return true;
-            }
-        };
-        // Changed while it was read: the next scan sees the new stamp.
-        if Stamp::of(path).ok() != Some(stamp) {
-            return false;
-        }
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        if let Some(slot) = state.files.get_mut(path)
-            && slot.sha256.as_deref() == Some(sha256.as_str())
-            && slot.error.is_none()
-            && slot.plugin.is_some()
-        {
-            // Touched, not changed.
-            slot.stamp = stamp;
-            return false;
-        }
-        let loaded = self.runtime.load(bytes).await;
-        let loaded_name = loaded.as_ref().ok().map(|p| p.name().to_owned());
-        let result = match loaded {
-            Err(e) => Err(FileError::NotLoaded(e.to_string())),
-            Ok(plugin) => match config.plugin_pin(plugin.name()) {
-                Some(pin) if pin != plugin.sha256() => Err(FileError::Refused(format!(
-                    "{} {} has SHA-256 {}, but [channels.{}] pins sha256 = \"{pin}\"",
-                    plugin.name(),
-                    plugin.manifest().version,
-                    plugin.sha256(),
-                    plugin.name(),
-                ))),
-                _ if trigger != Trigger::Start => match self.validate(&plugin, config).await {
-                    Ok(()) => Ok(plugin),
-                    Err(reason) => Err(FileError::Refused(reason)),
-                },
-                _ => Ok(plugin),
-            },
-        };
-        match &result {
-            Ok(plugin) => tracing::info!(
-                file = %path.display(),
-                plugin = plugin.name(),
-                version = %plugin.manifest().version,
-                sha256 = plugin.sha256(),
-                "plugin file loaded"
-            ),
-            Err(error) => tracing::error!(
-                file = %path.display(),
-                error = %error.reason(),
-                "plugin file {}; what served before keeps serving",
-                match error {
-                    FileError::NotLoaded(_) => "not loaded",
-                    FileError::Refused(_) => "refused",
-                }
-            ),
-        }
-        let metric_name = loaded_name
-            .clone()
-            .or_else(|| state.files.get(path).and_then(|s| s.name.clone()))
-            .unwrap_or(file);
-        let label = match &result {
-            Ok(_) => LoadResult::Loaded,
-            Err(error) => error.load_result(),
-        };
-        self.metrics.count(&metric_name, label);
-        self.record(state, path, stamp, Some(sha256), loaded_name, result);
-        true
-    }
-
-    /// Stores a file's result in its slot.
-    fn record(
-        &self,
-        state: &mut ReloadState,
-        path: &Path,
-        stamp: Stamp,
-        sha256: Option<String>,
-        name: Option<String>,
-        result: Result<Arc<Plugin>, FileError>,
-    ) {
-        let slot = state.files.entry(path.to_owned()).or_insert(Slot {
-            stamp,
-            sha256: None,
-            name: None,
-            plugin: None,
-            error: None,
-        });
-        slot.stamp = stamp;
-        slot.sha256 = sha256;
-        if name.is_some() {
-            slot.name = name;
-        }
-        match result {
-            Ok(plugin) => {
-                slot.plugin = Some(plugin);
-                slot.error = None;
-            }
-            Err(error) => {
-                slot.error = Some(error);
-            }
-        }
-    }
-
-    /// Checks every destination of `plugin`'s name against it: the JSON
-    /// Schema, then the plugin's own `validate`.
-    async fn validate(&self, plugin: &Plugin, config: &Config) -> Result<(), String> {
-        for (name, d) in config
-            .destinations
-            .iter()
-            .filter(|(_, d)| d.plugin == plugin.name())
-        {
-            // Messages may quote the config: hide what this build declares
-            // secret as well as what the config itself marks.
-            let shown = d.config.with_secrets(&plugin.manifest().secret_fields);
-            let issues = self
-                .runtime
-                .validate(plugin, d.config.expose())
-                .await
-                .map_err(|e| {
-                    format!(
-                        "validate() failed for destination {name:?}: {}",
-                        shown.scrub(&e.to_string())
-                    )
-                })?;
-            if !issues.is_empty() {
-                let list: Vec<String> = issues
-                    .iter()
-                    .map(|i| {
-                        let at = if i.path.is_empty() { "/" } else { &i.path };
-                        format!("{at}: {}", shown.scrub(&i.message))
-                    })
-                    .collect();
-                return Err(format!(
-                    "the config of destination {name:?} does not validate against {} {}: {}",
-                    plugin.name(),
-                    plugin.manifest().version,
-                    list.join("; ")
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Chooses the serving build of every plugin and swaps what changed
-    /// into the destination registry.
-    async fn reconcile(&self, state: &mut ReloadState, config: &Config, trigger: Trigger) {
-        for name in plugin_names(state, config) {
-            let pin = config.plugin_pin(&name);
-            // Files that name this plugin; a pin set after they loaded
-            // refuses them now.
-            let mut paths = Vec::new();
-            for (path, slot) in &mut state.files {
-                let Some(plugin) = &slot.plugin else { continue };
-                if plugin.name() != name {
-                    continue;
-                }
-                if let Some(pin) = pin
-                    && pin != plugin.sha256()
-                {
-                    slot.error.get_or_insert_with(|| {
-                        FileError::Refused(format!(
-                            "{name} {} has SHA-256 {}, but [channels.{name}] pins sha256 = \"{pin}\"",
-                            plugin.manifest().version,
-                            plugin.sha256()
-                        ))
-                    });
-                    continue;
-                }
-                paths.push((path.clone(), plugin.clone()));
-            }
-            let candidates: Vec<Candidate<'_>> = paths
-                .iter()
-                .map(|(path, plugin)| Candidate {
-                    path,
-                    version: &plugin.manifest().version,
-                })
-                .collect();
-            let current = state.serving.get(&name).cloned();
-            let chosen = match preferred(&candidates) {
-                Some(i) => Some(Serving {
-                    plugin: paths[i].1.clone(),
-                    origin: Origin::File(paths[i].0.clone()),
-                }),
-                None => match state.builtin.get(&name).cloned() {
-                    None => None,
-                    Some(builtin) => match pin {
-                        Some(pin) if pin != builtin.sha256() => {
-                            state.notes.insert(
-                                name.clone(),
-                                format!(
-                                    "the built-in {name} {} (SHA-256 {}) is refused: [channels.{name}] pins sha256 = \"{pin}\"",
-                                    builtin.manifest().version,
-                                    builtin.sha256()
-                                ),
-                            );
-                            None
-                        }
-                        _ => {
-                            let serving_already = current
-                                .as_ref()
-                                .is_some_and(|c| Arc::ptr_eq(&c.plugin, &builtin));
-                            let check = if serving_already || trigger == Trigger::Start {
-                                Ok(())
-                            } else {
-                                self.validate(&builtin, config).await
-                            };
-                            match check {
-                                Ok(()) => Some(Serving {
-                                    plugin: builtin,
-                                    origin: Origin::Builtin,
-                                }),
-                                Err(reason) => {
-                                    self.metrics.count(&name, LoadResult::Refused);
-                                    state.notes.insert(
-                                        name.clone(),
-                                        format!("the built-in {name} is refused: {reason}"),
-                                    );
-                                    None
-                                }
-                            }
-                        }
-                    },
-                },
-            };
-            match (current, chosen) {
-                (Some(current), Some(chosen)) if Arc::ptr_eq(&current.plugin, &chosen.plugin) => {
-                    state.notes.remove(&name);
-                }
-                (current, Some(chosen)) => {
-                    state.notes.remove(&name);
-                    let entries = destination_entries(&self.runtime, config, &chosen.plugin);
-                    self.destinations
-                        .swap_plugin(chosen.plugin.clone(), entries);
-                    if trigger != Trigger::Start {
-                        tracing::info!(
-                            plugin = %name,
-                            version = %chosen.plugin.manifest().version,
-                            sha256 = chosen.plugin.sha256(),
-                            origin = %origin_text(&chosen.origin),
-                            previous = %current.as_ref().map_or_else(|| "none".to_owned(), |c| c.plugin.manifest().version.to_string()),
-                            "plugin swapped in; deliveries already running finish on the previous build"
-                        );
-                    }
-                    state.serving.insert(name.clone(), chosen);
-                }
-                (Some(current), None) => {
-                    self.destinations.remove_plugin(&name);
-                    state.serving.remove(&name);
-                    let waiting: Vec<&str> = config
-                        .destinations
-                        .iter()
-                        .filter(|(_, d)| d.plugin == name)
-                        .map(|(n, _)| n.as_str())
-                        .collect();
-                    let note = state.notes.entry(name.clone()).or_insert_with(|| {
-                        format!(
-                            "no build of {name} is left ({} was removed and no other file or built-in plugin provides it)",
-                            origin_text(&current.origin)
-                        )
-                    });
-                    tracing::warn!(plugin = %name, reason = %note, destinations = ?waiting, "plugin missing; its destinations' deliveries wait");
-                }
-                (None, None) => {}
-            }
-        }
-    }
-
     /// Removes compiled artifacts of builds no longer in use.
     async fn prune(&self, state: &ReloadState) {
         let mut keep: BTreeSet<String> = state
@@ -501,60 +208,15 @@ impl Reloader {
     }
 }
 
-/// The destination entries of every destination that uses `plugin`, with
-/// grants computed for its manifest.
-fn destination_entries(
-    runtime: &Runtime,
-    config: &Config,
-    plugin: &Plugin,
-) -> Vec<DestinationEntry> {
-    config
-        .destinations
-        .iter()
-        .filter(|(_, d)| d.plugin == plugin.name())
-        .filter_map(|(name, _)| destination_entry(runtime, config, name, plugin))
-        .collect()
-}
-
-/// The registry entry of destination `name` served by `plugin`: the grant
-/// for `plugin`'s manifest, the rate limits (the config's, else the
-/// manifest's), the concurrency and whether it is active. `None` when the
-/// config has no such destination.
-fn destination_entry(
-    runtime: &Runtime,
-    config: &Config,
-    name: &str,
-    plugin: &Plugin,
-) -> Option<DestinationEntry> {
-    let d = config.destinations.get(name)?;
-    let destination = runtime.destination(plugin, name, d.config.expose().clone(), &d.allow_hosts);
-    Some(DestinationEntry {
-        name: name.to_owned(),
-        plugin: d.plugin.clone(),
-        destination,
-        fallback: d.fallback.clone(),
-        rate_limits: d
-            .rate_limits
-            .clone()
-            .unwrap_or_else(|| plugin.manifest().rate_limits.clone()),
-        concurrency: d.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
-        enabled: config.destination_active(name),
-    })
-}
-
-fn origin_text(origin: &Origin) -> String {
-    match origin {
-        Origin::Builtin => "the built-in plugin".to_owned(),
-        Origin::File(path) => path.display().to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
+    use sha2::{Digest, Sha256};
+
     use super::*;
-    use crate::catalog::{FileState, LoadLabels, PluginState};
+    use crate::catalog::scan::Stamp;
+    use crate::catalog::{FileState, LoadLabels, Origin, PluginState};
     use crate::config::Resolver;
     use crate::plugin::RuntimeConfig;
 

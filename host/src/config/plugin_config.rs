@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use super::secret::REDACTED;
+use crate::plugin::Secrets;
 
 /// A destination's plugin config with its secrets resolved. `Debug` and
 /// `Serialize` show it redacted: values that came from `${env:…}` /
@@ -61,16 +62,16 @@ impl PluginConfig {
     /// `text` with every sensitive string of this config replaced by
     /// `<redacted>` (for messages that may quote values, e.g. a schema's).
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
+        self.secrets().scrub(text)
+    }
+
+    /// Every sensitive string of this config with what is shown instead,
+    /// for the plugin runtime to scrub what a call of this destination says
+    /// (log lines, errors, receipts).
+    pub fn secrets(&self) -> Secrets {
         let mut sensitive = Vec::new();
         sensitive_strings(&self.value, &self.redacted(), &mut sensitive);
-        sensitive.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
-        for (s, shown) in sensitive {
-            if !s.is_empty() {
-                out = out.replace(&s, &shown);
-            }
-        }
-        out
+        Secrets::new(sensitive)
     }
 }
 

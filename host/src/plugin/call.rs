@@ -16,6 +16,7 @@ use super::exports::{Export, Exports, Signature};
 use super::imports::{HostState, MemoryLimitExceeded};
 use super::loaded::{Destination, Plugin};
 use super::runtime::{EPOCH_TICK, Runtime};
+use super::secrets::Secrets;
 use super::types::{ConfigIssue, DeliverError, DeliveryContext, Outgoing, Receipt};
 use crate::egress::{Grant, HostPattern};
 use crate::message::Message;
@@ -117,7 +118,13 @@ impl Runtime {
         let config = config.to_string();
         let grant = Arc::new(Grant::default());
         match self
-            .call(plugin, grant, "(validate)", |e| e.validate, (&config,))
+            .call(
+                plugin,
+                grant,
+                ("(validate)", &Arc::default()),
+                |e| e.validate,
+                (&config,),
+            )
             .await?
         {
             Ok(()) => Ok(Vec::new()),
@@ -138,6 +145,7 @@ impl Runtime {
             name: name.to_owned(),
             config,
             grant,
+            secrets: Arc::default(),
         }
     }
 
@@ -156,7 +164,13 @@ impl Runtime {
         let grant = Arc::new(Grant::default());
         let params = (&ctx, &dest, &msg);
         match self
-            .call(plugin, grant, &destination.name, |e| e.render, params)
+            .call(
+                plugin,
+                grant,
+                (&destination.name, &destination.secrets),
+                |e| e.render,
+                params,
+            )
             .await?
         {
             Ok(outgoing) => {
@@ -171,7 +185,10 @@ impl Runtime {
                 }
                 Ok(Ok(outgoing))
             }
-            Err(e) => Ok(Err(convert::deliver_error_from_wit(e))),
+            Err(e) => Ok(Err(scrub_error(
+                convert::deliver_error_from_wit(e),
+                &destination.secrets,
+            ))),
         }
     }
 
@@ -188,20 +205,33 @@ impl Runtime {
         let msg = convert::message_to_wit(message);
         let grant = destination.grant.clone();
         let params = (&ctx, &dest, &msg);
+        let secrets = &destination.secrets;
         Ok(self
-            .call(plugin, grant, &destination.name, |e| e.deliver, params)
+            .call(
+                plugin,
+                grant,
+                (&destination.name, secrets),
+                |e| e.deliver,
+                params,
+            )
             .await?
-            .map(convert::receipt_from_wit)
-            .map_err(convert::deliver_error_from_wit))
+            .map(|r| {
+                let mut receipt = convert::receipt_from_wit(r);
+                receipt.detail = secrets.scrub(&receipt.detail);
+                receipt.remote_id = receipt.remote_id.map(|id| secrets.scrub(&id));
+                receipt
+            })
+            .map_err(|e| scrub_error(convert::deliver_error_from_wit(e), secrets)))
     }
 
     /// Runs the export `pick` selects of `plugin` in a fresh store under
-    /// `grant`.
+    /// `grant`, for `destination` (its name, and its secrets: scrubbed from
+    /// the call's log lines, captured output and errors).
     pub(crate) async fn call<S: Signature>(
         &self,
         plugin: &Plugin,
         grant: Arc<Grant>,
-        destination: &str,
+        (destination, secrets): (&str, &Arc<Secrets>),
         pick: fn(&Exports) -> Export<S>,
         params: S::Params<'_>,
     ) -> Result<S::Output, CallError> {
@@ -218,6 +248,7 @@ impl Runtime {
             grant,
             Arc::from(name.as_str()),
             Arc::from(destination),
+            secrets.clone(),
             limits.memory_bytes,
             limits.max_log_lines,
         );
@@ -242,9 +273,7 @@ impl Runtime {
         if state.dropped_log_lines > 0 {
             tracing::warn!(plugin = %name, dropped = state.dropped_log_lines, "plugin log lines over the per-call limit were dropped");
         }
-        let captured = String::from_utf8_lossy(&output.contents())
-            .trim()
-            .to_owned();
+        let captured = secrets.scrub(String::from_utf8_lossy(&output.contents()).trim());
         match outcome {
             Err(_) => Err(CallError::Timeout {
                 plugin: name,
@@ -256,7 +285,10 @@ impl Runtime {
                 }
                 Ok(result)
             }
-            Ok(Err(error)) => Err(classify(name, error, captured, limits.cpu_time)),
+            Ok(Err(error)) => Err(scrub_call_error(
+                classify(name, error, captured, limits.cpu_time),
+                secrets,
+            )),
         }
     }
 }
@@ -302,6 +334,44 @@ fn classify(plugin: String, error: wasmtime::Error, output: String, budget: Dura
     CallError::Host {
         plugin,
         reason: format!("{error:#}"),
+    }
+}
+
+/// `error` with `secrets` scrubbed from the plugin's words.
+fn scrub_error(error: DeliverError, secrets: &Secrets) -> DeliverError {
+    match error {
+        DeliverError::Retryable(r) => DeliverError::Retryable(secrets.scrub(&r)),
+        DeliverError::RateLimited { after, reason } => DeliverError::RateLimited {
+            after,
+            reason: secrets.scrub(&reason),
+        },
+        DeliverError::Rejected(r) => DeliverError::Rejected(secrets.scrub(&r)),
+        DeliverError::InvalidConfig(r) => DeliverError::InvalidConfig(secrets.scrub(&r)),
+    }
+}
+
+/// `error` with `secrets` scrubbed from what the guest or the host said
+/// (the captured output is scrubbed already).
+fn scrub_call_error(error: CallError, secrets: &Secrets) -> CallError {
+    match error {
+        CallError::Panic { plugin, message } => CallError::Panic {
+            plugin,
+            message: secrets.scrub(&message),
+        },
+        CallError::Trap {
+            plugin,
+            trap,
+            output,
+        } => CallError::Trap {
+            plugin,
+            trap: secrets.scrub(&trap),
+            output,
+        },
+        CallError::Host { plugin, reason } => CallError::Host {
+            plugin,
+            reason: secrets.scrub(&reason),
+        },
+        other => other,
     }
 }
 

@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::carillon::plugin::{http, log, smtp, types};
 use super::convert;
+use super::secrets::Secrets;
 use crate::egress::Grant;
 use crate::egress::http::HttpEgress;
 use crate::egress::smtp::{self as egress_smtp, SmtpEgress};
@@ -28,6 +29,8 @@ pub(crate) struct HostState {
     grant: Arc<Grant>,
     plugin: Arc<str>,
     destination: Arc<str>,
+    /// Scrubbed from the plugin's log lines and the imports' error logs.
+    secrets: Arc<Secrets>,
     log_lines: u32,
     max_log_lines: u32,
     pub(crate) dropped_log_lines: u32,
@@ -42,6 +45,7 @@ impl HostState {
         grant: Arc<Grant>,
         plugin: Arc<str>,
         destination: Arc<str>,
+        secrets: Arc<Secrets>,
         memory_bytes: usize,
         max_log_lines: u32,
     ) -> (Self, MemoryOutputPipe) {
@@ -60,6 +64,7 @@ impl HostState {
             grant,
             plugin,
             destination,
+            secrets,
             log_lines: 0,
             max_log_lines,
             dropped_log_lines: 0,
@@ -166,7 +171,7 @@ impl http::Host for HostState {
             ),
             Err(error) => tracing::debug!(
                 plugin = %self.plugin, destination = %self.destination, host = %url_host,
-                %error, "plugin HTTP request failed"
+                error = %self.secrets.scrub(&error.to_string()), "plugin HTTP request failed"
             ),
         }
         result
@@ -202,7 +207,8 @@ impl smtp::Host for HostState {
             ),
             Err(error) => tracing::debug!(
                 plugin = %self.plugin, destination = %self.destination, host = %host, port,
-                recipients, %error, "plugin SMTP mail failed"
+                recipients, error = %self.secrets.scrub(&error.to_string()),
+                "plugin SMTP mail failed"
             ),
         }
         result
@@ -258,7 +264,8 @@ impl log::Host for HostState {
             return;
         }
         self.log_lines += 1;
-        let message: String = message.chars().take(2048).collect();
+        // Scrubbed whole, then cut: a cut could split a secret.
+        let message: String = self.secrets.scrub(&message).chars().take(2048).collect();
         let (plugin, destination) = (&*self.plugin, &*self.destination);
         match level {
             log::Level::Trace => {

@@ -120,7 +120,7 @@ impl Runtime {
             .call(
                 &probe,
                 Arc::new(Grant::default()),
-                "(load)",
+                ("(load)", &Arc::default()),
                 |e| e.describe,
                 (),
             )

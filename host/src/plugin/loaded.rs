@@ -9,6 +9,7 @@ use super::bindings::PluginPre;
 use super::bindings::carillon::plugin::types as w;
 use super::exports::Exports;
 use super::imports::HostState;
+use super::secrets::Secrets;
 use super::types::{ConfigIssue, Manifest, RateLimit};
 use crate::egress::{Grant, HostPattern};
 
@@ -163,9 +164,10 @@ fn endpoint_pattern(value: &str) -> Option<HostPattern> {
         .filter(|p| !p.to_string().contains('*'))
 }
 
-/// A destination as the runtime sees it: its name, its resolved config and
-/// the hosts it may reach. Its `Debug` names the config's keys, never their
-/// values: the config holds resolved secrets.
+/// A destination as the runtime sees it: its name, its resolved config,
+/// the hosts it may reach and its secret strings (scrubbed from what its
+/// calls say). Its `Debug` names the config's keys, never their values: the
+/// config holds resolved secrets.
 #[derive(Clone)]
 pub struct Destination {
     /// The destination's name.
@@ -173,6 +175,7 @@ pub struct Destination {
     /// The config with secrets resolved.
     pub config: serde_json::Value,
     pub(crate) grant: Arc<Grant>,
+    pub(crate) secrets: Arc<Secrets>,
 }
 
 impl std::fmt::Debug for Destination {
@@ -194,6 +197,19 @@ impl Destination {
     /// The hosts this destination may reach.
     pub fn grant(&self) -> &Grant {
         &self.grant
+    }
+
+    /// This destination with `secrets` (its config's, the serving plugin's
+    /// declared secret fields included: `PluginConfig::secrets`) scrubbed
+    /// from its calls' log lines, errors and receipts.
+    pub fn with_secrets(mut self, secrets: Secrets) -> Self {
+        self.secrets = Arc::new(secrets);
+        self
+    }
+
+    /// `text` with this destination's secrets replaced.
+    pub fn scrub(&self, text: &str) -> String {
+        self.secrets.scrub(text)
     }
 }
 
@@ -295,6 +311,7 @@ mod tests {
                 "signing_secret": "whsec_c2VjcmV0LXZhbHVl",
             }),
             grant: Arc::new(Grant::default()),
+            secrets: Arc::default(),
         };
         let shown = format!("{destination:?}");
         assert!(

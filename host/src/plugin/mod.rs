@@ -14,7 +14,8 @@
 //! the imports), `runtime` (the engine and its settings), `exports` (each
 //! export's signature, checked and called as one type), `loaded` (a
 //! [`Plugin`] and what its manifest grants), `call` (running an export),
-//! `load` (a `.wasm` into a [`Plugin`]).
+//! `load` (a `.wasm` into a [`Plugin`]). `secrets` is a leaf: a
+//! destination's secret strings, scrubbed from everything a call says.
 
 mod bindings;
 mod cache;
@@ -25,6 +26,7 @@ mod imports;
 mod load;
 mod loaded;
 mod runtime;
+mod secrets;
 pub mod types;
 pub mod workload;
 
@@ -32,3 +34,4 @@ pub use call::CallError;
 pub use load::{LoadError, SUPPORTED_WIT};
 pub use loaded::{Destination, Plugin};
 pub use runtime::{DEFAULT_KEEP_RESIDENT, Limits, Runtime, RuntimeConfig, RuntimeError};
+pub use secrets::Secrets;

@@ -91,6 +91,7 @@ pub async fn bare_render(
         Arc::clone(&args.grant),
         Arc::from(""),
         Arc::from(""),
+        Arc::default(),
         inner.limits.memory_bytes,
         inner.limits.max_log_lines,
     );

@@ -5,9 +5,7 @@
 //! Only ASCII addresses are accepted: internationalized addresses need the
 //! SMTPUTF8 extension, which Carillon does not use. A non-ASCII domain can be
 //! written in its `xn--` form. Display names may be any Unicode text; they
-//! are quoted or encoded (RFC 2047) when written.
-
-use crate::mime;
+//! are quoted or encoded (RFC 2047) by lettre when written.
 
 /// A parsed mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,40 +24,16 @@ impl Mailbox {
             .map_or("", |(_, domain)| domain)
     }
 
-    /// The mailbox as header tokens (to be joined by spaces and folded
-    /// between tokens): the display name quoted or encoded, then `<addr>`.
-    pub fn header_tokens(&self) -> Vec<String> {
-        let address = format!("<{}>", self.address);
-        let Some(name) = self.name.as_deref().filter(|n| !n.is_empty()) else {
-            return vec![self.address.clone()];
-        };
-        let mut tokens = if !name.is_ascii() || name.len() > 60 {
-            mime::encoded_words(name)
-        } else if name
-            .split(' ')
-            .all(|w| !w.is_empty() && w.bytes().all(is_atext))
-        {
-            name.split(' ').map(str::to_owned).collect()
-        } else {
-            vec![quote(name)]
-        };
-        tokens.push(address);
-        tokens
+    /// The mailbox for lettre's message builder, which quotes or encodes
+    /// the display name when it writes the header.
+    pub fn to_lettre(&self) -> Result<lettre::message::Mailbox, String> {
+        let address: lettre::Address = self
+            .address
+            .parse()
+            .map_err(|e| format!("{:?}: {e}", self.address))?;
+        let name = self.name.clone().filter(|n| !n.is_empty());
+        Ok(lettre::message::Mailbox::new(name, address))
     }
-}
-
-/// A quoted-string with `\` and `"` escaped.
-fn quote(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 /// RFC 5322 `atext`.
@@ -202,25 +176,36 @@ mod tests {
         }
     }
 
+    /// What lettre writes means the same mailbox: the name and address a
+    /// mail client reads back (the spelling, quoted or encoded, is lettre's).
     #[test]
     fn names_are_quoted_or_encoded() {
-        let t = |s: &str| parse_mailbox(s).unwrap().header_tokens().join(" ");
-        assert_eq!(t("a@example.com"), "a@example.com");
-        assert_eq!(
-            t("Carillon Alerts <a@example.com>"),
-            "Carillon Alerts <a@example.com>"
-        );
-        assert_eq!(
-            t("Ops, Night <a@example.com>"),
-            r#""Ops, Night" <a@example.com>"#
-        );
-        assert_eq!(
-            t(r#""Say \"hi\"" <a@example.com>"#),
-            r#""Say \"hi\"" <a@example.com>"#
-        );
-        assert_eq!(
-            t("告警 <a@example.com>"),
-            "=?UTF-8?B?5ZGK6K2m?= <a@example.com>"
-        );
+        let read_back = |s: &str| {
+            let mailbox = parse_mailbox(s).unwrap().to_lettre().unwrap();
+            let mut headers = lettre::message::header::Headers::new();
+            headers.set(lettre::message::header::From::from(
+                lettre::message::Mailboxes::from(mailbox),
+            ));
+            let raw = format!("{headers}\r\nbody\r\n");
+            assert!(raw.is_ascii(), "{raw}");
+            let parsed = mail_parser::MessageParser::default()
+                .parse(raw.as_bytes())
+                .unwrap();
+            let from = parsed.from().unwrap().first().unwrap();
+            (
+                from.name().map(str::to_owned),
+                from.address().unwrap().to_owned(),
+            )
+        };
+        let a = "a@example.com".to_owned();
+        assert_eq!(read_back("a@example.com"), (None, a.clone()));
+        for name in ["Carillon Alerts", "Ops, Night", r#"Say "hi""#, "告警"] {
+            let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+            assert_eq!(
+                read_back(&format!("\"{quoted}\" <a@example.com>")),
+                (Some(name.to_owned()), a.clone()),
+                "{name}"
+            );
+        }
     }
 }

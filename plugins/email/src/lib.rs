@@ -8,9 +8,10 @@
 //!   policy allows), optional AUTH (PLAIN or LOGIN) with `username` and
 //!   `password` (a secret). `/server/host` is an endpoint field, so the
 //!   configured server is granted to the destination and nothing else is.
-//! - Message (RFC 5322 / MIME, written here, deterministic for a given
-//!   context): `Date` from the attempt's clock, `Message-ID` from the
-//!   delivery id (stable across retries, unique per delivery),
+//! - Message (RFC 5322 / MIME, written by lettre's message builder,
+//!   deterministic for a given context): `Date` from the attempt's clock,
+//!   `Message-ID` from the delivery id (stable across retries, unique per
+//!   delivery),
 //!   `MIME-Version`, the subject from the title (RFC 2047 encoded words when
 //!   it is not plain ASCII), `Auto-Submitted: auto-generated`. The body is
 //!   `multipart/alternative`: `text/plain` first and `text/html` last, both
@@ -22,7 +23,9 @@
 //!   shown as text and only http(s)/mailto links kept, the table with its
 //!   display names, prefix/suffix and good/bad colours, the fields as a
 //!   definition table, the link as a button, and a localized footer (English
-//!   or Chinese). Everything user-provided is HTML-escaped.
+//!   or Chinese). Everything user-provided is HTML-escaped. The Markdown is
+//!   rendered within the SDK's converter bounds (nesting at most
+//!   `text::MAX_NESTING` deep, output within [`markdown_budget`]).
 //! - Size: the HTML part is kept under [`HTML_BUDGET`] bytes (Gmail clips
 //!   longer HTML) and the text part under [`TEXT_BUDGET`], table rows first
 //!   and then the body, each with a visible note; the whole message must fit
@@ -41,9 +44,9 @@ use serde::Deserialize;
 pub mod address;
 mod html;
 mod mail;
-pub mod mime;
 mod text;
 
+pub use html::{markdown as markdown_to_html, markdown_budget};
 pub use mail::{Attachment, Composed, compose};
 
 /// The email channel.

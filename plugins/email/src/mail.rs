@@ -1,10 +1,23 @@
 //! Composing the email: envelope, headers, the alternative text and HTML
-//! parts (fitted to their budgets) and the attachments.
+//! parts (fitted to their budgets) and the attachments. The MIME text is
+//! written by lettre's message builder (the `builder` feature only: no
+//! transport; the gateway's `smtp` import sends the bytes): RFC 2047 encoded
+//! words, header folding, quoted-printable and base64 bodies, multipart
+//! boundaries and the RFC 5322 date. It builds for `wasm32-wasip2`, and with
+//! the date, Message-ID and boundaries given here its output is
+//! deterministic.
+
+use std::time::{Duration, SystemTime};
 
 use carillon_sdk::{Context, DeliverError, Message, Severity, fit};
+use email_encoding::headers::rfc2047;
+use email_encoding::headers::writer::EmailWriter;
+use lettre::message::header::{
+    ContentDisposition, ContentTransferEncoding, ContentType, HeaderName, HeaderValue,
+};
+use lettre::message::{MultiPart, SinglePart};
 
 use crate::address::{Mailbox, parse_mailbox};
-use crate::mime::{self, CRLF, Part};
 use crate::{AttachmentKind, EmailConfig, HTML_BUDGET, TEXT_BUDGET, html, text};
 
 /// An attachment as added to the mail.
@@ -18,8 +31,8 @@ pub struct Attachment {
     pub bytes: Vec<u8>,
 }
 
-/// An email before encoding: what the golden tests show and
-/// [`Composed::to_bytes`] writes.
+/// An email: its envelope, the parts the golden tests show and the message
+/// lettre wrote, which [`Composed::to_bytes`] gives.
 #[derive(Debug, Clone)]
 pub struct Composed {
     /// MAIL FROM.
@@ -28,48 +41,107 @@ pub struct Composed {
     pub envelope_to: Vec<String>,
     /// The `Message-ID` value, with angle brackets.
     pub message_id: String,
-    /// The top-level header fields, encoded and folded, in order (without
-    /// the `Content-Type` of the body).
-    pub headers: String,
     /// The text/plain part.
     pub text: String,
     /// The text/html part.
     pub html: String,
     /// The attachments, in order.
     pub attachments: Vec<Attachment>,
-    boundary_tag: String,
+    message: lettre::Message,
 }
 
 impl Composed {
     /// The complete RFC 5322 message: 7-bit, CRLF line ends.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let alternative = Part::multipart(
-            "alternative",
-            &format!("=_alt_{}", self.boundary_tag),
-            &[
-                Part::text("plain", &self.text),
-                Part::text("html", &self.html),
-            ],
-        );
-        let body = if self.attachments.is_empty() {
-            alternative
-        } else {
-            let mut parts = vec![alternative];
-            parts.extend(
-                self.attachments
-                    .iter()
-                    .map(|a| Part::attachment(&a.content_type, &a.filename, &a.bytes)),
-            );
-            Part::multipart("mixed", &format!("=_mixed_{}", self.boundary_tag), &parts)
-        };
-        let mut out = String::with_capacity(body.body.len() + 2048);
-        out.push_str(&self.headers);
-        out.push_str(&body.headers);
-        out.push_str(CRLF);
-        out.push_str(&body.body);
-        out.push_str(CRLF);
-        out.into_bytes()
+        self.message.formatted()
     }
+}
+
+/// The latest date httpdate (lettre's `Date` header) can write: 9999-12-31
+/// 23:59:59 UTC. A later clock is written as this rather than panicking.
+const LAST_DATE_MS: u64 = 253_402_300_799_000;
+
+/// A custom header field (lettre encodes and folds the value).
+fn raw_header(name: &'static str, value: &str) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value.to_owned())
+}
+
+/// Unstructured header text (a subject): whitespace runs collapsed to one
+/// space and control characters dropped, so a title cannot fold or end the
+/// header itself.
+fn unstructured(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .collect();
+    clean
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The `Subject` field. lettre encodes (RFC 2047) only the words that are
+/// not ASCII and writes ASCII words as they are, which is wrong for two
+/// kinds of titles: a word that looks like an encoded word (`=?…?=`, which
+/// a client would decode) and a word too long to fold (a line over 78, or
+/// 998, characters). Those titles are encoded whole with lettre's own
+/// encoder (`email-encoding`), which splits and folds the encoded words.
+fn subject(title: &str) -> HeaderValue {
+    let name = HeaderName::new_from_ascii_str("Subject");
+    let clean = unstructured(title);
+    let plain = clean.split(' ').all(|w| w.len() <= 60 && !w.contains("=?"));
+    if plain {
+        return HeaderValue::new(name, clean);
+    }
+    let mut encoded = String::with_capacity(clean.len() * 2);
+    {
+        let mut writer = EmailWriter::new(&mut encoded, "Subject: ".len(), 0, false);
+        // Writing to a String cannot fail.
+        let _ = rfc2047::encode(&clean, &mut writer);
+    }
+    HeaderValue::dangerous_new_pre_encoded(name, clean, encoded)
+}
+
+/// The MIME body: the text and HTML alternatives, inside a
+/// `multipart/mixed` beside the attachments when there are any. The
+/// boundaries contain `=_`, which quoted-printable and base64 never write.
+fn body(
+    tag: &str,
+    text: &str,
+    html: &str,
+    attachments: &[Attachment],
+) -> Result<MultiPart, DeliverError> {
+    let text_part = |content_type: ContentType, body: &str| {
+        SinglePart::builder()
+            .header(content_type)
+            .header(ContentTransferEncoding::QuotedPrintable)
+            .body(body.to_owned())
+    };
+    let alternative = MultiPart::alternative()
+        .boundary(format!("=_alt_{tag}"))
+        .singlepart(text_part(ContentType::TEXT_PLAIN, text))
+        .singlepart(text_part(ContentType::TEXT_HTML, html));
+    if attachments.is_empty() {
+        return Ok(alternative);
+    }
+    let mut mixed = MultiPart::mixed()
+        .boundary(format!("=_mixed_{tag}"))
+        .multipart(alternative);
+    for a in attachments {
+        let content_type =
+            ContentType::parse(&format!("{}; name=\"{}\"", a.content_type, a.filename))
+                .map_err(|e| DeliverError::rejected(format!("attachment {}: {e}", a.filename)))?;
+        mixed = mixed.singlepart(
+            SinglePart::builder()
+                .header(content_type)
+                .header(ContentTransferEncoding::Base64)
+                .header(ContentDisposition::attachment(&a.filename))
+                .body(a.bytes.clone()),
+        );
+    }
+    Ok(mixed)
 }
 
 /// What the parts say in the destination's language.
@@ -199,42 +271,43 @@ pub fn compose(
         });
     }
 
-    let mut headers = String::new();
-    headers.push_str(&mime::simple_header(
-        "Date",
-        &mime::rfc5322_date(ctx.now_ms),
-    ));
-    headers.push_str(&mime::header("From", &from.header_tokens()));
-    headers.push_str(&mime::header("To", &list_tokens(&to)));
-    if !cc.is_empty() {
-        headers.push_str(&mime::header("Cc", &list_tokens(&cc)));
+    let lettre_mailbox = |what: &str, m: &Mailbox| m.to_lettre().map_err(|e| invalid(what, e));
+    let date_ms = ctx.now_ms.min(LAST_DATE_MS);
+    let mut builder = lettre::Message::builder()
+        .date(SystemTime::UNIX_EPOCH + Duration::from_millis(date_ms))
+        .from(lettre_mailbox("from", &from)?);
+    for m in &to {
+        builder = builder.to(lettre_mailbox("to", m)?);
     }
-    if !reply_to.is_empty() {
-        headers.push_str(&mime::header("Reply-To", &list_tokens(&reply_to)));
+    for m in &cc {
+        builder = builder.cc(lettre_mailbox("cc", m)?);
     }
-    let subject = mime::unstructured(&message.title);
-    headers.push_str(&mime::header("Subject", &subject));
-    headers.push_str(&mime::simple_header("Message-ID", &message_id));
-    headers.push_str(&mime::simple_header("MIME-Version", "1.0"));
-    headers.push_str(&mime::simple_header("Auto-Submitted", "auto-generated"));
-    headers.push_str(&mime::simple_header(
-        "X-Auto-Response-Suppress",
-        "OOF, AutoReply",
-    ));
+    for m in &reply_to {
+        builder = builder.reply_to(lettre_mailbox("reply_to", m)?);
+    }
+    builder = builder
+        .raw_header(subject(&message.title))
+        .message_id(Some(message_id.clone()))
+        .raw_header(raw_header("Auto-Submitted", "auto-generated"))
+        .raw_header(raw_header("X-Auto-Response-Suppress", "OOF, AutoReply"));
     if message.severity == Severity::Critical {
-        headers.push_str(&mime::simple_header("Importance", "high"));
-        headers.push_str(&mime::simple_header("X-Priority", "1"));
+        builder = builder
+            .raw_header(raw_header("Importance", "high"))
+            .raw_header(raw_header("X-Priority", "1"));
     }
+    // Bcc recipients are in the envelope only: no `Bcc` header is written.
+    let built = builder
+        .multipart(body(&tag, &text, &html, &attachments)?)
+        .map_err(|e| DeliverError::invalid_config(format!("the message: {e}")))?;
 
     Ok(Composed {
         envelope_from: from.address.clone(),
         envelope_to,
         message_id,
-        headers,
         text,
         html,
         attachments,
-        boundary_tag: tag,
+        message: built,
     })
 }
 
@@ -270,21 +343,6 @@ fn fit_html(
 /// The decoded size of a part as a client sees it: line ends are CRLF.
 pub(crate) fn sent_len(text: &str) -> usize {
     text.len() + text.matches('\n').count()
-}
-
-/// Mailboxes as header tokens, commas after all but the last.
-fn list_tokens(mailboxes: &[Mailbox]) -> Vec<String> {
-    let mut tokens = Vec::new();
-    for (i, mailbox) in mailboxes.iter().enumerate() {
-        let mut mine = mailbox.header_tokens();
-        if i + 1 < mailboxes.len()
-            && let Some(last) = mine.last_mut()
-        {
-            last.push(',');
-        }
-        tokens.extend(mine);
-    }
-    tokens
 }
 
 /// The delivery id reduced to letters, digits, `-` and `_` (at most 60), for

@@ -174,15 +174,20 @@ fn headers_and_structure() {
     // multipart/mixed around multipart/alternative: text first, HTML last.
     let root = parsed.root_part().content_type().unwrap();
     assert_eq!((root.ctype(), root.subtype()), ("multipart", Some("mixed")));
-    let text = String::from_utf8(mail.message.clone()).unwrap();
+    // Header names, MIME types and charsets are case-insensitive (RFC 2045
+    // §5.1), and the charset may be quoted: compare them that way.
+    let text = String::from_utf8(mail.message.clone())
+        .unwrap()
+        .to_ascii_lowercase()
+        .replace("charset=\"utf-8\"", "charset=utf-8");
     let plain_at = text
-        .find("Content-Type: text/plain; charset=UTF-8")
+        .find("content-type: text/plain; charset=utf-8")
         .unwrap();
-    let html_at = text.find("Content-Type: text/html; charset=UTF-8").unwrap();
+    let html_at = text.find("content-type: text/html; charset=utf-8").unwrap();
     assert!(plain_at < html_at);
-    assert!(text.contains("Content-Type: multipart/alternative;"));
+    assert!(text.contains("content-type: multipart/alternative;"));
     assert_eq!(
-        text.matches("Content-Transfer-Encoding: quoted-printable")
+        text.matches("content-transfer-encoding: quoted-printable")
             .count(),
         2
     );
@@ -209,6 +214,39 @@ fn headers_and_structure() {
     );
     assert_eq!(parsed.attachment_count(), 0);
     assert!(parsed.cc().is_some());
+}
+
+/// The subject (what mime.rs's own tests pinned before lettre wrote it):
+/// line breaks and control characters in a title cannot end the header or
+/// add one, whitespace collapses, and long or non-ASCII titles are encoded
+/// and folded into lines a client reads back as written.
+#[test]
+fn subjects_are_one_clean_header() {
+    let subject_of = |title: &str| {
+        let mut message = sample("plain");
+        message.title = title.to_owned();
+        let mail = render(&config(), &message);
+        let headers = header_block(&mail.message);
+        assert!(
+            !headers.to_ascii_lowercase().contains("\nbcc:"),
+            "{headers}"
+        );
+        let text = String::from_utf8(mail.message.clone()).unwrap();
+        for line in text.split("\r\n") {
+            assert!(line.len() <= 78, "{line:?}");
+        }
+        let parsed = MessageParser::default().parse(&mail.message).unwrap();
+        parsed.subject().unwrap_or_default().to_owned()
+    };
+    assert_eq!(
+        subject_of("Nightly  ETL\r\nBcc: evil@example.com\u{7}"),
+        "Nightly ETL Bcc: evil@example.com"
+    );
+    let long = "数据同步任务失败，".repeat(12);
+    assert_eq!(subject_of(&long), long);
+    assert_eq!(subject_of("=?UTF-8?B?x?="), "=?UTF-8?B?x?=");
+    let words = "word ".repeat(30);
+    assert_eq!(subject_of(&words), words.trim_end());
 }
 
 #[test]
