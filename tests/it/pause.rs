@@ -293,17 +293,21 @@ async fn a_paused_destination_hands_its_messages_to_the_fallback() {
         Some("backup"),
     );
     let first = p.enqueue(&message("ETL failed"), &["dt"]).await;
-    p.advance_until(Duration::from_secs(1), "the first reaches the fallback", || {
-        ding.delivered().len() == 1
-    })
+    p.advance_until(
+        Duration::from_secs(1),
+        "the first reaches the fallback",
+        || ding.delivered().len() == 1,
+    )
     .await;
     assert!(p.destinations.pauses().get("dt").is_some(), "dt is paused");
     assert_eq!(p.state(&first[0]), Some(StateKind::Dead));
     let second = p.enqueue(&message("second"), &["dt"]).await;
     p.dispatcher.as_ref().expect("running").wake();
-    p.advance_until(Duration::from_secs(1), "the second reaches the fallback", || {
-        ding.delivered().len() == 2
-    })
+    p.advance_until(
+        Duration::from_secs(1),
+        "the second reaches the fallback",
+        || ding.delivered().len() == 2,
+    )
     .await;
     assert_eq!(p.state(&second[0]), Some(StateKind::Dead));
     assert_eq!(

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State as Extract;
-use axum::{Extension, Json};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
 
+use super::auth::Principal;
 use super::error::ApiError;
 use super::view::time;
-use super::auth::Principal;
 use super::{State, auth, body};
 use crate::access::DEFAULT_WORKSPACE;
 use crate::event::FieldError;

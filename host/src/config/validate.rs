@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 use super::parse::Broken;
 use super::raw::RawConfig;
 use super::secret::Resolver;
-use super::{
-    Config, auth, destinations, monitors, references, sections, timeouts, workspaces,
-};
+use super::{Config, auth, destinations, monitors, references, sections, timeouts, workspaces};
 use crate::problem::{Findings, KeyPath};
 use crate::{render, route};
 
