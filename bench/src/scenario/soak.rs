@@ -181,8 +181,12 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
     let faults = Faults::soak();
     ctx.receiver.set(PATH, Behaviour::Flaky(faults));
     let mut gateway = ctx.gateway("soak", &setup(PATH)).await?;
+    // Samples come a minute apart, as long as the gateway's idle timeout
+    // (60 s): a pooled connection would be closed by the gateway just as
+    // the next sample reuses it. Idle connections are dropped well before.
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
+        .pool_idle_timeout(Duration::from_secs(20))
         .build()?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let live = out.join("soak-samples.jsonl");

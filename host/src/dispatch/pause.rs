@@ -109,6 +109,7 @@ mod tests {
                 name: "bot".into(),
                 config: serde_json::json!({ "webhook": format!("https://x/?access_token={token}") }),
                 grant: Arc::new(Grant::default()),
+                secrets: Arc::default(),
             },
             fallback: None,
             rate_limits: Vec::new(),

@@ -13,7 +13,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::convert;
 use super::exports::{Export, Exports, Signature};
-use super::imports::{HostState, MemoryLimitExceeded};
+use super::imports::{CallSite, HostState, MemoryLimitExceeded};
 use super::loaded::{Destination, Plugin};
 use super::runtime::{EPOCH_TICK, Runtime};
 use super::secrets::Secrets;
@@ -246,9 +246,11 @@ impl Runtime {
             inner.http.clone(),
             inner.smtp.clone(),
             grant,
-            Arc::from(name.as_str()),
-            Arc::from(destination),
-            secrets.clone(),
+            CallSite {
+                plugin: Arc::from(name.as_str()),
+                destination: Arc::from(destination),
+                secrets: secrets.clone(),
+            },
             limits.memory_bytes,
             limits.max_log_lines,
         );

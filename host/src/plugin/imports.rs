@@ -36,6 +36,14 @@ pub(crate) struct HostState {
     pub(crate) dropped_log_lines: u32,
 }
 
+/// Whose call a sandbox serves: named in its log lines, and the secrets
+/// scrubbed from them.
+pub(crate) struct CallSite {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) destination: Arc<str>,
+    pub(crate) secrets: Arc<Secrets>,
+}
+
 impl HostState {
     /// A sandbox with nothing granted: no files, env, args or sockets; the
     /// guest's stdout and stderr go to bounded in-memory pipes.
@@ -43,12 +51,15 @@ impl HostState {
         http: HttpEgress,
         smtp: SmtpEgress,
         grant: Arc<Grant>,
-        plugin: Arc<str>,
-        destination: Arc<str>,
-        secrets: Arc<Secrets>,
+        site: CallSite,
         memory_bytes: usize,
         max_log_lines: u32,
     ) -> (Self, MemoryOutputPipe) {
+        let CallSite {
+            plugin,
+            destination,
+            secrets,
+        } = site;
         let output = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
         let wasi = WasiCtx::builder()
             .stdout(output.clone())

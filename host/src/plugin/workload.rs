@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wasmtime::Store;
 
 use super::call::run;
-use super::imports::HostState;
+use super::imports::{CallSite, HostState};
 use super::types::{DeliverError, DeliveryContext, Outgoing};
 use super::{CallError, Destination, LoadError, Plugin, Runtime, convert};
 use crate::egress::Grant;
@@ -89,9 +89,11 @@ pub async fn bare_render(
         inner.http.clone(),
         inner.smtp.clone(),
         Arc::clone(&args.grant),
-        Arc::from(""),
-        Arc::from(""),
-        Arc::default(),
+        CallSite {
+            plugin: Arc::from(""),
+            destination: Arc::from(""),
+            secrets: Arc::default(),
+        },
         inner.limits.memory_bytes,
         inner.limits.max_log_lines,
     );

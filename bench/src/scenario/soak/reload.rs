@@ -59,8 +59,11 @@ impl Installer {
             dir: dir.to_owned(),
             reload_url,
             // Compiling a build on a busy machine can take a while.
+            // Reloads come minutes apart, past the gateway's idle timeout:
+            // never reuse a connection the gateway may be closing.
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(300))
+                .pool_idle_timeout(Duration::from_secs(20))
                 .build()?,
             base,
             build: 0,
