@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use carillon::api::reconfigure::ConfigSource;
 use carillon::catalog::Catalog;
 use carillon::config::{
     Checked, Config, ConfigError, DEFAULTS_TOML, LocalTokens, Resolver, process_env,
@@ -183,7 +184,14 @@ async fn serve(
         Some(path) => tracing::info!(config = %path.display(), "starting"),
         None => tracing::info!("starting on the embedded defaults (no --config given)"),
     }
-    let gateway = match Gateway::start(config, Options::default()).await {
+    let options = Options {
+        config_source: ConfigSource {
+            file: file.map(Path::to_path_buf),
+            listen,
+        },
+        ..Options::default()
+    };
+    let gateway = match Gateway::start(config, options).await {
         Ok(gateway) => gateway,
         Err(StartError::Config(problems)) => {
             let mut err = std::io::stderr().lock();
@@ -220,31 +228,42 @@ async fn serve(
             tokens.ingest.expose(),
         )?;
     }
-    wait_for_signal().await;
+    wait_for_signal(&gateway).await;
     tracing::info!("stopping: finishing requests, handing back deliveries, flushing the outbox");
     gateway.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM; each SIGHUP meanwhile reloads the config
+/// file (the outcome is logged; a file that does not pass changes nothing).
+async fn wait_for_signal(gateway: &Gateway) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let (Ok(mut term), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = term.recv() => return,
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the config file");
+                    // `reload_config` logs what took; only refusals here.
+                    if let Err(error) = gateway.reload_config().await {
+                        tracing::error!(%error, "config reload refused; the running config stays");
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = gateway;
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -17,6 +17,9 @@ use carillon_outbox::{Clock, OpenError, Outbox, OutboxConfig, SystemClock};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::reconfigure::{
+    ConfigSource, ReloadError, Reloaded, compile_templates, fill_tokens,
+};
 use crate::api::{self, Live, Parts, State};
 use crate::catalog::watch::WatchSettings;
 use crate::catalog::{CatalogError, Reloader};
@@ -25,7 +28,6 @@ use crate::dispatch::metrics::Metrics;
 use crate::dispatch::registry::DestinationRegistry;
 use crate::dispatch::{DispatchConfig, Dispatcher};
 use crate::plugin::{Runtime, RuntimeError};
-use crate::render::Renderer;
 use crate::route::Router;
 
 /// How to start a gateway beyond its config (tests shorten these).
@@ -45,6 +47,8 @@ pub struct Options {
     /// How long a plugin file must stay unchanged (size and modification
     /// time) before it is loaded.
     pub plugin_settle: Duration,
+    /// Where the config came from, for reloads (none: a reload refuses).
+    pub config_source: ConfigSource,
 }
 
 impl Default for Options {
@@ -55,6 +59,7 @@ impl Default for Options {
             housekeeping_interval: Duration::from_secs(60),
             plugin_debounce: Duration::from_millis(500),
             plugin_settle: Duration::from_secs(1),
+            config_source: ConfigSource::default(),
         }
     }
 }
@@ -118,13 +123,7 @@ impl Gateway {
         crate::tls::install_crypto_provider();
         let data_dir = config.server.data_dir.clone();
         // Generated tokens fill what the config leaves out.
-        let tokens = if !config.auth.has_instance_admin() || !config.auth.has_ingest() {
-            let tokens = LocalTokens::load_or_create(&data_dir)?;
-            tokens.apply(&mut config);
-            Some(tokens)
-        } else {
-            None
-        };
+        let tokens = fill_tokens(&mut config)?;
 
         let runtime = Runtime::new(config.runtime_config())?;
         // The reloader's first load fills the directory: the plugins chosen
@@ -141,16 +140,7 @@ impl Gateway {
         if !problems.is_empty() {
             return Err(StartError::Config(problems));
         }
-        let renderer =
-            Renderer::new(&config.templates, config.render.clone()).map_err(|errors| {
-                StartError::Templates(
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            })?;
+        let renderer = compile_templates(&config).map_err(StartError::Templates)?;
         let router = Router::new(config.routes.clone());
 
         let mut outbox_config = OutboxConfig::new(data_dir.join("outbox"));
@@ -216,6 +206,7 @@ impl Gateway {
             monitors,
             waker: dispatcher.waker(),
             clock: options.clock.clone(),
+            source: options.config_source.clone(),
         });
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
@@ -284,6 +275,12 @@ impl Gateway {
     /// The generated tokens in use, when the config left them out.
     pub fn local_tokens(&self) -> Option<&LocalTokens> {
         self.tokens.as_ref()
+    }
+
+    /// Reads the config file again and applies it; see
+    /// [`crate::api::reconfigure`].
+    pub async fn reload_config(&self) -> Result<Reloaded, ReloadError> {
+        crate::api::reconfigure::reload(&self.state).await
     }
 
     /// The shared state (for reloads and tests).

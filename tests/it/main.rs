@@ -8,6 +8,7 @@ mod api_pause;
 mod api_secrets;
 mod channels;
 mod channels_dialects;
+mod config_reload;
 mod dispatch;
 mod email;
 mod limits;

@@ -67,6 +67,15 @@ pub enum ApiError {
     /// The event is valid but a template cannot render it.
     #[error("{0}")]
     Unrenderable(String),
+    /// A config (a reloaded file) does not pass its checks; every problem
+    /// is listed, with its key path.
+    #[error("{message}")]
+    InvalidConfig {
+        /// What happened.
+        message: String,
+        /// Every problem.
+        errors: Vec<FieldError>,
+    },
     /// The resource is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
@@ -125,7 +134,9 @@ impl ApiError {
             ApiError::MalformedJson { .. }
             | ApiError::InvalidEvent(_)
             | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unrenderable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unrenderable(_) | ApiError::InvalidConfig { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Backpressure { .. }
             | ApiError::StorageUnavailable { .. }
@@ -147,6 +158,7 @@ impl ApiError {
             ApiError::InvalidEvent(_) => "invalid_event",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::Unrenderable(_) => "unrenderable",
+            ApiError::InvalidConfig { .. } => "invalid_config",
             ApiError::Conflict(_) => "conflict",
             ApiError::Backpressure { .. } => "backpressure",
             ApiError::StorageUnavailable { .. } => "storage_unavailable",
@@ -167,7 +179,9 @@ impl ApiError {
                 code: self.code(),
                 message,
                 errors: match self {
-                    ApiError::InvalidEvent(errors) => errors.clone(),
+                    ApiError::InvalidEvent(errors) | ApiError::InvalidConfig { errors, .. } => {
+                        errors.clone()
+                    }
                     _ => Vec::new(),
                 },
             },
@@ -189,7 +203,7 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// Human-readable explanation.
     pub message: String,
-    /// Every schema problem (`invalid_event` only).
+    /// Every problem (`invalid_event`, `invalid_config`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }

@@ -9,12 +9,14 @@
 mod admin;
 mod auth;
 mod body;
+mod config_reload;
 pub mod error;
 mod ingest;
 pub mod metrics;
 mod monitor_run;
 mod monitors;
 mod ops;
+pub mod reconfigure;
 pub mod serve;
 pub mod stored;
 mod timer_fire;
@@ -95,6 +97,10 @@ pub struct State {
     pub waker: Waker,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
+    /// Where the config came from (a reload reads it again).
+    pub source: reconfigure::ConfigSource,
+    /// One config reload at a time.
+    pub reload_lock: tokio::sync::Mutex<()>,
     ready: AtomicBool,
 }
 
@@ -116,6 +122,7 @@ pub struct Parts {
     pub monitors: Arc<crate::monitor::Monitors>,
     pub waker: Waker,
     pub clock: Arc<dyn Clock>,
+    pub source: reconfigure::ConfigSource,
 }
 
 impl State {
@@ -142,6 +149,8 @@ impl State {
             registry,
             waker: parts.waker,
             clock: parts.clock,
+            source: parts.source,
+            reload_lock: tokio::sync::Mutex::new(()),
             ready: AtomicBool::new(false),
         })
     }
@@ -234,6 +243,7 @@ pub const ROUTES: &[Endpoint] = &[
     at!(POST "/v1/deliveries/{id}/retry", Operate, admin::retry),
     at!(GET "/v1/plugins", Read, admin::plugins),
     at!(POST "/v1/plugins/reload", Instance, admin::reload_plugins),
+    at!(POST "/v1/config/reload", Instance, config_reload::reload),
     at!(GET "/v1/destinations", Read, admin::destinations),
     at!(POST "/v1/destinations/{name}/test", Operate, admin::test_push),
     at!(POST "/v1/destinations/{name}/retry-dead", Operate, admin::retry_dead),

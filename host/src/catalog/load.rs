@@ -144,10 +144,20 @@ impl Reloader {
     /// Checks every destination of `plugin`'s name against it: the JSON
     /// Schema, then the plugin's own `validate`.
     pub(super) async fn validate(&self, plugin: &Plugin, config: &Config) -> Result<(), String> {
+        self.validate_where(plugin, config, |_| true).await
+    }
+
+    /// [`validate`](Self::validate), for the destinations `wanted` names.
+    pub(super) async fn validate_where(
+        &self,
+        plugin: &Plugin,
+        config: &Config,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<(), String> {
         for (name, d) in config
             .destinations
             .iter()
-            .filter(|(_, d)| d.plugin == plugin.name())
+            .filter(|(name, d)| d.plugin == plugin.name() && wanted(name))
         {
             // Messages may quote the config: hide what this build declares
             // secret as well as what the config itself marks.

@@ -33,6 +33,7 @@
 mod load;
 mod metrics;
 mod reconcile;
+mod reconfigure;
 mod reload;
 pub(crate) mod scan;
 mod snapshot;

@@ -149,7 +149,7 @@ impl Reloader {
 
 /// The destination entries of every destination that uses `plugin`, with
 /// grants computed for its manifest.
-fn destination_entries(
+pub(super) fn destination_entries(
     runtime: &Runtime,
     config: &Config,
     plugin: &Plugin,

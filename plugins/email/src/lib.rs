@@ -44,10 +44,11 @@ use serde::Deserialize;
 pub mod address;
 mod html;
 mod mail;
+mod markdown;
 mod text;
 
-pub use html::{markdown as markdown_to_html, markdown_budget};
 pub use mail::{Attachment, Composed, compose};
+pub use markdown::{markdown as markdown_to_html, markdown_budget};
 
 /// The email channel.
 pub struct Email;

@@ -1,0 +1,228 @@
+//! Reloading `carillon.toml` while running (SIGHUP, `POST
+//! /v1/config/reload`), as Prometheus and Alertmanager operators expect.
+//!
+//! The file is read and checked exactly as at start (the same problems,
+//! with their key paths and lines), then against the loaded plugins (their
+//! JSON Schemas, and the `validate` of every destination added or changed),
+//! and the templates are compiled: nothing changes unless all of it
+//! passes. Then routes, templates, tokens, destinations, channels, pins,
+//! workspaces, task-timeout defaults and fallbacks take effect in one step.
+//!
+//! Invariants: an event accepted before the swap is delivered as it was
+//! routed at its acceptance (its deliveries are already in the outbox); a
+//! delivery already running finishes on the settings it started with; a
+//! destination the new file drops keeps its registry entry, so what is
+//! queued for it still goes out. Sections read once at start
+//! ([`RESTART_SECTIONS`]) keep their running values; the answer names each
+//! one the file changes. One reload runs at a time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::{Live, State};
+use crate::config::{Config, ConfigError, LocalTokens, Problems, TokenFileError};
+use crate::render::Renderer;
+use crate::route::Router;
+
+/// Where the running config came from, so that a reload reads it again.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    /// The file (`serve --config`); `None` on the embedded defaults.
+    pub file: Option<PathBuf>,
+    /// `serve --listen`, which overrides `[server] listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// The settings read once at start: a reload keeps their running values.
+/// Each is a key path and how to read it from a config (as JSON, secrets
+/// redacted).
+pub const RESTART_SECTIONS: &[&str] = &[
+    "server",
+    "runtime",
+    "egress",
+    "outbox",
+    "monitors",
+    "dispatch.workers",
+    "dispatch.retry",
+    "timeouts.late_window",
+];
+
+/// The sections a reload applies, as named in the answer's `changed`.
+const LIVE_SECTIONS: &[&str] = &[
+    "auth",
+    "channels",
+    "plugin_pins",
+    "destinations",
+    "routes",
+    "templates",
+    "render",
+    "workspaces",
+    "timeouts",
+    "dispatch.global_fallback",
+];
+
+/// A reload that took.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reloaded {
+    /// The file read.
+    pub file: PathBuf,
+    /// The applied sections whose content changed.
+    pub changed: Vec<&'static str>,
+    /// Sections the file changes that keep their running values until the
+    /// next start.
+    pub restart_required: Vec<&'static str>,
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// `serve` ran without `--config`.
+    #[error(
+        "the gateway runs on its embedded defaults (started without --config): there is no file to reload"
+    )]
+    NoFile,
+    /// The file could not be read.
+    #[error("{0}; nothing was changed")]
+    Read(String),
+    /// The file, or its fit with the loaded plugins, has problems.
+    #[error("the config has {count} problem(s); nothing was changed: {}", one_line(.0), count = .0.len())]
+    Invalid(Problems),
+    /// A destination's plugin refuses its settings.
+    #[error("a plugin refuses the new settings; nothing was changed: {}", .0.join("; "))]
+    Refused(Vec<String>),
+    /// The templates do not compile.
+    #[error("the templates do not compile; nothing was changed: {0}")]
+    Templates(String),
+    /// The generated-token file could not be read.
+    #[error(transparent)]
+    Tokens(#[from] TokenFileError),
+}
+
+/// The config's templates compiled; every error on one line.
+pub fn compile_templates(config: &Config) -> Result<Renderer, String> {
+    Renderer::new(&config.templates, config.render.clone()).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Every problem on one line (a log line stays one line).
+fn one_line(problems: &Problems) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Tokens generated into the data directory fill what `config` leaves out
+/// (no instance admin, or no ingest token); `None` when nothing is missing.
+pub fn fill_tokens(config: &mut Config) -> Result<Option<LocalTokens>, TokenFileError> {
+    if config.auth.has_instance_admin() && config.auth.has_ingest() {
+        return Ok(None);
+    }
+    let tokens = LocalTokens::load_or_create(&config.server.data_dir)?;
+    tokens.apply(config);
+    Ok(Some(tokens))
+}
+
+/// Reads the config file again and applies it (see the module docs).
+pub async fn reload(state: &State) -> Result<Reloaded, ReloadError> {
+    let _one_at_a_time = state.reload_lock.lock().await;
+    let source = &state.source;
+    let file = source.file.clone().ok_or(ReloadError::NoFile)?;
+    let path = file.clone();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+        .await
+        .map_err(|e| ReloadError::Read(format!("the reading task failed: {e}")))?;
+    let mut config = match loaded {
+        Ok(config) => config,
+        Err(ConfigError::Invalid(problems)) => return Err(ReloadError::Invalid(problems)),
+        Err(read @ ConfigError::Read { .. }) => return Err(ReloadError::Read(read.to_string())),
+    };
+    if let Some(listen) = source.listen {
+        config.server.listen = listen;
+    }
+    let old = state.live();
+    // The running data directory holds the generated tokens (a new
+    // `data_dir` takes effect at the next start only).
+    let data_dir = std::mem::replace(
+        &mut config.server.data_dir,
+        old.config.server.data_dir.clone(),
+    );
+    let filled = fill_tokens(&mut config);
+    config.server.data_dir = data_dir;
+    filled?;
+
+    let problems = config.check_plugins(&*state.catalog());
+    if !problems.is_empty() {
+        return Err(ReloadError::Invalid(problems));
+    }
+    let renderer = compile_templates(&config).map_err(ReloadError::Templates)?;
+    let router = Router::new(config.routes.clone());
+
+    let restart_required = differing(&old.config, &config, RESTART_SECTIONS);
+    let changed = differing(&old.config, &config, LIVE_SECTIONS);
+    // What needs a restart keeps its running value, so that everything
+    // reading the live config agrees with what was built at start.
+    keep_restart_sections(&old.config, &mut config);
+
+    state
+        .plugins
+        .apply_config(&old.config, &config)
+        .await
+        .map_err(ReloadError::Refused)?;
+    state
+        .destinations
+        .set_global_fallback(config.dispatch.global_fallback.clone());
+    state.set_live(Live {
+        config,
+        router,
+        renderer,
+    });
+    let reloaded = Reloaded {
+        file,
+        changed,
+        restart_required,
+    };
+    tracing::info!(
+        file = %reloaded.file.display(),
+        changed = ?reloaded.changed,
+        restart_required = ?reloaded.restart_required,
+        "config reloaded"
+    );
+    Ok(reloaded)
+}
+
+/// The running values of [`RESTART_SECTIONS`], copied into `new`.
+fn keep_restart_sections(old: &Config, new: &mut Config) {
+    new.server = old.server.clone();
+    new.runtime = old.runtime.clone();
+    new.egress = old.egress.clone();
+    new.outbox = old.outbox.clone();
+    new.monitors = old.monitors.clone();
+    new.smtp_roots_pem = old.smtp_roots_pem.clone();
+    new.dispatch.workers = old.dispatch.workers;
+    new.dispatch.retry = old.dispatch.retry.clone();
+    new.timeouts.late_window = old.timeouts.late_window;
+}
+
+/// The key paths of `sections` whose value differs between the two
+/// configs (compared as their API view, secrets redacted: a changed secret
+/// alone shows as no change).
+fn differing(old: &Config, new: &Config, sections: &[&'static str]) -> Vec<&'static str> {
+    let (Ok(old), Ok(new)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
+        return Vec::new();
+    };
+    sections
+        .iter()
+        .copied()
+        .filter(|section| {
+            let pointer = format!("/{}", section.replace('.', "/"));
+            old.pointer(&pointer) != new.pointer(&pointer)
+        })
+        .collect()
+}

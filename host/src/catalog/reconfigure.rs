@@ -1,0 +1,55 @@
+//! Taking a reloaded config in (the API's `reconfigure`): the
+//! destinations it adds or changes are checked by the plugins serving them
+//! (their `validate`), and only when every one passes are the registry
+//! entries of every serving plugin rebuilt from it, in one step per
+//! plugin, and the catalog published anew.
+
+use std::sync::Arc;
+
+use super::reconcile::destination_entries;
+use super::reload::Reloader;
+use super::snapshot::snapshot;
+use crate::config::Config;
+
+impl Reloader {
+    /// Swaps `new` in for `old`: every destination that `new` adds or
+    /// changes (plugin or settings) must pass its serving plugin's
+    /// `validate`; on any refusal nothing changes and each reason is
+    /// returned. Destinations `new` drops keep their registry entries, so
+    /// deliveries already queued for them still go out with their last
+    /// settings; no new event is routed to them.
+    pub async fn apply_config(&self, old: &Config, new: &Config) -> Result<(), Vec<String>> {
+        // Holding the state keeps a rescan from swapping a build in with
+        // entries of the other config meanwhile.
+        let state = self.state.lock().await;
+        let mut refused = Vec::new();
+        for serving in state.serving.values() {
+            let changed = |name: &str| destination_changed(old, new, name);
+            if let Err(reason) = self.validate_where(&serving.plugin, new, changed).await {
+                refused.push(reason);
+            }
+        }
+        if !refused.is_empty() {
+            return Err(refused);
+        }
+        for serving in state.serving.values() {
+            let entries = destination_entries(&self.runtime, new, &serving.plugin);
+            self.destinations
+                .swap_plugin(serving.plugin.clone(), entries);
+        }
+        let catalog = Arc::new(snapshot(&state, new));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+        Ok(())
+    }
+}
+
+/// Is destination `name` new in `new`, or served by another plugin or with
+/// other settings than in `old`?
+fn destination_changed(old: &Config, new: &Config, name: &str) -> bool {
+    match (old.destinations.get(name), new.destinations.get(name)) {
+        (Some(was), Some(is)) => {
+            was.plugin != is.plugin || was.config.expose() != is.config.expose()
+        }
+        _ => true,
+    }
+}
