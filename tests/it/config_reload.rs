@@ -16,6 +16,8 @@ use carillon_tests::fakes::webhook::{Answer, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::support::wasm;
+
 const ADMIN: &str = "adm-reload-0123456789";
 const INGEST: &str = "ing-reload-0123456789";
 
@@ -77,14 +79,9 @@ async fn wait_for(receiver: &Receiver, n: usize, what: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reloaded_file_takes_effect_at_once_and_a_bad_one_changes_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (a, b) = (Receiver::start(None).await, Receiver::start(None).await);
-    let file = dir.path().join("carillon.toml");
-    let first = file_text(dir.path(), "127.0.0.1:0", &[("a", a.url("/a"))], "a", "");
-    std::fs::write(&file, &first).expect("write");
-    let config = Config::load(&file).expect("config");
+/// A gateway started from `file`, which reloads read again.
+async fn start(file: &Path) -> Gateway {
+    let config = Config::load(file).expect("config");
     let options = Options {
         dispatch: DispatchConfig {
             poll_interval: Duration::from_millis(20),
@@ -92,12 +89,22 @@ async fn a_reloaded_file_takes_effect_at_once_and_a_bad_one_changes_nothing() {
             ..DispatchConfig::default()
         },
         config_source: ConfigSource {
-            file: Some(file.clone()),
+            file: Some(file.to_path_buf()),
             listen: None,
         },
         ..Options::default()
     };
-    let gateway = Gateway::start(config, options).await.expect("starts");
+    Gateway::start(config, options).await.expect("starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_file_takes_effect_at_once_and_a_bad_one_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (Receiver::start(None).await, Receiver::start(None).await);
+    let file = dir.path().join("carillon.toml");
+    let first = file_text(dir.path(), "127.0.0.1:0", &[("a", a.url("/a"))], "a", "");
+    std::fs::write(&file, &first).expect("write");
+    let gateway = start(&file).await;
     let base = format!("http://{}", gateway.local_addr());
     let http = reqwest::Client::new();
     let event =
@@ -198,5 +205,63 @@ async fn a_reloaded_file_takes_effect_at_once_and_a_bad_one_changes_nothing() {
         status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN,
         "{status}"
     );
+    gateway.shutdown().await;
+}
+
+/// A vendor's first install without a restart: a destination naming a
+/// plugin nobody has dropped yet is refused (naming its key), and once the
+/// file is in the plugin directory the same reload creates it live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_for_a_just_dropped_plugin_is_created_by_a_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, hook) = (Receiver::start(None).await, Receiver::start(None).await);
+    let file = dir.path().join("carillon.toml");
+    std::fs::write(
+        &file,
+        file_text(dir.path(), "127.0.0.1:0", &[("a", a.url("/a"))], "a", ""),
+    )
+    .expect("write");
+    let gateway = start(&file).await;
+    let base = format!("http://{}", gateway.local_addr());
+    let http = reqwest::Client::new();
+
+    let with_echo = file_text(
+        dir.path(),
+        "127.0.0.1:0",
+        &[("a", a.url("/a"))],
+        "vendor",
+        &format!(
+            "\n[destinations.vendor]\nplugin = \"echo\"\nconfig = {{ url = \"{}\" }}\n",
+            hook.url("/echo")
+        ),
+    );
+    std::fs::write(&file, &with_echo).expect("write");
+    let (status, body) = post(&http, format!("{base}/v1/config/reload"), ADMIN, &json!({})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        error_paths(&body)
+            .iter()
+            .any(|p| p.starts_with("destinations.vendor")),
+        "{body}"
+    );
+
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    std::fs::write(plugins.join("echo.wasm"), wasm("carillon-fixture-echo-v1")).expect("drop");
+    let (status, body) = post(
+        &http,
+        format!("{base}/v1/plugins/reload"),
+        ADMIN,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = post(&http, format!("{base}/v1/config/reload"), ADMIN, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let event = json!({ "type": "demo.vendor", "source": "test", "title": "first install" });
+    let (status, body) = post(&http, format!("{base}/v1/events"), INGEST, &event).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    wait_for(&hook, 1, "the new plugin's destination").await;
+    assert!(a.received().is_empty());
     gateway.shutdown().await;
 }
