@@ -17,6 +17,7 @@ mod monitors;
 mod pause;
 mod rate;
 mod reload;
+mod retry_policy;
 mod support;
 mod timers;
 mod webhook;

@@ -161,6 +161,7 @@ impl Pipeline {
                 rate_limits,
                 concurrency: 4,
                 enabled: true,
+                retry: None,
             });
     }
 

@@ -193,6 +193,7 @@ fn destination_entry(
             .unwrap_or_else(|| plugin.manifest().rate_limits.clone()),
         concurrency: d.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
         enabled: config.destination_active(name),
+        retry: d.retry.clone(),
     })
 }
 

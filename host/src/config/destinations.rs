@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::plugin_config::escape;
-use super::raw::RawDestination;
+use super::raw::{RawDestination, RawRetry};
 use super::secret::{Resolver, SecretSource};
 use super::{DestinationConfig, PluginConfig};
 use crate::plugin::types::RateLimit;
@@ -24,6 +24,7 @@ pub(super) struct Destinations {
 /// Checks `[destinations]` and builds them.
 pub(super) fn destinations(
     raw: &BTreeMap<String, RawDestination>,
+    global_retry: &RawRetry,
     resolver: &Resolver<'_>,
     f: &mut Findings,
 ) -> Destinations {
@@ -37,7 +38,7 @@ pub(super) fn destinations(
         if !valid_name(name) {
             f.add(&dp, format!("the destination name {NAME_RULE}"));
         }
-        match destination(f, &dp, name, d, resolver) {
+        match destination(f, &dp, name, d, global_retry, resolver) {
             Ok(dest) => {
                 out.built.insert(name.clone(), dest);
             }
@@ -60,6 +61,7 @@ fn destination(
     dp: &KeyPath,
     name: &str,
     d: &RawDestination,
+    global_retry: &RawRetry,
     resolver: &Resolver<'_>,
 ) -> Result<DestinationConfig, &'static str> {
     if d.plugin.trim().is_empty() {
@@ -88,6 +90,10 @@ fn destination(
             })
             .collect::<Vec<_>>()
     });
+    let retry = d
+        .retry
+        .as_ref()
+        .map(|own| super::sections::retry(&own.over(global_retry), &dp.key("retry"), f));
     if let Some(n) = d.concurrency {
         f.positive(u64::from(n), &dp.key("concurrency"));
     }
@@ -128,6 +134,7 @@ fn destination(
         allow_hosts: d.allow_hosts.iter().map(|h| h.0.clone()).collect(),
         config: PluginConfig::new(config, secret_pointers),
         locale: d.locale.clone(),
+        retry,
         workspace: d
             .workspace
             .clone()
@@ -204,5 +211,68 @@ fn fallback_cycles(f: &mut Findings, p: &KeyPath, destinations: &BTreeMap<String
             chain.push(next);
             at = next;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{Config, Resolver};
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let env = |_: &str| None;
+        let resolver = Resolver {
+            env: &env,
+            base_dir: Path::new("."),
+        };
+        Config::from_toml(text, &resolver).map_err(|p| p.to_string())
+    }
+
+    #[test]
+    fn a_destination_s_retry_keys_override_the_dispatch_schedule_one_by_one() {
+        let config = parse(
+            "[dispatch.retry]\nbase_secs = 7\nmax_attempts = 9\n\n\
+             [destinations.bot]\nplugin = \"webhook\"\nconfig = { url = \"https://h.example/x\" }\n\n\
+             [destinations.bot.retry]\nmax_attempts = 2\nmax_age_secs = 600\n\n\
+             [destinations.mail]\nplugin = \"webhook\"\nconfig = { url = \"https://h.example/y\" }\n",
+        )
+        .expect("valid");
+        let own = config.destinations["bot"]
+            .retry
+            .as_ref()
+            .expect("own schedule");
+        assert_eq!(own.max_attempts, 2);
+        assert_eq!(own.max_age, Duration::from_secs(600));
+        assert_eq!(
+            own.base,
+            Duration::from_secs(7),
+            "inherited from [dispatch.retry]"
+        );
+        assert!(config.destinations["mail"].retry.is_none());
+        let shown = serde_json::to_value(&config.destinations["bot"]).expect("json");
+        assert_eq!(shown["retry"]["max_attempts"], 2, "{shown}");
+    }
+
+    #[test]
+    fn a_bad_retry_key_of_a_destination_is_named_by_its_path() {
+        let text = "[destinations.bot]\nplugin = \"webhook\"\nconfig = { url = \"https://h.example/x\" }\n\n\
+                    [destinations.bot.retry]\nmultiplier = 0.5\nmax_attempts = 0\n";
+        let problems = parse(text).expect_err("invalid");
+        assert!(
+            problems.contains("destinations.bot.retry.multiplier"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("destinations.bot.retry.max_attempts"),
+            "{problems}"
+        );
+        let unknown = parse(
+            "[destinations.bot]\nplugin = \"webhook\"\nconfig = { url = \"https://h.example/x\" }\n\n\
+             [destinations.bot.retry]\nattempts = 3\n",
+        )
+        .expect_err("unknown key");
+        assert!(unknown.contains("attempts"), "{unknown}");
     }
 }

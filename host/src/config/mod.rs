@@ -357,6 +357,10 @@ pub struct DestinationConfig {
     pub config: PluginConfig,
     /// The locale messages to it are rendered in; `None`: the event's.
     pub locale: Option<String>,
+    /// Its own retry schedule (`[destinations.NAME.retry]` over
+    /// `[dispatch.retry]`); `None`: `[dispatch.retry]`.
+    #[serde(serialize_with = "view::retry_opt")]
+    pub retry: Option<RetryPolicy>,
     /// The workspace it belongs to.
     pub workspace: String,
 }
@@ -522,6 +526,13 @@ mod view {
 
     pub fn secs<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_secs())
+    }
+
+    pub fn retry_opt<S: Serializer>(r: &Option<RetryPolicy>, s: S) -> Result<S::Ok, S::Error> {
+        match r {
+            Some(r) => retry(r, s),
+            None => s.serialize_none(),
+        }
     }
 
     pub fn retry<S: Serializer>(r: &RetryPolicy, s: S) -> Result<S::Ok, S::Error> {

@@ -284,6 +284,39 @@ impl Default for RawRetry {
     }
 }
 
+/// `[destinations.NAME.retry]`: any of `[dispatch.retry]`'s keys; the
+/// ones left out are `[dispatch.retry]`'s.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetryOverride {
+    /// Ceiling of the first retry, in seconds.
+    pub base_secs: Option<u64>,
+    /// Growth per attempt.
+    pub multiplier: Option<f64>,
+    /// Largest ceiling, in seconds.
+    pub cap_secs: Option<u64>,
+    /// Smallest wait, in seconds.
+    pub min_delay_secs: Option<u64>,
+    /// Counted attempts before dead-lettering.
+    pub max_attempts: Option<u32>,
+    /// Age after which a delivery is dead-lettered, in seconds.
+    pub max_age_secs: Option<u64>,
+}
+
+impl RawRetryOverride {
+    /// `base` with the keys this override sets replaced.
+    pub fn over(&self, base: &RawRetry) -> RawRetry {
+        RawRetry {
+            base_secs: self.base_secs.unwrap_or(base.base_secs),
+            multiplier: self.multiplier.unwrap_or(base.multiplier),
+            cap_secs: self.cap_secs.unwrap_or(base.cap_secs),
+            min_delay_secs: self.min_delay_secs.unwrap_or(base.min_delay_secs),
+            max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
+            max_age_secs: self.max_age_secs.unwrap_or(base.max_age_secs),
+        }
+    }
+}
+
 /// `[channels.NAME]`: a channel type switched on or off as a whole, and
 /// optionally pinned to one build of its plugin.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -322,6 +355,8 @@ pub struct RawDestination {
     pub locale: Option<String>,
     /// The workspace it belongs to; absent: `default`.
     pub workspace: Option<String>,
+    /// `[destinations.NAME.retry]`: this destination's own retry schedule.
+    pub retry: Option<RawRetryOverride>,
 }
 
 fn yes() -> bool {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::raw::{RawChannel, RawDispatch, RawEgress, RawOutbox, RawRuntime, RawServer};
+use super::raw::{RawChannel, RawDispatch, RawEgress, RawOutbox, RawRetry, RawRuntime, RawServer};
 use super::secret::Resolver;
 use super::{DispatchSettings, OutboxSettings, RuntimeSettings, Server};
 use crate::dispatch::retry::RetryPolicy;
@@ -104,27 +104,32 @@ pub(super) fn egress(
 pub(super) fn dispatch(d: &RawDispatch, f: &mut Findings) -> DispatchSettings {
     let p = KeyPath::root().key("dispatch");
     f.positive(u64::from(d.workers), &p.key("workers"));
-    let rp = p.key("retry");
-    f.positive(d.retry.base_secs, &rp.key("base_secs"));
-    if !(d.retry.multiplier.is_finite() && d.retry.multiplier >= 1.0) {
-        f.add(&rp.key("multiplier"), "must be a number at least 1.0");
-    }
-    if d.retry.cap_secs < d.retry.min_delay_secs {
-        f.add(&rp.key("cap_secs"), "must be at least min_delay_secs");
-    }
-    f.positive(u64::from(d.retry.max_attempts), &rp.key("max_attempts"));
-    f.positive(d.retry.max_age_secs, &rp.key("max_age_secs"));
     DispatchSettings {
         workers: d.workers as usize,
-        retry: RetryPolicy {
-            base: Duration::from_secs(d.retry.base_secs),
-            multiplier: d.retry.multiplier,
-            cap: Duration::from_secs(d.retry.cap_secs),
-            min_delay: Duration::from_secs(d.retry.min_delay_secs),
-            max_attempts: d.retry.max_attempts,
-            max_age: Duration::from_secs(d.retry.max_age_secs),
-        },
+        retry: retry(&d.retry, &p.key("retry"), f),
         global_fallback: d.global_fallback.clone(),
+    }
+}
+
+/// Checks a retry schedule at `rp` (`[dispatch.retry]`, or a destination's
+/// own merged over it) and builds it.
+pub(super) fn retry(r: &RawRetry, rp: &KeyPath, f: &mut Findings) -> RetryPolicy {
+    f.positive(r.base_secs, &rp.key("base_secs"));
+    if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
+        f.add(&rp.key("multiplier"), "must be a number at least 1.0");
+    }
+    if r.cap_secs < r.min_delay_secs {
+        f.add(&rp.key("cap_secs"), "must be at least min_delay_secs");
+    }
+    f.positive(u64::from(r.max_attempts), &rp.key("max_attempts"));
+    f.positive(r.max_age_secs, &rp.key("max_age_secs"));
+    RetryPolicy {
+        base: Duration::from_secs(r.base_secs),
+        multiplier: r.multiplier,
+        cap: Duration::from_secs(r.cap_secs),
+        min_delay: Duration::from_secs(r.min_delay_secs),
+        max_attempts: r.max_attempts,
+        max_age: Duration::from_secs(r.max_age_secs),
     }
 }
 

@@ -36,7 +36,8 @@ pub(super) fn validate(
     let outbox = sections::outbox(&raw.outbox, f);
     let timeouts = timeouts::timeouts(&raw.timeouts, f);
     let monitors = monitors::monitors(&raw.monitors, f);
-    let destinations = destinations::destinations(&raw.destinations, resolver, f);
+    let destinations =
+        destinations::destinations(&raw.destinations, &raw.dispatch.retry, resolver, f);
     let templates = render::validate_templates(&raw.templates, &render, f);
     let routes = route::validate(&raw.routes, f);
     let built_workspaces = workspaces::workspaces(&raw.workspaces, f);

@@ -101,7 +101,7 @@ pub(super) async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, b
             jitter: fastrand::f64(),
             hold: shared.config.wait_retry,
         },
-        &shared.config.retry,
+        entry.retry.as_ref().unwrap_or(&shared.config.retry),
     );
     if let Some(reason) = &decision.pause {
         // The admin is told once, when the destination pauses; the

@@ -115,6 +115,7 @@ mod tests {
             rate_limits: Vec::new(),
             concurrency: 1,
             enabled: true,
+            retry: None,
         }
     }
 

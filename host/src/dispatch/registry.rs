@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use super::limit::RateKey;
 use super::pause::Pauses;
+use super::retry::RetryPolicy;
 use crate::plugin::types::RateLimit;
 use crate::plugin::{Destination, Plugin};
 
@@ -28,6 +29,8 @@ pub struct DestinationEntry {
     pub concurrency: usize,
     /// A disabled destination keeps its deliveries waiting.
     pub enabled: bool,
+    /// Its own retry schedule; `None`: the dispatcher's.
+    pub retry: Option<RetryPolicy>,
 }
 
 impl DestinationEntry {
