@@ -25,6 +25,14 @@ pub enum OutboxError {
     /// written.
     #[error("the outbox is closed: {0}")]
     Closed(String),
+    /// A caller's value is out of the outbox's bounds: nothing was written.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// What was wrong.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 /// Why [`Outbox::open`](crate::Outbox::open) failed.

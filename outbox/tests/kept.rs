@@ -1,4 +1,5 @@
-//! Kept records: written and removed only with the event they ride on,
+//! Kept records: written and removed with the event they ride on (or on
+//! their own, `put_kept` / `remove_kept`),
 //! found again after a reopen, untouched by a duplicate or a refusal.
 
 use std::sync::Arc;
@@ -101,4 +102,25 @@ async fn a_duplicate_or_a_refused_event_writes_no_record() {
         .enqueue_kept(ev("c", None), Vec::new(), put("m:\0", "1"))
         .await;
     assert!(matches!(bad, Err(EnqueueError::Invalid { .. })), "{bad:?}");
+}
+
+#[tokio::test]
+async fn a_record_put_on_its_own_survives_a_reopen_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let ob = open(dir.path(), 100);
+        ob.put_kept("test-push/ops", b"{\"ok\":true}").unwrap();
+        ob.put_kept("test-push/ops", b"{\"ok\":false}").unwrap();
+        assert!(matches!(
+            ob.put_kept("", b"x"),
+            Err(carillon_outbox::OutboxError::Invalid { .. })
+        ));
+        assert!(ob.put_kept("a\0b", b"x").is_err());
+        assert!(ob.put_kept("big", &vec![b'x'; 16 * 1024 + 1]).is_err());
+    }
+    let ob = open(dir.path(), 100);
+    assert_eq!(
+        ob.kept("test-push/").unwrap(),
+        vec![("test-push/ops".to_owned(), b"{\"ok\":false}".to_vec())]
+    );
 }

@@ -757,6 +757,40 @@ async fn the_test_push_renders_and_with_send_delivers() {
         "{b}"
     );
 
+    // Each destination remembers its last test push: when, by whom, what
+    // happened; one never tried shows null.
+    let (s, list) = gw.get("/v1/destinations", ADMIN).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let last = |name: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .map(|d| d["last_test_push"].clone())
+            .unwrap()
+    };
+    let ops = last("ops");
+    assert_eq!(ops["sent"], true, "{ops}");
+    assert_eq!(ops["result"], "delivered", "{ops}");
+    assert_eq!(ops["role"], "instance-admin", "{ops}");
+    assert!(ops["by"].as_str().is_some_and(|b| !b.is_empty()), "{ops}");
+    assert!(ops["at"].as_str().is_some(), "{ops}");
+    let oncall = last("oncall");
+    assert_eq!(oncall["sent"], false, "{oncall}");
+    assert_eq!(oncall["result"], "rendered", "{oncall}");
+    let never: Vec<&Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["name"] != "ops" && d["name"] != "oncall")
+        .map(|d| &d["last_test_push"])
+        .collect();
+    assert!(
+        !never.is_empty() && never.iter().all(|v| v.is_null()),
+        "{list}"
+    );
+
     let (s, _) = gw
         .post_json("/v1/destinations/nope/test", ADMIN, &json!({}))
         .await;

@@ -52,6 +52,48 @@ async fn delivers_a_signed_message_the_receiver_verifies() {
     assert_eq!(got[0].json()["severity"], "error");
 }
 
+/// Key rotation (Standard Webhooks "Webhook headers"): the destination
+/// signs with the new and the old secret; a receiver that still holds only
+/// the old one and a receiver that already switched both verify it, and an
+/// ed25519 (`whsk_`) key is verified by a receiver holding its `whpk_`.
+#[tokio::test]
+async fn rotating_secrets_and_an_ed25519_key_verify_at_every_receiver() {
+    const NEW: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    // RFC 8032 §7.1, TEST 1: the secret key and its public key.
+    let seed = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+    let public = "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+    let runtime = runtime(&["127.0.0.1/32"]);
+    let plugin = load(&runtime, PLUGIN).await;
+    let secrets = json!([NEW, SECRET, format!("whsk_{seed}")]);
+    for trusted in [vec![SECRET], vec![NEW], vec![public]] {
+        let receiver = Receiver::trusting(&trusted).await;
+        deliver(
+            &runtime,
+            &plugin,
+            json!({ "url": receiver.url("/in"), "signing_secret": secrets }),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("delivered to a receiver trusting {trusted:?}: {e:?}"));
+        let got = receiver.received();
+        assert_eq!(got[0].signature_ok, Some(true), "trusting {trusted:?}");
+        let header = got[0].header("webhook-signature").expect("signed");
+        let kinds: Vec<&str> = header
+            .split(' ')
+            .map(|s| s.split(',').next().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds, ["v1", "v1", "v1a"], "{header}");
+    }
+    // A receiver trusting none of them refuses the message.
+    let stranger = Receiver::trusting(&["whsec_c3RyYW5nZXJzdHJhbmdlcnN0cmFuZ2Vyc3RyYW5n"]).await;
+    let refused = deliver(
+        &runtime,
+        &plugin,
+        json!({ "url": stranger.url("/in"), "signing_secret": secrets }),
+    )
+    .await;
+    assert!(refused.is_err(), "{refused:?}");
+}
+
 #[tokio::test]
 async fn a_wrong_secret_is_refused_by_the_receiver_and_rejected() {
     let receiver = Receiver::start(Some(SECRET)).await;

@@ -14,6 +14,7 @@ use carillon_outbox::{DeadCursor, DeliveryId, EventId, Requeue, StateKind};
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::test_push_record::{self, TestPushRecord};
 use super::view::{DeadOut, EventOut};
 use super::{Principal, State, body};
 use crate::catalog::{Catalog, Trigger};
@@ -306,6 +307,10 @@ pub async fn destinations(
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let live = &principal.live;
+    let outbox = state.outbox.clone();
+    let pushes = tokio::task::spawn_blocking(move || test_push_record::all(&outbox))
+        .await
+        .unwrap_or_default();
     let items: Vec<serde_json::Value> = live
         .config
         .destinations
@@ -331,6 +336,7 @@ pub async fn destinations(
                 "paused": paused,
                 "rate_limits": entry.as_ref().map(|e| &e.rate_limits),
                 "concurrency": entry.as_ref().map(|e| e.concurrency),
+                "last_test_push": pushes.get(name),
                 "config": shown,
             })
         })
@@ -473,12 +479,21 @@ pub async fn test_push(
         }
         Ok(Err(e)) => {
             out["render_error"] = scrub(serde_json::to_value(&e).unwrap_or_default());
-            return Ok((StatusCode::OK, Json(out)).into_response());
         }
         Err(e) => {
             out["render_error"] = serde_json::json!({ "kind": "plugin_failure", "detail": shown.scrub(&e.to_string()) });
-            return Ok((StatusCode::OK, Json(out)).into_response());
         }
+    }
+    if let Some(error) = out.get("render_error") {
+        let record = TestPushRecord::new(
+            now,
+            principal.token(),
+            false,
+            "render_failed",
+            Some(error.to_string()),
+        );
+        test_push_record::keep(&state.outbox, &name, &record).await;
+        return Ok((StatusCode::OK, Json(out)).into_response());
     }
     if q.send {
         let sent = state
@@ -498,6 +513,27 @@ pub async fn test_push(
     } else {
         out["sent"] = false.into();
     }
+    let record = match (out.get("receipt"), out.get("error")) {
+        (Some(receipt), _) => TestPushRecord::new(
+            now,
+            principal.token(),
+            true,
+            "delivered",
+            receipt
+                .get("remote_id")
+                .and_then(|r| r.as_str())
+                .map(str::to_owned),
+        ),
+        (None, Some(error)) => TestPushRecord::new(
+            now,
+            principal.token(),
+            true,
+            "failed",
+            Some(error.to_string()),
+        ),
+        (None, None) => TestPushRecord::new(now, principal.token(), false, "rendered", None),
+    };
+    test_push_record::keep(&state.outbox, &name, &record).await;
     Ok((StatusCode::OK, Json(out)).into_response())
 }
 

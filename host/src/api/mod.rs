@@ -19,6 +19,7 @@ mod ops;
 pub mod reconfigure;
 pub mod serve;
 pub mod stored;
+mod test_push_record;
 mod timer_fire;
 mod timers;
 pub mod view;

@@ -70,6 +70,27 @@ impl Outbox {
         Ok(out)
     }
 
+    /// Writes the kept record `key` without an event (state of the
+    /// gateway's own, such as a destination's last test push), flushed
+    /// before it answers.
+    pub fn put_kept(&self, key: &str, value: &[u8]) -> Result<(), OutboxError> {
+        if key.is_empty() || key.len() > MAX_KEY || key.contains('\0') {
+            return Err(OutboxError::Invalid {
+                field: "kept key",
+                reason: "must be 1 to 1024 bytes without NUL",
+            });
+        }
+        if value.len() > MAX_VALUE {
+            return Err(OutboxError::Invalid {
+                field: "kept value",
+                reason: "is larger than 16 KiB",
+            });
+        }
+        self.kept.insert(key.as_bytes(), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Removes the kept record `key` without an event (its owner no
     /// longer exists: a monitor rule taken out of the config). Flushed
     /// before it answers; `Ok(false)` if there was none.

@@ -3,8 +3,9 @@
 //!
 //! Signing: `webhook-id` is the delivery id (stable across retries, so
 //! receivers can deduplicate), `webhook-timestamp` the attempt's Unix seconds,
-//! and `webhook-signature` `v1,` + Base64(HMAC-SHA256) of
-//! `"{id}.{timestamp}.{body}"` keyed by the Base64-decoded `whsec_` secret.
+//! and `webhook-signature` one signature of `"{id}.{timestamp}.{body}"` per
+//! configured secret ([`signing`]: `v1` HMAC-SHA256 for `whsec_`, `v1a`
+//! ed25519 for `whsk_`), so receivers rotate keys without downtime.
 //!
 //! Answers: 2xx delivered; 429 rate-limited; 502/503/504 retryable, or
 //! rate-limited when they carry `Retry-After`; 408, 425 and other 5xx
@@ -14,11 +15,14 @@ use std::collections::BTreeMap;
 
 use carillon_sdk::{
     Channel, ConfigIssue, Context, DeliverError, HttpRequest, HttpResponse, Manifest, Message,
-    Outgoing, Receipt, classify, endpoint, export_channel, http, sign,
+    Outgoing, Receipt, classify, endpoint, export_channel, http,
 };
 use serde::Deserialize;
 
 mod body;
+pub mod signing;
+
+pub use signing::{Key, signature, signing_key};
 
 /// The webhook channel.
 pub struct Webhook;
@@ -42,12 +46,67 @@ pub struct WebhookConfig {
     /// The body's content type when a template is used.
     #[serde(default = "default_content_type")]
     pub content_type: String,
-    /// A Standard Webhooks secret (`whsec_` + Base64 of 24–64 bytes).
+    /// Standard Webhooks secrets: one, or a list while rotating.
     #[serde(default)]
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<SigningSecrets>,
     /// Timeout for the whole exchange, in milliseconds.
     #[serde(default)]
     pub timeout_ms: Option<u32>,
+}
+
+/// `signing_secret`: one secret, or several (the new key first, then the
+/// ones receivers may still hold).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum SigningSecrets {
+    /// One secret.
+    One(String),
+    /// Several, each signing the message.
+    Many(Vec<String>),
+}
+
+impl SigningSecrets {
+    /// Each secret with its JSON pointer.
+    fn each(&self) -> Vec<(String, &str)> {
+        match self {
+            SigningSecrets::One(secret) => vec![("/signing_secret".to_owned(), secret.as_str())],
+            SigningSecrets::Many(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, secret)| (format!("/signing_secret/{i}"), secret.as_str()))
+                .collect(),
+        }
+    }
+
+    /// The parsed keys, or each problem at its pointer.
+    pub fn keys(&self) -> Result<Vec<Key>, Vec<ConfigIssue>> {
+        let mut keys = Vec::new();
+        let mut issues = Vec::new();
+        let each = self.each();
+        if each.is_empty() {
+            issues.push(ConfigIssue::new("/signing_secret", "lists no secret"));
+        }
+        if each.len() > signing::MAX_SECRETS {
+            issues.push(ConfigIssue::new(
+                "/signing_secret",
+                format!(
+                    "at most {} secrets (the current one and those being rotated out)",
+                    signing::MAX_SECRETS
+                ),
+            ));
+        }
+        for (pointer, secret) in each {
+            match Key::parse(secret) {
+                Ok(key) => keys.push(key),
+                Err(problem) => issues.push(ConfigIssue::new(&pointer, problem)),
+            }
+        }
+        if issues.is_empty() {
+            Ok(keys)
+        } else {
+            Err(issues)
+        }
+    }
 }
 
 fn default_method() -> String {
@@ -85,7 +144,13 @@ const SCHEMA: &str = r#"{
     },
     "body_template": { "type": "string", "description": "A minijinja template for the body; `message`, `event_id` and `delivery_id` are in scope." },
     "content_type": { "type": "string", "default": "application/json; charset=utf-8" },
-    "signing_secret": { "type": "string", "pattern": "^whsec_", "description": "Standard Webhooks secret: whsec_ + Base64 of 24 to 64 random bytes." },
+    "signing_secret": {
+      "description": "Standard Webhooks secret(s): whsec_ + Base64 of 24 to 64 random bytes (HMAC-SHA256, v1), or whsk_ + Base64 of an ed25519 secret key (v1a). A list signs with each, for key rotation.",
+      "oneOf": [
+        { "type": "string", "pattern": "^wh(sec|sk)_" },
+        { "type": "array", "minItems": 1, "maxItems": 4, "items": { "type": "string", "pattern": "^wh(sec|sk)_" } }
+      ]
+    },
     "timeout_ms": { "type": "integer", "minimum": 100, "maximum": 60000 }
   }
 }"#;
@@ -128,10 +193,10 @@ impl Channel for Webhook {
                 ));
             }
         }
-        if let Some(secret) = &config.signing_secret
-            && let Err(problem) = signing_key(secret)
+        if let Some(secrets) = &config.signing_secret
+            && let Err(problems) = secrets.keys()
         {
-            issues.push(ConfigIssue::new("/signing_secret", problem));
+            issues.extend(problems);
         }
         if let Some(template) = &config.body_template
             && let Err(e) = body::compile_check(template)
@@ -158,10 +223,19 @@ impl Channel for Webhook {
         for (name, value) in &config.headers {
             request.headers.push((name.clone(), value.clone()));
         }
-        if let Some(secret) = &config.signing_secret {
-            let key = signing_key(secret).map_err(DeliverError::invalid_config)?;
+        if let Some(secrets) = &config.signing_secret {
+            let keys = secrets.keys().map_err(|problems| {
+                DeliverError::invalid_config(
+                    problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.path, p.message))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })?;
             let timestamp = (ctx.now_ms / 1000).to_string();
-            let signature = signature(&key, &ctx.delivery_id, &timestamp, &request.body);
+            let signature =
+                signing::signature_header(&keys, &ctx.delivery_id, &timestamp, &request.body);
             request
                 .headers
                 .push(("webhook-id".to_owned(), ctx.delivery_id.clone()));
@@ -187,33 +261,6 @@ impl Channel for Webhook {
 }
 
 export_channel!(Webhook);
-
-/// The decoded key of a `whsec_` secret.
-pub fn signing_key(secret: &str) -> Result<Vec<u8>, String> {
-    let encoded = secret
-        .strip_prefix("whsec_")
-        .ok_or("expected the whsec_ prefix")?;
-    let key = sign::base64_decode(encoded).ok_or("the part after whsec_ is not Base64")?;
-    // The reference libraries accept any length; refuse keys too short to be safe.
-    if key.len() < 24 {
-        return Err(format!(
-            "the key is {} bytes; Standard Webhooks asks for 24 to 64 random bytes",
-            key.len()
-        ));
-    }
-    Ok(key)
-}
-
-/// The `webhook-signature` value: `v1,` + Base64(HMAC-SHA256(key, "id.ts.body")).
-pub fn signature(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
-    let mut signed = Vec::with_capacity(id.len() + timestamp.len() + body.len() + 2);
-    signed.extend_from_slice(id.as_bytes());
-    signed.push(b'.');
-    signed.extend_from_slice(timestamp.as_bytes());
-    signed.push(b'.');
-    signed.extend_from_slice(body);
-    format!("v1,{}", sign::hmac_sha256_base64(key, &signed))
-}
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)

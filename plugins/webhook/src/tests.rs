@@ -245,3 +245,74 @@ fn manifest_is_well_formed() {
     assert_eq!(m.name, "webhook");
     assert_eq!(m.endpoint_fields, ["/url"]);
 }
+
+#[test]
+fn a_list_of_secrets_signs_with_each_in_order() {
+    let h = Harness::<Webhook>::new().at(1_614_265_330_000);
+    let (new, old) = (
+        "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    );
+    let config = json!({ "url": "https://hooks.example.com/in", "signing_secret": [new, old] });
+    let request = expect_http(h.render(&config, &sample_message()).unwrap());
+    let header = request
+        .headers
+        .iter()
+        .find(|(n, _)| n == "webhook-signature")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let sign = |secret: &str| {
+        signature(
+            &signing_key(secret).unwrap(),
+            "dlv_test",
+            "1614265330",
+            &request.body,
+        )
+    };
+    assert_eq!(header, format!("{} {}", sign(new), sign(old)));
+}
+
+#[test]
+fn an_ed25519_key_signs_as_rfc_8032_says() {
+    // RFC 8032 §7.1, TEST 1 (the empty message).
+    let seed = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+    let key = Key::parse(&format!("whsk_{seed}")).unwrap();
+    assert_eq!(
+        key.public_key().as_deref(),
+        Some("whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
+    );
+    let header = signing::signature_header(&[key], "", "", b"");
+    // The signed content of an empty id, timestamp and body is "..": not
+    // the RFC's empty message, so check the signature with the RFC's key.
+    let signature = header.strip_prefix("v1a,").unwrap();
+    let bytes = carillon_sdk::sign::base64_decode(signature).unwrap();
+    let public: [u8; 32] =
+        carillon_sdk::sign::base64_decode("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let public = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+    let signature = ed25519_dalek::Signature::from_slice(&bytes).unwrap();
+    assert!(public.verify_strict(b"..", &signature).is_ok());
+    // A 64-byte key pair whose halves do not belong together is refused.
+    let mut pair = carillon_sdk::sign::base64_decode(seed).unwrap();
+    pair.extend_from_slice(&[7u8; 32]);
+    let bad = format!("whsk_{}", carillon_sdk::sign::base64_encode(&pair));
+    assert!(Key::parse(&bad).is_err());
+}
+
+#[test]
+fn every_bad_secret_of_a_list_is_named_by_its_index() {
+    let h = Harness::<Webhook>::new();
+    let good = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let paths = h.issue_paths(&json!({
+        "url": "https://x.example",
+        "signing_secret": [good, "whsec_c2hvcnQ=", "whsk_c2hvcnQ="],
+    }));
+    assert_eq!(paths, ["/signing_secret/1", "/signing_secret/2"]);
+    let too_many = h.issue_paths(&json!({
+        "url": "https://x.example",
+        "signing_secret": [good, good, good, good, good],
+    }));
+    assert_eq!(too_many, ["/signing_secret"]);
+}

@@ -1,6 +1,7 @@
 //! A webhook receiver that verifies Standard Webhooks signatures as a
 //! careful receiver would (headers present, timestamp within ±5 minutes,
-//! any `v1,` signature in the list matching, constant-time), records what
+//! any `v1,` (HMAC, constant-time) or `v1a,` (ed25519) signature in the
+//! list verifying with a trusted key), records what
 //! it accepted, and answers from a script (statuses, `Retry-After`, delays,
 //! redirects).
 
@@ -93,7 +94,33 @@ impl Received {
 
 /// The receiver's state: the key it verifies signatures with, if any.
 pub struct Verifier {
-    secret: Option<Vec<u8>>,
+    keys: Vec<TrustedKey>,
+}
+
+/// A key the receiver trusts: a `whsec_` secret (checks `v1` signatures)
+/// or a `whpk_` public key (checks `v1a` ed25519 signatures).
+#[derive(Debug, Clone)]
+pub enum TrustedKey {
+    /// The decoded `whsec_` secret.
+    Hmac(Vec<u8>),
+    /// The decoded `whpk_` key.
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl TrustedKey {
+    /// Parses `whsec_…` or `whpk_…`.
+    pub fn parse(text: &str) -> TrustedKey {
+        if let Some(encoded) = text.strip_prefix("whsec_") {
+            return TrustedKey::Hmac(STANDARD.decode(encoded).expect("test secret is Base64"));
+        }
+        let encoded = text.strip_prefix("whpk_").expect("whsec_ or whpk_");
+        let bytes: [u8; 32] = STANDARD
+            .decode(encoded)
+            .expect("test key is Base64")
+            .try_into()
+            .expect("32 bytes");
+        TrustedKey::Ed25519(ed25519_dalek::VerifyingKey::from_bytes(&bytes).expect("a public key"))
+    }
 }
 
 /// A running receiver; `received()` is [`FakeServer::requests`].
@@ -103,11 +130,15 @@ impl FakeServer<Verifier> {
     /// Starts a receiver on 127.0.0.1; with `secret` (`whsec_…`) it verifies
     /// signatures and answers 401 to a bad one.
     pub async fn start(secret: Option<&str>) -> Receiver {
-        let secret = secret.map(|s| {
-            let encoded = s.strip_prefix("whsec_").unwrap_or(s);
-            STANDARD.decode(encoded).expect("test secret is Base64")
-        });
-        FakeServer::launch(Verifier { secret }).await
+        Self::trusting(secret.into_iter().collect::<Vec<_>>().as_slice()).await
+    }
+
+    /// Starts a receiver that trusts each of `keys` (`whsec_…`, `whpk_…`):
+    /// a message is accepted when any of its signatures verifies with any
+    /// of them (a receiver in the middle of a key rotation).
+    pub async fn trusting(keys: &[&str]) -> Receiver {
+        let keys = keys.iter().map(|k| TrustedKey::parse(k)).collect();
+        FakeServer::launch(Verifier { keys }).await
     }
 
     /// `http://127.0.0.1:port` + `path`.
@@ -137,10 +168,8 @@ impl Rules for Verifier {
         script: &mut VecDeque<Fault<Answer>>,
         request: &Request,
     ) -> Served<Received> {
-        let signature_ok = self
-            .secret
-            .as_ref()
-            .map(|key| verify(key, &request.headers, &request.body));
+        let signature_ok = (!self.keys.is_empty())
+            .then(|| verify_any(&self.keys, &request.headers, &request.body));
         let received = Received {
             path: request
                 .uri
@@ -176,8 +205,15 @@ impl Rules for Verifier {
     }
 }
 
-/// Verifies a Standard Webhooks signature.
+/// Verifies a Standard Webhooks signature with one `whsec_` key.
 pub fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+    verify_any(&[TrustedKey::Hmac(key.to_vec())], headers, body)
+}
+
+/// Verifies a Standard Webhooks message: the headers are there, the
+/// timestamp is within tolerance, and some signature of the list verifies
+/// with some trusted key (`v1` HMAC in constant time, `v1a` ed25519).
+pub fn verify_any(keys: &[TrustedKey], headers: &HeaderMap, body: &[u8]) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let (Some(id), Some(ts), Some(signatures)) = (
         get("webhook-id"),
@@ -192,10 +228,19 @@ pub fn verify(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     if (unix_secs() - ts_num).abs() > TOLERANCE_SECS {
         return false;
     }
-    let expected = sign(key, id, ts, body);
-    signatures
-        .split(' ')
-        .any(|candidate| candidate.starts_with("v1,") && same_secret(&expected, candidate))
+    let content = [id.as_bytes(), b".", ts.as_bytes(), b".", body].concat();
+    signatures.split(' ').any(|candidate| {
+        keys.iter().any(|key| match key {
+            TrustedKey::Hmac(secret) => {
+                candidate.starts_with("v1,") && same_secret(&sign(secret, id, ts, body), candidate)
+            }
+            TrustedKey::Ed25519(public) => candidate
+                .strip_prefix("v1a,")
+                .and_then(|b64| STANDARD.decode(b64).ok())
+                .and_then(|bytes| ed25519_dalek::Signature::from_slice(&bytes).ok())
+                .is_some_and(|signature| public.verify_strict(&content, &signature).is_ok()),
+        })
+    })
 }
 
 /// `v1,` + Base64(HMAC-SHA256(key, "id.ts.body")).
