@@ -756,6 +756,9 @@ async fn the_test_push_renders_and_with_send_delivers() {
             .contains("任务 orders_daily 失败"),
         "{b}"
     );
+    // The event's variables are shown beside the rendered message.
+    assert_eq!(b["variables"]["taskname"], "orders_daily", "{b}");
+    assert_eq!(b["variables"]["status"], "failed", "{b}");
 
     // Each destination remembers its last test push: when, by whom, what
     // happened; one never tried shows null.
@@ -1139,5 +1142,61 @@ destinations = ["ding", "lark", "wecom", "teams", "mail", "ops"]
         assert!(std::time::Instant::now() < deadline, "{e}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    gw.stop().await;
+}
+
+/// `$`-discovery: every template variable with its meaning, example and
+/// value, for a sample event (GET) or the caller's own (POST); an invalid
+/// event names its field under `/event`.
+#[tokio::test]
+async fn the_template_variables_are_listed_with_their_values() {
+    let gw = Gw::start().await;
+    let (s, b) = gw.get("/v1/variables", ADMIN).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let find = |b: &Value, name: &str| {
+        b["variables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no variable {name}: {b}"))
+    };
+    let taskname = find(&b, "taskname");
+    assert_eq!(taskname["value"], "orders_daily", "{taskname}");
+    assert!(
+        taskname["meaning"]
+            .as_str()
+            .unwrap()
+            .contains("data.taskname")
+    );
+    assert!(
+        taskname["example"]
+            .as_str()
+            .unwrap()
+            .contains("${taskname}")
+    );
+    assert_eq!(b["data_fields"]["rows"], 1200, "{b}");
+
+    let (s, b) = gw
+        .post_json("/v1/variables", ADMIN, &json!({ "event": task_failed() }))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(find(&b, "owner")["value"], "wang.li");
+    // In render.time_zone (Asia/Shanghai here).
+    assert_eq!(find(&b, "timestamp")["value"], "2026-11-23 09:30:00");
+    let title = find(&b, "title");
+    assert_eq!(title["defined"], false, "{title}");
+    assert!(title["value"].is_null());
+
+    let (s, b) = gw
+        .post_json(
+            "/v1/variables",
+            ADMIN,
+            &json!({ "event": { "type": "x", "source": "y", "severity": "loud" } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert_eq!(b["error"]["errors"][0]["path"], "/event/severity", "{b}");
     gw.stop().await;
 }

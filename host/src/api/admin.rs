@@ -428,6 +428,8 @@ pub async fn test_push(
             },
         })?
     };
+    // The variables of a given event, shown beside the rendered message.
+    let mut event_variables = None;
     let message = match (test.message, test.event) {
         (Some(_), Some(_)) => {
             return Err(ApiError::InvalidParameter {
@@ -447,6 +449,7 @@ pub async fn test_push(
                     "for destination {name:?}: cannot render template {t:?}: no template has this name"
                 )));
             }
+            event_variables = Some(super::variables::values_for(&principal, &event));
             super::ingest::render_for(&live, &event, &name, test.template.as_deref())?.0
         }
         (None, None) => Message::sample(),
@@ -473,6 +476,9 @@ pub async fn test_push(
         "destination": name,
         "plugin": { "name": plugin.name(), "version": plugin.manifest().version.to_string() },
     });
+    if let Some(vars) = event_variables {
+        out["variables"] = vars;
+    }
     match rendered {
         Ok(Ok(outgoing)) => {
             out["request"] = scrub(redact_outgoing(&outgoing));
@@ -559,7 +565,10 @@ fn redact_outgoing(outgoing: &Outgoing) -> serde_json::Value {
 }
 
 /// One native event from a JSON value (test pushes).
-fn parse_one(value: serde_json::Value, now: carillon_outbox::Timestamp) -> Result<Event, ApiError> {
+pub(super) fn parse_one(
+    value: serde_json::Value,
+    now: carillon_outbox::Timestamp,
+) -> Result<Event, ApiError> {
     let bytes = serde_json::to_vec(&value).unwrap_or_default();
     // The event is the body's `/event`: its problems are located there.
     let under_event = |errors: Vec<crate::event::FieldError>| {

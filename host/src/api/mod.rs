@@ -22,6 +22,7 @@ pub mod stored;
 mod test_push_record;
 mod timer_fire;
 mod timers;
+mod variables;
 pub mod view;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -239,6 +240,8 @@ pub const ROUTES: &[Endpoint] = &[
     at!(POST "/v1/events", Ingest, ingest::events),
     at!(POST "/v1/alertmanager", Ingest, ingest::alertmanager),
     at!(GET "/v1/schema/event", Public, ingest::schema),
+    at!(GET "/v1/variables", Read, variables::list),
+    at!(POST "/v1/variables", Read, variables::for_event),
     at!(GET "/v1/events/{id}", Read, admin::event),
     at!(GET "/v1/deliveries", Read, admin::deliveries),
     at!(POST "/v1/deliveries/{id}/retry", Operate, admin::retry),

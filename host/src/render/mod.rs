@@ -32,6 +32,7 @@ mod settings;
 mod template;
 mod text;
 mod time;
+pub mod variables;
 
 pub use self::builtin::family;
 pub use self::settings::{RawRender, RenderSettings};
