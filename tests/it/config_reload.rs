@@ -8,15 +8,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use carillon::api::reconfigure::ConfigSource;
-use carillon::config::Config;
-use carillon::dispatch::DispatchConfig;
-use carillon::gateway::{Gateway, Options};
 use carillon_tests::fakes::webhook::{Answer, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::wasm;
+use crate::support::{gateway_from_file as start, wasm};
 
 const ADMIN: &str = "adm-reload-0123456789";
 const INGEST: &str = "ing-reload-0123456789";
@@ -77,24 +73,6 @@ async fn wait_for(receiver: &Receiver, n: usize, what: &str) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A gateway started from `file`, which reloads read again.
-async fn start(file: &Path) -> Gateway {
-    let config = Config::load(file).expect("config");
-    let options = Options {
-        dispatch: DispatchConfig {
-            poll_interval: Duration::from_millis(20),
-            wait_retry: Duration::from_millis(200),
-            ..DispatchConfig::default()
-        },
-        config_source: ConfigSource {
-            file: Some(file.to_path_buf()),
-            listen: None,
-        },
-        ..Options::default()
-    };
-    Gateway::start(config, options).await.expect("starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,11 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use carillon::config::{Config, Resolver};
-use carillon::dispatch::DispatchConfig;
-use carillon::gateway::{Gateway, Options};
 use carillon_tests::fakes::webhook::{Answer, Receiver};
 use serde_json::{Value, json};
+
+use crate::support::gateway_from_file;
 
 const ADMIN: &str = "adm-retry-0123456789";
 const INGEST: &str = "ing-retry-0123456789";
@@ -31,20 +30,9 @@ async fn a_destination_with_its_own_schedule_gives_up_on_its_own_terms() {
         strict = hook.url("/strict"),
         patient = hook.url("/patient"),
     );
-    let env = |_: &str| None;
-    let resolver = Resolver {
-        env: &env,
-        base_dir: dir.path(),
-    };
-    let config = Config::from_toml(&text, &resolver).unwrap_or_else(|p| panic!("config: {p}"));
-    let options = Options {
-        dispatch: DispatchConfig {
-            poll_interval: Duration::from_millis(20),
-            ..DispatchConfig::default()
-        },
-        ..Options::default()
-    };
-    let gateway = Gateway::start(config, options).await.expect("starts");
+    let file = dir.path().join("carillon.toml");
+    std::fs::write(&file, text).expect("write");
+    let gateway = gateway_from_file(&file).await;
     let base = format!("http://{}", gateway.local_addr());
     let http = reqwest::Client::new();
     let accepted: Value = http

@@ -9,6 +9,26 @@ use carillon::message::{Message, Severity};
 use carillon::plugin::types::DeliveryContext;
 use carillon::plugin::{Limits, Plugin, Runtime, RuntimeConfig};
 
+/// A gateway started from the config file `file` (which a config reload
+/// reads again), its dispatcher polling every 20 ms.
+pub async fn gateway_from_file(file: &std::path::Path) -> carillon::gateway::Gateway {
+    use carillon::gateway::{Gateway, Options};
+    let config = carillon::config::Config::load(file).expect("config");
+    let options = Options {
+        dispatch: carillon::dispatch::DispatchConfig {
+            poll_interval: Duration::from_millis(20),
+            wait_retry: Duration::from_millis(200),
+            ..carillon::dispatch::DispatchConfig::default()
+        },
+        config_source: carillon::api::reconfigure::ConfigSource {
+            file: Some(file.to_path_buf()),
+            listen: None,
+        },
+        ..Options::default()
+    };
+    Gateway::start(config, options).await.expect("starts")
+}
+
 /// A runtime whose egress policy allows exactly `allow` (e.g. 127.0.0.1/32).
 pub fn runtime(allow: &[&str]) -> Runtime {
     runtime_with(

@@ -414,19 +414,7 @@ pub async fn test_push(
     let test: TestBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         TestBody::default()
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
-            // JSON of the wrong shape (a missing or unknown field) is not
-            // malformed JSON.
-            serde_json::error::Category::Data => ApiError::InvalidParameter {
-                name: "body",
-                message: e.to_string(),
-            },
-            _ => ApiError::MalformedJson {
-                line: e.line(),
-                column: e.column(),
-                message: e.to_string(),
-            },
-        })?
+        body::json(&bytes)?
     };
     // The variables of a given event, shown beside the rendered message.
     let mut event_variables = None;
@@ -490,55 +478,35 @@ pub async fn test_push(
             out["render_error"] = serde_json::json!({ "kind": "plugin_failure", "detail": shown.scrub(&e.to_string()) });
         }
     }
-    if let Some(error) = out.get("render_error") {
-        let record = TestPushRecord::new(
-            now,
-            principal.token(),
-            false,
-            "render_failed",
-            Some(error.to_string()),
-        );
-        test_push_record::keep(&state.outbox, &name, &record).await;
-        return Ok((StatusCode::OK, Json(out)).into_response());
-    }
-    if q.send {
-        let sent = state
+    // What the destination's record keeps: sent?, the result, a detail.
+    let (sent, result, detail) = if let Some(error) = out.get("render_error") {
+        (false, "render_failed", Some(error.to_string()))
+    } else if q.send {
+        let delivered = state
             .runtime
             .deliver(&plugin, &entry.destination, &ctx, &message)
             .await;
         out["sent"] = true.into();
-        match sent {
+        match delivered {
             Ok(Ok(receipt)) => {
-                out["receipt"] = scrub(serde_json::to_value(&receipt).unwrap_or_default())
+                out["receipt"] = scrub(serde_json::to_value(&receipt).unwrap_or_default());
+                let remote_id = out["receipt"]["remote_id"].as_str().map(str::to_owned);
+                (true, "delivered", remote_id)
             }
-            Ok(Err(e)) => out["error"] = scrub(serde_json::to_value(&e).unwrap_or_default()),
+            Ok(Err(e)) => {
+                out["error"] = scrub(serde_json::to_value(&e).unwrap_or_default());
+                (true, "failed", Some(out["error"].to_string()))
+            }
             Err(e) => {
-                out["error"] = serde_json::json!({ "kind": "plugin_failure", "detail": shown.scrub(&e.to_string()) })
+                out["error"] = serde_json::json!({ "kind": "plugin_failure", "detail": shown.scrub(&e.to_string()) });
+                (true, "failed", Some(out["error"].to_string()))
             }
         }
     } else {
         out["sent"] = false.into();
-    }
-    let record = match (out.get("receipt"), out.get("error")) {
-        (Some(receipt), _) => TestPushRecord::new(
-            now,
-            principal.token(),
-            true,
-            "delivered",
-            receipt
-                .get("remote_id")
-                .and_then(|r| r.as_str())
-                .map(str::to_owned),
-        ),
-        (None, Some(error)) => TestPushRecord::new(
-            now,
-            principal.token(),
-            true,
-            "failed",
-            Some(error.to_string()),
-        ),
-        (None, None) => TestPushRecord::new(now, principal.token(), false, "rendered", None),
+        (false, "rendered", None)
     };
+    let record = TestPushRecord::new(now, principal.token(), sent, result, detail);
     test_push_record::keep(&state.outbox, &name, &record).await;
     Ok((StatusCode::OK, Json(out)).into_response())
 }

@@ -9,6 +9,22 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use super::error::ApiError;
 use crate::config::Server;
 
+/// A JSON body of type `T`: JSON of the wrong shape (a missing or unknown
+/// field) is a bad `body` parameter, not malformed JSON.
+pub fn json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::InvalidParameter {
+            name: "body",
+            message: e.to_string(),
+        },
+        _ => ApiError::MalformedJson {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        },
+    })
+}
+
 /// The whole body: `PayloadTooLarge` as soon as it passes the size limit,
 /// `RequestTimeout` when it has not all arrived within the body timeout.
 pub async fn read(headers: &HeaderMap, body: Body, server: &Server) -> Result<Bytes, ApiError> {

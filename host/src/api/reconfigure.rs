@@ -62,7 +62,7 @@ const LIVE_SECTIONS: &[&str] = &[
 ];
 
 /// A reload that took.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Reloaded {
     /// The file read.
     pub file: PathBuf,
@@ -147,15 +147,13 @@ pub async fn reload(state: &State) -> Result<Reloaded, ReloadError> {
         config.server.listen = listen;
     }
     let old = state.live();
-    // The running data directory holds the generated tokens (a new
-    // `data_dir` takes effect at the next start only).
-    let data_dir = std::mem::replace(
-        &mut config.server.data_dir,
-        old.config.server.data_dir.clone(),
-    );
-    let filled = fill_tokens(&mut config);
-    config.server.data_dir = data_dir;
-    filled?;
+    let old_view = view(&old.config);
+    let restart_required = differing(&old_view, &view(&config), RESTART_SECTIONS);
+    // What needs a restart keeps its running value, so that everything
+    // reading the live config agrees with what was built at start; the
+    // running data directory also holds the generated tokens.
+    keep_restart_sections(&old.config, &mut config);
+    fill_tokens(&mut config)?;
 
     let problems = config.check_plugins(&*state.catalog());
     if !problems.is_empty() {
@@ -163,12 +161,7 @@ pub async fn reload(state: &State) -> Result<Reloaded, ReloadError> {
     }
     let renderer = compile_templates(&config).map_err(ReloadError::Templates)?;
     let router = Router::new(config.routes.clone());
-
-    let restart_required = differing(&old.config, &config, RESTART_SECTIONS);
-    let changed = differing(&old.config, &config, LIVE_SECTIONS);
-    // What needs a restart keeps its running value, so that everything
-    // reading the live config agrees with what was built at start.
-    keep_restart_sections(&old.config, &mut config);
+    let changed = differing(&old_view, &view(&config), LIVE_SECTIONS);
 
     state
         .plugins
@@ -210,13 +203,18 @@ fn keep_restart_sections(old: &Config, new: &mut Config) {
     new.timeouts.late_window = old.timeouts.late_window;
 }
 
-/// The key paths of `sections` whose value differs between the two
-/// configs (compared as their API view, secrets redacted: a changed secret
-/// alone shows as no change).
-fn differing(old: &Config, new: &Config, sections: &[&'static str]) -> Vec<&'static str> {
-    let (Ok(old), Ok(new)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
-        return Vec::new();
-    };
+/// A config as its API view (secrets redacted), for [`differing`].
+fn view(config: &Config) -> serde_json::Value {
+    serde_json::to_value(config).unwrap_or_default()
+}
+
+/// The key paths of `sections` whose value differs between two config
+/// views (secrets redacted: a changed secret alone shows as no change).
+fn differing(
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    sections: &[&'static str],
+) -> Vec<&'static str> {
     sections
         .iter()
         .copied()

@@ -69,15 +69,12 @@ pub async fn keep(outbox: &std::sync::Arc<Outbox>, destination: &str, record: &T
     };
     let outbox = outbox.clone();
     let key = format!("{PREFIX}{destination}");
-    let written = tokio::task::spawn_blocking(move || outbox.put_kept(&key, &value)).await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::warn!(%error, destination, "cannot keep the test push's record");
-        }
-        Err(error) => {
-            tracing::warn!(%error, destination, "cannot keep the test push's record");
-        }
+    let written = tokio::task::spawn_blocking(move || outbox.put_kept(&key, &value))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(error) = written {
+        tracing::warn!(%error, destination, "cannot keep the test push's record");
     }
 }
 

@@ -59,17 +59,7 @@ pub async fn for_event(
     request: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let bytes = body::read(&headers, request, &principal.live.config.server).await?;
-    let parsed: VariablesBody = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::InvalidParameter {
-            name: "body",
-            message: e.to_string(),
-        },
-        _ => ApiError::MalformedJson {
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
-        },
-    })?;
+    let parsed: VariablesBody = body::json(&bytes)?;
     let event = super::admin::parse_one(parsed.event, state.clock.now())?;
     Ok(Json(described(&principal, &event)))
 }
