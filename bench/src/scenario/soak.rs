@@ -237,6 +237,9 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
     };
     let mut missed = Vec::new();
     let mut stopped_early = None;
+    // The load's result when it ended inside the sampling loop (a finished
+    // `JoinHandle` must not be polled again).
+    let mut load_ended = None;
     let mut k = 1u32;
     let outcome = loop {
         let due = started + every * k;
@@ -245,8 +248,11 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
         }
         tokio::select! {
             () = tokio::time::sleep_until(due.into()) => {}
-            // The load ended early: it failed.
-            _ = &mut load_task => break Ok(()),
+            // The load ended (early, or with the last window).
+            ended = &mut load_task => {
+                load_ended = Some(ended);
+                break Ok(());
+            }
         }
         k += 1;
         if let Err(e) = gateway.check_alive() {
@@ -294,7 +300,11 @@ pub async fn soak(ctx: &Context, out: &Path) -> anyhow::Result<Soak> {
         load_task.abort();
         return Err(e);
     }
-    let load = load_task.await.context("the soak's load task failed")??;
+    let load = match load_ended {
+        Some(ended) => ended,
+        None => load_task.await,
+    }
+    .context("the soak's load task failed")??;
     let reloads = lock(&reloads).clone();
 
     let drain_start = Instant::now();
