@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use carillon::api::reconfigure::ConfigSource;
 use carillon::catalog::Catalog;
+use carillon::config::export::ApiObject;
 use carillon::config::{
-    Checked, Config, ConfigError, DEFAULTS_TOML, LocalTokens, Resolver, process_env,
+    Checked, Config, ConfigError, DEFAULTS_TOML, Kind, LocalTokens, Resolver, process_env,
 };
 use carillon::gateway::{Gateway, Options, StartError};
 use carillon::plugin::{Plugin, Runtime, RuntimeConfig};
@@ -80,6 +81,18 @@ enum ConfigCommand {
         /// The config file; without it, the embedded defaults are checked.
         file: Option<PathBuf>,
     },
+    /// Print the effective configuration as TOML that `config check`
+    /// accepts: the file plus the objects created through the API (read
+    /// from the data directory's store). Their secrets are printed in
+    /// clear, as they are stored.
+    Export {
+        /// The config file the gateway runs with; without it, the embedded
+        /// defaults.
+        file: Option<PathBuf>,
+        /// Only this workspace's objects.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +127,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Check { file }) => config_check(file.as_deref()).await,
+        Command::Config(ConfigCommand::Export { file, workspace }) => {
+            config_export(file.as_deref(), workspace.as_deref()).await
+        }
         Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
             let (_, plugin) = load(&plugin).await?;
             print_manifest(&plugin, json)?;
@@ -320,6 +336,66 @@ async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
         config.routes.len(),
         config.templates.len()
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `carillon config export`: the file's text and the store's objects, as
+/// one TOML file.
+async fn config_export(file: Option<&Path>, workspace: Option<&str>) -> anyhow::Result<ExitCode> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?,
+        None => DEFAULTS_TOML.to_owned(),
+    };
+    // The data directory as the file sets it (or its default).
+    let checked = match file {
+        Some(path) => Checked::file(path)?,
+        None => Checked::text(
+            &text,
+            &Resolver {
+                env: &process_env,
+                base_dir: Path::new("."),
+            },
+        ),
+    };
+    let Some(config) = checked.config() else {
+        anyhow::bail!("the config file is not valid TOML; `carillon config check` says where");
+    };
+    let store_file = config
+        .server
+        .data_dir
+        .join(carillon::api::config_store::STORE_FILE);
+    let objects = if store_file.exists() {
+        let store = carillon_store::Store::open(&store_file)
+            .await
+            .with_context(|| format!("cannot open the config store {}", store_file.display()))?;
+        let objects = store.objects().await?;
+        store.close().await;
+        objects
+    } else {
+        Vec::new()
+    };
+    let objects: Vec<ApiObject> = objects
+        .into_iter()
+        .filter_map(|o| {
+            Some(ApiObject {
+                kind: Kind::from_name(&o.kind)?,
+                name: o.name,
+                workspace: o.workspace,
+                body: o.body,
+            })
+        })
+        .collect();
+    if workspace.is_some_and(|ws| {
+        !config.workspaces.contains_key(ws) && !objects.iter().any(|o| o.workspace == ws)
+    }) {
+        anyhow::bail!(
+            "no workspace {:?} in the config or the store",
+            workspace.unwrap_or_default()
+        );
+    }
+    let exported = carillon::config::export::export(&text, &objects, workspace)?;
+    std::io::stdout().lock().write_all(exported.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

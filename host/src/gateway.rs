@@ -14,16 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use carillon_outbox::{Clock, OpenError, Outbox, OutboxConfig, SystemClock};
+use carillon_store::Store;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::reconfigure::{
-    ConfigSource, ReloadError, Reloaded, compile_templates, fill_tokens,
+    ConfigSource, ReloadError, Reloaded, compile_templates, fill_tokens, keep_restart_sections,
 };
-use crate::api::{self, Live, Parts, State};
+use crate::api::{self, Live, Parts, State, config_store};
 use crate::catalog::watch::WatchSettings;
 use crate::catalog::{CatalogError, Reloader};
-use crate::config::{Config, LocalTokens, Problems, TokenFileError};
+use crate::config::{Config, LocalTokens, Overlay, Problems, TokenFileError};
 use crate::dispatch::metrics::Metrics;
 use crate::dispatch::registry::DestinationRegistry;
 use crate::dispatch::{DispatchConfig, Dispatcher};
@@ -85,6 +86,22 @@ pub enum StartError {
     /// The outbox could not be opened.
     #[error(transparent)]
     Outbox(#[from] OpenError),
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {}: {source}", dir.display())]
+    DataDir {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config store (the API's objects) could not be opened or read.
+    #[error("the config store ({}) cannot be used: {source}", file.display())]
+    Store {
+        /// The store's file.
+        file: std::path::PathBuf,
+        /// Why.
+        source: carillon_store::StoreError,
+    },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -93,6 +110,25 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// The config store in `data_dir` and the API's objects in it.
+async fn open_store(data_dir: &std::path::Path) -> Result<(Arc<Store>, Overlay), StartError> {
+    let file = data_dir.join(config_store::STORE_FILE);
+    let failed = |source| StartError::Store {
+        file: file.clone(),
+        source,
+    };
+    tokio::fs::create_dir_all(data_dir)
+        .await
+        .map_err(|source| StartError::DataDir {
+            dir: data_dir.to_owned(),
+            source,
+        })?;
+    let store = config_store::open(data_dir).await.map_err(failed)?;
+    let objects = store.objects().await.map_err(failed)?;
+    let overlay = config_store::overlay(&objects).map_err(StartError::Config)?;
+    Ok((Arc::new(store), overlay))
 }
 
 /// A running gateway.
@@ -122,6 +158,16 @@ impl Gateway {
     pub async fn start(mut config: Config, options: Options) -> Result<Gateway, StartError> {
         crate::tls::install_crypto_provider();
         let data_dir = config.server.data_dir.clone();
+        // The API's objects join the file's before anything reads the config.
+        let (store, overlay) = open_store(&data_dir).await?;
+        if !overlay.is_empty() {
+            let seed = config.clone();
+            config = options
+                .config_source
+                .check(seed.source_text(), &overlay)
+                .map_err(StartError::Config)?;
+            keep_restart_sections(&seed, &mut config);
+        }
         // Generated tokens fill what the config leaves out.
         let tokens = fill_tokens(&mut config)?;
 
@@ -197,7 +243,9 @@ impl Gateway {
                 config,
                 router,
                 renderer,
+                overlay,
             },
+            store,
             outbox: outbox.clone(),
             runtime,
             destinations,

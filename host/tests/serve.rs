@@ -169,9 +169,13 @@ fn blocking_get(url: &str, token: Option<&str>) -> Result<(u16, Value), reqwest:
 }
 
 fn blocking_post(url: &str, token: &str, body: &Value) -> (u16, Value) {
+    blocking_send("POST", url, token, body)
+}
+
+fn blocking_send(method: &str, url: &str, token: &str, body: &Value) -> (u16, Value) {
     runtime().block_on(async {
         let r = reqwest::Client::new()
-            .post(url)
+            .request(method.parse().expect("method"), url)
             .bearer_auth(token)
             .header("content-type", "application/json")
             .body(body.to_string())
@@ -691,4 +695,82 @@ fn sighup_reloads_the_config_file_and_a_bad_file_changes_nothing() {
         "the running config stays"
     );
     assert!(gw.terminate().success());
+}
+
+/// Objects created through the API are committed before the answer: after
+/// `kill -9` and a restart they are all there, with their versions, and an
+/// event is routed by them.
+#[test]
+fn kill_9_keeps_every_object_created_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, hook) = (free_port(), free_port());
+    std::fs::write(dir.path().join("carillon.toml"), kill9_config(api, hook)).unwrap();
+    let base = format!("http://127.0.0.1:{api}");
+    let admin = "adm-kill9-test-token";
+    let ws = format!("{base}/v1/workspaces/default");
+
+    let mut gateway = Proc::spawn(&["serve", "--config", "carillon.toml"], dir.path());
+    wait_ready(&base);
+    for i in 0..5 {
+        let (status, body) = blocking_send(
+            "PUT",
+            &format!("{ws}/destinations/api-hook-{i}"),
+            admin,
+            &json!({ "plugin": "webhook", "config": { "url": format!("http://127.0.0.1:{hook}/api-{i}") } }),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = blocking_send(
+        "PUT",
+        &format!("{ws}/destinations/api-hook-0"),
+        admin,
+        &json!({ "plugin": "webhook", "config": { "url": format!("http://127.0.0.1:{hook}/api-0b") } }),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 2, "{body}");
+    let (status, body) = blocking_send(
+        "PUT",
+        &format!("{ws}/routes/to-api"),
+        admin,
+        &json!({ "match": { "event": "api.*" }, "destinations": ["api-hook-0"] }),
+    );
+    assert_eq!(status, 201, "{body}");
+    gateway.kill9();
+
+    let mut receiver = Proc::spawn(
+        &["receive", "--listen", &format!("127.0.0.1:{hook}")],
+        dir.path(),
+    );
+    receiver.wait_line("the receiver to listen", |l| {
+        l.contains("receiving webhooks")
+    });
+    let mut gateway = Proc::spawn(&["serve", "--config", "carillon.toml"], dir.path());
+    wait_ready(&base);
+    let (status, body) = blocking_get(&format!("{ws}/destinations"), Some(admin)).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["origin"] == "api")
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 5, "{body}");
+    let (_, one) = blocking_get(&format!("{ws}/destinations/api-hook-0"), Some(admin)).unwrap();
+    assert_eq!(one["version"], 2, "{one}");
+    let (status, body) = blocking_post(
+        &format!("{base}/v1/events"),
+        "ing-kill9-test-token",
+        &json!({ "type": "api.test", "source": "t", "title": "after-kill" }),
+    );
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !receiver.output().contains("/api-0b") {
+        assert!(
+            Instant::now() < deadline,
+            "the API route did not deliver after kill -9\n{}",
+            gateway.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -14,6 +14,7 @@ mod email;
 mod limits;
 mod loading;
 mod monitors;
+mod objects;
 mod pause;
 mod rate;
 mod reload;

@@ -47,7 +47,7 @@ pub async fn event(
 /// A path parameter, taken after the token check (so a request without a
 /// token learns nothing from it) and refused with the API's JSON body
 /// (axum's own rejection is plain text).
-fn path_param(
+pub(super) fn path_param(
     param: Result<Path<String>, PathRejection>,
     name: &'static str,
 ) -> Result<String, ApiError> {

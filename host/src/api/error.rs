@@ -79,6 +79,10 @@ pub enum ApiError {
     /// The resource is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// `If-Match` / `If-None-Match` do not hold: the object changed since
+    /// the client read it (or exists, or does not).
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// The outbox is full; try again later.
     #[error("the gateway is at capacity; retry after {} s", .retry_after.as_secs().max(1))]
     Backpressure {
@@ -138,6 +142,7 @@ impl ApiError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Backpressure { .. }
             | ApiError::StorageUnavailable { .. }
             | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -160,6 +165,7 @@ impl ApiError {
             ApiError::Unrenderable(_) => "unrenderable",
             ApiError::InvalidConfig { .. } => "invalid_config",
             ApiError::Conflict(_) => "conflict",
+            ApiError::PreconditionFailed(_) => "precondition_failed",
             ApiError::Backpressure { .. } => "backpressure",
             ApiError::StorageUnavailable { .. } => "storage_unavailable",
             ApiError::Unavailable(_) => "unavailable",

@@ -10,11 +10,14 @@ mod admin;
 mod auth;
 mod body;
 mod config_reload;
+pub mod config_store;
 pub mod error;
 mod ingest;
 pub mod metrics;
 mod monitor_run;
 mod monitors;
+mod object_view;
+mod objects;
 mod ops;
 pub mod reconfigure;
 pub mod serve;
@@ -58,7 +61,7 @@ fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
 }
 use crate::access::Permission;
 use crate::catalog::{Catalog, Reloader};
-use crate::config::Config;
+use crate::config::{Config, Overlay};
 use crate::dispatch::Waker;
 use crate::dispatch::registry::DestinationRegistry;
 use crate::plugin::Runtime;
@@ -73,6 +76,8 @@ pub struct Live {
     pub router: EventRouter,
     /// The compiled templates.
     pub renderer: Renderer,
+    /// The objects created through the API, merged into `config`.
+    pub overlay: Overlay,
 }
 
 /// The state every handler shares.
@@ -101,8 +106,10 @@ pub struct State {
     pub clock: Arc<dyn Clock>,
     /// Where the config came from (a reload reads it again).
     pub source: reconfigure::ConfigSource,
-    /// One config reload at a time.
+    /// One config reload or API write at a time.
     pub reload_lock: tokio::sync::Mutex<()>,
+    /// The objects created through the API, and the audit log.
+    pub store: Arc<carillon_store::Store>,
     ready: AtomicBool,
 }
 
@@ -125,6 +132,7 @@ pub struct Parts {
     pub waker: Waker,
     pub clock: Arc<dyn Clock>,
     pub source: reconfigure::ConfigSource,
+    pub store: Arc<carillon_store::Store>,
 }
 
 impl State {
@@ -153,6 +161,7 @@ impl State {
             clock: parts.clock,
             source: parts.source,
             reload_lock: tokio::sync::Mutex::new(()),
+            store: parts.store,
             ready: AtomicBool::new(false),
         })
     }
@@ -252,6 +261,23 @@ pub const ROUTES: &[Endpoint] = &[
     at!(POST "/v1/destinations/{name}/test", Operate, admin::test_push),
     at!(POST "/v1/destinations/{name}/retry-dead", Operate, admin::retry_dead),
     at!(POST "/v1/destinations/{name}/resume", Operate, admin::resume),
+    at!(GET "/v1/workspaces", Read, objects::workspaces),
+    at!(GET "/v1/workspaces/{ws}", Read, objects::workspace),
+    at!(PUT "/v1/workspaces/{ws}", Edit, objects::put_workspace),
+    at!(DELETE "/v1/workspaces/{ws}", Instance, objects::delete_workspace),
+    at!(GET "/v1/workspaces/{ws}/audit", Read, objects::audit),
+    at!(GET "/v1/workspaces/{ws}/destinations", Read, objects::destinations),
+    at!(GET "/v1/workspaces/{ws}/destinations/{name}", Read, objects::destination),
+    at!(PUT "/v1/workspaces/{ws}/destinations/{name}", Edit, objects::put_destination),
+    at!(DELETE "/v1/workspaces/{ws}/destinations/{name}", Edit, objects::delete_destination),
+    at!(GET "/v1/workspaces/{ws}/routes", Read, objects::routes),
+    at!(GET "/v1/workspaces/{ws}/routes/{name}", Read, objects::route),
+    at!(PUT "/v1/workspaces/{ws}/routes/{name}", Edit, objects::put_route),
+    at!(DELETE "/v1/workspaces/{ws}/routes/{name}", Edit, objects::delete_route),
+    at!(GET "/v1/workspaces/{ws}/templates", Read, objects::templates),
+    at!(GET "/v1/workspaces/{ws}/templates/{name}", Read, objects::template),
+    at!(PUT "/v1/workspaces/{ws}/templates/{name}", Edit, objects::put_template),
+    at!(DELETE "/v1/workspaces/{ws}/templates/{name}", Edit, objects::delete_template),
     at!(GET "/v1/timers", Read, timers::list),
     at!(DELETE "/v1/timers/{id}", Operate, timers::cancel),
     at!(GET "/v1/monitors", Read, monitors::list),

@@ -17,10 +17,14 @@
 //! one the file changes. One reload runs at a time.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Live, State};
-use crate::config::{Config, ConfigError, LocalTokens, Problems, TokenFileError};
+use crate::catalog::Refusal;
+use crate::config::{
+    Checked, Config, ConfigError, LocalTokens, Overlay, Problems, Resolver, TokenFileError,
+    process_env,
+};
 use crate::render::Renderer;
 use crate::route::Router;
 
@@ -31,6 +35,28 @@ pub struct ConfigSource {
     pub file: Option<PathBuf>,
     /// `serve --listen`, which overrides `[server] listen`.
     pub listen: Option<SocketAddr>,
+}
+
+impl ConfigSource {
+    /// `text` with `overlay` merged in, checked as the file is (`${file:…}`
+    /// relative to the file's directory), with `--listen` applied.
+    pub fn check(&self, text: &str, overlay: &Overlay) -> Result<Config, Problems> {
+        let base_dir = self
+            .file
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let resolver = Resolver {
+            env: &process_env,
+            base_dir,
+        };
+        let mut config = Checked::text_with(text, &resolver, overlay).into_config()?;
+        if let Some(listen) = self.listen {
+            config.server.listen = listen;
+        }
+        Ok(config)
+    }
 }
 
 /// The settings read once at start: a reload keeps their running values.
@@ -129,57 +155,37 @@ pub fn fill_tokens(config: &mut Config) -> Result<Option<LocalTokens>, TokenFile
     Ok(Some(tokens))
 }
 
-/// Reads the config file again and applies it (see the module docs).
+/// Reads the config file again and applies it, with the API's objects
+/// merged in as they are (see the module docs).
 pub async fn reload(state: &State) -> Result<Reloaded, ReloadError> {
     let _one_at_a_time = state.reload_lock.lock().await;
-    let source = &state.source;
-    let file = source.file.clone().ok_or(ReloadError::NoFile)?;
+    let file = state.source.file.clone().ok_or(ReloadError::NoFile)?;
     let path = file.clone();
-    let loaded = tokio::task::spawn_blocking(move || Config::load(&path))
+    let text = tokio::task::spawn_blocking(move || std::fs::read_to_string(&path))
         .await
-        .map_err(|e| ReloadError::Read(format!("the reading task failed: {e}")))?;
-    let mut config = match loaded {
-        Ok(config) => config,
-        Err(ConfigError::Invalid(problems)) => return Err(ReloadError::Invalid(problems)),
-        Err(read @ ConfigError::Read { .. }) => return Err(ReloadError::Read(read.to_string())),
-    };
-    if let Some(listen) = source.listen {
-        config.server.listen = listen;
-    }
-    let old = state.live();
-    let old_view = view(&old.config);
-    let restart_required = differing(&old_view, &view(&config), RESTART_SECTIONS);
-    // What needs a restart keeps its running value, so that everything
-    // reading the live config agrees with what was built at start; the
-    // running data directory also holds the generated tokens.
-    keep_restart_sections(&old.config, &mut config);
-    fill_tokens(&mut config)?;
-
-    let problems = config.check_plugins(&*state.catalog());
-    if !problems.is_empty() {
-        return Err(ReloadError::Invalid(problems));
-    }
-    let renderer = compile_templates(&config).map_err(ReloadError::Templates)?;
-    let router = Router::new(config.routes.clone());
-    let changed = differing(&old_view, &view(&config), LIVE_SECTIONS);
-
-    state
-        .plugins
-        .apply_config(&old.config, &config)
-        .await
-        .map_err(ReloadError::Refused)?;
-    state
-        .destinations
-        .set_global_fallback(config.dispatch.global_fallback.clone());
-    state.set_live(Live {
-        config,
-        router,
-        renderer,
-    });
+        .map_err(|e| ReloadError::Read(format!("the reading task failed: {e}")))?
+        .map_err(|source| {
+            ReloadError::Read(
+                ConfigError::Read {
+                    path: file.clone(),
+                    source,
+                }
+                .to_string(),
+            )
+        })?;
+    let overlay = state.live().overlay.clone();
+    let applied = apply(state, &text, overlay, async || {
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .await
+    .map_err(|e| match e {
+        ApplyError::Reload(e) => e,
+        ApplyError::Gate(never) => match never {},
+    })?;
     let reloaded = Reloaded {
         file,
-        changed,
-        restart_required,
+        changed: applied.changed,
+        restart_required: applied.restart_required,
     };
     tracing::info!(
         file = %reloaded.file.display(),
@@ -190,8 +196,80 @@ pub async fn reload(state: &State) -> Result<Reloaded, ReloadError> {
     Ok(reloaded)
 }
 
+/// What [`apply`] changed.
+#[derive(Debug)]
+pub struct Applied {
+    /// The applied sections whose content changed.
+    pub changed: Vec<&'static str>,
+    /// Sections the text changes that keep their running values.
+    pub restart_required: Vec<&'static str>,
+}
+
+/// Why [`apply`] changed nothing.
+#[derive(Debug)]
+pub enum ApplyError<E> {
+    /// The config does not pass its checks, or the plugins refuse it.
+    Reload(ReloadError),
+    /// The gate refused (the store's write failed or conflicted).
+    Gate(E),
+}
+
+/// Checks config `text` with the API's objects `overlay` merged in, exactly
+/// as at start, and applies the result in one step: when every check
+/// passes, `gate` runs (the API's store write; a refusal changes nothing),
+/// then the plugins' registry entries, the global fallback and [`Live`]
+/// are swapped. The caller holds `state.reload_lock`.
+pub async fn apply<E>(
+    state: &State,
+    text: &str,
+    overlay: Overlay,
+    gate: impl AsyncFnOnce() -> Result<(), E>,
+) -> Result<Applied, ApplyError<E>> {
+    let invalid = |p| ApplyError::Reload(ReloadError::Invalid(p));
+    let mut config = state.source.check(text, &overlay).map_err(invalid)?;
+    let old = state.live();
+    let old_view = view(&old.config);
+    let restart_required = differing(&old_view, &view(&config), RESTART_SECTIONS);
+    // What needs a restart keeps its running value, so that everything
+    // reading the live config agrees with what was built at start; the
+    // running data directory also holds the generated tokens.
+    keep_restart_sections(&old.config, &mut config);
+    fill_tokens(&mut config).map_err(|e| ApplyError::Reload(e.into()))?;
+
+    let problems = config.check_plugins(&*state.catalog());
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let renderer =
+        compile_templates(&config).map_err(|e| ApplyError::Reload(ReloadError::Templates(e)))?;
+    let router = Router::new(config.routes.clone());
+    let changed = differing(&old_view, &view(&config), LIVE_SECTIONS);
+
+    state
+        .plugins
+        .apply_config(&old.config, &config, gate)
+        .await
+        .map_err(|e| match e {
+            Refusal::Plugins(reasons) => ApplyError::Reload(ReloadError::Refused(reasons)),
+            Refusal::Gate(e) => ApplyError::Gate(e),
+        })?;
+    state
+        .destinations
+        .set_global_fallback(config.dispatch.global_fallback.clone());
+    state.set_live(Live {
+        config,
+        router,
+        renderer,
+        overlay,
+    });
+    Ok(Applied {
+        changed,
+        restart_required,
+    })
+}
+
 /// The running values of [`RESTART_SECTIONS`], copied into `new`.
-fn keep_restart_sections(old: &Config, new: &mut Config) {
+pub(crate) fn keep_restart_sections(old: &Config, new: &mut Config) {
     new.server = old.server.clone();
     new.runtime = old.runtime.clone();
     new.egress = old.egress.clone();

@@ -50,6 +50,7 @@ use serde::Serialize;
 
 pub use self::metrics::{LoadLabels, LoadMetrics};
 pub use self::reconcile::DEFAULT_CONCURRENCY;
+pub use self::reconfigure::Refusal;
 pub use self::reload::{Reloader, Trigger};
 use crate::config::Config;
 use crate::dispatch::registry::DestinationRegistry;

@@ -18,7 +18,16 @@ impl Reloader {
     /// returned. Destinations `new` drops keep their registry entries, so
     /// deliveries already queued for them still go out with their last
     /// settings; no new event is routed to them.
-    pub async fn apply_config(&self, old: &Config, new: &Config) -> Result<(), Vec<String>> {
+    ///
+    /// `gate` runs after every check passed and before anything is
+    /// swapped; its refusal also changes nothing (the API's store write
+    /// goes there, so a stored object is always one that is served).
+    pub async fn apply_config<E>(
+        &self,
+        old: &Config,
+        new: &Config,
+        gate: impl AsyncFnOnce() -> Result<(), E>,
+    ) -> Result<(), Refusal<E>> {
         // Holding the state keeps a rescan from swapping a build in with
         // entries of the other config meanwhile.
         let state = self.state.lock().await;
@@ -30,8 +39,9 @@ impl Reloader {
             }
         }
         if !refused.is_empty() {
-            return Err(refused);
+            return Err(Refusal::Plugins(refused));
         }
+        gate().await.map_err(Refusal::Gate)?;
         for serving in state.serving.values() {
             let entries = destination_entries(&self.runtime, new, &serving.plugin);
             self.destinations
@@ -41,6 +51,15 @@ impl Reloader {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = catalog;
         Ok(())
     }
+}
+
+/// Why [`Reloader::apply_config`] changed nothing.
+#[derive(Debug)]
+pub enum Refusal<E> {
+    /// Plugins refuse destinations' settings: each reason.
+    Plugins(Vec<String>),
+    /// The gate refused.
+    Gate(E),
 }
 
 /// Is destination `name` new in `new`, or served by another plugin or with

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::overlay::Overlay;
 use super::parse::Document;
 use super::secret::{Resolver, process_env};
 use super::{Config, ConfigError, PluginCatalog, Source, plugins, validate};
@@ -25,11 +26,20 @@ pub struct Checked {
     problems: Vec<Problem>,
     /// Destinations not to check against their plugin: name → why.
     unchecked: BTreeMap<String, String>,
+    /// The index of the first API route in `routes[…]`.
+    api_route_base: usize,
 }
 
 impl Checked {
     /// Runs every phase that does not need the plugins on `text`.
     pub fn text(text: &str, resolver: &Resolver<'_>) -> Checked {
+        Checked::text_with(text, resolver, &Overlay::default())
+    }
+
+    /// Runs every phase that does not need the plugins on `text` with the
+    /// API's objects (`overlay`) merged in: their problems carry key paths
+    /// of their own (`destinations.NAME…`, API routes after the file's).
+    pub fn text_with(text: &str, resolver: &Resolver<'_>, overlay: &Overlay) -> Checked {
         let doc = match Document::parse(text) {
             Ok(doc) => doc,
             Err(mut problems) => {
@@ -41,12 +51,14 @@ impl Checked {
                     config: None,
                     problems: problems.0,
                     unchecked: BTreeMap::new(),
+                    api_route_base: 0,
                 };
             }
         };
         let mut problems = Vec::new();
-        let (raw, broken) = doc.raw(&mut problems);
+        let (mut raw, broken) = doc.raw(&mut problems);
         let mut findings = Findings::default();
+        let api_route_base = overlay.merge_into(&mut raw, &broken, &mut findings);
         let validated = validate::validate(&raw, &broken, resolver, &mut findings);
         doc.locate(&mut findings, &mut problems);
         problems.extend(
@@ -60,7 +72,13 @@ impl Checked {
             config: Some(config),
             problems,
             unchecked: validated.unchecked,
+            api_route_base,
         }
+    }
+
+    /// The index in `routes[…]` of the first route the overlay added.
+    pub fn api_route_base(&self) -> usize {
+        self.api_route_base
     }
 
     /// Reads `path` and checks it as [`Checked::text`] does, resolving

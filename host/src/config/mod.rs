@@ -27,8 +27,10 @@ mod auth;
 mod check;
 mod defaults;
 mod destinations;
+pub mod export;
 mod monitor_rule;
 pub mod monitors;
+pub mod overlay;
 mod parse;
 mod plugin_config;
 mod plugins;
@@ -53,6 +55,7 @@ pub use self::auth::ADMIN_TOKEN_NAME;
 pub use self::check::Checked;
 pub use self::defaults::{DEFAULTS_TOML, LocalTokens, TokenFileError};
 pub use self::monitors::{MonitorRule, MonitorSettings};
+pub use self::overlay::{Kind, Overlay};
 pub use self::plugin_config::PluginConfig;
 pub use self::plugins::PluginCatalog;
 pub use self::secret::{
@@ -413,6 +416,12 @@ impl Config {
         let mut problems = Problems(problems);
         problems.sort();
         problems
+    }
+
+    /// The text this config was read from (the file, or the embedded
+    /// defaults): the seed the API's objects are merged over.
+    pub fn source_text(&self) -> &str {
+        &self.source.0
     }
 
     /// The SHA-256 `plugin` is pinned to, if any (`[channels.NAME] sha256`).
