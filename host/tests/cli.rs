@@ -266,3 +266,79 @@ fn config_check_reports_every_phase_in_one_run() {
         "{out}"
     );
 }
+
+/// `config export` writes the file plus the store's objects as one TOML
+/// file that `config check` accepts; `--workspace` keeps one workspace.
+#[test]
+fn config_export_prints_the_file_and_the_api_objects_as_a_valid_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let file = dir.path().join("carillon.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\ndata_dir = \"{}\"\n\n[workspaces.team]\n\n\
+             [destinations.file-hook]\nplugin = \"webhook\"\nconfig = {{ url = \"https://hooks.example.com/f\" }}\n",
+            data.display()
+        ),
+    )
+    .expect("write");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = carillon_store::Store::open(&data.join("config.db"))
+            .await
+            .expect("store");
+        let actor = carillon_store::Actor {
+            token: "t".into(),
+            role: "instance-admin".into(),
+        };
+        for (kind, name, body) in [
+            (
+                "destination",
+                "api-hook",
+                serde_json::json!({"plugin": "webhook", "config": {"url": "https://hooks.example.com/a"}}),
+            ),
+            (
+                "route",
+                "api-route",
+                serde_json::json!({"match": {"event": "x.*"}, "destinations": ["api-hook"]}),
+            ),
+        ] {
+            let change = carillon_store::Change::Put {
+                kind: kind.into(),
+                name: name.into(),
+                workspace: "team".into(),
+                body,
+                expect: carillon_store::Expect::Absent,
+            };
+            store.write(change, &actor, None, None).await.expect("write");
+        }
+        store.close().await;
+    });
+    let file_arg = file.display().to_string();
+    let (code, out, err) = carillon(&["config", "export", &file_arg]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("[destinations.api-hook]") && out.contains("[destinations.file-hook]"),
+        "{out}"
+    );
+    let exported = dir.path().join("exported.toml");
+    std::fs::write(&exported, &out).expect("write");
+    let (code, check, err) = carillon(&["config", "check", &exported.display().to_string()]);
+    assert_eq!(code, 0, "{check}{err}\n{out}");
+    assert!(check.contains("2 destinations, 1 routes"), "{check}");
+
+    let (code, out, err) = carillon(&["config", "export", &file_arg, "--workspace", "team"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("api-hook") && !out.contains("file-hook"),
+        "{out}"
+    );
+    let (code, _, err) = carillon(&["config", "export", &file_arg, "--workspace", "nope"]);
+    assert_ne!(code, 0, "an unknown workspace is an error");
+    assert!(err.contains("no workspace \"nope\""), "{err}");
+}

@@ -166,8 +166,23 @@ async fn a_declared_secret_echoed_in_an_error_body_never_reaches_the_logs() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (s, dead) = call(http.get(format!("{base}/v1/deliveries?state=dead"))).await;
-    assert_eq!(s, StatusCode::OK, "{dead}");
+    // The dead outcome is logged before its batch is committed: poll the
+    // dead letters until it is listed.
+    let dead = loop {
+        let (s, dead) = call(http.get(format!("{base}/v1/deliveries?state=dead"))).await;
+        assert_eq!(s, StatusCode::OK, "{dead}");
+        if dead["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty())
+        {
+            break dead;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead letter is not listed: {dead}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     gateway.shutdown().await;
     let logs = logs.stop();
     let got = hook.received();
