@@ -5,6 +5,8 @@
 //! boundary (`plugin::convert`), so the plugin contract and the storage
 //! format can evolve separately.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// How urgent a message is.
@@ -170,22 +172,36 @@ pub struct PayloadError(#[from] serde_json::Error);
 struct PayloadRef<'a> {
     v: u32,
     message: &'a Message,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    escalation: &'a BTreeMap<String, Message>,
 }
 
 /// The stored form of a delivery's message, versioned on purpose: the
-/// outbox keeps it across upgrades.
+/// outbox keeps it across upgrades. `escalation` holds the message
+/// rendered for each destination a contact's delivery may fall back to
+/// (the alternate's language), keyed by destination: the outbox copies a
+/// payload to the fallback as it is, and the fallback picks its own.
 #[derive(Serialize, Deserialize)]
 struct Payload {
     v: u32,
     message: Message,
+    #[serde(default)]
+    escalation: BTreeMap<String, Message>,
 }
 
 impl Message {
     /// The bytes the outbox stores for a delivery of this message.
     pub fn to_payload(&self) -> Vec<u8> {
+        self.to_payload_with(&BTreeMap::new())
+    }
+
+    /// The bytes the outbox stores for a delivery of this message, with the
+    /// messages rendered for the destinations it may fall back to.
+    pub fn to_payload_with(&self, escalation: &BTreeMap<String, Message>) -> Vec<u8> {
         let payload = PayloadRef {
             v: 1,
             message: self,
+            escalation,
         };
         // Serializing plain data structs to JSON cannot fail.
         serde_json::to_vec(&payload).unwrap_or_default()
@@ -195,6 +211,17 @@ impl Message {
     pub fn from_payload(bytes: &[u8]) -> Result<Message, PayloadError> {
         let payload: Payload = serde_json::from_slice(bytes)?;
         Ok(payload.message)
+    }
+
+    /// Reads the message a delivery to `destination` sends: the one
+    /// rendered for it when the payload carries one (a fallback of a
+    /// contact's delivery), else the payload's message.
+    pub fn from_payload_for(bytes: &[u8], destination: &str) -> Result<Message, PayloadError> {
+        let mut payload: Payload = serde_json::from_slice(bytes)?;
+        Ok(payload
+            .escalation
+            .remove(destination)
+            .unwrap_or(payload.message))
     }
 
     /// A sample message for test pushes and previews.

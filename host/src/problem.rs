@@ -56,6 +56,26 @@ impl KeyPath {
         p
     }
 
+    /// What follows `prefix` in this path (its pointer included), if it
+    /// starts with `prefix` (which has no pointer).
+    pub fn strip_prefix(&self, prefix: &KeyPath) -> Option<KeyPath> {
+        let rest = self.segments.strip_prefix(prefix.segments.as_slice())?;
+        Some(KeyPath {
+            segments: rest.to_vec(),
+            pointer: self.pointer.clone(),
+        })
+    }
+
+    /// This path followed by `rest` (its segments and pointer).
+    pub fn join(&self, rest: &KeyPath) -> KeyPath {
+        let mut p = self.clone();
+        p.segments.extend(rest.segments.iter().cloned());
+        if rest.pointer.is_some() {
+            p.pointer = rest.pointer.clone();
+        }
+        p
+    }
+
     /// The steps, including those of the pointer (unescaped), for locating.
     pub(crate) fn steps(&self) -> Vec<Segment> {
         let mut steps = self.segments.clone();
@@ -187,6 +207,18 @@ impl Findings {
     /// Nothing found?
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Rewrites each finding's path with `f`; `None` drops the finding.
+    pub fn rebase(&mut self, f: impl Fn(&KeyPath) -> Option<Option<KeyPath>>) {
+        self.0 = std::mem::take(&mut self.0)
+            .into_iter()
+            .filter_map(|(path, message)| match f(&path) {
+                None => Some((path, message)),
+                Some(Some(to)) => Some((to, message)),
+                Some(None) => None,
+            })
+            .collect();
     }
 
     /// Takes every finding, in the order found.

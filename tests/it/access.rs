@@ -82,6 +82,12 @@ plugin = "webhook"
 workspace = "team"
 config = {{ url = "{team_url}" }}
 
+[contacts.li-wei]
+methods = [{{ type = "robot", plugin = "webhook", config = {{ url = "{ops_url}" }} }}]
+
+[groups.oncall]
+members = ["li-wei"]
+
 [templates.plain.default]
 title = "${{title}}"
 body = "${{message}}"
@@ -244,6 +250,8 @@ async fn every_route_answers_every_role_as_its_table_entry_says() {
         let name = match endpoint.path {
             p if p.contains("/routes/") => "everything",
             p if p.contains("/templates/") => "plain",
+            p if p.contains("/contacts/") => "li-wei",
+            p if p.contains("/groups/") => "oncall",
             _ => "ops",
         };
         let path = endpoint

@@ -9,6 +9,7 @@ mod api_secrets;
 mod channels;
 mod channels_dialects;
 mod config_reload;
+mod contacts;
 mod dispatch;
 mod email;
 mod limits;

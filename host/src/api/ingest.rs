@@ -8,6 +8,7 @@
 //! event and its deliveries in the outbox and answer only once that is
 //! durable.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -395,9 +396,15 @@ pub(crate) fn prepare(
             template,
             locale,
         });
+        let escalation = escalation(
+            live,
+            &event,
+            &target.destination,
+            target.template.as_deref(),
+        );
         deliveries.push(NewDelivery {
             destination: target.destination.clone(),
-            payload: message.to_payload(),
+            payload: message.to_payload_with(&escalation),
         });
     }
     let unrouted = routing.unrouted;
@@ -420,6 +427,50 @@ pub(crate) fn prepare(
         deliveries,
         unrouted,
     })
+}
+
+/// Hops a contact's delivery escalates through at most (alternates, then
+/// the global fallback): a bound on the renders one delivery costs.
+const MAX_ESCALATION: usize = 8;
+
+/// For a delivery to a contact's method: `event` rendered for each
+/// destination its fallback chain reaches (the alternate contact's method,
+/// in the alternate's language; then the global fallback), so that a
+/// permanent failure pages the next person in their own language. Other
+/// deliveries fall back with their own message.
+fn escalation(
+    live: &Live,
+    event: &Event,
+    destination: &str,
+    template: Option<&str>,
+) -> BTreeMap<String, Message> {
+    let mut out = BTreeMap::new();
+    let config = &live.config;
+    if config
+        .destinations
+        .get(destination)
+        .is_none_or(|d| d.contact.is_none())
+    {
+        return out;
+    }
+    let mut at = destination.to_owned();
+    while out.len() < MAX_ESCALATION {
+        let next = config
+            .destinations
+            .get(&at)
+            .and_then(|d| d.fallback.clone())
+            .or_else(|| config.dispatch.global_fallback.clone())
+            .filter(|n| *n != at && *n != destination && !out.contains_key(n));
+        let Some(next) = next else { break };
+        // A hop the template cannot render for (another workspace's global
+        // fallback) sends the message it is handed; the event is not
+        // refused for it.
+        if let Ok((message, _, _)) = render_for(live, event, &next, template) {
+            out.insert(next.clone(), message);
+        }
+        at = next;
+    }
+    out
 }
 
 /// Renders `event` for `destination`: the message, the template used and

@@ -24,6 +24,8 @@ pub fn workspace_of(live: &Live, kind: Kind, name: &str) -> Option<String> {
             .map(|r| r.workspace.clone()),
         Kind::Template => c.templates.get(name).map(|t| t.workspace.clone()),
         Kind::Workspace => c.workspaces.contains_key(name).then(|| name.to_owned()),
+        Kind::Contact => c.contacts.get(name).map(|x| x.workspace.clone()),
+        Kind::Group => c.groups.get(name).map(|g| g.workspace.clone()),
     }
 }
 
@@ -31,10 +33,23 @@ pub fn workspace_of(live: &Live, kind: Kind, name: &str) -> Option<String> {
 pub fn names_in(live: &Live, kind: Kind, workspace: &str) -> Vec<String> {
     let c = &live.config;
     match kind {
+        // A contact's methods are shown with the contact.
         Kind::Destination => c
             .destinations
             .iter()
-            .filter(|(_, d)| d.workspace == workspace)
+            .filter(|(_, d)| d.workspace == workspace && d.contact.is_none())
+            .map(|(n, _)| n.clone())
+            .collect(),
+        Kind::Contact => c
+            .contacts
+            .iter()
+            .filter(|(_, x)| x.workspace == workspace)
+            .map(|(n, _)| n.clone())
+            .collect(),
+        Kind::Group => c
+            .groups
+            .iter()
+            .filter(|(_, g)| g.workspace == workspace)
             .map(|(n, _)| n.clone())
             .collect(),
         Kind::Route => c
@@ -77,6 +92,8 @@ pub fn from_api(live: &Live, kind: Kind, name: &str) -> bool {
         Kind::Route => o.routes.iter().any(|r| r.name == name),
         Kind::Template => o.templates.contains_key(name),
         Kind::Workspace => o.workspaces.contains_key(name),
+        Kind::Contact => o.contacts.contains_key(name),
+        Kind::Group => o.groups.contains_key(name),
     }
 }
 
@@ -142,6 +159,14 @@ fn provisioned_spec(
             .workspaces
             .get(name)
             .map(|w| serde_json::to_value(w).unwrap_or_default()),
+        Kind::Contact => c
+            .contacts
+            .get(name)
+            .map(|x| serde_json::to_value(x).unwrap_or_default()),
+        Kind::Group => c
+            .groups
+            .get(name)
+            .map(|g| serde_json::to_value(g).unwrap_or_default()),
     }
     .unwrap_or_default();
     if let Some(fields) = spec.as_object_mut() {
@@ -151,53 +176,63 @@ fn provisioned_spec(
     spec
 }
 
-/// A stored body as shown: a destination's plugin config redacted (the
-/// serving plugin's `secret-fields`, secret-like keys, URL paths).
+/// The plugin configs inside a body of `kind`: their JSON pointers and
+/// the plugin each is for (a destination's `config`, a contact's robots').
+fn plugin_configs(kind: Kind, body: &Value) -> Vec<(String, String)> {
+    let plugin = |v: &Value| v["plugin"].as_str().unwrap_or_default().to_owned();
+    match kind {
+        Kind::Destination => vec![("/config".to_owned(), plugin(body))],
+        Kind::Contact => body["methods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, m)| m["type"] == "robot")
+            .map(|(i, m)| (format!("/methods/{i}/config"), plugin(m)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A stored body as shown: its plugin configs redacted (the serving
+/// plugin's `secret-fields`, secret-like keys, URL paths).
 pub fn redact_spec(
     kind: Kind,
     body: &Value,
     plugin: &impl Fn(&str) -> Option<std::sync::Arc<Plugin>>,
 ) -> Value {
     let mut body = body.clone();
-    if kind == Kind::Destination {
-        let name = body["plugin"].as_str().unwrap_or_default().to_owned();
-        if let Some(config) = body.get("config").cloned() {
-            let mut shown = PluginConfig::new(config, Vec::new());
+    for (at, name) in plugin_configs(kind, &body) {
+        if let Some(config) = body.pointer_mut(&at) {
+            let mut shown = PluginConfig::new(config.take(), Vec::new());
             if let Some(p) = plugin(&name) {
                 shown = shown.with_secrets(&p.manifest().secret_fields);
             }
-            body["config"] = shown.redacted();
+            *config = shown.redacted();
         }
     }
     body
 }
 
 /// Puts the stored secrets back where a client sent their redacted form:
-/// every string of `new`'s destination config that still holds the
-/// redaction marker takes the previous body's value at the same place,
-/// when that value's redacted form is exactly what was sent. Returns the
-/// pointers of markers that match nothing (a secret cannot be invented).
+/// every string of `new`'s plugin configs that still holds the redaction
+/// marker takes the previous body's value at the same place, when that
+/// value's redacted form is exactly what was sent. Returns the pointers of
+/// markers that match nothing (a secret cannot be invented).
 pub fn restore_secrets(
     kind: Kind,
     new: &mut Value,
     previous: Option<&Value>,
     plugin: &impl Fn(&str) -> Option<std::sync::Arc<Plugin>>,
 ) -> Vec<String> {
-    if kind != Kind::Destination {
-        return Vec::new();
-    }
-    let previous_config = previous.and_then(|p| p.get("config"));
     let shown = previous.map(|p| redact_spec(kind, p, plugin));
-    let shown_config = shown.as_ref().and_then(|s| s.get("config"));
     let mut unmatched = Vec::new();
-    if let Some(config) = new.get_mut("config") {
-        restore(
-            config,
-            "/config",
-            previous_config,
-            shown_config,
-            &mut unmatched,
-        );
+    for (at, _) in plugin_configs(kind, new) {
+        let previous_config = previous.and_then(|p| p.pointer(&at));
+        let shown_config = shown.as_ref().and_then(|s| s.pointer(&at));
+        if let Some(config) = new.pointer_mut(&at) {
+            restore(config, &at, previous_config, shown_config, &mut unmatched);
+        }
     }
     unmatched
 }

@@ -158,6 +158,14 @@ kind_handlers!(
     put_template,
     delete_template
 );
+kind_handlers!(
+    Kind::Contact,
+    contacts,
+    contact,
+    put_contact,
+    delete_contact
+);
+kind_handlers!(Kind::Group, groups, group, put_group, delete_group);
 
 /// Query of `GET /v1/workspaces/{ws}/audit`.
 #[derive(Debug, Deserialize)]

@@ -60,6 +60,8 @@ impl Checked {
         let mut findings = Findings::default();
         let api_route_base = overlay.merge_into(&mut raw, &broken, &mut findings);
         let validated = validate::validate(&raw, &broken, resolver, &mut findings);
+        let origins = &validated.config.origins;
+        findings.rebase(|p| origins.rebase(p));
         doc.locate(&mut findings, &mut problems);
         problems.extend(
             validate::skipped(&broken)
@@ -156,6 +158,7 @@ impl Config {
     /// once already, so this does not fail; lines are simply missing if it
     /// ever did.
     pub(super) fn locate(&self, findings: &mut Findings, problems: &mut Vec<Problem>) {
+        findings.rebase(|p| self.origins.rebase(p));
         let doc = Document::parse(&self.source.0).or_else(|_| Document::parse(""));
         match doc {
             Ok(doc) => doc.locate(findings, problems),

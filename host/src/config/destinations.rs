@@ -26,6 +26,7 @@ pub(super) fn destinations(
     raw: &BTreeMap<String, RawDestination>,
     global_retry: &RawRetry,
     resolver: &Resolver<'_>,
+    generated: &super::contacts::Origins,
     f: &mut Findings,
 ) -> Destinations {
     let p = KeyPath::root().key("destinations");
@@ -35,7 +36,7 @@ pub(super) fn destinations(
     };
     for (name, d) in raw {
         let dp = p.key(name.as_str());
-        if !valid_name(name) {
+        if !valid_name(name) && !generated.contains(name) {
             f.add(&dp, format!("the destination name {NAME_RULE}"));
         }
         match destination(f, &dp, name, d, global_retry, resolver) {
@@ -139,6 +140,7 @@ fn destination(
             .workspace
             .clone()
             .unwrap_or_else(|| crate::access::DEFAULT_WORKSPACE.to_owned()),
+        contact: None,
     })
 }
 

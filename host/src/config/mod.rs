@@ -25,6 +25,7 @@
 
 mod auth;
 mod check;
+pub mod contacts;
 mod defaults;
 mod destinations;
 pub mod export;
@@ -53,6 +54,7 @@ use serde::Serialize;
 
 pub use self::auth::ADMIN_TOKEN_NAME;
 pub use self::check::Checked;
+pub use self::contacts::{Contact, Group, Method};
 pub use self::defaults::{DEFAULTS_TOML, LocalTokens, TokenFileError};
 pub use self::monitors::{MonitorRule, MonitorSettings};
 pub use self::overlay::{Kind, Overlay};
@@ -127,6 +129,14 @@ pub struct Config {
     pub workspaces: BTreeMap<String, Workspace>,
     /// `[monitors]`: sampling and alert rules (see `crate::monitor`).
     pub monitors: MonitorSettings,
+    /// `[contacts]`: people, their methods and alternates.
+    pub contacts: BTreeMap<String, Contact>,
+    /// `[groups]`: rosters of contacts.
+    pub groups: BTreeMap<String, Group>,
+    /// Which destinations are contacts' methods (to report their problems
+    /// at the method).
+    #[serde(skip)]
+    pub origins: contacts::Origins,
     /// `[egress] smtp_ca_files`, read: extra roots for SMTP TLS (PEM).
     #[serde(skip)]
     pub smtp_roots_pem: Vec<String>,
@@ -366,6 +376,9 @@ pub struct DestinationConfig {
     pub retry: Option<RetryPolicy>,
     /// The workspace it belongs to.
     pub workspace: String,
+    /// The contact whose method this destination is (`CONTACT@INDEX`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<String>,
 }
 
 /// The config text, kept to locate problems found after validation. Its

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
+use super::contacts::{RawContact, RawGroup};
 use super::parse::Broken;
 use super::raw::{RawConfig, RawDestination, RawWorkspace};
 use crate::problem::{Findings, KeyPath};
@@ -28,6 +29,10 @@ pub enum Kind {
     Template,
     /// `[workspaces.NAME]`: the workspace and its channel settings.
     Workspace,
+    /// `[contacts.NAME]`.
+    Contact,
+    /// `[groups.NAME]`.
+    Group,
 }
 
 impl Kind {
@@ -46,6 +51,8 @@ impl Kind {
             Kind::Route => "route",
             Kind::Template => "template",
             Kind::Workspace => "workspace",
+            Kind::Contact => "contact",
+            Kind::Group => "group",
         }
     }
 
@@ -61,6 +68,8 @@ impl Kind {
             Kind::Route => "routes",
             Kind::Template => "templates",
             Kind::Workspace => "workspaces",
+            Kind::Contact => "contacts",
+            Kind::Group => "groups",
         }
     }
 }
@@ -79,6 +88,10 @@ pub struct Overlay {
     pub templates: BTreeMap<String, RawTemplate>,
     /// Workspaces by name.
     pub workspaces: BTreeMap<String, RawWorkspace>,
+    /// Contacts by name (their `workspace` set).
+    pub contacts: BTreeMap<String, RawContact>,
+    /// Groups by name (their `workspace` set).
+    pub groups: BTreeMap<String, RawGroup>,
 }
 
 impl Overlay {
@@ -88,6 +101,8 @@ impl Overlay {
             && self.routes.is_empty()
             && self.templates.is_empty()
             && self.workspaces.is_empty()
+            && self.contacts.is_empty()
+            && self.groups.is_empty()
     }
 
     /// Decodes `body` (what the API received, without name and workspace,
@@ -137,6 +152,16 @@ impl Overlay {
                 t.workspace = Some(workspace.to_owned());
                 self.templates.insert(name.to_owned(), t);
             }
+            Kind::Contact => {
+                let mut c: RawContact = decode(body)?;
+                c.workspace = Some(workspace.to_owned());
+                self.contacts.insert(name.to_owned(), c);
+            }
+            Kind::Group => {
+                let mut g: RawGroup = decode(body)?;
+                g.workspace = Some(workspace.to_owned());
+                self.groups.insert(name.to_owned(), g);
+            }
             Kind::Workspace => {
                 if name != workspace {
                     return Err(vec![(
@@ -157,6 +182,8 @@ impl Overlay {
             Kind::Destination => self.destinations.remove(name).is_some(),
             Kind::Template => self.templates.remove(name).is_some(),
             Kind::Workspace => self.workspaces.remove(name).is_some(),
+            Kind::Contact => self.contacts.remove(name).is_some(),
+            Kind::Group => self.groups.remove(name).is_some(),
             Kind::Route => {
                 let before = self.routes.len();
                 self.routes.retain(|r| r.name != name);
@@ -194,6 +221,20 @@ impl Overlay {
                 clash(f, root.key("templates").key(name.as_str()));
             } else {
                 raw.templates.insert(name.clone(), t.clone());
+            }
+        }
+        for (name, c) in &self.contacts {
+            if raw.contacts.contains_key(name) || broken.contacts.contains(name) {
+                clash(f, root.key("contacts").key(name.as_str()));
+            } else {
+                raw.contacts.insert(name.clone(), c.clone());
+            }
+        }
+        for (name, g) in &self.groups {
+            if raw.groups.contains_key(name) || broken.groups.contains(name) {
+                clash(f, root.key("groups").key(name.as_str()));
+            } else {
+                raw.groups.insert(name.clone(), g.clone());
             }
         }
         for (name, w) in &self.workspaces {

@@ -31,6 +31,8 @@ const SECTIONS: &[&str] = &[
     "timeouts",
     "workspaces",
     "monitors",
+    "contacts",
+    "groups",
 ];
 
 /// How many bad keys of one value are taken out before giving up on it.
@@ -90,6 +92,8 @@ pub(crate) struct Broken {
     pub sections: BTreeSet<String>,
     pub destinations: BTreeSet<String>,
     pub templates: BTreeSet<String>,
+    pub contacts: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
     /// Indexes of `[[routes]]` entries.
     pub routes: BTreeSet<usize>,
 }
@@ -314,6 +318,36 @@ impl<'a> Document<'a> {
                             }
                             None => {
                                 broken.destinations.insert(entry.to_owned());
+                            }
+                        }
+                    }
+                }
+                "contacts" => {
+                    if value.get_ref().as_table().is_none() {
+                        broken.section(name);
+                    }
+                    for (entry, value) in self.entries(value, &path, problems) {
+                        match self.decode(value, &path.key(entry), problems) {
+                            Some(v) => {
+                                raw.contacts.insert(entry.to_owned(), v);
+                            }
+                            None => {
+                                broken.contacts.insert(entry.to_owned());
+                            }
+                        }
+                    }
+                }
+                "groups" => {
+                    if value.get_ref().as_table().is_none() {
+                        broken.section(name);
+                    }
+                    for (entry, value) in self.entries(value, &path, problems) {
+                        match self.decode(value, &path.key(entry), problems) {
+                            Some(v) => {
+                                raw.groups.insert(entry.to_owned(), v);
+                            }
+                            None => {
+                                broken.groups.insert(entry.to_owned());
                             }
                         }
                     }

@@ -445,4 +445,8 @@ pub struct RawConfig {
     pub workspaces: BTreeMap<String, RawWorkspace>,
     /// `[monitors]`.
     pub monitors: super::monitors::RawMonitors,
+    /// `[contacts]`.
+    pub contacts: BTreeMap<String, super::contacts::RawContact>,
+    /// `[groups]`.
+    pub groups: BTreeMap<String, super::contacts::RawGroup>,
 }

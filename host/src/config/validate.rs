@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use super::parse::Broken;
 use super::raw::RawConfig;
 use super::secret::Resolver;
-use super::{Config, auth, destinations, monitors, references, sections, timeouts, workspaces};
+use super::{
+    Config, auth, contacts, destinations, monitors, references, sections, timeouts, workspaces,
+};
 use crate::problem::{Findings, KeyPath};
 use crate::{render, route};
 
@@ -26,6 +28,11 @@ pub(super) fn validate(
     resolver: &Resolver<'_>,
     f: &mut Findings,
 ) -> Validated {
+    // Contacts first: their methods that deliver become destinations, which
+    // are then checked like every other.
+    let mut raw = raw.clone();
+    let (contacts, groups, origins) = contacts::contacts(&mut raw, broken, f);
+    let raw = &raw;
     let server = sections::server(&raw.server, f);
     let auth = auth::auth(&raw.auth, resolver, f);
     let runtime = sections::runtime(&raw.runtime, f);
@@ -36,10 +43,25 @@ pub(super) fn validate(
     let outbox = sections::outbox(&raw.outbox, f);
     let timeouts = timeouts::timeouts(&raw.timeouts, f);
     let monitors = monitors::monitors(&raw.monitors, f);
-    let destinations =
-        destinations::destinations(&raw.destinations, &raw.dispatch.retry, resolver, f);
+    let destinations = destinations::destinations(
+        &raw.destinations,
+        &raw.dispatch.retry,
+        resolver,
+        &origins,
+        f,
+    );
     let templates = render::validate_templates(&raw.templates, &render, f);
-    let routes = route::validate(&raw.routes, f);
+    let mut routes = route::validate(&raw.routes, f);
+    contacts::route_references(raw, broken, &contacts, &groups, f);
+    for r in &mut routes {
+        r.people = contacts::people_destinations(&r.contacts, &r.groups, &contacts, &groups);
+    }
+    let mut destinations = destinations;
+    for (name, d) in destinations.built.iter_mut() {
+        if let Some(c) = name.split_once('@').map(|(c, _)| c) {
+            d.contact = contacts.contains_key(c).then(|| c.to_owned());
+        }
+    }
     let built_workspaces = workspaces::workspaces(&raw.workspaces, f);
     references::check(raw, broken, f);
     workspaces::references(raw, broken, &built_workspaces, f);
@@ -60,6 +82,9 @@ pub(super) fn validate(
             timeouts,
             workspaces: built_workspaces,
             monitors,
+            contacts,
+            groups,
+            origins,
             smtp_roots_pem,
             source: Default::default(),
         },

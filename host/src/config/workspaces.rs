@@ -119,9 +119,26 @@ pub(super) fn references(
         }
     };
 
+    for (name, c) in &raw.contacts {
+        exists(
+            f,
+            root.key("contacts").key(name.as_str()).key("workspace"),
+            &c.workspace,
+        );
+    }
+    for (name, g) in &raw.groups {
+        exists(
+            f,
+            root.key("groups").key(name.as_str()).key("workspace"),
+            &g.workspace,
+        );
+    }
     for (name, d) in &raw.destinations {
         let dp = root.key("destinations").key(name.as_str());
-        exists(f, dp.key("workspace"), &d.workspace);
+        // A contact's method says it at the contact (above).
+        if !name.contains('@') {
+            exists(f, dp.key("workspace"), &d.workspace);
+        }
         let ws = ws_of(&d.workspace);
         if let Some(fallback) = &d.fallback {
             same(

@@ -63,7 +63,7 @@ pub(super) async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, b
         let why = format!("plugin {:?} is not loaded; waiting", entry.plugin);
         return (wait(why, "deferred"), false);
     };
-    let message = match Message::from_payload(&claim.payload) {
+    let message = match Message::from_payload_for(&claim.payload, &claim.destination) {
         Ok(message) => message,
         Err(error) => {
             let dead = Decision::plain(

@@ -127,7 +127,7 @@ impl Router {
                 continue;
             }
             decision.matched.push(route.name.clone());
-            for destination in &route.destinations {
+            for destination in route.destinations.iter().chain(&route.people) {
                 decision.add(destination, route.template.as_deref(), Some(&route.name));
             }
             if !route.continue_ {

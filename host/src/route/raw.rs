@@ -59,7 +59,14 @@ pub struct RawRoute {
     #[serde(rename = "match", default)]
     pub matcher: RawMatch,
     /// Where matching events go.
+    #[serde(default)]
     pub destinations: Vec<String>,
+    /// Contacts matching events go to (each method that delivers).
+    #[serde(default)]
+    pub contacts: Vec<String>,
+    /// Groups of contacts matching events go to.
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// The template to render with; absent: the event's own title and body.
     pub template: Option<String>,
     /// Keep evaluating later routes after this one matched.

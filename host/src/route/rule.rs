@@ -31,6 +31,16 @@ pub struct Route {
     pub conditions: Vec<Condition>,
     /// Where matching events go.
     pub destinations: Vec<String>,
+    /// The contacts it names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    /// The groups it names.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// The destinations of those contacts' and groups' methods (filled in
+    /// once contacts are validated), after `destinations`.
+    #[serde(skip)]
+    pub people: Vec<String>,
     /// The template (a `[templates]` name or `builtin.NAME`), if any.
     pub template: Option<String>,
     /// Keep evaluating later routes after a match.
@@ -148,8 +158,11 @@ fn route(f: &mut Findings, rp: &KeyPath, r: &RawRoute) -> Route {
             conditions.push(Condition { field, test });
         }
     }
-    if r.destinations.is_empty() {
-        f.add(&rp.key("destinations"), "lists no destination");
+    if r.destinations.is_empty() && r.contacts.is_empty() && r.groups.is_empty() {
+        f.add(
+            &rp.key("destinations"),
+            "lists no destination, and the route names no contact or group",
+        );
     }
     Route {
         name: r.name.clone(),
@@ -162,6 +175,9 @@ fn route(f: &mut Findings, rp: &KeyPath, r: &RawRoute) -> Route {
         severity,
         conditions,
         destinations: r.destinations.clone(),
+        contacts: r.contacts.clone(),
+        groups: r.groups.clone(),
+        people: Vec::new(),
         template: r.template.clone(),
         continue_: r.continue_,
     }

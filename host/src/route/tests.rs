@@ -30,6 +30,9 @@ fn route(name: &str, destinations: &[&str]) -> Route {
         severity: SeverityMatch::Any,
         conditions: Vec::new(),
         destinations: destinations.iter().map(|d| (*d).to_owned()).collect(),
+        contacts: Vec::new(),
+        groups: Vec::new(),
+        people: Vec::new(),
         template: None,
         continue_: false,
     }

@@ -1,0 +1,203 @@
+//! Contacts end to end: people created through the API, an alert routed
+//! to a contact arriving in their language on their own robot, and a
+//! permanent failure escalating primary → alternate → global fallback,
+//! each hop rendered anew in its recipient's language and recorded on the
+//! event.
+
+use std::time::{Duration, Instant};
+
+use carillon_tests::fakes::webhook::{Answer, Receiver};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::gateway_from_file as start;
+
+const ADMIN: &str = "adm-contacts-0123456789";
+const INGEST: &str = "ing-contacts-0123456789";
+const WS: &str = "/v1/workspaces/default";
+
+async fn put(http: &reqwest::Client, url: String, body: &Value) -> (StatusCode, Value) {
+    let r = http
+        .put(url)
+        .bearer_auth(ADMIN)
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for(receiver: &Receiver, n: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.received().len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {} received",
+            receiver.received().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_reaches_a_contact_in_their_language_and_escalates_to_the_alternate_then_the_global_fallback()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (li, zhang, last) = (
+        Receiver::start(None).await,
+        Receiver::start(None).await,
+        Receiver::start(None).await,
+    );
+    let file = dir.path().join("carillon.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+plugin_dir = "{data}/plugins"
+[auth]
+admin_token = "{ADMIN}"
+[[auth.ingest]]
+name = "app"
+token = "{INGEST}"
+[egress]
+allow_private = ["127.0.0.1/32"]
+[dispatch]
+global_fallback = "last-resort"
+[destinations.last-resort]
+plugin = "webhook"
+config = {{ url = "{last}" }}
+"#,
+            data = dir.path().display(),
+            last = last.url("/last"),
+        ),
+    )
+    .expect("write");
+    let gateway = start(&file).await;
+    let base = format!("http://{}", gateway.local_addr());
+    let http = reqwest::Client::new();
+
+    let template = json!({
+        "zh-CN": { "title": "告警：${title}", "body": "${message}" },
+        "en": { "title": "Alert: ${title}", "body": "${message}" },
+    });
+    let (s, b) = put(&http, format!("{base}{WS}/templates/bilingual"), &template).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let robot =
+        |url: String| json!({ "type": "robot", "plugin": "webhook", "config": { "url": url } });
+    let zhang_san = json!({
+        "display_name": "Zhang San", "locale": "en",
+        "methods": [robot(zhang.url("/zhang")), { "type": "mobile", "number": "+44 20 7946 0018" }],
+    });
+    let (s, b) = put(&http, format!("{base}{WS}/contacts/zhang-san"), &zhang_san).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    // A bad mobile is refused at its pointer, and nothing is stored.
+    let mut li_wei = json!({
+        "display_name": "李伟", "locale": "zh-CN", "alternate": "zhang-san",
+        "methods": [robot(li.url("/li")), { "type": "mobile", "number": "13800138000" }],
+    });
+    let (s, b) = put(&http, format!("{base}{WS}/contacts/li-wei"), &li_wei).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["errors"][0]["path"], "/methods/1/number", "{b}");
+    li_wei["methods"][1]["number"] = json!("+86 138 0013 8000");
+    let (s, b) = put(&http, format!("{base}{WS}/contacts/li-wei"), &li_wei).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(
+        b["spec"]["methods"][0]["config"]["url"],
+        format!("{}/<redacted>", li.url("").trim_end_matches('/')),
+        "{b}"
+    );
+    let route =
+        json!({ "match": { "event": "db.*" }, "contacts": ["li-wei"], "template": "bilingual" });
+    let (s, b) = put(&http, format!("{base}{WS}/routes/page-li"), &route).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+
+    // The first alert reaches Li Wei's robot, in Chinese.
+    let post = |title: &'static str| {
+        let http = http.clone();
+        let url = format!("{base}/v1/events");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(INGEST)
+                .json(&json!({ "type": "db.down", "source": "db", "title": title, "message": "m", "severity": "critical" }))
+                .send()
+                .await
+                .expect("post");
+            let status = r.status();
+            let body = r.json::<Value>().await.expect("json");
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+            body
+        }
+    };
+    let first = post("primary down").await;
+    assert_eq!(first["deliveries"][0]["destination"], "li-wei@0", "{first}");
+    wait_for(&li, 1, "Li Wei's robot").await;
+    assert_eq!(li.received()[0].json()["title"], "告警：primary down");
+
+    // Li Wei's robot refuses for good: Zhang San gets it, in English.
+    li.script([Answer::status(400)]);
+    let second = post("replica down").await;
+    wait_for(&zhang, 1, "the alternate").await;
+    assert_eq!(zhang.received()[0].json()["title"], "Alert: replica down");
+
+    // Both refuse: the global fallback gets it, rendered for itself (the
+    // default locale).
+    li.script([Answer::status(400)]);
+    zhang.script([Answer::status(400)]);
+    post("everything down").await;
+    wait_for(&last, 1, "the global fallback").await;
+    let title = last.received()[0].json()["title"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        title.ends_with("everything down") && !title.contains('告'),
+        "{title}"
+    );
+
+    // Each hop is recorded on the event.
+    let id = second["id"].as_str().expect("id");
+    let r = http
+        .get(format!("{base}/v1/events/{id}"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("get");
+    let event: Value = r.json().await.expect("json");
+    let text = event.to_string();
+    assert!(
+        text.contains("li-wei@0") && text.contains("zhang-san@0"),
+        "{event}"
+    );
+
+    // The contacts as the API lists them; the methods' destinations are
+    // not listed as destinations of their own.
+    let r = http
+        .get(format!("{base}{WS}/contacts"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("get");
+    let contacts: Value = r.json().await.expect("json");
+    assert_eq!(
+        contacts["items"].as_array().map(Vec::len),
+        Some(2),
+        "{contacts}"
+    );
+    let r = http
+        .get(format!("{base}{WS}/destinations"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("get");
+    let destinations: Value = r.json().await.expect("json");
+    assert!(
+        !destinations.to_string().contains("li-wei@"),
+        "{destinations}"
+    );
+    gateway.shutdown().await;
+}
