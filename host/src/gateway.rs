@@ -244,6 +244,7 @@ impl Gateway {
                 router,
                 renderer,
                 overlay,
+                activations: Default::default(),
             },
             store,
             outbox: outbox.clone(),
@@ -267,6 +268,8 @@ impl Gateway {
             }
         };
         let addr = listener.local_addr().unwrap_or(listen);
+        // Contacts' new methods are pending and get their links.
+        api::activation::sync(&state).await;
         let (stop, stopped) = watch::channel(false);
         let app = api::router(state.clone());
         let server = tokio::spawn(api::serve::serve(

@@ -39,6 +39,7 @@
 //! beyond [`MAX_OBJECTS`] objects ([`StoreError::Full`]), so neither grows
 //! the disk without bound. Both are [`Options`].
 
+mod activations;
 mod audit;
 mod error;
 mod objects;
@@ -49,6 +50,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use activations::{Activation, LinkError};
 pub use audit::{Action, Actor, AuditQuery, AuditRecord, MAX_AUDIT_PAGE};
 pub use error::StoreError;
 pub use objects::{Change, Expect, Object, Written};

@@ -110,6 +110,19 @@ config = {{ url = "{last}" }}
         format!("{}/<redacted>", li.url("").trim_end_matches('/')),
         "{b}"
     );
+    // Each robot received its activation message; an operator confirms
+    // both methods here (the link itself is tested in `activation`).
+    wait_for(&li, 1, "Li Wei's activation message").await;
+    wait_for(&zhang, 1, "Zhang San's activation message").await;
+    for who in ["li-wei", "zhang-san"] {
+        let r = http
+            .post(format!("{base}{WS}/contacts/{who}/methods/0/activate"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("activate");
+        assert_eq!(r.status(), StatusCode::OK, "{who}");
+    }
     let route =
         json!({ "match": { "event": "db.*" }, "contacts": ["li-wei"], "template": "bilingual" });
     let (s, b) = put(&http, format!("{base}{WS}/routes/page-li"), &route).await;
@@ -135,14 +148,14 @@ config = {{ url = "{last}" }}
     };
     let first = post("primary down").await;
     assert_eq!(first["deliveries"][0]["destination"], "li-wei@0", "{first}");
-    wait_for(&li, 1, "Li Wei's robot").await;
-    assert_eq!(li.received()[0].json()["title"], "告警：primary down");
+    wait_for(&li, 2, "Li Wei's robot").await;
+    assert_eq!(li.received()[1].json()["title"], "告警：primary down");
 
     // Li Wei's robot refuses for good: Zhang San gets it, in English.
     li.script([Answer::status(400)]);
     let second = post("replica down").await;
-    wait_for(&zhang, 1, "the alternate").await;
-    assert_eq!(zhang.received()[0].json()["title"], "Alert: replica down");
+    wait_for(&zhang, 2, "the alternate").await;
+    assert_eq!(zhang.received()[1].json()["title"], "Alert: replica down");
 
     // Both refuse: the global fallback gets it, rendered for itself (the
     // default locale).

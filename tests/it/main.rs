@@ -2,6 +2,7 @@
 //! links wasmtime again, so there is only one).
 
 mod access;
+mod activation;
 mod api;
 mod api_limits;
 mod api_pause;

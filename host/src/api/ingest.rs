@@ -21,7 +21,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::stored::{Routing, StoredEvent, Target};
+use super::stored::{Routing, Skipped, StoredEvent, Target};
 use super::{Live, Principal, State, auth, body};
 use crate::config::{ServerLimits, Token};
 use crate::event::{self, Event, FieldError, ParseError, Parsed};
@@ -375,15 +375,53 @@ pub(crate) fn prepare(
     workspace: &str,
     event: Event,
 ) -> Result<Prepared, ApiError> {
+    prepare_with(live, token, workspace, event, true)
+}
+
+/// [`prepare`] for a contact's activation message, which goes to its
+/// method while that method is still pending.
+pub(crate) fn prepare_unfiltered(
+    live: &Live,
+    token: &str,
+    workspace: &str,
+    event: Event,
+) -> Result<Prepared, ApiError> {
+    prepare_with(live, token, workspace, event, false)
+}
+
+fn prepare_with(
+    live: &Live,
+    token: &str,
+    workspace: &str,
+    event: Event,
+    skip_pending: bool,
+) -> Result<Prepared, ApiError> {
     let decision = live.router.decide(workspace, &event);
     let mut routing = Routing {
         unrouted: decision.is_unrouted(),
         explicit: decision.explicit,
         matched: decision.matched.clone(),
         targets: Vec::new(),
+        skipped: Vec::new(),
     };
     let mut deliveries = Vec::new();
     for target in &decision.targets {
+        // A contact's method receives alerts only once activated; each
+        // skip is recorded on the event.
+        if skip_pending && !live.activations.allows(&live.config, &target.destination) {
+            let contact = live
+                .config
+                .destinations
+                .get(&target.destination)
+                .and_then(|d| d.contact.clone())
+                .unwrap_or_default();
+            routing.skipped.push(Skipped {
+                destination: target.destination.clone(),
+                contact,
+                reason: "the contact has not activated this method yet".into(),
+            });
+            continue;
+        }
         let (message, template, locale) = render_for(
             live,
             &event,

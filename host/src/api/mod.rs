@@ -6,6 +6,7 @@
 //! Every failure is an [`ApiError`], which owns the status code and the
 //! stable `code` of the JSON error body.
 
+pub mod activation;
 mod admin;
 mod auth;
 mod body;
@@ -78,6 +79,8 @@ pub struct Live {
     pub renderer: Renderer,
     /// The objects created through the API, merged into `config`.
     pub overlay: Overlay,
+    /// Which contact methods are active (shared by every config version).
+    pub activations: Arc<activation::Activations>,
 }
 
 /// The state every handler shares.
@@ -110,6 +113,8 @@ pub struct State {
     pub reload_lock: tokio::sync::Mutex<()>,
     /// The objects created through the API, and the audit log.
     pub store: Arc<carillon_store::Store>,
+    /// Which contact methods are active.
+    pub activations: Arc<activation::Activations>,
     ready: AtomicBool,
 }
 
@@ -146,6 +151,7 @@ impl State {
         let timer_metrics = Arc::new(crate::timeout::metrics::TimerMetrics::default());
         timer_metrics.register(&mut registry);
         parts.monitors.metrics.register(&mut registry);
+        let activations = parts.live.activations.clone();
         Arc::new(State {
             live: RwLock::new(Arc::new(parts.live)),
             outbox: parts.outbox,
@@ -162,6 +168,7 @@ impl State {
             source: parts.source,
             reload_lock: tokio::sync::Mutex::new(()),
             store: parts.store,
+            activations,
             ready: AtomicBool::new(false),
         })
     }
@@ -282,6 +289,9 @@ pub const ROUTES: &[Endpoint] = &[
     at!(GET "/v1/workspaces/{ws}/contacts/{name}", Read, objects::contact),
     at!(PUT "/v1/workspaces/{ws}/contacts/{name}", Edit, objects::put_contact),
     at!(DELETE "/v1/workspaces/{ws}/contacts/{name}", Edit, objects::delete_contact),
+    at!(POST "/v1/workspaces/{ws}/contacts/{name}/methods/{index}/resend", Operate, activation::resend),
+    at!(POST "/v1/workspaces/{ws}/contacts/{name}/methods/{index}/activate", Operate, activation::force),
+    at!(GET "/v1/activate/{token}", Public, activation::open),
     at!(GET "/v1/workspaces/{ws}/groups", Read, objects::groups),
     at!(GET "/v1/workspaces/{ws}/groups/{name}", Read, objects::group),
     at!(PUT "/v1/workspaces/{ws}/groups/{name}", Edit, objects::put_group),

@@ -298,7 +298,24 @@ fn view(
     name: &str,
     stored: Option<&StoredObject>,
 ) -> Value {
-    object_view::view(live, kind, name, stored, |p| state.destinations.plugin(p))
+    let mut shown = object_view::view(live, kind, name, stored, |p| state.destinations.plugin(p));
+    // A contact's methods' activation, by method (null: nothing to activate).
+    if let (Kind::Contact, Some(contact)) = (kind, live.config.contacts.get(name)) {
+        let states: Vec<Value> = contact
+            .methods
+            .iter()
+            .map(|m| {
+                m.destination()
+                    .map(|d| match state.activations.state(d) {
+                        Some(s) => serde_json::to_value(s).unwrap_or_default(),
+                        None => serde_json::json!({ "state": "pending" }),
+                    })
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        shown["activation"] = Value::Array(states);
+    }
+    shown
 }
 
 async fn list(

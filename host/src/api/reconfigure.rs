@@ -261,7 +261,10 @@ pub async fn apply<E>(
         router,
         renderer,
         overlay,
+        activations: old.activations.clone(),
     });
+    // New or changed contact methods are pending and get their link.
+    super::activation::sync(state).await;
     Ok(Applied {
         changed,
         restart_required,

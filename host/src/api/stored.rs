@@ -38,6 +38,21 @@ pub struct Routing {
     pub matched: Vec<String>,
     /// One entry per destination.
     pub targets: Vec<Target>,
+    /// Contacts' methods the routes reached but that received nothing
+    /// (pending activation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// A target left out, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Skipped {
+    /// The method's destination (`CONTACT@INDEX`).
+    pub destination: String,
+    /// The contact.
+    pub contact: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// One destination chosen, and how its message was rendered.

@@ -183,6 +183,9 @@ pub struct Server {
     /// What one request or connection may cost.
     #[serde(flatten)]
     pub limits: ServerLimits,
+    /// `public_url`: where the links the gateway sends point.
+    #[serde(serialize_with = "view::url_opt")]
+    pub public_url: Option<url::Url>,
 }
 
 /// `[server]`'s limits on requests and connections, validated (each is
@@ -544,6 +547,10 @@ mod view {
         st.serialize_field("time_zone", &r.time_zone.iana_name().unwrap_or("UTC"))?;
         st.serialize_field("default_locale", &r.default_locale)?;
         st.end()
+    }
+
+    pub fn url_opt<S: Serializer>(u: &Option<url::Url>, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&u.as_ref().map(url::Url::as_str), s)
     }
 
     pub fn secs<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -84,6 +84,9 @@ pub struct RawServer {
     /// On shutdown, how long open requests may take before their
     /// connections are closed.
     pub shutdown_grace_secs: u64,
+    /// The gateway's address as people reach it (`https://alerts.example.com`),
+    /// for the links it sends (contact activation); absent: `http://LISTEN`.
+    pub public_url: Option<String>,
 }
 
 impl RawServer {
@@ -120,6 +123,7 @@ impl Default for RawServer {
             idle_timeout_secs: 60,
             max_connections: 512,
             shutdown_grace_secs: 10,
+            public_url: None,
         }
     }
 }

@@ -46,6 +46,21 @@ pub(super) fn server(raw: &RawServer, f: &mut Findings) -> Server {
         watch_plugins: raw.watch_plugins,
         plugin_rescan: Duration::from_secs(raw.plugin_rescan_secs.max(1)),
         limits: super::ServerLimits::from_raw(raw),
+        public_url: raw
+            .public_url
+            .as_deref()
+            .and_then(|u| match url::Url::parse(u) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Some(url)
+                }
+                _ => {
+                    f.add(
+                        &p.key("public_url"),
+                        format!("{u:?} is not an http(s) URL, e.g. \"https://alerts.example.com\""),
+                    );
+                    None
+                }
+            }),
     }
 }
 

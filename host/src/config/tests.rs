@@ -631,8 +631,8 @@ fn the_rest_of_a_section_is_read_around_its_bad_keys() {
 fn checks_an_earlier_problem_makes_impossible_are_named() {
     // A destination without `plugin` cannot be read at all; a secret that
     // does not resolve leaves a config the plugin cannot judge; a route
-    // without `destinations` cannot be read.
-    let text = "[destinations.a]\nconfig = { url = \"https://a.example.com\" }\n\n[destinations.b]\nplugin = \"webhook\"\nconfig = { url = \"${env:NOPE}\" }\n\n[[routes]]\nname = \"r\"\ndestinations = [\"a\", \"b\"]\n\n[[routes]]\nname = \"s\"\n";
+    // without `name` cannot be read.
+    let text = "[destinations.a]\nconfig = { url = \"https://a.example.com\" }\n\n[destinations.b]\nplugin = \"webhook\"\nconfig = { url = \"${env:NOPE}\" }\n\n[[routes]]\nname = \"r\"\ndestinations = [\"a\", \"b\"]\n\n[[routes]]\ndestinations = [\"a\"]\n";
     let out = check_all(text, &StrictWebhook);
     let text_out = out.join("\n");
     assert!(
@@ -647,8 +647,7 @@ fn checks_an_earlier_problem_makes_impossible_are_named() {
     );
     assert!(
         out.iter()
-            .any(|l| l.starts_with("routes[1] (line 1")
-                && l.contains("missing field `destinations`")),
+            .any(|l| l.starts_with("routes[1] (line 1") && l.contains("missing field `name`")),
         "{text_out}"
     );
     // Nothing claims `a` is missing: it is there, only broken.
