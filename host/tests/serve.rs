@@ -699,7 +699,7 @@ fn sighup_reloads_the_config_file_and_a_bad_file_changes_nothing() {
 
 /// Objects created through the API are committed before the answer: after
 /// `kill -9` and a restart they are all there, with their versions, and an
-/// event is routed by them.
+/// event reaches the API-created destination.
 #[test]
 fn kill_9_keeps_every_object_created_through_the_api() {
     let dir = tempfile::tempdir().unwrap();
@@ -761,15 +761,19 @@ fn kill_9_keeps_every_object_created_through_the_api() {
     let (status, body) = blocking_post(
         &format!("{base}/v1/events"),
         "ing-kill9-test-token",
-        &json!({ "type": "api.test", "source": "t", "title": "after-kill" }),
+        // The file's catch-all route comes first: name the API destination.
+        &json!({ "type": "api.test", "source": "t", "title": "after-kill", "destinations": ["api-hook-0"] }),
     );
     assert_eq!(status, 202, "{body}");
+    let (_, route) = blocking_get(&format!("{ws}/routes/to-api"), Some(admin)).unwrap();
+    assert_eq!(route["origin"], "api", "{route}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !receiver.output().contains("/api-0b") {
         assert!(
             Instant::now() < deadline,
-            "the API route did not deliver after kill -9\n{}",
-            gateway.output()
+            "the API route did not deliver after kill -9\n{}\nreceiver:\n{}",
+            gateway.output(),
+            receiver.output()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -121,18 +121,36 @@ impl Store {
         audit_before: Option<Value>,
         audit_after: Option<Value>,
     ) -> Result<Written, StoreError> {
+        let mut written = self
+            .write_batch(vec![(change, audit_before, audit_after)], actor)
+            .await?;
+        Ok(written.remove(0))
+    }
+
+    /// Applies every change, each with its audit record, in one
+    /// transaction: all are committed, or none (the first refusal is
+    /// returned). A bulk import writes through this.
+    pub async fn write_batch(
+        &self,
+        changes: Vec<(Change, Option<Value>, Option<Value>)>,
+        actor: &Actor,
+    ) -> Result<Vec<Written>, StoreError> {
         // Everything that can be refused without the database is, before
         // the write lock is taken.
-        if let Change::Put { body, .. } = &change
-            && !body.is_object()
-        {
-            return Err(StoreError::Invalid {
-                field: "body",
-                reason: "must be a JSON object",
-            });
+        let mut prepared = Vec::with_capacity(changes.len());
+        for (change, audit_before, audit_after) in changes {
+            if let Change::Put { body, .. } = &change
+                && !body.is_object()
+            {
+                return Err(StoreError::Invalid {
+                    field: "body",
+                    reason: "must be a JSON object",
+                });
+            }
+            let before = audit_before.as_ref().map(to_text).transpose()?;
+            let after = audit_after.as_ref().map(to_text).transpose()?;
+            prepared.push((change, before, after));
         }
-        let before = audit_before.as_ref().map(to_text).transpose()?;
-        let after = audit_after.as_ref().map(to_text).transpose()?;
 
         // BEGIN IMMEDIATE takes the write lock before the first read, so
         // the check below sees the last commit and nobody writes between
@@ -140,47 +158,52 @@ impl Store {
         // SQLITE_BUSY_SNAPSHOT on upgrade instead of waiting).
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let now = now_ms();
-        let (object, workspace, action, kind, name) = match change {
-            Change::Put {
-                kind,
-                name,
-                workspace,
-                body,
-                expect,
-            } => {
-                let put = Put {
+        let mut out = Vec::with_capacity(prepared.len());
+        for (change, before, after) in prepared {
+            let (object, workspace, action, kind, name) = match change {
+                Change::Put {
                     kind,
                     name,
                     workspace,
                     body,
                     expect,
-                };
-                let (object, action) = put.apply(&mut tx, now, self.options.max_objects).await?;
-                let (workspace, kind, name) = (
-                    object.workspace.clone(),
-                    object.kind.clone(),
-                    object.name.clone(),
-                );
-                (Some(object), workspace, action, kind, name)
-            }
-            Change::Delete { kind, name, expect } => {
-                let workspace = delete(&mut tx, &kind, &name, expect).await?;
-                (None, workspace, Action::Delete, kind, name)
-            }
-        };
-        let entry = Entry {
-            at_ms: now,
-            actor,
-            workspace: &workspace,
-            action,
-            kind: &kind,
-            name: &name,
-            before: before.as_deref(),
-            after: after.as_deref(),
-        };
-        let audit_id = audit::append(&mut tx, &entry, self.options.audit_keep).await?;
+                } => {
+                    let put = Put {
+                        kind,
+                        name,
+                        workspace,
+                        body,
+                        expect,
+                    };
+                    let (object, action) =
+                        put.apply(&mut tx, now, self.options.max_objects).await?;
+                    let (workspace, kind, name) = (
+                        object.workspace.clone(),
+                        object.kind.clone(),
+                        object.name.clone(),
+                    );
+                    (Some(object), workspace, action, kind, name)
+                }
+                Change::Delete { kind, name, expect } => {
+                    let workspace = delete(&mut tx, &kind, &name, expect).await?;
+                    (None, workspace, Action::Delete, kind, name)
+                }
+            };
+            let entry = Entry {
+                at_ms: now,
+                actor,
+                workspace: &workspace,
+                action,
+                kind: &kind,
+                name: &name,
+                before: before.as_deref(),
+                after: after.as_deref(),
+            };
+            let audit_id = audit::append(&mut tx, &entry, self.options.audit_keep).await?;
+            out.push(Written { object, audit_id });
+        }
         tx.commit().await?;
-        Ok(Written { object, audit_id })
+        Ok(out)
     }
 }
 

@@ -52,6 +52,7 @@ async fn a_method_turns_active_through_its_own_link_and_only_then_receives_alert
         dingtalk::Bot::new("li").secret("SEC-li-secret"),
         dingtalk::Bot::new("bob").secret("SEC-bob-secret"),
         dingtalk::Bot::new("carol"),
+        dingtalk::Bot::new("team"),
     ])
     .await;
     let start_ms = jiff::Timestamp::now().as_millisecond();
@@ -75,7 +76,10 @@ allow_private = ["127.0.0.1/32"]
 [contacts.li-wei]
 display_name = "李伟"
 locale = "zh-CN"
-methods = [{{ type = "robot", plugin = "dingtalk", config = {{ webhook = "{li}", secret = "SEC-li-secret" }} }}]
+methods = [
+  {{ type = "robot", plugin = "dingtalk", config = {{ webhook = "{li}", secret = "SEC-li-secret" }} }},
+  {{ type = "mobile", number = "+86 138 0013 8000" }},
+]
 [contacts.bob]
 locale = "en"
 methods = [{{ type = "robot", plugin = "dingtalk", config = {{ webhook = "{bob}", secret = "SEC-bob-secret" }} }}]
@@ -83,10 +87,19 @@ methods = [{{ type = "robot", plugin = "dingtalk", config = {{ webhook = "{bob}"
 name = "db-to-people"
 match = {{ event = "db.*" }}
 contacts = ["li-wei", "bob"]
+[destinations.team-robot]
+plugin = "dingtalk"
+config = {{ webhook = "{team}" }}
+[[routes]]
+name = "team-with-li"
+match = {{ event = "deploy.*" }}
+destinations = ["team-robot"]
+mention = ["li-wei"]
 "#,
         data = dir.path().display(),
         li = fake.url("li"),
         bob = fake.url("bob"),
+        team = fake.url("team"),
     );
     let env = |_: &str| None;
     let resolver = carillon::config::Resolver {
@@ -261,5 +274,28 @@ contacts = ["li-wei", "bob"]
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A route @mentions Li Wei in the team's group robot by his mobile, as
+    // DingTalk matches it (the bare 11 digits of a mainland number).
+    let (s, body) = post(
+        format!("{base}/v1/events"),
+        INGEST,
+        json!({ "type": "deploy.done", "source": "ci", "title": "deployed", "message": "m" }),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    wait_until("the team robot's message", || {
+        fake.delivered()
+            .iter()
+            .any(|r| r.token.as_deref() == Some("team"))
+    })
+    .await;
+    let team = fake
+        .delivered()
+        .into_iter()
+        .find(|r| r.token.as_deref() == Some("team"))
+        .unwrap();
+    let sent: Value = serde_json::from_slice(&team.body).expect("json");
+    assert_eq!(sent["at"]["atMobiles"], json!(["13800138000"]), "{sent}");
     gateway.shutdown().await;
 }

@@ -214,3 +214,129 @@ config = {{ url = "{last}" }}
     );
     gateway.shutdown().await;
 }
+
+/// Contacts from a directory, as CSV and as JSON, matched by external id:
+/// created, changed, unchanged, and refused rows each reported, the good
+/// rows applied together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_import_reports_every_row_and_applies_the_good_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("carillon.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+plugin_dir = "{data}/plugins"
+[auth]
+admin_token = "{ADMIN}"
+[[auth.ingest]]
+name = "app"
+token = "{INGEST}"
+[destinations.mail]
+plugin = "email"
+config = {{ server = {{ host = "127.0.0.1", port = 1, security = "none" }}, from = "alerts@example.com", to = ["ops@example.com"] }}
+[contacts.boss]
+external_id = "E0"
+methods = [{{ type = "mobile", number = "+86 138 0000 0000" }}]
+"#,
+            data = dir.path().display(),
+        ),
+    )
+    .expect("write");
+    let gateway = start(&file).await;
+    let base = format!("http://{}", gateway.local_addr());
+    let http = reqwest::Client::new();
+    let import = |body: String, csv: bool| {
+        let http = http.clone();
+        let url = format!("{base}{WS}/import/contacts?email_via=mail");
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(ADMIN)
+                .header(
+                    "content-type",
+                    if csv { "text/csv" } else { "application/json" },
+                )
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let results = |b: &Value| -> Vec<String> {
+        b["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["result"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let csv = "external_id,display_name,locale,email,mobile\n\
+               E1,Li Wei,zh-CN,li.wei@example.com,+86 138 0013 8000\n\
+               E2,Bad Number,en,,138\n\
+               E3,Zhang San,en,,+44 20 7946 0018\n\
+               E0,The Boss,en,,+86 138 0000 0001\n";
+    let (s, b) = import(csv.to_owned(), true).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        results(&b),
+        ["created", "refused", "created", "refused"],
+        "{b}"
+    );
+    assert_eq!(
+        b["rows"][1]["errors"][0]["path"], "/methods/0/number",
+        "{b}"
+    );
+    assert!(
+        b["rows"][3]["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provisioned"),
+        "{b}"
+    );
+    assert_eq!(b["rows"][0]["name"], "e1", "{b}");
+
+    // The same file again: nothing changes; then one number changes.
+    let (_, b) = import(csv.to_owned(), true).await;
+    assert_eq!(
+        results(&b),
+        ["unchanged", "refused", "unchanged", "refused"],
+        "{b}"
+    );
+    let changed = csv.replace("+44 20 7946 0018", "+44 20 7946 0019");
+    let (_, b) = import(changed, true).await;
+    assert_eq!(results(&b)[2], "changed", "{b}");
+    assert_eq!(b["changed"], 1, "{b}");
+
+    // JSON rows: a good one with a name, one naming a missing alternate.
+    let json_rows = json!({ "contacts": [
+        { "external_id": "E4", "name": "wang-wu", "locale": "en", "alternate": "e1",
+          "methods": [{ "type": "mobile", "number": "+1 415 555 0100" }] },
+        { "external_id": "E5", "alternate": "nobody", "methods": [] },
+    ]});
+    let (s, b) = import(json_rows.to_string(), false).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(results(&b), ["created", "refused"], "{b}");
+    assert_eq!(b["rows"][1]["errors"][0]["path"], "/alternate", "{b}");
+
+    // What was applied is there, with its directory id.
+    let r = http
+        .get(format!("{base}{WS}/contacts/wang-wu"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("get");
+    let wang: Value = r.json().await.expect("json");
+    assert_eq!(wang["spec"]["external_id"], "E4", "{wang}");
+    assert_eq!(wang["spec"]["alternate"], "e1", "{wang}");
+    // A CSV with an unknown column is refused as a whole, naming it.
+    let (s, b) = import("external_id,pager\nE9,1\n".into(), true).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b.to_string().contains("pager"), "{b}");
+    gateway.shutdown().await;
+}

@@ -422,12 +422,13 @@ fn prepare_with(
             });
             continue;
         }
-        let (message, template, locale) = render_for(
+        let (mut message, template, locale) = render_for(
             live,
             &event,
             &target.destination,
             target.template.as_deref(),
         )?;
+        add_route_mentions(live, workspace, target, &mut message);
         routing.targets.push(Target {
             destination: target.destination.clone(),
             route: target.route.clone(),
@@ -465,6 +466,43 @@ fn prepare_with(
         deliveries,
         unrouted,
     })
+}
+
+/// The route's `mention`s: each named contact's mobile numbers and user
+/// ids, as the destination's channel matches them, each once.
+fn add_route_mentions(
+    live: &Live,
+    workspace: &str,
+    target: &crate::route::Target,
+    message: &mut Message,
+) {
+    let Some(route) = target.route.as_deref() else {
+        return;
+    };
+    let Some(route) = live
+        .router
+        .routes()
+        .iter()
+        .find(|r| r.name == route && r.workspace == workspace)
+    else {
+        return;
+    };
+    let plugin = live
+        .config
+        .destinations
+        .get(&target.destination)
+        .map(|d| d.plugin.as_str())
+        .unwrap_or_default();
+    for name in &route.mention {
+        let Some(contact) = live.config.contacts.get(name) else {
+            continue;
+        };
+        for mention in crate::config::contacts::mentions_for(contact, plugin) {
+            if !message.mentions.contains(&mention) {
+                message.mentions.push(mention);
+            }
+        }
+    }
 }
 
 /// Hops a contact's delivery escalates through at most (alternates, then

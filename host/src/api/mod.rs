@@ -12,6 +12,7 @@ mod auth;
 mod body;
 mod config_reload;
 pub mod config_store;
+mod contact_import;
 pub mod error;
 mod ingest;
 pub mod metrics;
@@ -292,6 +293,7 @@ pub const ROUTES: &[Endpoint] = &[
     at!(POST "/v1/workspaces/{ws}/contacts/{name}/methods/{index}/resend", Operate, activation::resend),
     at!(POST "/v1/workspaces/{ws}/contacts/{name}/methods/{index}/activate", Operate, activation::force),
     at!(GET "/v1/activate/{token}", Public, activation::open),
+    at!(POST "/v1/workspaces/{ws}/import/contacts", Edit, contact_import::import),
     at!(GET "/v1/workspaces/{ws}/groups", Read, objects::groups),
     at!(GET "/v1/workspaces/{ws}/groups/{name}", Read, objects::group),
     at!(PUT "/v1/workspaces/{ws}/groups/{name}", Edit, objects::put_group),

@@ -482,6 +482,25 @@ pub(super) fn route_references(
         for (j, c) in r.contacts.iter().enumerate() {
             reachable(f, rp.key("contacts").index(j), c);
         }
+        for (j, c) in r.mention.iter().enumerate() {
+            let at = rp.key("mention").index(j);
+            match contacts.get(c) {
+                None if broken.contacts.contains(c) => {}
+                Some(x) if x.workspace == ws => {
+                    let mentionable = x
+                        .methods
+                        .iter()
+                        .any(|m| matches!(m, Method::Mobile { .. } | Method::UserId { .. }));
+                    if !mentionable {
+                        f.add(
+                            &at,
+                            format!("contact {c:?} has no mobile number or user id to mention"),
+                        );
+                    }
+                }
+                _ => f.add(&at, format!("no contact is named {c:?}")),
+            }
+        }
         for (j, g) in r.groups.iter().enumerate() {
             let at = rp.key("groups").index(j);
             match groups.get(g) {
@@ -700,4 +719,25 @@ methods = [{ type = "robot", plugin = "webhook", config = { url = "https://hooks
         );
         assert!(!problems.iter().any(|p| p.path.contains('@')), "{problems}");
     }
+}
+
+/// The mentions that page `contact` in a message to a `plugin` robot: its
+/// mobile numbers (as DingTalk and WeCom match them) and its user ids in
+/// that chat. Lark and Teams robots cannot mention by number; their
+/// plugins report a mention they cannot carry.
+pub fn mentions_for(contact: &Contact, plugin: &str) -> Vec<crate::message::Mention> {
+    use crate::message::Mention;
+    contact
+        .methods
+        .iter()
+        .filter_map(|m| match m {
+            Method::Mobile { number } => crate::event::mention_mobile(number)
+                .ok()
+                .map(Mention::Mobile),
+            Method::UserId { channel, id } if channel == plugin => {
+                Some(Mention::UserId(id.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }

@@ -33,6 +33,7 @@ pub use alertmanager::{AlertLimits, SOURCE as ALERTMANAGER_SOURCE};
 pub use checks::MAX_NAME_LEN;
 pub use envelope::schema;
 pub use errors::{FieldError, ParseError};
+pub(crate) use mobile::normalize as mention_mobile;
 
 /// Checks an idempotency key from outside the body (the `Idempotency-Key`
 /// header) by the envelope field's rules: 1 to [`MAX_NAME_LEN`] characters.

@@ -67,6 +67,10 @@ pub struct RawRoute {
     /// Groups of contacts matching events go to.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Contacts to @mention in the messages to this route's destinations
+    /// (group robots), by their mobile numbers and user ids.
+    #[serde(default)]
+    pub mention: Vec<String>,
     /// The template to render with; absent: the event's own title and body.
     pub template: Option<String>,
     /// Keep evaluating later routes after this one matched.

@@ -37,6 +37,9 @@ pub struct Route {
     /// The groups it names.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// The contacts its messages @mention.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mention: Vec<String>,
     /// The destinations of those contacts' and groups' methods (filled in
     /// once contacts are validated), after `destinations`.
     #[serde(skip)]
@@ -177,6 +180,7 @@ fn route(f: &mut Findings, rp: &KeyPath, r: &RawRoute) -> Route {
         destinations: r.destinations.clone(),
         contacts: r.contacts.clone(),
         groups: r.groups.clone(),
+        mention: r.mention.clone(),
         people: Vec::new(),
         template: r.template.clone(),
         continue_: r.continue_,

@@ -32,6 +32,7 @@ fn route(name: &str, destinations: &[&str]) -> Route {
         destinations: destinations.iter().map(|d| (*d).to_owned()).collect(),
         contacts: Vec::new(),
         groups: Vec::new(),
+        mention: Vec::new(),
         people: Vec::new(),
         template: None,
         continue_: false,
