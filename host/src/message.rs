@@ -213,6 +213,13 @@ impl Message {
         Ok(payload.message)
     }
 
+    /// Is a delivery of this payload to `destination` a hop of a contact's
+    /// escalation (rendered for it at ingest)?
+    pub fn payload_escalates_to(bytes: &[u8], destination: &str) -> bool {
+        serde_json::from_slice::<Payload>(bytes)
+            .is_ok_and(|p| p.escalation.contains_key(destination))
+    }
+
     /// Reads the message a delivery to `destination` sends: the one
     /// rendered for it when the payload carries one (a fallback of a
     /// contact's delivery), else the payload's message.

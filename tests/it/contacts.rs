@@ -172,6 +172,27 @@ config = {{ url = "{last}" }}
         "{title}"
     );
 
+    // An alternate whose method is not activated yet is passed by: the
+    // escalation goes on to the global fallback.
+    let fresh = Receiver::start(None).await;
+    let new_guy = json!({ "locale": "en", "methods": [robot(fresh.url("/fresh"))] });
+    let (s, b) = put(&http, format!("{base}{WS}/contacts/new-guy"), &new_guy).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    wait_for(&fresh, 1, "the new contact's activation message").await;
+    li_wei["alternate"] = json!("new-guy");
+    let (s, b) = put(&http, format!("{base}{WS}/contacts/li-wei"), &li_wei).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    li.script([Answer::status(400)]);
+    post("cache down").await;
+    wait_for(&last, 2, "the global fallback, past the pending alternate").await;
+    assert!(
+        last.received()[1].json()["title"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("cache down")
+    );
+    assert_eq!(fresh.received().len(), 1, "the pending method got no alert");
+
     // Each hop is recorded on the event.
     let id = second["id"].as_str().expect("id");
     let r = http
@@ -198,7 +219,7 @@ config = {{ url = "{last}" }}
     let contacts: Value = r.json().await.expect("json");
     assert_eq!(
         contacts["items"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "{contacts}"
     );
     let r = http

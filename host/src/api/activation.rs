@@ -204,6 +204,16 @@ pub async fn refresh(state: &State) {
             }
         }
     }
+    let inactive = live
+        .config
+        .destinations
+        .iter()
+        .filter(|(name, d)| {
+            d.contact.is_some() && states.get(*name).is_none_or(|m| m.state != "active")
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    state.destinations.set_inactive(inactive);
     state.activations.replace(states);
 }
 

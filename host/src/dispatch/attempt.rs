@@ -26,6 +26,23 @@ pub(super) async fn attempt(shared: &Arc<Shared>, claim: &Claim) -> (Decision, b
         let why = format!("destination {:?} is disabled; waiting", entry.name);
         return (wait(why, "deferred"), false);
     }
+    // An escalation passes by an alternate whose method is not active yet
+    // (its activation message itself is no escalation, and goes out).
+    if shared.destinations.is_inactive(&claim.destination)
+        && Message::payload_escalates_to(&claim.payload, &claim.destination)
+    {
+        let pass = Decision::plain(
+            Outcome::Dead {
+                error: format!(
+                    "{:?} is a contact's method that is not activated yet; handed on",
+                    entry.name
+                ),
+                fallback: shared.destinations.fallback_for(&claim.destination),
+            },
+            "inactive",
+        );
+        return (pass, false);
+    }
     match shared.destinations.pauses().check(&entry) {
         Ok(None) => {}
         Ok(Some(pause)) => {

@@ -57,6 +57,8 @@ pub struct DestinationRegistry {
     plugins: RwLock<HashMap<String, Arc<Plugin>>>,
     global_fallback: RwLock<Option<String>>,
     pauses: Pauses,
+    /// Contacts' methods not activated yet: an escalation passes them by.
+    inactive: RwLock<std::collections::HashSet<String>>,
 }
 
 impl DestinationRegistry {
@@ -134,6 +136,19 @@ impl DestinationRegistry {
     pub fn plugin(&self, name: &str) -> Option<Arc<Plugin>> {
         let map = self.plugins.read().unwrap_or_else(|p| p.into_inner());
         map.get(name).cloned()
+    }
+
+    /// Sets the contact methods that are not active yet.
+    pub fn set_inactive(&self, destinations: std::collections::HashSet<String>) {
+        *self.inactive.write().unwrap_or_else(|p| p.into_inner()) = destinations;
+    }
+
+    /// Is `destination` a contact's method that is not active yet?
+    pub fn is_inactive(&self, destination: &str) -> bool {
+        self.inactive
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(destination)
     }
 
     /// Where a delivery to `destination` goes when it is dead-lettered: the
