@@ -10,6 +10,8 @@
 //! `cargo bench -p carillon --bench directory` (`DIRECTORY_EVENTS=N` to
 //! change the 4,000 events per configuration). Results: BENCHMARKS.md.
 
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
