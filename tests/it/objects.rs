@@ -477,6 +477,27 @@ async fn objects_are_created_changed_and_deleted_live_with_every_error_answered(
     let (s, _, _) = api.get(&format!("{DEFAULT}/audit"), TEAM_VIEWER).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
+    // A contact and a group created through the API (a mobile needs no
+    // activation) are kept across the restart too.
+    let person =
+        json!({ "locale": "en", "methods": [{ "type": "mobile", "number": "+86 138 0013 8000" }] });
+    let (s, _, body) = api
+        .put(
+            "/v1/workspaces/team/contacts/team-person",
+            TEAM_ADMIN,
+            &person,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (s, _, body) = api
+        .put(
+            "/v1/workspaces/team/groups/team-roster",
+            TEAM_ADMIN,
+            &json!({ "members": ["team-person"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+
     // A restart keeps every API object.
     gateway.shutdown().await;
     let gateway = start(&file).await;
@@ -491,6 +512,10 @@ async fn objects_are_created_changed_and_deleted_live_with_every_error_answered(
     assert_eq!(etag.as_deref(), Some("\"1\""));
     let (s, _, body) = api.get("/v1/workspaces/sales", ADMIN).await;
     assert_eq!(s, StatusCode::OK, "{body}");
+    for path in ["contacts/team-person", "groups/team-roster"] {
+        let (s, _, body) = api.get(&format!("/v1/workspaces/team/{path}"), ADMIN).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {body}");
+    }
     let team_event = api.event(TEAM_INGEST, "team.any", "after restart").await;
     assert_eq!(
         team_event["deliveries"][0]["destination"], "team-hook",
