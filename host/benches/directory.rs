@@ -169,13 +169,14 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let small_dir = tempfile::tempdir().expect("tempdir");
-        let large_dir = tempfile::tempdir().expect("tempdir");
-        let small = config_text(small_dir.path(), 1, 10, 0);
-        let large = config_text(large_dir.path(), 100, 10, 100);
-        // Alternate the two so that drift on a shared machine hits both.
+        // Alternate the two so that drift on a shared machine hits both;
+        // each run starts on an empty data directory.
         let mut rows = Vec::new();
         for round in 0..2 {
+            let small_dir = tempfile::tempdir().expect("tempdir");
+            let large_dir = tempfile::tempdir().expect("tempdir");
+            let small = config_text(small_dir.path(), 1, 10, 0);
+            let large = config_text(large_dir.path(), 100, 10, 100);
             let s = measure("10 routes", &small, small_dir.path(), events).await;
             let l = measure("directory", &large, large_dir.path(), events).await;
             rows.push((round, s, l));
