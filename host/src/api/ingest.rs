@@ -479,14 +479,12 @@ fn add_route_mentions(
     let Some(route) = target.route.as_deref() else {
         return;
     };
-    let Some(route) = live
-        .router
-        .routes()
-        .iter()
-        .find(|r| r.name == route && r.workspace == workspace)
-    else {
+    let Some(route) = live.router.route(workspace, route) else {
         return;
     };
+    if route.mention.is_empty() {
+        return;
+    }
     let plugin = live
         .config
         .destinations

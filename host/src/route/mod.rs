@@ -107,6 +107,16 @@ impl Router {
         &self.routes
     }
 
+    /// Route `name` of `workspace`, looked up among that workspace's routes
+    /// only (ingest asks once per target).
+    pub fn route(&self, workspace: &str, name: &str) -> Option<&Route> {
+        self.by_workspace
+            .get(workspace)?
+            .iter()
+            .map(|i| &self.routes[*i])
+            .find(|r| r.name == name)
+    }
+
     /// Decides where `event`, posted into `workspace`, goes: only that
     /// workspace's routes are evaluated.
     pub fn decide(&self, workspace: &str, event: &Event) -> Decision {
