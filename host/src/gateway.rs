@@ -245,6 +245,11 @@ impl Gateway {
                 renderer,
                 overlay,
                 activations: Default::default(),
+                quotas: {
+                    let quotas = Arc::new(crate::quota::Quotas::new(options.clock.clone()));
+                    crate::api::quota_digest::restore(&outbox, &quotas);
+                    quotas
+                },
             },
             store,
             outbox: outbox.clone(),

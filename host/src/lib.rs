@@ -26,6 +26,7 @@ pub mod message;
 pub mod monitor;
 pub mod plugin;
 pub mod problem;
+pub mod quota;
 pub mod receive;
 pub mod render;
 pub mod route;

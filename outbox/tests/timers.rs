@@ -290,3 +290,60 @@ async fn listing_pages_and_filters_and_old_fired_marks_are_purged() {
         .unwrap();
     assert_eq!(effect, TimerEffect::NotArmed);
 }
+
+#[tokio::test]
+async fn an_enqueue_arms_several_timers_with_its_event_and_a_duplicate_arms_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t(0)));
+    let ob = open(dir.path(), &clock);
+    arm(&ob, "task:app:1", t(60_000)).await;
+    // A completion disarms its task's timer and arms two digests, in one
+    // write; the answer is the disarm's.
+    let mut completion = ev("done");
+    completion.idempotency_key = Some("k1".into());
+    let (_, effect) = ob
+        .enqueue_arming(
+            completion.clone(),
+            one_delivery(),
+            TimerOp::Disarm {
+                key: "task:app:1".into(),
+            },
+            vec![timer("quota:a", t(10_000)), timer("quota:b", t(20_000))],
+        )
+        .await
+        .expect("enqueue");
+    assert!(matches!(effect, TimerEffect::Disarmed { .. }), "{effect:?}");
+    assert_eq!(ob.armed_timers(), 2);
+    assert_eq!(ob.next_timer_deadline(), Some(t(10_000)));
+    // Arming a key again replaces its timer; a duplicate writes nothing.
+    let (_, effect) = ob
+        .enqueue_arming(
+            completion,
+            Vec::new(),
+            TimerOp::None,
+            vec![timer("quota:c", t(5_000))],
+        )
+        .await
+        .expect("duplicate");
+    assert_eq!(effect, TimerEffect::None);
+    assert_eq!(ob.armed_timers(), 2, "a duplicate arms nothing");
+    ob.enqueue_arming(
+        ev("again"),
+        Vec::new(),
+        TimerOp::None,
+        vec![timer("quota:a", t(30_000))],
+    )
+    .await
+    .expect("re-arm");
+    assert_eq!(ob.armed_timers(), 2, "the key's timer was replaced");
+    assert_eq!(ob.next_timer_deadline(), Some(t(20_000)));
+    // Both survive a reopen.
+    drop(ob);
+    let ob = open(dir.path(), &clock);
+    assert_eq!(ob.armed_timers(), 2);
+    clock.set(t(40_000));
+    let due = ob.due_timers(t(40_000), 10).expect("due");
+    let mut keys: Vec<&str> = due.iter().map(|t| t.key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["quota:a", "quota:b"]);
+}

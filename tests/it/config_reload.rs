@@ -6,12 +6,12 @@
 //! refuses) changes nothing and answers every problem with its key path.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use carillon_tests::fakes::webhook::{Answer, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::support::wait_received as wait_for;
 use crate::support::{gateway_from_file as start, wasm};
 
 const ADMIN: &str = "adm-reload-0123456789";
@@ -61,18 +61,6 @@ fn error_paths(body: &Value) -> Vec<&str> {
         .as_array()
         .map(|errors| errors.iter().filter_map(|e| e["path"].as_str()).collect())
         .unwrap_or_default()
-}
-
-async fn wait_for(receiver: &Receiver, n: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while receiver.received().len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {} received",
-            receiver.received().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

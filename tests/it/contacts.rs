@@ -4,13 +4,11 @@
 //! each hop rendered anew in its recipient's language and recorded on the
 //! event.
 
-use std::time::{Duration, Instant};
-
 use carillon_tests::fakes::webhook::{Answer, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::gateway_from_file as start;
+use crate::support::{config_head, gateway_from_file as start, wait_received as wait_for};
 
 const ADMIN: &str = "adm-contacts-0123456789";
 const INGEST: &str = "ing-contacts-0123456789";
@@ -28,18 +26,6 @@ async fn put(http: &reqwest::Client, url: String, body: &Value) -> (StatusCode, 
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn wait_for(receiver: &Receiver, n: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while receiver.received().len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {} received",
-            receiver.received().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_reaches_a_contact_in_their_language_and_escalates_to_the_alternate_then_the_global_fallback()
  {
@@ -53,26 +39,18 @@ async fn an_alert_reaches_a_contact_in_their_language_and_escalates_to_the_alter
     std::fs::write(
         &file,
         format!(
-            r#"
-[server]
-listen = "127.0.0.1:0"
-data_dir = "{data}"
-plugin_dir = "{data}/plugins"
-[auth]
-admin_token = "{ADMIN}"
-[[auth.ingest]]
-name = "app"
-token = "{INGEST}"
-[egress]
-allow_private = ["127.0.0.1/32"]
+            "{head}{rest}",
+            head = config_head(dir.path(), ADMIN, INGEST),
+            rest = format_args!(
+                r#"
 [dispatch]
 global_fallback = "last-resort"
 [destinations.last-resort]
 plugin = "webhook"
 config = {{ url = "{last}" }}
 "#,
-            data = dir.path().display(),
-            last = last.url("/last"),
+                last = last.url("/last"),
+            ),
         ),
     )
     .expect("write");

@@ -18,6 +18,7 @@ mod loading;
 mod monitors;
 mod objects;
 mod pause;
+mod quota;
 mod rate;
 mod reload;
 mod retry_policy;

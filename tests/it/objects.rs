@@ -7,13 +7,14 @@
 //! acceptance.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use carillon_tests::fakes::webhook::Receiver;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::gateway_from_file as start;
+use crate::support::wait_received as wait_for;
 
 const ADMIN: &str = "adm-objects-0123456789";
 const INGEST: &str = "ing-objects-0123456789";
@@ -147,18 +148,6 @@ fn paths(body: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn wait_for(receiver: &Receiver, n: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while receiver.received().len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {} received",
-            receiver.received().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 const DEFAULT: &str = "/v1/workspaces/default";

@@ -12,9 +12,19 @@ use carillon::plugin::{Limits, Plugin, Runtime, RuntimeConfig};
 /// A gateway started from the config file `file` (which a config reload
 /// reads again), its dispatcher polling every 20 ms.
 pub async fn gateway_from_file(file: &std::path::Path) -> carillon::gateway::Gateway {
+    gateway_from_file_on(file, Arc::new(carillon_outbox::SystemClock)).await
+}
+
+/// [`gateway_from_file`] on `clock` (a `ManualClock` for windows and
+/// deadlines; wake the timer task after moving it, see [`advance`]).
+pub async fn gateway_from_file_on(
+    file: &std::path::Path,
+    clock: Arc<dyn carillon_outbox::Clock>,
+) -> carillon::gateway::Gateway {
     use carillon::gateway::{Gateway, Options};
     let config = carillon::config::Config::load(file).expect("config");
     let options = Options {
+        clock,
         dispatch: carillon::dispatch::DispatchConfig {
             poll_interval: Duration::from_millis(20),
             wait_retry: Duration::from_millis(200),
@@ -27,6 +37,17 @@ pub async fn gateway_from_file(file: &std::path::Path) -> carillon::gateway::Gat
         ..Options::default()
     };
     Gateway::start(config, options).await.expect("starts")
+}
+
+/// Moves `clock` by `d` and wakes `gateway`'s timer task, which sleeps in
+/// real time (the manual clock does not wake it).
+pub fn advance(
+    gateway: &carillon::gateway::Gateway,
+    clock: &carillon_outbox::ManualClock,
+    d: Duration,
+) {
+    clock.advance(d);
+    gateway.state().outbox.timers_changed().notify_one();
 }
 
 /// A runtime whose egress policy allows exactly `allow` (e.g. 127.0.0.1/32).
@@ -306,4 +327,47 @@ pub fn capture_logs() -> Captured {
     let captured = Captured::default();
     CAPTURE.with(|c| *c.borrow_mut() = Some(captured.clone()));
     captured
+}
+
+/// Waits (up to 60 s) until `receiver` got `n` requests; answers them.
+pub async fn wait_received(
+    receiver: &carillon_tests::fakes::webhook::Receiver,
+    n: usize,
+    what: &str,
+) -> Vec<carillon_tests::fakes::webhook::Received> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = receiver.received();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {} received",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The head of a test gateway's `carillon.toml`: any port on loopback,
+/// data and plugins under `data`, the admin token, one ingest token named
+/// `app`, and egress to loopback allowed (the fakes).
+pub fn config_head(data: &std::path::Path, admin: &str, ingest: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+plugin_dir = "{data}/plugins"
+[auth]
+admin_token = "{admin}"
+[[auth.ingest]]
+name = "app"
+token = "{ingest}"
+[egress]
+allow_private = ["127.0.0.1/32"]
+"#,
+        data = data.display()
+    )
 }

@@ -21,6 +21,7 @@ use futures_util::future::join_all;
 use serde::Serialize;
 
 use super::error::ApiError;
+use super::quota_gate::QuotaGate;
 use super::stored::{Routing, Skipped, StoredEvent, Target};
 use super::{Live, Principal, State, auth, body};
 use crate::config::{ServerLimits, Token};
@@ -285,11 +286,24 @@ async fn accept_in_span(
     let gauge = crate::monitor::gauge_reading(&event).map_err(ApiError::InvalidEvent)?;
     let prepared = prepare(live, &token.name, workspace, event)?;
     let unrouted = prepared.unrouted;
-    let (enqueued, effect) = state
+    // A window's digest timer is re-armed with every event it holds back,
+    // in the event's write: the digest knows every acknowledged hold.
+    let enqueued = state
         .outbox
-        .enqueue_timed(prepared.event, prepared.deliveries, timer.into_op())
-        .await
-        .map_err(ApiError::from)?;
+        .enqueue_arming(
+            prepared.event,
+            prepared.deliveries,
+            timer.into_op(),
+            prepared.quota.arms,
+        )
+        .await;
+    let (enqueued, effect) = match enqueued {
+        Ok(ok) => ok,
+        Err(e) => {
+            live.quotas.release(&prepared.quota.claims);
+            return Err(ApiError::from(e));
+        }
+    };
     let (duplicate, id, list) = match enqueued {
         Enqueued::Accepted {
             event_id,
@@ -298,7 +312,11 @@ async fn accept_in_span(
         Enqueued::Duplicate {
             event_id,
             deliveries,
-        } => (true, event_id, deliveries),
+        } => {
+            // The first acceptance counted; this one is not a new alert.
+            live.quotas.release(&prepared.quota.claims);
+            (true, event_id, deliveries)
+        }
     };
     span.record("event", tracing::field::display(&id));
     if !duplicate {
@@ -363,6 +381,19 @@ pub(crate) struct Prepared {
     pub deliveries: Vec<NewDelivery>,
     /// No route matched and no destination was named.
     pub unrouted: bool,
+    /// What the alert quotas counted, and the digest timers to arm.
+    pub quota: QuotaGate,
+}
+
+/// How [`prepare_with`] treats contacts' methods and alert quotas.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A posted or raised event: pending methods are skipped, quotas count.
+    Alert,
+    /// A contact's activation message: to its method while still pending.
+    Activation,
+    /// A quota's digest: past the quota it reports on.
+    Digest,
 }
 
 /// Routes `event` (posted with the ingest token `token` into `workspace`)
@@ -375,7 +406,7 @@ pub(crate) fn prepare(
     workspace: &str,
     event: Event,
 ) -> Result<Prepared, ApiError> {
-    prepare_with(live, token, workspace, event, true)
+    prepare_with(live, token, workspace, event, Mode::Alert)
 }
 
 /// [`prepare`] for a contact's activation message, which goes to its
@@ -386,7 +417,16 @@ pub(crate) fn prepare_unfiltered(
     workspace: &str,
     event: Event,
 ) -> Result<Prepared, ApiError> {
-    prepare_with(live, token, workspace, event, false)
+    prepare_with(live, token, workspace, event, Mode::Activation)
+}
+
+/// [`prepare`] for a quota's digest, which no quota holds back.
+pub(crate) fn prepare_digest(
+    live: &Live,
+    workspace: &str,
+    event: Event,
+) -> Result<Prepared, ApiError> {
+    prepare_with(live, "carillon", workspace, event, Mode::Digest)
 }
 
 fn prepare_with(
@@ -394,8 +434,10 @@ fn prepare_with(
     token: &str,
     workspace: &str,
     event: Event,
-    skip_pending: bool,
+    mode: Mode,
 ) -> Result<Prepared, ApiError> {
+    let skip_pending = mode != Mode::Activation;
+    let mut quota = QuotaGate::default();
     let decision = live.router.decide(workspace, &event);
     let mut routing = Routing {
         unrouted: decision.is_unrouted(),
@@ -403,6 +445,7 @@ fn prepare_with(
         matched: decision.matched.clone(),
         targets: Vec::new(),
         skipped: Vec::new(),
+        suppressed: Vec::new(),
     };
     let mut deliveries = Vec::new();
     for target in &decision.targets {
@@ -420,6 +463,12 @@ fn prepare_with(
                 contact,
                 reason: "the contact has not activated this method yet".into(),
             });
+            continue;
+        }
+        if mode == Mode::Alert
+            && let Some(held) = quota.hold(live, workspace, &event, target)
+        {
+            routing.suppressed.push(held);
             continue;
         }
         let (mut message, template, locale) = render_for(
@@ -465,6 +514,7 @@ fn prepare_with(
         event: new_event,
         deliveries,
         unrouted,
+        quota,
     })
 }
 

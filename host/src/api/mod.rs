@@ -21,6 +21,8 @@ mod monitors;
 mod object_view;
 mod objects;
 mod ops;
+pub(crate) mod quota_digest;
+mod quota_gate;
 pub mod reconfigure;
 pub mod serve;
 pub mod stored;
@@ -82,6 +84,8 @@ pub struct Live {
     pub overlay: Overlay,
     /// Which contact methods are active (shared by every config version).
     pub activations: Arc<activation::Activations>,
+    /// The alert quotas' open windows (shared by every config version).
+    pub quotas: Arc<crate::quota::Quotas>,
 }
 
 /// The state every handler shares.

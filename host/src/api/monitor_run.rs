@@ -9,6 +9,7 @@ use carillon_outbox::{NewDelivery, NewEvent, Timestamp};
 use futures_util::future::join_all;
 use tokio::sync::watch;
 
+use super::quota_gate::QuotaGate;
 use super::stored::{Routing, StoredEvent};
 use super::{State, prepare};
 use crate::access::DEFAULT_WORKSPACE;
@@ -106,24 +107,37 @@ async fn send(state: &State, engine: &mut Engine, due: Vec<Due>, now: Timestamp)
             continue;
         };
         let ev = event(&engine.rules()[d.rule], track, d, now);
-        let (new_event, deliveries) = match prepare(&live, TOKEN, DEFAULT_WORKSPACE, ev.clone()) {
-            Ok(p) => (p.event, p.deliveries),
+        let (new_event, deliveries, quota) = match prepare(
+            &live,
+            TOKEN,
+            DEFAULT_WORKSPACE,
+            ev.clone(),
+        ) {
+            Ok(p) => (p.event, p.deliveries, p.quota),
             Err(error) => {
                 // A template that cannot render the notice does not heal
                 // by waiting: the change is recorded, sent nowhere.
                 tracing::error!(rule = %engine.rules()[d.rule].name, %error, "cannot render a monitor event; recorded undelivered");
-                (bare(ev), Vec::<NewDelivery>::new())
+                (bare(ev), Vec::<NewDelivery>::new(), QuotaGate::default())
             }
         };
-        writes.push((d, new_event, deliveries));
+        writes.push((d, new_event, deliveries, quota));
     }
-    let results = join_all(writes.into_iter().map(|(d, e, deliveries)| async move {
-        let r = state
-            .outbox
-            .enqueue_kept(e, deliveries, d.kept.clone())
-            .await;
-        (d, r)
-    }))
+    let live = &live;
+    let results = join_all(
+        writes
+            .into_iter()
+            .map(|(d, e, deliveries, quota)| async move {
+                let r = state
+                    .outbox
+                    .enqueue_kept_arming(e, deliveries, d.kept.clone(), quota.arms)
+                    .await;
+                if r.is_err() {
+                    live.quotas.release(&quota.claims);
+                }
+                (d, r)
+            }),
+    )
     .await;
     let mut sent = false;
     for (d, r) in results {

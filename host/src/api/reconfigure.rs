@@ -262,6 +262,7 @@ pub async fn apply<E>(
         renderer,
         overlay,
         activations: old.activations.clone(),
+        quotas: old.quotas.clone(),
     });
     // New or changed contact methods are pending and get their link.
     super::activation::sync(state).await;

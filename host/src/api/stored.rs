@@ -42,6 +42,20 @@ pub struct Routing {
     /// (pending activation).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<Skipped>,
+    /// Targets an alert quota held back (counted for the window's digest).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<Suppressed>,
+}
+
+/// A target an alert quota held back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Suppressed {
+    /// The destination it would have gone to.
+    pub destination: String,
+    /// The full quota's scope: `contact:NAME` or `route:NAME`.
+    pub quota: String,
+    /// When the window ends (RFC 3339); its digest is sent then.
+    pub until: String,
 }
 
 /// A target left out, and why.

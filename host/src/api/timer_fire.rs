@@ -1,8 +1,9 @@
 //! The timer task (in `api`: a fired timer enters the same pipeline as a
 //! posted event, `prepare`, so it lives beside ingest): sleeps until the earliest deadline (woken when an
 //! earlier one is armed), then fires every due timer with its
-//! `task.timeout`, routed and rendered like a posted event. And the late
-//! notice a completion after its timeout sends.
+//! `task.timeout`, routed and rendered like a posted event, or with a
+//! quota's digest. And the late notice a completion after its timeout
+//! sends.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,33 +82,41 @@ async fn fire_one(
     timer: Timer,
     now: carillon_outbox::Timestamp,
 ) -> bool {
-    let (new_event, deliveries) = match timeout_event(&timer, now) {
-        Ok((token, workspace, event)) => match prepare(live, &token, &workspace, event) {
-            Ok(p) => (p.event, p.deliveries),
+    let (new_event, deliveries, arms, claims) = if timer.kind == crate::quota::DIGEST {
+        let (e, d) = super::quota_digest::prepare(live, &timer, now);
+        (e, d, Vec::new(), Vec::new())
+    } else {
+        match timeout_event(&timer, now) {
+            Ok((token, workspace, event)) => match prepare(live, &token, &workspace, event) {
+                Ok(p) => (p.event, p.deliveries, p.quota.arms, p.quota.claims),
+                Err(error) => {
+                    // A template that cannot render the notice does not heal
+                    // by waiting: the timer still fires, recorded, sent
+                    // nowhere, and the failure is logged.
+                    tracing::error!(timer = %timer.id, %error, "cannot render task.timeout; recorded undelivered");
+                    (bare(&timer, now), Vec::new(), Vec::new(), Vec::new())
+                }
+            },
             Err(error) => {
-                // A template that cannot render the notice does not heal
-                // by waiting: the timer still fires, recorded, sent
-                // nowhere, and the failure is logged.
-                tracing::error!(timer = %timer.id, %error, "cannot render task.timeout; recorded undelivered");
-                (bare(&timer, now), Vec::new())
+                tracing::error!(timer = %timer.id, %error, "cannot build task.timeout; recorded undelivered");
+                (bare(&timer, now), Vec::new(), Vec::new(), Vec::new())
             }
-        },
-        Err(error) => {
-            tracing::error!(timer = %timer.id, %error, "cannot build task.timeout; recorded undelivered");
-            (bare(&timer, now), Vec::new())
         }
     };
     let late = now.as_millis().saturating_sub(timer.deadline.as_millis())
         >= u64::try_from(crate::timeout::events::LATE_AFTER.as_millis()).unwrap_or(u64::MAX);
-    match state
+    let fired = state
         .outbox
-        .fire_timer(&timer.id, new_event, deliveries)
-        .await
-    {
+        .fire_timer_arming(&timer.id, new_event, deliveries, arms)
+        .await;
+    if !matches!(fired, Ok(Some(_))) {
+        live.quotas.release(&claims);
+    }
+    match fired {
         Ok(Some(_)) => {
             state.waker.wake();
             state.timer_metrics.fired(late);
-            tracing::info!(timer = %timer.id, key = %timer.key, late, "task timer fired");
+            tracing::info!(timer = %timer.id, key = %timer.key, kind = %timer.kind, late, "timer fired");
             true
         }
         // Disarmed or cancelled meanwhile.
@@ -173,11 +182,21 @@ pub(crate) async fn after_completion(
     }
     let event = finished_late_event(&completion, *fired_at, state.clock.now());
     let result = match prepare(live, token, workspace, event) {
-        Ok(p) => state
-            .outbox
-            .enqueue(p.event, p.deliveries)
-            .await
-            .map_err(|e| e.to_string()),
+        Ok(p) => {
+            let r = state
+                .outbox
+                .enqueue_arming(
+                    p.event,
+                    p.deliveries,
+                    carillon_outbox::TimerOp::None,
+                    p.quota.arms,
+                )
+                .await;
+            if r.is_err() {
+                live.quotas.release(&p.quota.claims);
+            }
+            r.map(|_| ()).map_err(|e| e.to_string())
+        }
         Err(e) => Err(e.to_string()),
     };
     match result {

@@ -48,6 +48,12 @@ pub struct TimerOut {
     taskname: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+    /// A quota digest's scope (`contact:NAME`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<String>,
+    /// A quota digest's held-back count so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressed: Option<u64>,
 }
 
 /// A page of armed timers, in the order they were armed.
@@ -68,9 +74,17 @@ fn text(started: &Started, keys: &[&str]) -> Option<String> {
 /// May `principal` see `timer`? Its workspace is read from the payload
 /// (only for a workspace's token; an instance admin sees every timer).
 fn visible(principal: &Principal, timer: &Timer) -> bool {
-    principal.scope().is_none()
-        || serde_json::from_slice::<Started>(&timer.payload)
-            .is_ok_and(|s| principal.sees(&s.workspace))
+    if principal.scope().is_none() {
+        return true;
+    }
+    let workspace = if timer.kind == crate::quota::DIGEST {
+        crate::quota::Pending::from_timer(timer).map(|p| p.workspace)
+    } else {
+        serde_json::from_slice::<Started>(&timer.payload)
+            .map(|s| s.workspace)
+            .map_err(|e| e.to_string())
+    };
+    workspace.is_ok_and(|w| principal.sees(&w))
 }
 
 /// A timer's task type, read from its payload alone (the filter runs on
@@ -81,7 +95,14 @@ fn started_task_type(t: &Timer) -> Option<String> {
 }
 
 fn out(t: &Timer) -> TimerOut {
-    let started: Option<Started> = serde_json::from_slice(&t.payload).ok();
+    let digest = (t.kind == crate::quota::DIGEST)
+        .then(|| crate::quota::Pending::from_timer(t).ok())
+        .flatten();
+    let started: Option<Started> = if digest.is_some() {
+        None
+    } else {
+        serde_json::from_slice(&t.payload).ok()
+    };
     TimerOut {
         id: t.id.to_string(),
         kind: t.kind.clone(),
@@ -97,6 +118,8 @@ fn out(t: &Timer) -> TimerOut {
             .as_ref()
             .and_then(|s| text(s, &["taskname", "task_name"])),
         token: started.map(|s| s.token),
+        quota: digest.as_ref().map(crate::quota::Pending::key),
+        suppressed: digest.map(|d| d.window.suppressed),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct RawContact {
     /// How to reach the contact.
     #[serde(default)]
     pub methods: Vec<RawMethod>,
+    /// At most this many alerts per window (`{ max = 20, per = "1h" }`).
+    pub quota: Option<crate::quota::RawQuota>,
 }
 
 /// One way to reach a contact, as written (`type = "…"`).
@@ -105,6 +107,9 @@ pub struct Contact {
     pub external_id: Option<String>,
     /// Its methods, in order.
     pub methods: Vec<Method>,
+    /// Its alert quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<crate::quota::Quota>,
 }
 
 impl Contact {
@@ -349,6 +354,10 @@ pub(super) fn contacts(
                 alternate: c.alternate.clone(),
                 external_id: c.external_id.clone(),
                 methods,
+                quota: c
+                    .quota
+                    .as_ref()
+                    .and_then(|q| super::quotas::check(q, &cp.key("quota"), f)),
             },
         );
     }

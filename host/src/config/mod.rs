@@ -35,6 +35,7 @@ pub mod overlay;
 mod parse;
 mod plugin_config;
 mod plugins;
+mod quotas;
 pub mod raw;
 mod references;
 mod secret;

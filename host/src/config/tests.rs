@@ -434,7 +434,7 @@ fn routes_may_name_built_in_templates() {
     let out = problems(&format!("{base}template = \"builtin.nope\"\n"));
     assert_eq!(
         out,
-        "routes[0].template (line 7, column 12): no template is named \"builtin.nope\" (built-in templates: builtin.task-succeeded, builtin.task-failed, builtin.timeout, builtin.task-finished-late, builtin.task-retrying, builtin.resource, builtin.alert, builtin.generic)"
+        "routes[0].template (line 7, column 12): no template is named \"builtin.nope\" (built-in templates: builtin.task-succeeded, builtin.task-failed, builtin.timeout, builtin.task-finished-late, builtin.task-retrying, builtin.resource, builtin.alert, builtin.quota-digest, builtin.generic)"
     );
     assert!(
         problems(&format!("{base}template = \"task-failed\"\n")).contains("no template is named")
@@ -677,4 +677,25 @@ fn checks_an_earlier_problem_makes_impossible_are_named() {
         out.last().map(String::as_str),
         Some("(file): skipped every other check: they need a file that is valid TOML")
     );
+}
+
+#[test]
+fn quotas_on_contacts_and_routes_are_read_and_each_bad_key_is_named() {
+    let base = "[destinations.hook]\nplugin = \"webhook\"\nconfig = { url = \"https://example.com/h\" }\n\
+                [contacts.a]\nquota = { max = 20, per = \"1h\" }\n\
+                methods = [{ type = \"robot\", plugin = \"webhook\", config = { url = \"https://example.com/a\" } }]\n\
+                [[routes]]\nname = \"r\"\ndestinations = [\"hook\"]\ncontacts = [\"a\"]\nquota = { max = 2, per = \"30m\" }\n";
+    let config = parse(base).unwrap_or_else(|p| panic!("{p}"));
+    let quota = config.contacts["a"].quota.expect("the contact's quota");
+    assert_eq!((quota.max, quota.per.as_secs()), (20, 3600));
+    let quota = config.routes[0].quota.expect("the route's quota");
+    assert_eq!((quota.max, quota.per.as_secs()), (2, 1800));
+    let bad = base
+        .replace("max = 20", "max = 0")
+        .replace("per = \"30m\"", "per = \"5s\"");
+    let found = problems(&bad);
+    assert!(found.contains("contacts.a.quota.max"), "{found}");
+    assert!(found.contains("routes[0].quota.per"), "{found}");
+    let unknown = problems(&base.replace("max = 2,", "most = 2,"));
+    assert!(unknown.contains("routes[0].quota"), "{unknown}");
 }

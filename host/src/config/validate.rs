@@ -9,7 +9,8 @@ use super::parse::Broken;
 use super::raw::RawConfig;
 use super::secret::Resolver;
 use super::{
-    Config, auth, contacts, destinations, monitors, references, sections, timeouts, workspaces,
+    Config, auth, contacts, destinations, monitors, quotas, references, sections, timeouts,
+    workspaces,
 };
 use crate::problem::{Findings, KeyPath};
 use crate::{render, route};
@@ -52,6 +53,13 @@ pub(super) fn validate(
     );
     let templates = render::validate_templates(&raw.templates, &render, f);
     let mut routes = route::validate(&raw.routes, f);
+    // `route::validate` builds one route per entry, in order.
+    for ((i, r), built) in raw.routes.iter().zip(routes.iter_mut()) {
+        if let Some(q) = &r.quota {
+            let path = KeyPath::root().key("routes").index(*i).key("quota");
+            built.quota = quotas::check(q, &path, f);
+        }
+    }
     contacts::route_references(raw, broken, &contacts, &groups, f);
     for r in &mut routes {
         r.people = contacts::people_destinations(&r.contacts, &r.groups, &contacts, &groups);

@@ -35,6 +35,7 @@ pub const NAMES: &[&str] = &[
     "task-retrying",
     "resource",
     "alert",
+    "quota-digest",
     "generic",
 ];
 
@@ -48,8 +49,8 @@ pub fn exists(name: &str) -> bool {
 /// `succeeded|success|completed` → `task-succeeded`,
 /// `failed|failure|error` → `task-failed`, `timeout|timed_out` →
 /// `timeout`, `finished-late` → `task-finished-late`, `retrying` →
-/// `task-retrying`; then `resource.*` → `resource`, `alert.*` → `alert`; else
-/// `generic`. Returns the full name (`builtin.task-failed`).
+/// `task-retrying`; then `resource.*` → `resource`, `alert.*` → `alert`,
+/// `quota.digest` → `quota-digest`; else `generic`. Returns the full name (`builtin.task-failed`).
 pub fn family(event: &Event) -> &'static str {
     let lower = event.event_type.to_ascii_lowercase();
     let last = lower.rsplit('.').next().unwrap_or_default();
@@ -61,6 +62,7 @@ pub fn family(event: &Event) -> &'static str {
         "retrying" => "builtin.task-retrying",
         _ if lower.starts_with("resource.") => "builtin.resource",
         _ if lower.starts_with("alert.") => "builtin.alert",
+        _ if lower == crate::quota::DIGEST => "builtin.quota-digest",
         _ => "builtin.generic",
     }
 }
@@ -463,6 +465,35 @@ ${ message }
 {% for k, v in labels | items if k not in ["alertname", "instance", "severity"] %}
 {% if loop.first %}- **标签**：{% else %} {% endif %}`${ k }=${ v }`{% if loop.last %}${ "\n" }{% endif %}
 {% endfor %}
+"#,
+            },
+        ],
+    },
+    Builtin {
+        name: "quota-digest",
+        texts: &[
+            Text {
+                locale: "en",
+                title: r#"🔕 ${ suppressed } alert{% if suppressed != 1 %}s{% endif %} held back {% if quota_scope == "route" %}on route ${ quota_name }{% else %}for ${ display_name }{% endif %}"#,
+                body: r#"The alert quota ({% if quota_scope == "route" %}route **${ quota_name }**{% else %}**${ display_name }**{% endif %}: at most ${ max } per ${ window }) held back **${ suppressed }** alert{% if suppressed != 1 %}s{% endif %} between ${ window_start | datetime } and ${ window_end | datetime }.
+
+{% for k in kinds %}
+- **${ k.type }:** ${ k.count }
+{% endfor %}
+
+Alerts are sent again from now on; the held-back ones are recorded in Carillon (`routing.suppressed` of each event).
+"#,
+            },
+            Text {
+                locale: "zh",
+                title: r#"🔕 {% if quota_scope == "route" %}路由 ${ quota_name }{% else %}${ display_name }{% endif %} 有 ${ suppressed } 条告警因限额未发送"#,
+                body: r#"告警限额（{% if quota_scope == "route" %}路由 **${ quota_name }**{% else %}**${ display_name }**{% endif %}：每 ${ window } 最多 ${ max } 条）在 ${ window_start | datetime } 至 ${ window_end | datetime } 期间拦下了 **${ suppressed }** 条告警。
+
+{% for k in kinds %}
+- **${ k.type }**：${ k.count }
+{% endfor %}
+
+从现在起告警恢复发送；被拦下的告警仍记录在 Carillon 中（各事件的 `routing.suppressed`）。
 "#,
             },
         ],

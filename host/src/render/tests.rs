@@ -353,6 +353,7 @@ fn families_pick_the_built_in_template() {
     assert_eq!(f("task.timeout"), "builtin.timeout");
     assert_eq!(f("task.timed_out"), "builtin.timeout");
     assert_eq!(f("task.finished-late"), "builtin.task-finished-late");
+    assert_eq!(f("quota.digest"), "builtin.quota-digest");
     assert_eq!(f("task.retrying"), "builtin.task-retrying");
     assert_eq!(f("resource.threshold"), "builtin.resource");
     assert_eq!(f("alert.firing"), "builtin.alert");
@@ -604,6 +605,34 @@ fn samples() -> Vec<(&'static str, Event)> {
                 "title": "HighLatency",
                 "labels": { "alertname": "HighLatency", "instance": "api-1:9090", "severity": "critical" },
                 "data": { "status": "resolved" },
+            })),
+        ),
+        (
+            "quota-digest",
+            event(json!({
+                "type": "quota.digest",
+                "source": "carillon/quota",
+                "severity": "info",
+                "data": {
+                    "quota_scope": "contact", "quota_name": "li-wei", "display_name": "Li Wei",
+                    "suppressed": 10, "max": 20, "window": "1h",
+                    "window_start": "2024-05-06T21:00:00Z", "window_end": "2024-05-06T22:00:00Z",
+                    "kinds": [{ "type": "alert.firing", "count": 7 }, { "type": "task.failed", "count": 3 }],
+                },
+            })),
+        ),
+        (
+            "quota-digest-route",
+            event(json!({
+                "type": "quota.digest",
+                "source": "carillon/quota",
+                "severity": "info",
+                "data": {
+                    "quota_scope": "route", "quota_name": "db-alerts", "display_name": "db-alerts",
+                    "suppressed": 1, "max": 5, "window": "30m",
+                    "window_start": "2024-05-06T21:00:00Z", "window_end": "2024-05-06T21:30:00Z",
+                    "kinds": [{ "type": "alert.firing", "count": 1 }],
+                },
             })),
         ),
         (

@@ -78,6 +78,9 @@ pub struct RawRoute {
     pub continue_: bool,
     /// The workspace whose events it routes; absent: `default`.
     pub workspace: Option<String>,
+    /// At most this many matched events per window reach its targets
+    /// (`{ max = 20, per = "1h" }`; checked by `config`).
+    pub quota: Option<crate::quota::RawQuota>,
 }
 
 /// The criteria of a route.

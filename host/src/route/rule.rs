@@ -46,6 +46,9 @@ pub struct Route {
     pub people: Vec<String>,
     /// The template (a `[templates]` name or `builtin.NAME`), if any.
     pub template: Option<String>,
+    /// Its alert quota (filled in by `config`, which reads durations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<crate::quota::Quota>,
     /// Keep evaluating later routes after a match.
     #[serde(rename = "continue")]
     pub continue_: bool,
@@ -183,6 +186,7 @@ fn route(f: &mut Findings, rp: &KeyPath, r: &RawRoute) -> Route {
         mention: r.mention.clone(),
         people: Vec::new(),
         template: r.template.clone(),
+        quota: None,
         continue_: r.continue_,
     }
 }

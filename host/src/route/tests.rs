@@ -35,6 +35,7 @@ fn route(name: &str, destinations: &[&str]) -> Route {
         mention: Vec::new(),
         people: Vec::new(),
         template: None,
+        quota: None,
         continue_: false,
     }
 }

@@ -36,7 +36,7 @@ use crate::record::{DeliveryRef, EventRecord};
 use crate::state::StateKind;
 use crate::time::Timestamp;
 use crate::timers::stage::{JobTimer, Refused, Stage};
-use crate::timers::{self, Timer, TimerEffect, TimerOp};
+use crate::timers::{self, NewTimer, Timer, TimerEffect, TimerOp};
 use crate::types::{Enqueued, NewDelivery, NewEvent};
 use crate::untouched::{self, InFlight};
 
@@ -73,6 +73,20 @@ impl Outbox {
         deliveries: Vec<NewDelivery>,
         timer: TimerOp,
     ) -> Result<(Enqueued, TimerEffect), EnqueueError> {
+        self.enqueue_arming(event, deliveries, timer, Vec::new())
+            .await
+    }
+
+    /// [`Outbox::enqueue_timed`] that also arms each of `arms` (replacing
+    /// its key's armed timer) in the same atomic write, after `timer`. The
+    /// effect answered is `timer`'s; arming cannot be refused.
+    pub async fn enqueue_arming(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        timer: TimerOp,
+        arms: Vec<NewTimer>,
+    ) -> Result<(Enqueued, TimerEffect), EnqueueError> {
         let now = self.clock.now();
         let timer = match timer {
             TimerOp::None => JobTimer::None,
@@ -80,29 +94,13 @@ impl Outbox {
                 no_nul("timer key", &key)?;
                 JobTimer::Disarm { key }
             }
-            TimerOp::Arm(t) => {
-                no_nul("timer key", &t.key)?;
-                let id = TimerId::from_raw(self.mem.ids.next(now));
-                let deadline = t.deadline;
-                let key = t.key.clone();
-                let record = timers::record::encode(&Timer {
-                    id: id.clone(),
-                    key: t.key,
-                    kind: t.kind,
-                    source: t.source,
-                    armed_at: now,
-                    deadline,
-                    payload: t.payload,
-                });
-                JobTimer::Arm {
-                    id,
-                    key,
-                    deadline,
-                    record: record.into(),
-                }
-            }
+            TimerOp::Arm(t) => self.arm_job(t, now)?,
         };
-        match self.submit(event, deliveries, timer, None).await? {
+        let arms = arms
+            .into_iter()
+            .map(|t| self.arm_job(t, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.submit(event, deliveries, (timer, arms), None).await? {
             Submitted::Done(enqueued, effect) => Ok((enqueued, effect)),
             // Only a fire can find its timer gone.
             Submitted::TimerGone => Err(EnqueueError::Invalid {
@@ -122,18 +120,60 @@ impl Outbox {
         event: NewEvent,
         deliveries: Vec<NewDelivery>,
     ) -> Result<Option<Enqueued>, EnqueueError> {
+        self.fire_timer_arming(id, event, deliveries, Vec::new())
+            .await
+    }
+
+    /// [`Outbox::fire_timer`] that also arms each of `arms` in the same
+    /// atomic write (see [`Outbox::enqueue_arming`]); nothing is armed
+    /// when the timer is no longer armed.
+    pub async fn fire_timer_arming(
+        &self,
+        id: &TimerId,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        arms: Vec<NewTimer>,
+    ) -> Result<Option<Enqueued>, EnqueueError> {
+        let now = self.clock.now();
+        let arms = arms
+            .into_iter()
+            .map(|t| self.arm_job(t, now))
+            .collect::<Result<Vec<_>, _>>()?;
         let job = JobTimer::Fire { id: id.clone() };
-        match self.submit(event, deliveries, job, None).await? {
+        match self.submit(event, deliveries, (job, arms), None).await? {
             Submitted::Done(enqueued, _) => Ok(Some(enqueued)),
             Submitted::TimerGone => Ok(None),
         }
+    }
+
+    /// `t` encoded for the committer, with a new id.
+    pub(super) fn arm_job(&self, t: NewTimer, now: Timestamp) -> Result<JobTimer, EnqueueError> {
+        no_nul("timer key", &t.key)?;
+        let id = TimerId::from_raw(self.mem.ids.next(now));
+        let deadline = t.deadline;
+        let key = t.key.clone();
+        let record = timers::record::encode(&Timer {
+            id: id.clone(),
+            key: t.key,
+            kind: t.kind,
+            source: t.source,
+            armed_at: now,
+            deadline,
+            payload: t.payload,
+        });
+        Ok(JobTimer::Arm {
+            id,
+            key,
+            deadline,
+            record: record.into(),
+        })
     }
 
     pub(super) async fn submit(
         &self,
         event: NewEvent,
         deliveries: Vec<NewDelivery>,
-        timer: JobTimer,
+        (timer, arms): (JobTimer, Vec<JobTimer>),
         kept: Option<KeptJob>,
     ) -> Result<Submitted, EnqueueError> {
         no_nul("source", &event.source)?;
@@ -182,6 +222,7 @@ impl Outbox {
             deliveries: ids.iter().map(|id| due::due_key(now, id)).collect(),
             flight,
             timer,
+            arms,
             kept,
         };
         let outcome = self.commit.submit(job).await.map_err(|e| match e {
@@ -240,6 +281,8 @@ pub(crate) struct EnqueueJob {
     deliveries: Vec<DueKey>,
     /// The timer change written with the event (see `timers`).
     timer: JobTimer,
+    /// Timers armed with the event after `timer` (each an `Arm`).
+    arms: Vec<JobTimer>,
     /// The kept record written (or removed) with the event (see `kept`).
     kept: Option<KeptJob>,
 }
@@ -351,24 +394,26 @@ impl Writer {
         for i in 0..jobs.len() {
             let one = self.apply_one(jobs, i, &idem, &mut keys, &mut room);
             let one = match one {
-                JobOutcome::Accepted(_) => match stage.plan(&jobs[i].timer, jobs[i].now) {
-                    Ok(effect) => {
-                        batch.insert(jobs[i].event_key.clone(), jobs[i].event.clone());
-                        if let Some((key, value)) = &jobs[i].kept {
-                            match value {
-                                Some(v) => kept.insert(key.clone(), v.clone()),
-                                None => kept.remove(key.clone()),
+                JobOutcome::Accepted(_) => {
+                    match stage.plan_with_arms(&jobs[i].timer, &jobs[i].arms, jobs[i].now) {
+                        Ok(effect) => {
+                            batch.insert(jobs[i].event_key.clone(), jobs[i].event.clone());
+                            if let Some((key, value)) = &jobs[i].kept {
+                                match value {
+                                    Some(v) => kept.insert(key.clone(), v.clone()),
+                                    None => kept.remove(key.clone()),
+                                }
+                                kept_touched = true;
                             }
-                            kept_touched = true;
+                            JobOutcome::Accepted(effect)
                         }
-                        JobOutcome::Accepted(effect)
+                        Err(Refused::Gone) => {
+                            keys.retain(|_, j| *j != i);
+                            JobOutcome::TimerGone
+                        }
+                        Err(Refused::Failed(e)) => JobOutcome::Failed(e),
                     }
-                    Err(Refused::Gone) => {
-                        keys.retain(|_, j| *j != i);
-                        JobOutcome::TimerGone
-                    }
-                    Err(Refused::Failed(e)) => JobOutcome::Failed(e),
-                },
+                }
                 other => other,
             };
             out.push(one);

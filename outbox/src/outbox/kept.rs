@@ -8,6 +8,7 @@ use super::enqueue::Submitted;
 use super::no_nul;
 use crate::error::{EnqueueError, OutboxError};
 use crate::kept::{KeptWrite, MAX_KEY, MAX_VALUE};
+use crate::timers::NewTimer;
 use crate::timers::stage::JobTimer;
 use crate::types::{Enqueued, NewDelivery, NewEvent};
 
@@ -25,6 +26,24 @@ impl Outbox {
         deliveries: Vec<NewDelivery>,
         kept: KeptWrite,
     ) -> Result<Enqueued, EnqueueError> {
+        self.enqueue_kept_arming(event, deliveries, kept, Vec::new())
+            .await
+    }
+
+    /// [`Outbox::enqueue_kept`] that also arms each of `arms` in the same
+    /// atomic write (see [`Outbox::enqueue_arming`]).
+    pub async fn enqueue_kept_arming(
+        &self,
+        event: NewEvent,
+        deliveries: Vec<NewDelivery>,
+        kept: KeptWrite,
+        arms: Vec<NewTimer>,
+    ) -> Result<Enqueued, EnqueueError> {
+        let now = self.clock.now();
+        let arms = arms
+            .into_iter()
+            .map(|t| self.arm_job(t, now))
+            .collect::<Result<Vec<_>, _>>()?;
         no_nul("kept key", &kept.key)?;
         if kept.key.is_empty() || kept.key.len() > MAX_KEY {
             return Err(EnqueueError::Invalid {
@@ -43,7 +62,7 @@ impl Outbox {
             kept.value.map(sled::IVec::from),
         );
         match self
-            .submit(event, deliveries, JobTimer::None, Some(job))
+            .submit(event, deliveries, (JobTimer::None, arms), Some(job))
             .await?
         {
             Submitted::Done(enqueued, _) => Ok(enqueued),

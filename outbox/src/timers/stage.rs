@@ -92,6 +92,22 @@ impl<'a> Stage<'a> {
         }
     }
 
+    /// Plans `op`, then each of `arms` (which cannot be refused), at `now`:
+    /// the effect is `op`'s.
+    pub(crate) fn plan_with_arms(
+        &mut self,
+        op: &JobTimer,
+        arms: &[JobTimer],
+        now: Timestamp,
+    ) -> Result<TimerEffect, Refused> {
+        let effect = self.plan(op, now)?;
+        for arm in arms {
+            debug_assert!(matches!(arm, JobTimer::Arm { .. }), "only arms follow");
+            self.plan(arm, now)?;
+        }
+        Ok(effect)
+    }
+
     /// Plans `op` at `now` (in memory at once; see `rollback`).
     pub(crate) fn plan(&mut self, op: &JobTimer, now: Timestamp) -> Result<TimerEffect, Refused> {
         match op {
