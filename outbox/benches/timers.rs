@@ -74,7 +74,7 @@ fn timer(i: usize, deadline: carillon_outbox::Timestamp) -> NewTimer {
         source: "airflow".into(),
         deadline,
         // About what a task.started payload holds.
-        payload: vec![b'x'; 300],
+        payload: vec![b'x'; payload_len()],
     }
 }
 
@@ -102,6 +102,14 @@ async fn arm(
         join_all(jobs).await;
         i = end;
     }
+}
+
+/// `TIMERS_PAYLOAD` bytes of payload per timer (300 by default).
+fn payload_len() -> usize {
+    std::env::var("TIMERS_PAYLOAD")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300)
 }
 
 fn baseline() -> bool {
