@@ -204,12 +204,11 @@ impl Gateway {
         // Rules firing before a restart are firing again, with when they
         // last fired (their kept records).
         let monitors = Arc::new(
-            crate::monitor::Monitors::restore(&config.monitors, &outbox).map_err(|source| {
-                OpenError::Storage {
+            crate::monitor::Monitors::restore(&config.monitors, &outbox, options.clock.now())
+                .map_err(|source| OpenError::Storage {
                     path: data_dir.join("outbox").display().to_string(),
                     source,
-                }
-            })?,
+                })?,
         );
         let sampler = crate::monitor::SystemSampler::new(&config.monitors, outbox.clone());
 

@@ -148,6 +148,7 @@ async fn send(state: &State, engine: &mut Engine, due: Vec<Due>, now: Timestamp)
                     Change::Alert { repeat: false } => "alert",
                     Change::Alert { repeat: true } => "repeat",
                     Change::Resolved => "resolved",
+                    Change::Stale => "stale",
                 };
                 tracing::info!(rule = %rule, series = %d.series, value = d.value, kind, "monitor event sent");
                 state.monitors.metrics.sent(kind);

@@ -6,6 +6,7 @@
 //! [monitors]
 //! interval = "30s"       # how often the host and the gateway are sampled
 //! mounts = ["/", "/data"]
+//! stale_after = "15m"    # a series with no reading this long is dropped
 //!
 //! [[monitors.rules]]
 //! name = "disk-full"
@@ -114,6 +115,9 @@ pub const REPEAT_RANGE: (Duration, Duration) =
 /// The shortest and longest `interval`.
 pub const INTERVAL_RANGE: (Duration, Duration) =
     (Duration::from_secs(1), Duration::from_secs(3600));
+/// The shortest and longest `stale_after`.
+pub const STALE_RANGE: (Duration, Duration) =
+    (Duration::from_secs(60), Duration::from_secs(7 * 24 * 3600));
 
 /// A metric name: a letter or `_`, then letters, digits, `_`, `.`, `:`;
 /// at most [`MAX_METRIC_NAME`] bytes.
@@ -235,6 +239,11 @@ pub struct MonitorSettings {
     pub max_series: usize,
     /// The most series one Prometheus push may carry.
     pub max_push_series: usize,
+    /// A series with no reading for this long is stale: its pairs are
+    /// dropped, and a firing one is closed (`resource.resolved`, `stale`).
+    /// Unset: 15 minutes, or two intervals if that is longer.
+    #[serde(serialize_with = "secs")]
+    pub stale_after: Duration,
     /// The rules, in file order.
     pub rules: Vec<MonitorRule>,
 }
@@ -247,6 +256,7 @@ impl Default for MonitorSettings {
             mounts: vec!["/".to_owned()],
             max_series: 1000,
             max_push_series: 1000,
+            stale_after: Duration::from_secs(15 * 60),
             rules: Vec::new(),
         }
     }
@@ -328,14 +338,29 @@ pub(super) fn monitors(raw: &RawMonitors, f: &mut Findings) -> MonitorSettings {
             "mounts" => mounts(value).map(|m| out.mounts = m),
             "max_series" => count(value, 100_000).map(|n| out.max_series = n),
             "max_push_series" => count(value, 10_000).map(|n| out.max_push_series = n),
+            "stale_after" => duration_within(value, STALE_RANGE).map(|d| out.stale_after = d),
             "rules" => Ok(()),
             other => Err(format!(
-                "unknown key {other:?} (known: interval, system, mounts, max_series, max_push_series, rules)"
+                "unknown key {other:?} (known: interval, system, mounts, max_series, max_push_series, stale_after, rules)"
             )),
         };
         if let Err(e) = result {
             f.add(&at, e);
         }
+    }
+    // The host's own series are read every interval: they must not go
+    // stale between two samples. Unset, it covers two samples at least.
+    if !raw.contains_key("stale_after") {
+        out.stale_after = out.stale_after.max(out.interval.saturating_mul(2));
+    } else if out.stale_after < out.interval.saturating_mul(2) {
+        f.add(
+            &p.key("stale_after"),
+            format!(
+                "is {}s; it must be at least twice `interval` ({}s), or every sampled series would go stale between samples",
+                out.stale_after.as_secs(),
+                out.interval.as_secs()
+            ),
+        );
     }
     if let Some(rules) = raw.get("rules") {
         let at = p.key("rules");
@@ -455,6 +480,22 @@ threshold = 3
         assert_eq!(q.for_, Duration::ZERO);
         assert_eq!(q.severity, Severity::Warning);
         assert_eq!(q.repeat, None);
+    }
+
+    #[test]
+    fn stale_after_is_read_and_must_cover_two_samples() {
+        let (s, found) = check("stale_after = \"20m\"\n");
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(s.stale_after, Duration::from_secs(1200));
+        let (s, found) = check("interval = \"1h\"\n");
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(s.stale_after, Duration::from_secs(7200), "two intervals");
+        let (_, found) = check("interval = \"10m\"\nstale_after = \"15m\"\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "monitors.stale_after");
+        assert!(found[0].1.contains("twice"), "{found:?}");
+        let (_, found) = check("stale_after = \"10s\"\n");
+        assert_eq!(found[0].0, "monitors.stale_after", "{found:?}");
     }
 
     #[test]

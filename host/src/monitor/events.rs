@@ -1,5 +1,6 @@
 //! The events a rule raises: `resource.alert` (firing, and each repeat)
-//! and `resource.resolved`. Their data is what the built-in `resource`
+//! and `resource.resolved` (with `stale` when the series stopped
+//! reporting while firing). Their data is what the built-in `resource`
 //! template shows (`metric`, `value`, `unit`, `threshold`, `resourceid`)
 //! and what routes may match on (`rule`, `labels`), with the times.
 
@@ -40,7 +41,7 @@ pub fn number(x: f64) -> Value {
 pub fn event(rule: &MonitorRule, track: &Track, due: &Due, now: Timestamp) -> Event {
     let (kind, severity) = match due.change {
         Change::Alert { .. } => (ALERT, rule.severity),
-        Change::Resolved => (RESOLVED, Severity::Info),
+        Change::Resolved | Change::Stale => (RESOLVED, Severity::Info),
     };
     let mut event = Event::new(kind, SOURCE, crate::timestamp::to_jiff(now));
     event.severity = severity;
@@ -60,7 +61,14 @@ pub fn event(rule: &MonitorRule, track: &Track, due: &Due, now: Timestamp) -> Ev
         ("rule", json!(rule.name)),
         ("metric", json!(rule.metric)),
         ("series", json!(due.series)),
-        ("value", number(due.value)),
+        (
+            "value",
+            if due.value.is_finite() {
+                number(due.value)
+            } else {
+                Value::Null
+            },
+        ),
         ("unit", json!(track.unit)),
         ("op", json!(rule.op.as_str())),
         ("threshold", number(rule.threshold)),
@@ -89,6 +97,17 @@ pub fn event(rule: &MonitorRule, track: &Track, due: &Due, now: Timestamp) -> Ev
         Change::Resolved => {
             data.insert("status".into(), json!("resolved"));
             data.insert("firing_for".into(), json!(human(firing_for)));
+        }
+        Change::Stale => {
+            data.insert("status".into(), json!("resolved"));
+            data.insert("stale".into(), json!(true));
+            data.insert("firing_for".into(), json!(human(firing_for)));
+            if let Some(read) = track.read_at {
+                data.insert(
+                    "last_reading".into(),
+                    json!(crate::timestamp::to_jiff(read).to_string()),
+                );
+            }
         }
     }
     event.data = data;

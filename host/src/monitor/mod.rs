@@ -66,9 +66,19 @@ pub struct Monitors {
 impl Monitors {
     /// The engine for `settings`, with the firing pairs `outbox` kept;
     /// records of rules no longer configured are removed.
-    pub fn restore(settings: &MonitorSettings, outbox: &Outbox) -> Result<Monitors, OutboxError> {
+    pub fn restore(
+        settings: &MonitorSettings,
+        outbox: &Outbox,
+        now: carillon_outbox::Timestamp,
+    ) -> Result<Monitors, OutboxError> {
         let kept = outbox.kept(KEPT_PREFIX)?;
-        let (engine, orphans) = Engine::restore(settings.rules.clone(), settings.max_series, kept);
+        let (engine, orphans) = Engine::restore(
+            settings.rules.clone(),
+            settings.max_series,
+            settings.stale_after,
+            kept,
+            now,
+        );
         for key in orphans {
             tracing::info!(%key, "removing the kept state of a monitor rule no longer configured");
             outbox.remove_kept(&key)?;

@@ -81,6 +81,9 @@ pub enum Change {
     },
     /// `resource.resolved`.
     Resolved,
+    /// `resource.resolved` with `stale`: a firing series stopped
+    /// reporting, so its alert is closed without a value saying so.
+    Stale,
 }
 
 /// A change that sends an event: apply it with [`Engine::applied`] once
@@ -128,18 +131,23 @@ pub struct Engine {
     /// (rule index, series id) → pair.
     tracks: BTreeMap<(usize, String), Track>,
     max_tracks: usize,
+    /// A pair with no reading for this long is stale (ms).
+    stale_after_ms: u64,
     dropped: u64,
 }
 
 impl Engine {
     /// An engine for `rules`, watching at most `max_tracks` pairs, with
     /// the firing pairs of `kept` (the outbox's records under
-    /// [`KEPT_PREFIX`]). Also returns the keys of records no rule owns any
-    /// more (to remove).
+    /// [`KEPT_PREFIX`]), restored at `now` (a restored pair that gets no
+    /// reading goes stale `stale_after` later). Also returns the keys of
+    /// records no rule owns any more (to remove).
     pub fn restore(
         rules: Vec<MonitorRule>,
         max_tracks: usize,
+        stale_after: std::time::Duration,
         kept: Vec<(String, Vec<u8>)>,
+        now: Timestamp,
     ) -> (Engine, Vec<String>) {
         let by_name = rules
             .iter()
@@ -151,18 +159,19 @@ impl Engine {
             by_name,
             tracks: BTreeMap::new(),
             max_tracks,
+            stale_after_ms: u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX),
             dropped: 0,
         };
         let mut orphans = Vec::new();
         for (key, bytes) in kept {
-            if !engine.restore_one(&key, &bytes) {
+            if !engine.restore_one(&key, &bytes, now) {
                 orphans.push(key);
             }
         }
         (engine, orphans)
     }
 
-    fn restore_one(&mut self, key: &str, bytes: &[u8]) -> bool {
+    fn restore_one(&mut self, key: &str, bytes: &[u8], now: Timestamp) -> bool {
         let Some((rule, series)) = key
             .strip_prefix(KEPT_PREFIX)
             .and_then(|rest| rest.split_once('/'))
@@ -190,7 +199,8 @@ impl Engine {
                 labels: rec.labels,
                 unit: rec.unit,
                 value: Some(rec.value),
-                read_at: None,
+                // Staleness counts from the restart.
+                read_at: Some(now),
                 phase: Phase::Firing {
                     since,
                     last_fired: Timestamp::from_millis(rec.last_fired),
@@ -270,17 +280,47 @@ impl Engine {
         taken
     }
 
-    /// Evaluates every pair at `now` on its last value: moves pairs
-    /// between ok and pending, and returns the changes that send an event
-    /// (not applied: see [`Engine::applied`]).
+    /// Evaluates every pair at `now` on its last value: drops the quiet
+    /// pairs whose series went stale, moves pairs between ok and pending,
+    /// and returns the changes that send an event (not applied: see
+    /// [`Engine::applied`]), a firing pair gone stale among them.
     pub fn evaluate(&mut self, now: Timestamp) -> Vec<Due> {
+        let stale_after = self.stale_after_ms;
+        let stale = |t: &Track| {
+            t.read_at
+                .is_some_and(|r| now.as_millis().saturating_sub(r.as_millis()) >= stale_after)
+        };
+        // A series that stopped reporting is forgotten, so its memory and
+        // its room under `max_series` come back; a firing one first
+        // closes its alert.
+        self.tracks
+            .retain(|_, t| !stale(t) || matches!(t.phase, Phase::Firing { .. }));
         let rules = &self.rules;
         self.tracks
             .iter_mut()
             .filter_map(|((index, series), track)| {
+                if stale(track) {
+                    return Some(Self::closed(&rules[*index], *index, series, track));
+                }
                 Self::step(&rules[*index], *index, series, track, now)
             })
             .collect()
+    }
+
+    /// The change that closes a firing pair whose series went stale.
+    fn closed(rule: &MonitorRule, index: usize, series: &str, track: &Track) -> Due {
+        Due {
+            rule: index,
+            series: series.to_owned(),
+            change: Change::Stale,
+            from: track.phase,
+            to: Phase::Ok,
+            value: track.value.unwrap_or(f64::NAN),
+            kept: KeptWrite {
+                key: kept_key(&rule.name, series),
+                value: None,
+            },
+        }
     }
 
     /// Evaluates only the pairs `pairs` names (those a batch of readings

@@ -46,7 +46,12 @@ struct Harness {
     outbox: Option<Outbox>,
     engine: Engine,
     sent: Vec<(Change, u64)>,
+    /// The last tick's time (ms after T0).
+    last_ms: u64,
 }
+
+/// The harness's `stale_after`, past every scripted scenario but one.
+const DAY: Duration = Duration::from_secs(86_400);
 
 fn open(dir: &std::path::Path) -> Outbox {
     let mut c = OutboxConfig::new(dir);
@@ -59,7 +64,7 @@ impl Harness {
     fn new(rules: Vec<MonitorRule>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let outbox = open(dir.path());
-        let (engine, orphans) = Engine::restore(rules.clone(), 100, Vec::new());
+        let (engine, orphans) = Engine::restore(rules.clone(), 100, DAY, Vec::new(), at(0));
         assert!(orphans.is_empty());
         Harness {
             dir,
@@ -67,6 +72,7 @@ impl Harness {
             outbox: Some(outbox),
             engine,
             sent: Vec::new(),
+            last_ms: 0,
         }
     }
 
@@ -74,6 +80,7 @@ impl Harness {
     /// due with its kept record, apply.
     async fn tick(&mut self, sampler: &mut ScriptedSampler, ms: u64) {
         let now = at(ms);
+        self.last_ms = ms;
         for r in sampler.sample(now) {
             self.engine.observe(&r, now);
         }
@@ -112,7 +119,8 @@ impl Harness {
         }
         let outbox = open(self.dir.path());
         let kept = outbox.kept(KEPT_PREFIX).unwrap();
-        let (engine, orphans) = Engine::restore(self.rules.clone(), 100, kept);
+        let (engine, orphans) =
+            Engine::restore(self.rules.clone(), 100, DAY, kept, at(self.last_ms));
         assert!(orphans.is_empty(), "{orphans:?}");
         self.engine = engine;
         self.outbox = Some(outbox);
@@ -238,12 +246,12 @@ async fn a_rule_taken_out_leaves_an_orphan_and_pairs_are_bounded() {
     let kept = h.outbox.as_ref().unwrap().kept(KEPT_PREFIX).unwrap();
     let mut other = rule(0, None);
     other.name = "renamed".into();
-    let (engine, orphans) = Engine::restore(vec![other.clone()], 100, kept);
+    let (engine, orphans) = Engine::restore(vec![other.clone()], 100, DAY, kept, at(0));
     assert_eq!(engine.firing(), 0);
     assert_eq!(orphans.len(), 1);
     // One pair at most: a second series is dropped, counted.
     other.labels.clear();
-    let (mut engine, _) = Engine::restore(vec![other], 1, Vec::new());
+    let (mut engine, _) = Engine::restore(vec![other], 1, DAY, Vec::new(), at(0));
     let r = |m: &str| Reading::new("host.disk_percent", 50.0, "%").label("mount", m);
     assert_eq!(engine.observe(&r("/"), at(0)), 1);
     assert_eq!(engine.observe(&r("/data"), at(0)), 0);
@@ -311,4 +319,74 @@ fn the_real_sampler_reports_sane_values_on_this_machine() {
         find(&second, "carillon.oldest_pending_seconds").map(|r| r.value),
         Some(0.0)
     );
+}
+
+#[tokio::test]
+async fn a_series_that_stops_reporting_is_dropped_and_a_firing_one_closed_once() {
+    let mut h = Harness::new(vec![rule(0, None)]);
+    h.engine = Engine::restore(
+        h.rules.clone(),
+        100,
+        Duration::from_secs(600),
+        Vec::new(),
+        at(0),
+    )
+    .0;
+    // Fires at once, then the series stops reporting.
+    h.hold(95.0, 0, 2 * MIN).await;
+    assert_eq!(h.alerts(), 1);
+    // Quiet for less than stale_after: nothing.
+    h.tick(
+        &mut ScriptedSampler::new(Vec::<Vec<Reading>>::new()),
+        11 * MIN,
+    )
+    .await;
+    assert_eq!(h.sent.len(), 1);
+    // 10 minutes after the last reading: closed, once, and forgotten.
+    h.tick(
+        &mut ScriptedSampler::new(Vec::<Vec<Reading>>::new()),
+        12 * MIN,
+    )
+    .await;
+    assert_eq!(h.sent.last().map(|(c, _)| *c), Some(Change::Stale));
+    h.tick(
+        &mut ScriptedSampler::new(Vec::<Vec<Reading>>::new()),
+        13 * MIN,
+    )
+    .await;
+    assert_eq!(h.sent.len(), 2);
+    assert_eq!(h.engine.tracks().count(), 0, "the stale pair is forgotten");
+    // A quiet pair (ok) goes away without a word.
+    h.hold(50.0, 20 * MIN, 20 * MIN).await;
+    assert_eq!(h.engine.tracks().count(), 1);
+    h.tick(
+        &mut ScriptedSampler::new(Vec::<Vec<Reading>>::new()),
+        31 * MIN,
+    )
+    .await;
+    assert_eq!(h.engine.tracks().count(), 0);
+    assert_eq!(h.sent.len(), 2);
+}
+
+#[test]
+fn a_stale_close_says_so_in_its_event() {
+    let r = rule(0, None);
+    let (mut engine, _) = Engine::restore(
+        vec![r.clone()],
+        10,
+        Duration::from_secs(600),
+        Vec::new(),
+        at(0),
+    );
+    engine.observe(&disk(95.0)[0], at(0));
+    let due = engine.evaluate(at(0));
+    engine.applied(&due[0], at(0));
+    let due = engine.evaluate(at(10 * MIN));
+    assert_eq!(due[0].change, Change::Stale);
+    let track = engine.track(&due[0]).unwrap();
+    let e = events::event(&r, track, &due[0], at(10 * MIN));
+    assert_eq!(e.event_type, RESOLVED);
+    assert_eq!(e.data["status"], "resolved");
+    assert_eq!(e.data["stale"], true);
+    assert!(e.data["last_reading"].is_string(), "{:?}", e.data);
 }

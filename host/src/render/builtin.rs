@@ -362,10 +362,12 @@ ${ message }
         texts: &[
             Text {
                 locale: "en",
-                title: r#"{% if status == "resolved" %}✅ ${ metric | default(title | default(type)) } back to normal{% else %}⚠️ ${ metric | default(title | default(type)) } above threshold{% endif %}{% if resourceid is defined %} on ${ resourceid }{% endif %}"#,
+                title: r#"{% if stale is defined and stale %}❔ ${ metric | default(title | default(type)) } stopped reporting{% elif status == "resolved" %}✅ ${ metric | default(title | default(type)) } back to normal{% else %}⚠️ ${ metric | default(title | default(type)) } above threshold{% endif %}{% if resourceid is defined %} on ${ resourceid }{% endif %}"#,
                 body: r#"{% set name = metric | default(title | default(type)) %}
 {% set unit = unit | default("") %}
-{% if status == "resolved" %}
+{% if stale is defined and stale %}
+**${ name }** has sent no reading{% if resourceid is defined %} on **${ resourceid }**{% endif %}{% if last_reading is defined %} since ${ last_reading | datetime }{% endif %}. Its alert is closed; no value said it recovered.
+{% elif status == "resolved" %}
 **${ name }** is back to normal{% if resourceid is defined %} on **${ resourceid }**{% endif %}.
 {% else %}
 **${ name }** crossed its threshold{% if resourceid is defined %} on **${ resourceid }**{% endif %}.
@@ -390,11 +392,13 @@ ${ message }
             },
             Text {
                 locale: "zh",
-                title: r#"{% if status == "resolved" %}✅ ${ metric | default(title | default(type)) } 已恢复正常{% else %}⚠️ ${ metric | default(title | default(type)) } 超过阈值{% endif %}{% if resourceid is defined %}（${ resourceid }）{% endif %}"#,
+                title: r#"{% if stale is defined and stale %}❔ ${ metric | default(title | default(type)) } 已停止上报{% elif status == "resolved" %}✅ ${ metric | default(title | default(type)) } 已恢复正常{% else %}⚠️ ${ metric | default(title | default(type)) } 超过阈值{% endif %}{% if resourceid is defined %}（${ resourceid }）{% endif %}"#,
                 body: r#"{% set name = metric | default(title | default(type)) %}
 {% set unit = unit | default("") %}
 {% set levels = {"info": "提示", "success": "成功", "warning": "警告", "error": "错误", "critical": "严重"} %}
-{% if status == "resolved" %}
+{% if stale is defined and stale %}
+{% if resourceid is defined %}**${ resourceid }** 上的 {% endif %}**${ name }** {% if last_reading is defined %}自 ${ last_reading | datetime } 起{% endif %}没有新的数据。告警已关闭，但没有数值表明它已恢复。
+{% elif status == "resolved" %}
 {% if resourceid is defined %}**${ resourceid }** 上的 {% endif %}**${ name }** 已恢复正常。
 {% else %}
 {% if resourceid is defined %}**${ resourceid }** 上的 {% endif %}**${ name }** 超过阈值。

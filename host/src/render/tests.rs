@@ -580,6 +580,16 @@ fn samples() -> Vec<(&'static str, Event)> {
             })),
         ),
         (
+            "resource-stale",
+            event(json!({
+                "type": "resource.resolved",
+                "source": "carillon.monitor",
+                "severity": "info",
+                "data": { "metric": "dataset.size", "value": 120, "threshold": 100, "unit": "GB", "resourceid": "dataset=orders",
+                          "status": "resolved", "stale": true, "last_reading": "2024-05-06T21:00:00Z", "firing_for": "2h 0m 0s" },
+            })),
+        ),
+        (
             "alert",
             event(json!({
                 "type": "alert.firing",
