@@ -89,6 +89,18 @@ pub(crate) async fn observe(state: &State, readings: &[Reading], scope: Scope) -
         Scope::All => engine.evaluate(now),
         Scope::Touched => engine.evaluate_pairs(now, &touched),
     };
+    // Pairs that turned pending (or quiet again) send nothing: their kept
+    // records are written on their own, so a restart keeps how long a
+    // pair has been beyond its threshold. A failed write costs only that.
+    for w in engine.take_quiet_writes() {
+        let written = match &w.value {
+            Some(v) => state.outbox.put_kept(&w.key, v),
+            None => state.outbox.remove_kept(&w.key).map(|_| ()),
+        };
+        if let Err(error) = written {
+            tracing::warn!(key = %w.key, %error, "cannot keep a monitor pair's pending state");
+        }
+    }
     send(state, &mut engine, due, now).await;
     taken
 }

@@ -106,7 +106,7 @@ pub struct Due {
     pub kept: KeptWrite,
 }
 
-/// A firing pair's kept record.
+/// A firing or pending pair's kept record.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
     v: u8,
@@ -115,6 +115,9 @@ struct Record {
     value: f64,
     since: u64,
     last_fired: u64,
+    /// Pending since `since` (not fired yet); records before it are firing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pending: bool,
 }
 
 /// The kept record's key of rule `rule`, series `series`.
@@ -134,6 +137,10 @@ pub struct Engine {
     /// A pair with no reading for this long is stale (ms).
     stale_after_ms: u64,
     dropped: u64,
+    /// Kept records of pairs that turned pending or quiet again: written
+    /// without an event (nothing is sent), so that a restart keeps how
+    /// long a pair has been beyond its threshold.
+    quiet_writes: Vec<KeptWrite>,
 }
 
 impl Engine {
@@ -161,6 +168,7 @@ impl Engine {
             max_tracks,
             stale_after_ms: u64::try_from(stale_after.as_millis()).unwrap_or(u64::MAX),
             dropped: 0,
+            quiet_writes: Vec::new(),
         };
         let mut orphans = Vec::new();
         for (key, bytes) in kept {
@@ -193,6 +201,14 @@ impl Engine {
             return false;
         }
         let since = Timestamp::from_millis(rec.since);
+        let phase = if rec.pending {
+            Phase::Pending { since }
+        } else {
+            Phase::Firing {
+                since,
+                last_fired: Timestamp::from_millis(rec.last_fired),
+            }
+        };
         self.tracks.insert(
             (index, series.to_owned()),
             Track {
@@ -201,10 +217,7 @@ impl Engine {
                 value: Some(rec.value),
                 // Staleness counts from the restart.
                 read_at: Some(now),
-                phase: Phase::Firing {
-                    since,
-                    last_fired: Timestamp::from_millis(rec.last_fired),
-                },
+                phase,
                 changed_at: since,
             },
         );
@@ -293,18 +306,36 @@ impl Engine {
         // A series that stopped reporting is forgotten, so its memory and
         // its room under `max_series` come back; a firing one first
         // closes its alert.
-        self.tracks
-            .retain(|_, t| !stale(t) || matches!(t.phase, Phase::Firing { .. }));
         let rules = &self.rules;
+        let quiet = &mut self.quiet_writes;
+        self.tracks.retain(|(index, series), t| {
+            if !stale(t) || matches!(t.phase, Phase::Firing { .. }) {
+                return true;
+            }
+            if matches!(t.phase, Phase::Pending { .. }) {
+                quiet.push(KeptWrite {
+                    key: kept_key(&rules[*index].name, series),
+                    value: None,
+                });
+            }
+            false
+        });
         self.tracks
             .iter_mut()
             .filter_map(|((index, series), track)| {
                 if stale(track) {
                     return Some(Self::closed(&rules[*index], *index, series, track));
                 }
-                Self::step(&rules[*index], *index, series, track, now)
+                Self::step(&rules[*index], *index, series, track, now, quiet)
             })
             .collect()
+    }
+
+    /// The kept records of pairs that turned pending or quiet since the
+    /// last call: the caller writes them (`Outbox::put_kept`,
+    /// `remove_kept`).
+    pub fn take_quiet_writes(&mut self) -> Vec<KeptWrite> {
+        std::mem::take(&mut self.quiet_writes)
     }
 
     /// The change that closes a firing pair whose series went stale.
@@ -329,7 +360,14 @@ impl Engine {
         let mut due = Vec::new();
         for key in pairs {
             if let Some(track) = self.tracks.get_mut(key)
-                && let Some(d) = Self::step(&self.rules[key.0], key.0, &key.1, track, now)
+                && let Some(d) = Self::step(
+                    &self.rules[key.0],
+                    key.0,
+                    &key.1,
+                    track,
+                    now,
+                    &mut self.quiet_writes,
+                )
             {
                 due.push(d);
             }
@@ -345,6 +383,7 @@ impl Engine {
         series: &str,
         track: &mut Track,
         now: Timestamp,
+        quiet: &mut Vec<KeptWrite>,
     ) -> Option<Due> {
         let value = track.value?;
         let beyond = rule.op.holds(value, rule.threshold);
@@ -374,11 +413,19 @@ impl Engine {
             Phase::Ok if beyond => {
                 track.phase = Phase::Pending { since: now };
                 track.changed_at = now;
+                quiet.push(KeptWrite {
+                    key: kept_key(&rule.name, series),
+                    value: Some(pending_record(track, value, now)),
+                });
             }
             Phase::Ok => {}
             Phase::Pending { .. } if !beyond => {
                 track.phase = Phase::Ok;
                 track.changed_at = now;
+                quiet.push(KeptWrite {
+                    key: kept_key(&rule.name, series),
+                    value: None,
+                });
             }
             Phase::Pending { since } if held(since) => {
                 return Some(fire(track.phase, now, false));
@@ -439,7 +486,21 @@ fn record(track: &Track, value: f64, since: Timestamp, fired: Timestamp) -> Vec<
         value,
         since: since.as_millis(),
         last_fired: fired.as_millis(),
+        pending: false,
     };
     // Plain strings and numbers always serialize.
+    serde_json::to_vec(&rec).unwrap_or_default()
+}
+
+fn pending_record(track: &Track, value: f64, since: Timestamp) -> Vec<u8> {
+    let rec = Record {
+        v: 1,
+        labels: track.labels.clone(),
+        unit: track.unit.clone(),
+        value,
+        since: since.as_millis(),
+        last_fired: 0,
+        pending: true,
+    };
     serde_json::to_vec(&rec).unwrap_or_default()
 }

@@ -85,7 +85,16 @@ impl Harness {
             self.engine.observe(&r, now);
         }
         let outbox = self.outbox.as_ref().unwrap();
-        for d in self.engine.evaluate(now) {
+        let due = self.engine.evaluate(now);
+        for w in self.engine.take_quiet_writes() {
+            match &w.value {
+                Some(v) => outbox.put_kept(&w.key, v).unwrap(),
+                None => {
+                    outbox.remove_kept(&w.key).unwrap();
+                }
+            }
+        }
+        for d in due {
             let track = self.engine.track(&d).unwrap();
             let event = events::event(&self.engine.rules()[d.rule], track, &d, now);
             let body = serde_json::to_vec(&event).unwrap();
@@ -389,4 +398,29 @@ fn a_stale_close_says_so_in_its_event() {
     assert_eq!(e.data["status"], "resolved");
     assert_eq!(e.data["stale"], true);
     assert!(e.data["last_reading"].is_string(), "{:?}", e.data);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_how_long_a_pair_has_been_pending() {
+    let mut h = Harness::new(vec![rule(300, None)]);
+    // Beyond for 3 of the 5 minutes, then a restart.
+    h.hold(95.0, 0, 3 * MIN).await;
+    assert_eq!(h.alerts(), 0);
+    h.restart();
+    let (_, _, track) = h
+        .engine
+        .tracks()
+        .next()
+        .expect("the pending pair is restored");
+    assert_eq!(track.phase, Phase::Pending { since: at(0) });
+    // It fires 5 minutes after it first crossed, not 5 after the restart.
+    h.hold(95.0, 4 * MIN, 5 * MIN).await;
+    assert_eq!(h.sent, vec![(Change::Alert { repeat: false }, 5 * MIN)]);
+    // Back inside before `for`: the pending record goes, a restart finds
+    // nothing.
+    let mut h = Harness::new(vec![rule(300, None)]);
+    h.hold(95.0, 0, MIN).await;
+    h.hold(50.0, 2 * MIN, 2 * MIN).await;
+    h.restart();
+    assert_eq!(h.engine.tracks().count(), 0);
 }
