@@ -187,6 +187,38 @@ async fn objects_are_created_changed_and_deleted_live_with_every_error_answered(
     wait_for(&api_rx, 1, "the API route").await;
     assert_eq!(api_rx.received()[0].path, "/api/T0K3N");
 
+    // An API route is evaluated after the file's, unless its `order`
+    // puts it first.
+    let early = json!({ "match": { "event": "file.*" }, "destinations": ["api-hook"] });
+    let (s, _, body) = api
+        .put(&format!("{DEFAULT}/routes/file-early"), ADMIN, &early)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let taken = api.event(INGEST, "file.early", "after").await;
+    assert_eq!(
+        taken["deliveries"][0]["destination"], "file-hook",
+        "{taken}"
+    );
+    let mut early = early;
+    early["order"] = json!(-1);
+    let (s, _, body) = api
+        .put(&format!("{DEFAULT}/routes/file-early"), ADMIN, &early)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let taken = api.event(INGEST, "file.early", "before").await;
+    assert_eq!(taken["deliveries"][0]["destination"], "api-hook", "{taken}");
+    let (s, _, body) = api
+        .send(
+            "DELETE",
+            &format!("{DEFAULT}/routes/file-early"),
+            ADMIN,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    wait_for(&api_rx, 2, "the early route").await;
+
     // Read, change one field, write back with If-Match: the redacted URL
     // keeps its stored value.
     let (s, etag, mut shown) = api
@@ -207,8 +239,8 @@ async fn objects_are_created_changed_and_deleted_live_with_every_error_answered(
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(new_etag.as_deref(), Some("\"2\""));
     api.event(INGEST, "api.changed", "second").await;
-    wait_for(&api_rx, 2, "the changed destination").await;
-    assert_eq!(api_rx.received()[1].path, "/api/T0K3N");
+    wait_for(&api_rx, 3, "the changed destination").await;
+    assert_eq!(api_rx.received()[2].path, "/api/T0K3N");
 
     // A stale If-Match, and If-None-Match on an existing object: 412.
     for header in [("if-match", etag.as_str()), ("if-none-match", "*")] {

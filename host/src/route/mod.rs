@@ -7,7 +7,8 @@
 //! `config` calls [`validate`] on `[[routes]]` and checks the references to
 //! other sections. A [`Router`] evaluates the routes against an [`Event`]:
 //!
-//! - routes are tried in file order; a route matches when every criterion it
+//! - routes are tried by `order` (lower first; default 0), ties in file
+//!   order, then the API's routes in creation order; a route matches when every criterion it
 //!   gives holds (event-type globs, source globs, severity, conditions on
 //!   `labels.NAME` / `data.PATH`); a route without criteria matches all;
 //! - a matching route adds its destinations and stops the evaluation, unless
@@ -90,8 +91,11 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router over `routes`, in the order given (the file's).
-    pub fn new(routes: Vec<Route>) -> Router {
+    /// A router over `routes`, evaluated by `order` (lower first), ties in
+    /// the order given (the file's, then the API's).
+    pub fn new(mut routes: Vec<Route>) -> Router {
+        // Stable: equal orders keep the order given.
+        routes.sort_by_key(|r| r.order);
         let mut by_workspace: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, r) in routes.iter().enumerate() {
             by_workspace.entry(r.workspace.clone()).or_default().push(i);

@@ -78,6 +78,9 @@ pub struct RawRoute {
     pub continue_: bool,
     /// The workspace whose events it routes; absent: `default`.
     pub workspace: Option<String>,
+    /// Where it is evaluated: routes go by `order` (lower first), ties in
+    /// file order, then the API's routes in creation order. Absent: 0.
+    pub order: Option<i64>,
     /// At most this many matched events per window reach its targets
     /// (`{ max = 20, per = "1h" }`; checked by `config`).
     pub quota: Option<crate::quota::RawQuota>,

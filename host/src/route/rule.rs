@@ -46,12 +46,22 @@ pub struct Route {
     pub people: Vec<String>,
     /// The template (a `[templates]` name or `builtin.NAME`), if any.
     pub template: Option<String>,
+    /// Its place in the evaluation (lower first; see [`RawRoute::order`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub order: i64,
     /// Its alert quota (filled in by `config`, which reads durations).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<crate::quota::Quota>,
     /// Keep evaluating later routes after a match.
     #[serde(rename = "continue")]
     pub continue_: bool,
+}
+
+/// The largest `order` either way.
+pub const MAX_ORDER: i64 = 1_000_000;
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// How a route looks at severity.
@@ -164,6 +174,14 @@ fn route(f: &mut Findings, rp: &KeyPath, r: &RawRoute) -> Route {
             conditions.push(Condition { field, test });
         }
     }
+    if r.order
+        .is_some_and(|o| !(-MAX_ORDER..=MAX_ORDER).contains(&o))
+    {
+        f.add(
+            &rp.key("order"),
+            format!("must be from -{MAX_ORDER} to {MAX_ORDER}"),
+        );
+    }
     if r.destinations.is_empty() && r.contacts.is_empty() && r.groups.is_empty() {
         f.add(
             &rp.key("destinations"),
@@ -186,6 +204,7 @@ fn route(f: &mut Findings, rp: &KeyPath, r: &RawRoute) -> Route {
         mention: r.mention.clone(),
         people: Vec::new(),
         template: r.template.clone(),
+        order: r.order.unwrap_or(0),
         quota: None,
         continue_: r.continue_,
     }

@@ -35,6 +35,7 @@ fn route(name: &str, destinations: &[&str]) -> Route {
         mention: Vec::new(),
         people: Vec::new(),
         template: None,
+        order: 0,
         quota: None,
         continue_: false,
     }
@@ -319,4 +320,23 @@ fn an_event_is_routed_by_its_workspace_routes_only() {
     assert_eq!(d.matched, ["team"]);
     assert_eq!(d.targets[0].destination, "team-bot");
     assert!(router.decide("other", &event(json!({}))).is_unrouted());
+}
+
+#[test]
+fn routes_go_by_order_and_ties_keep_the_order_given() {
+    let mut catch_all = route("catch-all", &["archive"]);
+    catch_all.order = 10;
+    let first = route("first", &["ops"]);
+    let mut urgent = route("urgent", &["pager"]);
+    urgent.order = -1;
+    let second = route("second", &["team"]);
+    let router = Router::new(vec![catch_all, first, urgent, second]);
+    let names: Vec<&str> = router.routes().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["urgent", "first", "second", "catch-all"]);
+    let d = router.decide("default", &event(json!({})));
+    assert_eq!(
+        d.matched,
+        ["urgent"],
+        "the first match stops the evaluation"
+    );
 }
