@@ -94,6 +94,35 @@ impl Store {
         rows.into_iter().map(object_from_row).collect()
     }
 
+    /// The objects of `kind` (of `workspace` when given), in creation
+    /// order: what one listing reads, through the `(workspace, kind)` and
+    /// `(kind, seq)` indexes.
+    pub async fn objects_of(
+        &self,
+        kind: &str,
+        workspace: Option<&str>,
+    ) -> Result<Vec<Object>, StoreError> {
+        let rows: Vec<Row> =
+            match workspace {
+                Some(ws) => sqlx::query_as(
+                    "SELECT kind, name, workspace, body, version, seq, created_at_ms, updated_at_ms
+                     FROM objects WHERE workspace = ? AND kind = ? ORDER BY seq",
+                )
+                .bind(ws)
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await?,
+                None => sqlx::query_as(
+                    "SELECT kind, name, workspace, body, version, seq, created_at_ms, updated_at_ms
+                     FROM objects WHERE kind = ? ORDER BY seq",
+                )
+                .bind(kind)
+                .fetch_all(&self.pool)
+                .await?,
+            };
+        rows.into_iter().map(object_from_row).collect()
+    }
+
     /// The object of this kind and name, if there is one.
     pub async fn get(&self, kind: &str, name: &str) -> Result<Option<Object>, StoreError> {
         let row: Option<Row> = sqlx::query_as(

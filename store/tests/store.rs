@@ -180,6 +180,31 @@ async fn objects_are_ordered_by_kind_then_creation() {
     ]
     .map(|(k, n)| (k.to_owned(), n.to_owned()));
     assert_eq!(got, want);
+    // One kind, in creation order; and one workspace's.
+    write(
+        &store,
+        put("route", "other", "v", json!({}), Expect::Absent),
+    )
+    .await
+    .unwrap();
+    let names = |objects: Vec<carillon_store::Object>| -> Vec<String> {
+        objects.into_iter().map(|o| o.name).collect()
+    };
+    assert_eq!(
+        names(store.objects_of("route", None).await.unwrap()),
+        ["z", "a", "other"]
+    );
+    assert_eq!(
+        names(store.objects_of("route", Some("v")).await.unwrap()),
+        ["other"]
+    );
+    assert!(
+        store
+            .objects_of("group", Some("w"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     store.close().await;
 }
 

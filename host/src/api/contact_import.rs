@@ -243,11 +243,10 @@ async fn run(
     let live = state.live();
     let stored: HashMap<String, (u64, Value)> = state
         .store
-        .objects()
+        .objects_of(Kind::Contact.name(), Some(ws))
         .await
         .map_err(|e| api_error(e, "the stored contacts"))?
         .into_iter()
-        .filter(|o| o.kind == Kind::Contact.name())
         .map(|o| (o.name, (o.version, o.body)))
         .collect();
     // Directory id → contact name, over the workspace's contacts.

@@ -37,7 +37,7 @@ pub async fn workspaces(
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<Value>, ApiError> {
     let live = &principal.live;
-    let stored = stored_all(&state, Kind::Workspace).await?;
+    let stored = stored_of(&state, Kind::Workspace, None).await?;
     let items: Vec<Value> = live
         .config
         .workspaces
@@ -275,18 +275,19 @@ fn visible_workspace(principal: &Principal, live: &Live, ws: &str) -> Result<(),
     }
 }
 
-async fn stored_all(
+/// The stored objects of `kind` (in `workspace` when given), by name.
+async fn stored_of(
     state: &State,
     kind: Kind,
+    workspace: Option<&str>,
 ) -> Result<std::collections::BTreeMap<String, StoredObject>, ApiError> {
     let objects = state
         .store
-        .objects()
+        .objects_of(kind.name(), workspace)
         .await
         .map_err(|e| api_error(e, "the stored objects"))?;
     Ok(objects
         .iter()
-        .filter(|o| o.kind == kind.name())
         .map(|o| (o.name.clone(), StoredObject::from(o)))
         .collect())
 }
@@ -326,7 +327,7 @@ async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let live = &principal.live;
     visible_workspace(&principal, live, &ws)?;
-    let stored = stored_all(&state, kind).await?;
+    let stored = stored_of(&state, kind, Some(&ws)).await?;
     let items: Vec<Value> = object_view::names_in(live, kind, &ws)
         .iter()
         .map(|name| view(&state, live, kind, name, stored.get(name)))
