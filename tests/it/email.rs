@@ -254,6 +254,43 @@ async fn plain_delivery_carries_a_complete_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internationalized_domain_is_sent_in_its_xn_form() {
+    let server = SmtpServer::start(Security::Plain).await;
+    let runtime = runtime(&["127.0.0.1/32"], &[]);
+    let plugin = load(&runtime, PLUGIN).await;
+    let mut cfg = config(&server, "127.0.0.1");
+    cfg["to"] = json!(["运维 <ops@例子.公司>"]);
+    cfg["cc"] = json!([]);
+    cfg["bcc"] = json!(["audit@bücher.example"]);
+    let outcome = deliver(&runtime, &plugin, cfg.clone(), &report()).await;
+    assert_delivered(&outcome);
+    let received = only(&server);
+    assert_eq!(received.to.len(), 2, "{:?}", received.to);
+    assert!(
+        received.to.iter().all(|a| a.is_ascii()),
+        "{:?}",
+        received.to
+    );
+    assert_eq!(received.to[1], "audit@xn--bcher-kva.example");
+    let raw = String::from_utf8(received.data.clone()).expect("7-bit");
+    assert!(
+        raw.contains(&received.to[0]),
+        "the To header names the xn-- form"
+    );
+    // A non-ASCII local part needs SMTPUTF8: refused by the config check,
+    // saying so, and nothing is sent.
+    cfg["to"] = json!(["用户@example.com"]);
+    let issues = runtime
+        .validate(&plugin, &cfg)
+        .await
+        .expect("the plugin runs");
+    assert!(
+        issues.iter().any(|i| i.message.contains("SMTPUTF8")),
+        "{issues:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn render_returns_the_mail_without_sending_it() {
     let server = SmtpServer::start(Security::Plain).await;
     let runtime = runtime(&["127.0.0.1/32"], &[]);

@@ -2,10 +2,12 @@
 //! strictly enough that what passes is a valid RFC 5321 path and a valid
 //! RFC 5322 header address once written by [`Mailbox::header_tokens`].
 //!
-//! Only ASCII addresses are accepted: internationalized addresses need the
-//! SMTPUTF8 extension, which Carillon does not use. A non-ASCII domain can be
-//! written in its `xn--` form. Display names may be any Unicode text; they
-//! are quoted or encoded (RFC 2047) by lettre when written.
+//! A non-ASCII domain (`李伟@例子.公司`'s `例子.公司`) is converted to its
+//! `xn--` form (IDNA, UTS #46), which every server accepts, and the mail
+//! goes to that. A non-ASCII local part needs the SMTPUTF8 extension (RFC
+//! 6531), which Carillon does not send: such an address is refused at the
+//! config check, saying so. Display names may be any Unicode text; they are
+//! quoted or encoded (RFC 2047) by lettre when written.
 
 /// A parsed mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,11 +74,29 @@ pub fn parse_mailbox(input: &str) -> Result<Mailbox, String> {
         }
         None => (None, input),
     };
-    check_address(address)?;
-    Ok(Mailbox {
-        name,
-        address: address.to_owned(),
-    })
+    let address = ascii_address(address)?;
+    check_address(&address)?;
+    Ok(Mailbox { name, address })
+}
+
+/// `address` with its domain in `xn--` form; a non-ASCII local part is
+/// refused (it needs SMTPUTF8).
+pub fn ascii_address(address: &str) -> Result<String, String> {
+    if address.is_ascii() {
+        return Ok(address.to_owned());
+    }
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Err(format!("{address:?} is not an email address (no @)"));
+    };
+    if !local.is_ascii() {
+        return Err(format!(
+            "{address:?}: the part before @ is not ASCII; such a mailbox needs SMTPUTF8 (RFC 6531), which Carillon does not send. Use an ASCII alias of the mailbox"
+        ));
+    }
+    let domain = idna::domain_to_ascii(domain).map_err(|_| {
+        format!("{address:?}: the domain is not a valid internationalized domain name")
+    })?;
+    Ok(format!("{local}@{domain}"))
 }
 
 fn unquote(quoted: &str) -> String {
@@ -101,7 +121,7 @@ pub fn check_address(address: &str) -> Result<(), String> {
     };
     if !address.is_ascii() {
         return Err(format!(
-            "{address:?}: internationalized addresses are not supported; write the domain in its xn-- form"
+            "{address:?}: not ASCII (see `ascii_address`); write the domain in its xn-- form"
         ));
     }
     let dot_atom = !local.is_empty()
@@ -174,6 +194,22 @@ mod tests {
         ] {
             assert!(parse_mailbox(bad).is_err(), "{bad:?} must be refused");
         }
+    }
+
+    #[test]
+    fn a_non_ascii_domain_is_sent_in_its_xn_form_and_a_non_ascii_local_part_is_refused() {
+        let m = parse_mailbox("Ops <ops@Bücher.example>").unwrap();
+        assert_eq!(m.address, "ops@xn--bcher-kva.example");
+        assert_eq!(m.name.as_deref(), Some("Ops"));
+        let m = parse_mailbox("li.wei@例子.公司").unwrap();
+        assert!(
+            m.address.is_ascii() && m.address.starts_with("li.wei@xn--"),
+            "{m:?}"
+        );
+        let e = parse_mailbox("用户@example.com").unwrap_err();
+        assert!(e.contains("SMTPUTF8"), "{e}");
+        let e = parse_mailbox("a@exa\u{200b}mple..公司").unwrap_err();
+        assert!(!e.is_empty());
     }
 
     /// What lettre writes means the same mailbox: the name and address a
