@@ -16,9 +16,11 @@
 
 mod decode;
 pub mod query;
+pub mod schedule;
 pub mod source;
 pub mod sql;
 
 pub use self::query::{Column, Limits, QueryError, Table, Value, run};
+pub use self::schedule::{Compiled, MonthDay, Schedule, ScheduleError, compile};
 pub use self::source::{Driver, Health, Source, SourceError, SourceLimits};
 pub use self::sql::{SqlError, Statement};
