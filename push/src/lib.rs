@@ -22,5 +22,5 @@ pub mod sql;
 
 pub use self::query::{Column, Limits, QueryError, Table, Value, run};
 pub use self::schedule::{Compiled, MonthDay, Schedule, ScheduleError, compile};
-pub use self::source::{Driver, Health, Source, SourceError, SourceLimits};
+pub use self::source::{Driver, Health, Source, SourceError, SourceLimits, check_url};
 pub use self::sql::{SqlError, Statement};

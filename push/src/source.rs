@@ -99,8 +99,37 @@ pub struct Health {
     pub error: Option<String>,
 }
 
+/// Checks `url` as [`Source::new`] would, without making a pool (the
+/// config check): its driver, or why it is not usable.
+pub fn check_url(url: &str) -> Result<Driver, SourceError> {
+    let driver = Driver::of_url(url)?;
+    let bad = |what: &str| SourceError::Url(format!("not a valid {what} URL"));
+    match driver {
+        Driver::Sqlite => {
+            let url = if url.starts_with("sqlite:") {
+                url.to_owned()
+            } else {
+                format!("sqlite:{url}")
+            };
+            SqliteConnectOptions::from_str(&url).map_err(|_| bad("SQLite"))?;
+        }
+        Driver::Postgres => {
+            PgConnectOptions::from_str(url).map_err(|_| bad("PostgreSQL"))?;
+        }
+        Driver::MySql => {
+            let url = match url.split_once("://") {
+                Some((_, rest)) => format!("mysql://{rest}"),
+                None => url.to_owned(),
+            };
+            MySqlConnectOptions::from_str(&url).map_err(|_| bad("MySQL"))?;
+        }
+    }
+    Ok(driver)
+}
+
 impl Source {
-    /// A source named `name` for `url`, connecting lazily.
+    /// A source named `name` for `url`, connecting lazily (call it within
+    /// a tokio runtime).
     pub fn new(name: &str, url: &str, limits: SourceLimits) -> Result<Source, SourceError> {
         let driver = Driver::of_url(url)?;
         // The parsers' messages may quote the URL: they are not passed on.

@@ -88,6 +88,9 @@ methods = [{{ type = "robot", plugin = "webhook", config = {{ url = "{ops_url}" 
 [groups.oncall]
 members = ["li-wei"]
 
+[sources.shop]
+url = "sqlite:{data}/shop.db"
+
 [templates.plain.default]
 title = "${{title}}"
 body = "${{message}}"
@@ -258,6 +261,7 @@ async fn every_route_answers_every_role_as_its_table_entry_says() {
             p if p.contains("/templates/") => "plain",
             p if p.contains("/contacts/") => "li-wei",
             p if p.contains("/groups/") => "oncall",
+            p if p.contains("/sources/") => "shop",
             _ => "ops",
         };
         let path = endpoint

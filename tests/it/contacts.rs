@@ -8,7 +8,7 @@ use carillon_tests::fakes::webhook::{Answer, Receiver};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{config_head, gateway_from_file as start, wait_received as wait_for};
+use crate::support::{config_file, gateway_from_file as start, wait_received as wait_for};
 
 const ADMIN: &str = "adm-contacts-0123456789";
 const INGEST: &str = "ing-contacts-0123456789";
@@ -35,25 +35,21 @@ async fn an_alert_reaches_a_contact_in_their_language_and_escalates_to_the_alter
         Receiver::start(None).await,
         Receiver::start(None).await,
     );
-    let file = dir.path().join("carillon.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "{head}{rest}",
-            head = config_head(dir.path(), ADMIN, INGEST),
-            rest = format_args!(
-                r#"
+    let file = config_file(
+        dir.path(),
+        ADMIN,
+        INGEST,
+        &format!(
+            r#"
 [dispatch]
 global_fallback = "last-resort"
 [destinations.last-resort]
 plugin = "webhook"
 config = {{ url = "{last}" }}
 "#,
-                last = last.url("/last"),
-            ),
+            last = last.url("/last"),
         ),
-    )
-    .expect("write");
+    );
     let gateway = start(&file).await;
     let base = format!("http://{}", gateway.local_addr());
     let http = reqwest::Client::new();

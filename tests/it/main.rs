@@ -22,6 +22,7 @@ mod quota;
 mod rate;
 mod reload;
 mod retry_policy;
+mod sources;
 mod support;
 mod timers;
 mod webhook;

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::support::{
-    advance, config_head, gateway_from_file_on as start, wait_received as wait_for,
+    advance, config_file, gateway_from_file_on as start, wait_received as wait_for,
 };
 
 const ADMIN: &str = "adm-quota-0123456789";
@@ -63,14 +63,12 @@ async fn digest(receiver: &Receiver, needle: &str) -> String {
 async fn thirty_alerts_in_the_window_give_twenty_and_one_digest_of_the_ten_held_back() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (phone, team) = (Receiver::start(None).await, Receiver::start(None).await);
-    let file = dir.path().join("carillon.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "{head}{rest}",
-            head = config_head(dir.path(), ADMIN, INGEST),
-            rest = format_args!(
-                r#"
+    let file = config_file(
+        dir.path(),
+        ADMIN,
+        INGEST,
+        &format!(
+            r#"
 [render]
 default_locale = "en"
 [contacts.oncall]
@@ -90,12 +88,10 @@ match.event = "batch.*"
 destinations = ["team"]
 quota = {{ max = 2, per = "30m" }}
 "#,
-                phone = phone.url("/phone"),
-                team = team.url("/team"),
-            ),
+            phone = phone.url("/phone"),
+            team = team.url("/team"),
         ),
-    )
-    .expect("write");
+    );
     let clock = Arc::new(ManualClock::new(SystemClock.now()));
     let mut gateway = start(&file, clock.clone()).await;
     let mut base = format!("http://{}", gateway.local_addr());

@@ -350,10 +350,23 @@ pub async fn wait_received(
     }
 }
 
+/// Writes `dir/carillon.toml`: [`config_head`] and then `rest`.
+pub fn config_file(
+    dir: &std::path::Path,
+    admin: &str,
+    ingest: &str,
+    rest: &str,
+) -> std::path::PathBuf {
+    let file = dir.join("carillon.toml");
+    let text = format!("{}{rest}", config_head(dir, admin, ingest));
+    std::fs::write(&file, text).expect("write the config");
+    file
+}
+
 /// The head of a test gateway's `carillon.toml`: any port on loopback,
 /// data and plugins under `data`, the admin token, one ingest token named
 /// `app`, and egress to loopback allowed (the fakes).
-pub fn config_head(data: &std::path::Path, admin: &str, ingest: &str) -> String {
+fn config_head(data: &std::path::Path, admin: &str, ingest: &str) -> String {
     format!(
         r#"
 [server]

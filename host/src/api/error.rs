@@ -76,6 +76,15 @@ pub enum ApiError {
         /// Every problem.
         errors: Vec<FieldError>,
     },
+    /// A data source query cannot run (its SQL, its parameters, or the
+    /// database's refusal); every problem is listed at its pointer.
+    #[error("{message}")]
+    InvalidQuery {
+        /// What happened.
+        message: String,
+        /// Every problem.
+        errors: Vec<FieldError>,
+    },
     /// The resource is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
@@ -138,9 +147,9 @@ impl ApiError {
             ApiError::MalformedJson { .. }
             | ApiError::InvalidEvent(_)
             | ApiError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unrenderable(_) | ApiError::InvalidConfig { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Unrenderable(_)
+            | ApiError::InvalidConfig { .. }
+            | ApiError::InvalidQuery { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Backpressure { .. }
@@ -164,6 +173,7 @@ impl ApiError {
             ApiError::InvalidParameter { .. } => "invalid_parameter",
             ApiError::Unrenderable(_) => "unrenderable",
             ApiError::InvalidConfig { .. } => "invalid_config",
+            ApiError::InvalidQuery { .. } => "invalid_query",
             ApiError::Conflict(_) => "conflict",
             ApiError::PreconditionFailed(_) => "precondition_failed",
             ApiError::Backpressure { .. } => "backpressure",
@@ -185,9 +195,9 @@ impl ApiError {
                 code: self.code(),
                 message,
                 errors: match self {
-                    ApiError::InvalidEvent(errors) | ApiError::InvalidConfig { errors, .. } => {
-                        errors.clone()
-                    }
+                    ApiError::InvalidEvent(errors)
+                    | ApiError::InvalidConfig { errors, .. }
+                    | ApiError::InvalidQuery { errors, .. } => errors.clone(),
                     _ => Vec::new(),
                 },
             },

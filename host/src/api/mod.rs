@@ -25,6 +25,7 @@ pub(crate) mod quota_digest;
 mod quota_gate;
 pub mod reconfigure;
 pub mod serve;
+mod sources;
 pub mod stored;
 mod test_push_record;
 mod timer_fire;
@@ -120,6 +121,8 @@ pub struct State {
     pub store: Arc<carillon_store::Store>,
     /// Which contact methods are active.
     pub activations: Arc<activation::Activations>,
+    /// The data sources' pools (`[sources]`, read at start).
+    pub sources: Arc<sources::Sources>,
     ready: AtomicBool,
 }
 
@@ -157,6 +160,7 @@ impl State {
         timer_metrics.register(&mut registry);
         parts.monitors.metrics.register(&mut registry);
         let activations = parts.live.activations.clone();
+        let sources = Arc::new(sources::Sources::new(&parts.live.config));
         Arc::new(State {
             live: RwLock::new(Arc::new(parts.live)),
             outbox: parts.outbox,
@@ -174,6 +178,7 @@ impl State {
             reload_lock: tokio::sync::Mutex::new(()),
             store: parts.store,
             activations,
+            sources,
             ready: AtomicBool::new(false),
         })
     }
@@ -302,6 +307,8 @@ pub const ROUTES: &[Endpoint] = &[
     at!(GET "/v1/workspaces/{ws}/groups/{name}", Read, objects::group),
     at!(PUT "/v1/workspaces/{ws}/groups/{name}", Edit, objects::put_group),
     at!(DELETE "/v1/workspaces/{ws}/groups/{name}", Edit, objects::delete_group),
+    at!(GET "/v1/workspaces/{ws}/sources", Read, sources::list),
+    at!(POST "/v1/workspaces/{ws}/sources/{name}/query", Edit, sources::query),
     at!(GET "/v1/timers", Read, timers::list),
     at!(DELETE "/v1/timers/{id}", Operate, timers::cancel),
     at!(GET "/v1/monitors", Read, monitors::list),

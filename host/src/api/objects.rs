@@ -255,7 +255,7 @@ impl Target {
     }
 }
 
-fn two_params(
+pub(super) fn two_params(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<(String, String), ApiError> {
     path.map(|Path(p)| p)
@@ -267,7 +267,11 @@ fn two_params(
 
 /// 404 unless the workspace exists and the token sees it (another
 /// workspace's existence is not revealed).
-fn visible_workspace(principal: &Principal, live: &Live, ws: &str) -> Result<(), ApiError> {
+pub(super) fn visible_workspace(
+    principal: &Principal,
+    live: &Live,
+    ws: &str,
+) -> Result<(), ApiError> {
     if principal.sees(ws) && live.config.workspaces.contains_key(ws) {
         Ok(())
     } else {

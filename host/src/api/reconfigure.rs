@@ -71,6 +71,7 @@ pub const RESTART_SECTIONS: &[&str] = &[
     "dispatch.workers",
     "dispatch.retry",
     "timeouts.late_window",
+    "sources",
 ];
 
 /// The sections a reload applies, as named in the answer's `changed`.

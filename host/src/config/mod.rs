@@ -40,6 +40,7 @@ pub mod raw;
 mod references;
 mod secret;
 mod sections;
+pub mod sources;
 pub mod timeouts;
 mod validate;
 mod workspaces;
@@ -134,6 +135,8 @@ pub struct Config {
     pub contacts: BTreeMap<String, Contact>,
     /// `[groups]`: rosters of contacts.
     pub groups: BTreeMap<String, Group>,
+    /// `[sources]`: the databases data-push tasks query.
+    pub sources: BTreeMap<String, sources::SourceSettings>,
     /// Which destinations are contacts' methods (to report their problems
     /// at the method).
     #[serde(skip)]

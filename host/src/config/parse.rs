@@ -33,6 +33,7 @@ const SECTIONS: &[&str] = &[
     "monitors",
     "contacts",
     "groups",
+    "sources",
 ];
 
 /// How many bad keys of one value are taken out before giving up on it.
@@ -334,6 +335,19 @@ impl<'a> Document<'a> {
                             None => {
                                 broken.contacts.insert(entry.to_owned());
                             }
+                        }
+                    }
+                }
+                "sources" => {
+                    if value.get_ref().as_table().is_none() {
+                        broken.section(name);
+                    }
+                    for (entry, value) in self.entries(value, &path, problems) {
+                        match self.decode(value, &path.key(entry), problems) {
+                            Some(v) => {
+                                raw.sources.insert(entry.to_owned(), v);
+                            }
+                            None => broken.section(name),
                         }
                     }
                 }

@@ -453,4 +453,6 @@ pub struct RawConfig {
     pub contacts: BTreeMap<String, super::contacts::RawContact>,
     /// `[groups]`.
     pub groups: BTreeMap<String, super::contacts::RawGroup>,
+    /// `[sources]`.
+    pub sources: BTreeMap<String, super::sources::RawSource>,
 }

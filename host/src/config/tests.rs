@@ -699,3 +699,36 @@ fn quotas_on_contacts_and_routes_are_read_and_each_bad_key_is_named() {
     let unknown = problems(&base.replace("max = 2,", "most = 2,"));
     assert!(unknown.contains("routes[0].quota"), "{unknown}");
 }
+
+#[test]
+fn sources_are_read_with_their_secrets_and_each_bad_key_is_named() {
+    let good = "[sources.shop]\nurl = \"sqlite:shop.db\"\n\
+                [sources.wh]\nurl = \"postgres://u:s3cret@db.example.com/wh\"\ndev_url = \"postgres://u:s3cret@dev.example.com/wh\"\nmax_connections = 2\n";
+    let config = parse(good).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(config.sources["shop"].driver, carillon_push::Driver::Sqlite);
+    assert_eq!(config.sources["wh"].max_connections, 2);
+    assert_eq!(config.sources["wh"].workspace, "default");
+    let shown = serde_json::to_string(&config.sources).unwrap();
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("db.example.com"),
+        "{shown}"
+    );
+    let bad = "[sources.a]\nurl = \"oracle://scott:tiger@h/x\"\n\
+               [sources.b]\nurl = \"postgres://h/x\"\ndev_url = \"mysql://h/x\"\nmax_connections = 0\n\
+               [sources.c]\nurl = \"${env:NOT_SET_ANYWHERE}\"\nworkspace = \"nope\"\n\
+               [sources.d]\nurl = \"postgres://u@h:notaport/x\"\n\
+               [sources.e]\nurl = \"sqlite:x.db\"\npassword = \"x\"\n";
+    let found = problems(bad);
+    for key in [
+        "sources.a.url",
+        "sources.b.dev_url",
+        "sources.b.max_connections",
+        "sources.c.url",
+        "sources.c.workspace",
+        "sources.d.url",
+        "sources.e",
+    ] {
+        assert!(found.contains(key), "{key}: {found}");
+    }
+    assert!(!found.contains("tiger"), "{found}");
+}

@@ -9,8 +9,8 @@ use super::parse::Broken;
 use super::raw::RawConfig;
 use super::secret::Resolver;
 use super::{
-    Config, auth, contacts, destinations, monitors, quotas, references, sections, timeouts,
-    workspaces,
+    Config, auth, contacts, destinations, monitors, quotas, references, sections, sources,
+    timeouts, workspaces,
 };
 use crate::problem::{Findings, KeyPath};
 use crate::{render, route};
@@ -70,6 +70,7 @@ pub(super) fn validate(
             d.contact = contacts.contains_key(c).then(|| c.to_owned());
         }
     }
+    let sources = sources::sources(&raw.sources, resolver, f);
     let built_workspaces = workspaces::workspaces(&raw.workspaces, f);
     references::check(raw, broken, f);
     workspaces::references(raw, broken, &built_workspaces, f);
@@ -92,6 +93,7 @@ pub(super) fn validate(
             monitors,
             contacts,
             groups,
+            sources,
             origins,
             smtp_roots_pem,
             source: Default::default(),

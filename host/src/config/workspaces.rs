@@ -126,6 +126,13 @@ pub(super) fn references(
             &c.workspace,
         );
     }
+    for (name, s) in &raw.sources {
+        exists(
+            f,
+            root.key("sources").key(name.as_str()).key("workspace"),
+            &s.workspace,
+        );
+    }
     for (name, g) in &raw.groups {
         exists(
             f,

@@ -1,0 +1,242 @@
+//! The data sources of `[sources]` through the API: `GET
+//! /v1/workspaces/{ws}/sources` (each with the health of its databases,
+//! never a URL) and `POST /v1/workspaces/{ws}/sources/{name}/query`,
+//! which runs one read-only statement with bound parameters and answers
+//! the table: what a data-push task's test run is built on.
+//!
+//! Running SQL on a company database is an edit-level right (`Edit`: an
+//! instance admin, or the source's workspace's admin). The statement is
+//! checked by `carillon_push` (one reading statement, parameters bound),
+//! and runs in a read-only transaction with a row cap and a time limit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Extension, Path, State as Extract};
+use axum::http::HeaderMap;
+use carillon_push::{QueryError, Source, SourceLimits, Statement, Value};
+use futures_util::future::join_all;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::{Principal, State, body};
+use crate::config::Config;
+use crate::event::FieldError;
+
+/// A health check waits this long at most.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Rows a query answers by default, and at most.
+const DEFAULT_ROWS: usize = 100;
+/// See [`DEFAULT_ROWS`].
+const MAX_ROWS: usize = 10_000;
+/// A query's time limit by default, and at most.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// See [`DEFAULT_TIMEOUT`].
+const MAX_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One source's pools: production, and development when configured.
+struct Pools {
+    workspace: String,
+    prod: Source,
+    dev: Option<Source>,
+}
+
+/// Every configured source's pools, made at start (`[sources]` is read at
+/// start only).
+#[derive(Default)]
+pub struct Sources(BTreeMap<String, Pools>);
+
+impl Sources {
+    /// Pools for `config`'s sources, connecting lazily (call within the
+    /// runtime).
+    pub fn new(config: &Config) -> Sources {
+        let mut out = BTreeMap::new();
+        for (name, s) in &config.sources {
+            let limits = SourceLimits {
+                max_connections: s.max_connections,
+                ..SourceLimits::default()
+            };
+            let prod = Source::new(name, s.url.expose(), limits);
+            let dev = s
+                .dev_url
+                .as_ref()
+                .map(|d| Source::new(name, d.expose(), limits))
+                .transpose();
+            match (prod, dev) {
+                (Ok(prod), Ok(dev)) => {
+                    out.insert(
+                        name.clone(),
+                        Pools {
+                            workspace: s.workspace.clone(),
+                            prod,
+                            dev,
+                        },
+                    );
+                }
+                // The config check parsed the same URLs: not reached.
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(source = %name, error = %e, "cannot make the data source's pool");
+                }
+            }
+        }
+        Sources(out)
+    }
+
+    /// Closes every pool.
+    pub async fn close(&self) {
+        for p in self.0.values() {
+            p.prod.close().await;
+            if let Some(d) = &p.dev {
+                d.close().await;
+            }
+        }
+    }
+}
+
+/// `GET /v1/workspaces/{ws}/sources`.
+pub async fn list(
+    Extract(state): Extract<Arc<State>>,
+    Extension(principal): Extension<Principal>,
+    ws: Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let ws = super::admin::path_param(ws, "ws")?;
+    super::objects::visible_workspace(&principal, &principal.live, &ws)?;
+    let mine: Vec<(&String, &Pools)> = state
+        .sources
+        .0
+        .iter()
+        .filter(|(_, p)| p.workspace == ws)
+        .collect();
+    let items = join_all(mine.into_iter().map(|(name, p)| async move {
+        let mut envs = vec![("prod", &p.prod)];
+        if let Some(d) = &p.dev {
+            envs.push(("dev", d));
+        }
+        let checks = join_all(envs.into_iter().map(|(env, s)| async move {
+            let h = s.health(HEALTH_TIMEOUT).await;
+            json!({ "env": env, "ok": h.ok, "latency_ms": h.latency_ms, "error": h.error })
+        }))
+        .await;
+        json!({ "name": name, "driver": p.prod.driver(), "environments": checks })
+    }))
+    .await;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `POST …/sources/{name}/query` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    /// One reading statement with `${name}` parameters.
+    sql: String,
+    /// A value for each parameter.
+    #[serde(default)]
+    params: BTreeMap<String, Value>,
+    /// `dev` (the default when the source has one) or `prod`.
+    env: Option<String>,
+    /// Rows to answer (1 to 10,000; default 100).
+    row_cap: Option<usize>,
+    /// Seconds the run may take (1 to 300; default 30).
+    timeout_secs: Option<u64>,
+}
+
+fn invalid(errors: Vec<FieldError>) -> ApiError {
+    ApiError::InvalidQuery {
+        message: format!(
+            "the query cannot run: {}",
+            errors.first().map_or("", |e| e.message.as_str())
+        ),
+        errors,
+    }
+}
+
+fn at(path: &str, message: impl Into<String>) -> ApiError {
+    invalid(vec![FieldError::new(path, message.into())])
+}
+
+/// `POST /v1/workspaces/{ws}/sources/{name}/query`.
+pub async fn query(
+    Extract(state): Extract<Arc<State>>,
+    Extension(principal): Extension<Principal>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (ws, name) = super::objects::two_params(path)?;
+    super::objects::visible_workspace(&principal, &principal.live, &ws)?;
+    let pools = state
+        .sources
+        .0
+        .get(&name)
+        .filter(|p| p.workspace == ws)
+        .ok_or_else(|| ApiError::NotFound(format!("no source {name:?} in workspace {ws:?}")))?;
+    let bytes = body::read(&headers, request, &principal.live.config.server).await?;
+    let q: QueryBody = body::json(&bytes)?;
+    let (env, source) = match q.env.as_deref() {
+        None => match &pools.dev {
+            Some(d) => ("dev", d),
+            None => ("prod", &pools.prod),
+        },
+        Some("prod") => ("prod", &pools.prod),
+        Some("dev") => match &pools.dev {
+            Some(d) => ("dev", d),
+            None => return Err(at("/env", format!("source {name:?} has no dev_url"))),
+        },
+        Some(other) => {
+            return Err(at(
+                "/env",
+                format!("{other:?} is neither \"dev\" nor \"prod\""),
+            ));
+        }
+    };
+    let row_cap = q.row_cap.unwrap_or(DEFAULT_ROWS);
+    if !(1..=MAX_ROWS).contains(&row_cap) {
+        return Err(at("/row_cap", format!("must be from 1 to {MAX_ROWS}")));
+    }
+    let timeout = q.timeout_secs.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(at(
+            "/timeout_secs",
+            format!("must be from 1 to {}", MAX_TIMEOUT.as_secs()),
+        ));
+    }
+    let statement =
+        Statement::parse(&q.sql, source.driver()).map_err(|e| at("/sql", e.to_string()))?;
+    let started = Instant::now();
+    let limits = carillon_push::Limits { row_cap, timeout };
+    let table = carillon_push::run(source, &statement, &q.params, limits)
+        .await
+        .map_err(|e| match e {
+            QueryError::Missing(names) => invalid(
+                names
+                    .iter()
+                    .map(|n| {
+                        FieldError::new(
+                            format!("/params/{n}"),
+                            "the statement uses it; give it a value".to_owned(),
+                        )
+                    })
+                    .collect(),
+            ),
+            QueryError::Connect(why) => ApiError::Unavailable(format!(
+                "source {name:?} ({env}): cannot reach the database: {why}"
+            )),
+            QueryError::Timeout(_) => at("/timeout_secs", e.to_string()),
+            QueryError::Database(_) | QueryError::Undecodable { .. } => at("/sql", e.to_string()),
+        })?;
+    tracing::info!(source = %name, env, rows = table.rows.len(), truncated = table.truncated, token = %principal.token().name, "data source queried");
+    Ok(Json(json!({
+        "source": name,
+        "env": env,
+        "params": statement.params(),
+        "columns": table.columns,
+        "rows": table.rows,
+        "truncated": table.truncated,
+        "elapsed_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })))
+}
