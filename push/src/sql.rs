@@ -53,7 +53,7 @@ pub enum SqlError {
     },
     /// `${` without a name and `}`.
     #[error(
-        "the parameter at byte {0} is malformed: write ${{name}} with letters, digits and _ - + . :"
+        "the parameter at byte {0} is malformed: write ${{name}} with letters, digits, spaces and _ - + . : /"
     )]
     BadParam(usize),
     /// `'…${x}…'`: the parameter would be text inside the literal.
@@ -377,11 +377,14 @@ impl<'a> Lexer<'a> {
             return Err(SqlError::BadParam(start));
         };
         let name = &body[..close];
+        // Time expressions (`${yyyy-mm-dd hh24:mi}`, `${yyyy/mm/dd-1}`)
+        // are names too: the host gives them their value.
+        let name = name.trim();
         let ok = !name.is_empty()
             && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.' | ':'));
+            && name.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.' | ':' | '/' | ' ')
+            });
         if !ok {
             return Err(SqlError::BadParam(start));
         }
@@ -412,6 +415,8 @@ mod tests {
         let sql = "SELECT region, sum(amount) FROM orders WHERE day = ${day} AND region <> ${skip} OR day = ${day};";
         let s = pg(sql).unwrap();
         assert_eq!(s.params(), ["day", "skip"]);
+        let t = pg("SELECT ${yyyy-mm-dd hh24:mi}, ${ yyyy/mm/dd-1 }").unwrap();
+        assert_eq!(t.params(), ["yyyy-mm-dd hh24:mi", "yyyy/mm/dd-1"]);
         let (text, binds) = s.to_driver();
         assert_eq!(
             text,
@@ -466,7 +471,7 @@ mod tests {
                 matches!(e, SqlError::Unclosed { .. })
             }),
             ("SELECT ${}", |e| matches!(e, SqlError::BadParam(7))),
-            ("SELECT ${a b}", |e| matches!(e, SqlError::BadParam(_))),
+            ("SELECT ${a;b}", |e| matches!(e, SqlError::BadParam(_))),
             ("SELECT ${open", |e| matches!(e, SqlError::BadParam(_))),
             ("SELECT '${day}'", |e| {
                 matches!(e, SqlError::ParamInLiteral { .. })

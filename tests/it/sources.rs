@@ -170,6 +170,19 @@ url = "{shop}"
     assert_eq!(s, StatusCode::OK, "{t}");
     assert_eq!(t["rows"], json!([]));
 
+    // A parameter named like a time expression is evaluated at `at` in
+    // `time_zone` (a task's fire time and zone); a given value wins.
+    let (s, t) = query(
+        "shop",
+        json!({ "sql": "SELECT ${yyyymmdd-1} AS day, ${hh24:mi} AS at, ${x} AS x",
+                "params": { "x": 1 }, "at": "2026-12-07T00:30:00Z", "time_zone": "Asia/Shanghai" }),
+        ADMIN,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!(t["rows"], json!([["20261206", "08:30", 1]]), "{t}");
+    assert_eq!(t["time_params"], json!(["yyyymmdd-1", "hh24:mi"]));
+
     // Each refusal at its pointer, nothing run.
     for (body, path) in [
         (json!({ "sql": "DELETE FROM orders" }), "/sql"),
@@ -182,6 +195,14 @@ url = "{shop}"
         (json!({ "sql": sql }), "/params/min"),
         (json!({ "sql": "SELECT 1", "env": "dev" }), "/env"),
         (json!({ "sql": "SELECT 1", "row_cap": 0 }), "/row_cap"),
+        (
+            json!({ "sql": "SELECT ${yyyymmdd}", "time_zone": "Mars/Base" }),
+            "/time_zone",
+        ),
+        (
+            json!({ "sql": "SELECT ${yyyymmdd}", "at": "yesterday" }),
+            "/at",
+        ),
     ] {
         let (s, e) = query("shop", body.clone(), ADMIN).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {e}");

@@ -143,6 +143,13 @@ struct QueryBody {
     row_cap: Option<usize>,
     /// Seconds the run may take (1 to 300; default 30).
     timeout_secs: Option<u64>,
+    /// The time parameters named like a time expression (`${yyyymmdd-1}`)
+    /// are evaluated at (RFC 3339; default: now). A task's run uses its
+    /// fire time.
+    at: Option<String>,
+    /// The IANA zone they are evaluated in (default: `[render]
+    /// time_zone`).
+    time_zone: Option<String>,
 }
 
 fn invalid(errors: Vec<FieldError>) -> ApiError {
@@ -207,9 +214,37 @@ pub async fn query(
     }
     let statement =
         Statement::parse(&q.sql, source.driver()).map_err(|e| at("/sql", e.to_string()))?;
+    // Parameters named like a time expression and not given get their
+    // value at `at` in `time_zone`.
+    let when = match q.at.as_deref() {
+        None => crate::timestamp::to_jiff(state.clock.now()),
+        Some(t) => t.parse::<jiff::Timestamp>().map_err(|_| {
+            at(
+                "/at",
+                format!("{t:?} is not an RFC 3339 time such as 2026-12-07T09:00:00+08:00"),
+            )
+        })?,
+    };
+    let zone = match q.time_zone.as_deref() {
+        None => principal.live.config.render.time_zone.clone(),
+        Some(z) => jiff::tz::TimeZone::get(z)
+            .map_err(|_| at("/time_zone", format!("{z:?} is not an IANA time zone")))?,
+    };
+    let mut values = q.params;
+    let mut timed = Vec::new();
+    for name in statement.params() {
+        if values.contains_key(name) {
+            continue;
+        }
+        if let Some(v) = crate::render::time_expression(name, when, &zone) {
+            let v = v.map_err(|e| at(&format!("/params/{name}"), e))?;
+            values.insert(name.to_owned(), Value::Text(v));
+            timed.push(name.to_owned());
+        }
+    }
     let started = Instant::now();
     let limits = carillon_push::Limits { row_cap, timeout };
-    let table = carillon_push::run(source, &statement, &q.params, limits)
+    let table = carillon_push::run(source, &statement, &values, limits)
         .await
         .map_err(|e| match e {
             QueryError::Missing(names) => invalid(
@@ -234,6 +269,7 @@ pub async fn query(
         "source": name,
         "env": env,
         "params": statement.params(),
+        "time_params": timed,
         "columns": table.columns,
         "rows": table.rows,
         "truncated": table.truncated,

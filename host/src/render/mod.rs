@@ -32,6 +32,8 @@ mod settings;
 mod template;
 mod text;
 mod time;
+
+pub use self::time::time_expression;
 pub mod variables;
 
 pub use self::builtin::family;

@@ -157,6 +157,18 @@ impl TimeExpr {
     }
 }
 
+/// `text` (`yyyymmdd-1`) as a time expression evaluated at `time` in
+/// `zone`; `None` when it is not one. What data-push parameters named like
+/// a time expression are given (the run's fire time, the task's zone).
+pub fn time_expression(
+    text: &str,
+    time: Timestamp,
+    zone: &TimeZone,
+) -> Option<Result<String, String>> {
+    let expr = TimeExpr::parse(text)?;
+    Some(format_time(time, zone, &expr.format, expr.offset_days))
+}
+
 /// `time` in `zone`, moved by `offset_days` calendar days, in `format`.
 pub(crate) fn format_time(
     time: Timestamp,
