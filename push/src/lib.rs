@@ -20,7 +20,7 @@ pub mod schedule;
 pub mod source;
 pub mod sql;
 
-pub use self::query::{Column, Limits, QueryError, Table, Value, run};
+pub use self::query::{Column, Limits, QueryError, Table, Value, describe, run};
 pub use self::schedule::{Compiled, MonthDay, Schedule, ScheduleError, compile};
 pub use self::source::{Driver, Health, Source, SourceError, SourceLimits, check_url};
 pub use self::sql::{SqlError, Statement};

@@ -334,3 +334,33 @@ async fn sqlite(
         ms
     ))
 }
+
+/// The columns `statement` would answer, from the database's description
+/// of it (prepared, not run): a task's output parameters.
+pub async fn describe(
+    source: &Source,
+    statement: &Statement,
+    timeout: Duration,
+) -> Result<Vec<Column>, QueryError> {
+    let (sql, _) = statement.to_driver();
+    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    let work = async {
+        match &source.pool {
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| classify(&e, ms))?;
+                Ok(described!((&mut *conn), sql, ms))
+            }
+            Pool::MySql(p) => {
+                let mut conn = p.acquire().await.map_err(|e| classify(&e, ms))?;
+                Ok(described!((&mut *conn), sql, ms))
+            }
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| classify(&e, ms))?;
+                Ok(described!((&mut *conn), sql, ms))
+            }
+        }
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .unwrap_or(Err(QueryError::Timeout(ms)))
+}

@@ -195,6 +195,17 @@ async fn common(source: &Source, table: &str, slow_sql: &str) {
         .await
         .unwrap_err();
     assert!(matches!(e, QueryError::Database(_)), "{e}");
+    // Described without running: the columns it would answer.
+    let statement = Statement::parse(
+        &format!("SELECT region, n AS number FROM {table} WHERE n > ${{x}}"),
+        source.driver(),
+    )
+    .unwrap();
+    let columns = carillon_push::describe(source, &statement, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["region", "number"]);
     // A slow query is stopped at its limit.
     let started = Instant::now();
     let e = query(

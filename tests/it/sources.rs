@@ -183,6 +183,28 @@ url = "{shop}"
     assert_eq!(t["rows"], json!([["20261206", "08:30", 1]]), "{t}");
     assert_eq!(t["time_params"], json!(["yyyymmdd-1", "hh24:mi"]));
 
+    // Describing a statement: its parameters and the columns it would
+    // answer, without running it.
+    let (s, d) = call(
+        &http,
+        "POST",
+        format!("{base}/default/sources/warehouse/describe"),
+        ADMIN,
+        Some(json!({ "sql": "SELECT ${n}::int AS next, now() AS at, ${yyyymmdd} AS day" })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["params"], json!(["n", "yyyymmdd"]));
+    assert_eq!(d["time_params"], json!(["yyyymmdd"]));
+    let columns: Vec<&str> = d["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(columns, ["next", "at", "day"], "{d}");
+    assert_eq!(d["columns"][0]["type_name"], "INT4", "{d}");
+
     // Each refusal at its pointer, nothing run.
     for (body, path) in [
         (json!({ "sql": "DELETE FROM orders" }), "/sql"),

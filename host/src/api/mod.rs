@@ -308,6 +308,7 @@ pub const ROUTES: &[Endpoint] = &[
     at!(PUT "/v1/workspaces/{ws}/groups/{name}", Edit, objects::put_group),
     at!(DELETE "/v1/workspaces/{ws}/groups/{name}", Edit, objects::delete_group),
     at!(GET "/v1/workspaces/{ws}/sources", Read, sources::list),
+    at!(POST "/v1/workspaces/{ws}/sources/{name}/describe", Edit, sources::describe),
     at!(POST "/v1/workspaces/{ws}/sources/{name}/query", Edit, sources::query),
     at!(GET "/v1/timers", Read, timers::list),
     at!(DELETE "/v1/timers/{id}", Operate, timers::cancel),

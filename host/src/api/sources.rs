@@ -166,6 +166,97 @@ fn at(path: &str, message: impl Into<String>) -> ApiError {
     invalid(vec![FieldError::new(path, message.into())])
 }
 
+/// The database `env` names (default: `dev` when there is one).
+fn pick<'a>(
+    pools: &'a Pools,
+    env: Option<&str>,
+    name: &str,
+) -> Result<(&'static str, &'a Source), ApiError> {
+    match env {
+        None => Ok(match &pools.dev {
+            Some(d) => ("dev", d),
+            None => ("prod", &pools.prod),
+        }),
+        Some("prod") => Ok(("prod", &pools.prod)),
+        Some("dev") => match &pools.dev {
+            Some(d) => Ok(("dev", d)),
+            None => Err(at("/env", format!("source {name:?} has no dev_url"))),
+        },
+        Some(other) => Err(at(
+            "/env",
+            format!("{other:?} is neither \"dev\" nor \"prod\""),
+        )),
+    }
+}
+
+/// The pools of source `name` of workspace `ws`, as `principal` may see
+/// them.
+fn pools_of<'a>(
+    state: &'a State,
+    principal: &Principal,
+    ws: &str,
+    name: &str,
+) -> Result<&'a Pools, ApiError> {
+    super::objects::visible_workspace(principal, &principal.live, ws)?;
+    state
+        .sources
+        .0
+        .get(name)
+        .filter(|p| p.workspace == ws)
+        .ok_or_else(|| ApiError::NotFound(format!("no source {name:?} in workspace {ws:?}")))
+}
+
+/// `POST …/describe` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DescribeBody {
+    /// The statement.
+    sql: String,
+    /// `dev` (the default when the source has one) or `prod`.
+    env: Option<String>,
+}
+
+/// `POST /v1/workspaces/{ws}/sources/{name}/describe`: the statement's
+/// parameters and the columns it would answer (its output parameters),
+/// from the database's description, without running it.
+pub async fn describe(
+    Extract(state): Extract<Arc<State>>,
+    Extension(principal): Extension<Principal>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (ws, name) = super::objects::two_params(path)?;
+    let pools = pools_of(&state, &principal, &ws, &name)?;
+    let bytes = body::read(&headers, request, &principal.live.config.server).await?;
+    let q: DescribeBody = body::json(&bytes)?;
+    let (env, source) = pick(pools, q.env.as_deref(), &name)?;
+    let statement =
+        Statement::parse(&q.sql, source.driver()).map_err(|e| at("/sql", e.to_string()))?;
+    let columns = carillon_push::describe(source, &statement, DEFAULT_TIMEOUT)
+        .await
+        .map_err(|e| match e {
+            QueryError::Connect(why) => ApiError::Unavailable(format!(
+                "source {name:?} ({env}): cannot reach the database: {why}"
+            )),
+            other => at("/sql", other.to_string()),
+        })?;
+    let zone = &principal.live.config.render.time_zone;
+    let now = crate::timestamp::to_jiff(state.clock.now());
+    let time_params: Vec<&str> = statement
+        .params()
+        .into_iter()
+        .filter(|p| crate::render::time_expression(p, now, zone).is_some())
+        .collect();
+    Ok(Json(json!({
+        "source": name,
+        "env": env,
+        "params": statement.params(),
+        "time_params": time_params,
+        "columns": columns,
+    })))
+}
+
 /// `POST /v1/workspaces/{ws}/sources/{name}/query`.
 pub async fn query(
     Extract(state): Extract<Arc<State>>,
@@ -175,32 +266,10 @@ pub async fn query(
     request: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (ws, name) = super::objects::two_params(path)?;
-    super::objects::visible_workspace(&principal, &principal.live, &ws)?;
-    let pools = state
-        .sources
-        .0
-        .get(&name)
-        .filter(|p| p.workspace == ws)
-        .ok_or_else(|| ApiError::NotFound(format!("no source {name:?} in workspace {ws:?}")))?;
+    let pools = pools_of(&state, &principal, &ws, &name)?;
     let bytes = body::read(&headers, request, &principal.live.config.server).await?;
     let q: QueryBody = body::json(&bytes)?;
-    let (env, source) = match q.env.as_deref() {
-        None => match &pools.dev {
-            Some(d) => ("dev", d),
-            None => ("prod", &pools.prod),
-        },
-        Some("prod") => ("prod", &pools.prod),
-        Some("dev") => match &pools.dev {
-            Some(d) => ("dev", d),
-            None => return Err(at("/env", format!("source {name:?} has no dev_url"))),
-        },
-        Some(other) => {
-            return Err(at(
-                "/env",
-                format!("{other:?} is neither \"dev\" nor \"prod\""),
-            ));
-        }
-    };
+    let (env, source) = pick(pools, q.env.as_deref(), &name)?;
     let row_cap = q.row_cap.unwrap_or(DEFAULT_ROWS);
     if !(1..=MAX_ROWS).contains(&row_cap) {
         return Err(at("/row_cap", format!("must be from 1 to {MAX_ROWS}")));
