@@ -240,6 +240,7 @@ impl Gateway {
         });
         let state = State::new(Parts {
             live: Live {
+                views: api::config_diff::SectionViews::of(&mut config),
                 config,
                 router,
                 renderer,

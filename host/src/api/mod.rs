@@ -10,6 +10,7 @@ pub mod activation;
 mod admin;
 mod auth;
 mod body;
+pub mod config_diff;
 mod config_reload;
 pub mod config_store;
 mod contact_import;
@@ -82,6 +83,8 @@ pub struct Live {
     pub overlay: Overlay,
     /// Which contact methods are active (shared by every config version).
     pub activations: Arc<activation::Activations>,
+    /// `config`'s view, to tell which sections the next reload changes.
+    pub views: config_diff::SectionViews,
 }
 
 /// The state every handler shares.
@@ -110,6 +113,8 @@ pub struct State {
     pub clock: Arc<dyn Clock>,
     /// Where the config came from (a reload reads it again).
     pub source: reconfigure::ConfigSource,
+    /// The file text last checked, read (every write checks it again).
+    pub raw_cache: crate::config::RawCache,
     /// One config reload or API write at a time.
     pub reload_lock: tokio::sync::Mutex<()>,
     /// The objects created through the API, and the audit log.
@@ -167,6 +172,7 @@ impl State {
             waker: parts.waker,
             clock: parts.clock,
             source: parts.source,
+            raw_cache: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
             store: parts.store,
             activations,

@@ -36,6 +36,7 @@ mod parse;
 mod plugin_config;
 mod plugins;
 pub mod raw;
+mod raw_cache;
 mod references;
 mod secret;
 mod sections;
@@ -60,6 +61,7 @@ pub use self::monitors::{MonitorRule, MonitorSettings};
 pub use self::overlay::{Kind, Overlay};
 pub use self::plugin_config::PluginConfig;
 pub use self::plugins::PluginCatalog;
+pub use self::raw_cache::RawCache;
 pub use self::secret::{
     BadReference, REDACTED, Resolver, Secret, SecretError, SecretSource, process_env,
 };
@@ -354,7 +356,7 @@ pub struct DispatchSettings {
 }
 
 /// One destination, validated.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DestinationConfig {
     /// The plugin's name.
     pub plugin: String,
