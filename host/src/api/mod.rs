@@ -16,6 +16,7 @@ pub mod config_store;
 mod contact_import;
 pub mod error;
 mod ingest;
+mod method_keys;
 pub mod metrics;
 mod monitor_run;
 mod monitors;
