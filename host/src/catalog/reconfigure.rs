@@ -1,12 +1,13 @@
 //! Taking a reloaded config in (the API's `reconfigure`): the
 //! destinations it adds or changes are checked by the plugins serving them
 //! (their `validate`), and only when every one passes are the registry
-//! entries of every serving plugin rebuilt from it, in one step per
-//! plugin, and the catalog published anew.
+//! entries of every serving plugin's destinations that it changes rebuilt
+//! from it (an unchanged destination keeps its entry, which is the same),
+//! in one step per plugin, and the catalog published anew.
 
 use std::sync::Arc;
 
-use super::reconcile::destination_entries;
+use super::reconcile::destination_entries_where;
 use super::reload::Reloader;
 use super::snapshot::snapshot;
 use crate::config::Config;
@@ -43,13 +44,36 @@ impl Reloader {
         }
         gate().await.map_err(Refusal::Gate)?;
         for serving in state.serving.values() {
-            let entries = destination_entries(&self.runtime, new, &serving.plugin);
+            let rebuilt = |name: &str| self.entry_outdated(old, new, name);
+            let entries = destination_entries_where(&self.runtime, new, &serving.plugin, rebuilt);
             self.destinations
                 .swap_plugin(serving.plugin.clone(), entries);
         }
         let catalog = Arc::new(snapshot(&state, new));
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = catalog;
         Ok(())
+    }
+}
+
+impl Reloader {
+    /// Must destination `name`'s registry entry be built from `new`? Not
+    /// when `old` has the very same destination, equally active, and the
+    /// registry's entry is for its plugin and config: that entry is what
+    /// building it again would give (the serving plugin does not change
+    /// here), and building thousands of entries dominates a write to a
+    /// large directory.
+    fn entry_outdated(&self, old: &Config, new: &Config, name: &str) -> bool {
+        let (Some(was), Some(is)) = (old.destinations.get(name), new.destinations.get(name)) else {
+            return true;
+        };
+        let current = self.destinations.destination(name);
+        was != is
+            || old.destination_active(name) != new.destination_active(name)
+            || current.is_none_or(|e| {
+                e.plugin != is.plugin
+                    || e.enabled != new.destination_active(name)
+                    || e.destination.config != *is.config.expose()
+            })
     }
 }
 
