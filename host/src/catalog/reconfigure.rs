@@ -96,3 +96,99 @@ fn destination_changed(old: &Config, new: &Config, name: &str) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::catalog::Reloader;
+    use crate::config::{Config, Resolver};
+    use crate::dispatch::registry::DestinationRegistry;
+    use crate::plugin::{Runtime, RuntimeConfig};
+
+    fn config(plugin_dir: &Path, destinations: &[(&str, &str, bool)]) -> Config {
+        let mut text = format!(
+            "[server]\nplugin_dir = {:?}\n",
+            plugin_dir.display().to_string()
+        );
+        for (name, url, enabled) in destinations {
+            text.push_str(&format!(
+                "[destinations.{name}]\nplugin = \"webhook\"\nenabled = {enabled}\nconfig = {{ url = \"{url}\" }}\n"
+            ));
+        }
+        let env = |_: &str| None;
+        let resolver = Resolver {
+            env: &env,
+            base_dir: Path::new("."),
+        };
+        Config::from_toml(&text, &resolver).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn a_write_rebuilds_the_entries_of_changed_destinations_and_keeps_the_others() {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = Runtime::new(RuntimeConfig {
+            max_concurrent_calls: 4,
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime");
+        let registry = Arc::new(DestinationRegistry::new());
+        let reloader = Reloader::new(
+            runtime,
+            registry.clone(),
+            dir.path().to_path_buf(),
+            Duration::from_secs(3600),
+        );
+        let old = config(
+            dir.path(),
+            &[
+                ("same", "https://a.example/1", true),
+                ("moved", "https://a.example/2", true),
+                ("paused", "https://a.example/3", true),
+            ],
+        );
+        reloader.start(&old).await.expect("start");
+        let entry = |name: &str| registry.destination(name).expect(name);
+        let (same, moved, paused) = (entry("same"), entry("moved"), entry("paused"));
+        let new = config(
+            dir.path(),
+            &[
+                ("same", "https://a.example/1", true),
+                ("moved", "https://b.example/2", true),
+                ("paused", "https://a.example/3", false),
+                ("added", "https://a.example/4", true),
+            ],
+        );
+        reloader
+            .apply_config(&old, &new, async || Ok::<(), ()>(()))
+            .await
+            .expect("applied");
+        assert!(Arc::ptr_eq(&same, &entry("same")), "kept");
+        let now = entry("moved");
+        assert!(!Arc::ptr_eq(&moved, &now));
+        assert_eq!(now.destination.config["url"], "https://b.example/2");
+        assert!(now.destination.grant().allows("b.example", 443));
+        assert!(paused.enabled && !entry("paused").enabled);
+        assert!(entry("added").enabled);
+
+        // An entry that is not what the old config gives is rebuilt even
+        // when the destination did not change.
+        let stale = config(dir.path(), &[("same", "https://c.example/9", true)]);
+        reloader
+            .apply_config(&new, &stale, async || Ok::<(), ()>(()))
+            .await
+            .expect("applied");
+        reloader
+            .apply_config(&new, &new, async || Ok::<(), ()>(()))
+            .await
+            .expect("applied");
+        assert_eq!(
+            entry("same").destination.config["url"],
+            "https://a.example/1"
+        );
+    }
+}
