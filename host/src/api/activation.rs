@@ -20,6 +20,7 @@ use axum::extract::{Extension, Path, State as Extract};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use carillon_store::{Activation, Actor, LinkError, StoreError};
+use futures_util::StreamExt as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -29,6 +30,9 @@ use super::method_keys::{Keyed, MethodKeys, method_key};
 use super::{Live, Principal, State};
 use crate::config::{Config, Contact};
 use crate::event::Event;
+
+/// Activation links enqueued at once by a sync.
+const LINKS_AT_ONCE: usize = 32;
 
 /// How long an activation link is valid.
 pub const LINK_VALIDITY_MS: i64 = 24 * 3600 * 1000;
@@ -120,8 +124,9 @@ pub async fn sync(state: &State) {
         .iter()
         .map(|a| (a.contact.as_str(), a.method_key.as_str()))
         .collect();
-    let now = now_ms(state);
-    let mut pended = false;
+    // Every unknown method is made pending in one transaction (a start
+    // with a new directory has thousands), then sent its link.
+    let mut unknown = Vec::new();
     for m in &methods {
         if known.contains(&(m.contact, m.key.as_str())) {
             continue;
@@ -133,33 +138,44 @@ pub async fn sync(state: &State) {
             tracing::error!("no randomness for an activation link");
             return;
         };
-        pended = true;
+        unknown.push((m, contact, token));
+    }
+    let pended = !unknown.is_empty();
+    if pended {
+        let now = now_ms(state);
+        let hashes: Vec<String> = unknown.iter().map(|(_, _, t)| token_hash(t)).collect();
+        let batch: Vec<(&str, &str, &str)> = unknown
+            .iter()
+            .zip(&hashes)
+            .map(|((m, _, _), hash)| (m.contact, m.key.as_str(), hash.as_str()))
+            .collect();
         match state
             .store
-            .pend(
-                m.contact,
-                &m.key,
-                &token_hash(&token),
-                now + LINK_VALIDITY_MS,
-                now,
-            )
+            .pend_all(&batch, now + LINK_VALIDITY_MS, now)
             .await
         {
-            Ok(true) => {
-                send_link(
-                    state,
-                    &live,
-                    m.contact,
-                    contact,
-                    m.index,
-                    m.destination,
-                    &token,
-                )
-                .await
+            Ok(new) => {
+                // Enqueued a group at a time: the outbox commits
+                // concurrent enqueues together.
+                let mut links = Vec::new();
+                for ((m, contact, token), new) in unknown.iter().zip(new) {
+                    if new {
+                        links.push(send_link(
+                            state,
+                            &live,
+                            m.contact,
+                            contact,
+                            m.index,
+                            m.destination,
+                            token,
+                        ));
+                    }
+                }
+                let mut sending = futures_util::stream::iter(links).buffer_unordered(LINKS_AT_ONCE);
+                while sending.next().await.is_some() {}
             }
-            Ok(false) => {}
             Err(error) => {
-                tracing::error!(%error, contact = %m.contact, "cannot record a pending method")
+                tracing::error!(%error, methods = batch.len(), "cannot record the pending methods")
             }
         }
     }
