@@ -239,6 +239,7 @@ impl Gateway {
         });
         let state = State::new(Parts {
             live: Live {
+                views: api::config_diff::SectionViews::of(&mut config),
                 config,
                 router,
                 renderer,
@@ -274,6 +275,11 @@ impl Gateway {
         let addr = listener.local_addr().unwrap_or(listen);
         // Contacts' new methods are pending and get their links.
         api::activation::sync(&state).await;
+        // The first API write then finds the file text read already.
+        let warming = state.clone();
+        tokio::task::spawn_blocking(move || {
+            warming.raw_cache.warm(warming.live().config.source_text());
+        });
         let (stop, stopped) = watch::channel(false);
         let app = api::router(state.clone());
         let server = tokio::spawn(api::serve::serve(

@@ -90,6 +90,37 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// [`Store::pend`] for many methods (contact, fingerprint, token
+    /// SHA-256) in one transaction, so a start with thousands of new
+    /// methods commits once; for each, `true` when it was new. All or
+    /// nothing: on an error none is recorded.
+    pub async fn pend_all(
+        &self,
+        methods: &[(&str, &str, &str)],
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut new = Vec::with_capacity(methods.len());
+        for (contact, method_key, token_sha256) in methods {
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO activations
+                     (contact, method_key, state, token_sha256, expires_at_ms, sent_at_ms)
+                 VALUES (?, ?, 'pending', ?, ?, ?)",
+            )
+            .bind(contact)
+            .bind(method_key)
+            .bind(token_sha256)
+            .bind(expires_at_ms)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            new.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
     /// Replaces a pending method's link (the old one stops working);
     /// `NotFound` when the method is not pending.
     pub async fn resend(

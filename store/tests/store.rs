@@ -760,3 +760,28 @@ async fn a_body_that_is_not_an_object_reads_as_corrupt() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn pending_many_methods_at_once_records_only_the_new_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&db(&dir)).await;
+    assert!(store.pend("li", "k1", "t1", 100, 1).await.unwrap());
+    let new = store
+        .pend_all(
+            &[("li", "k1", "t9"), ("li", "k2", "t2"), ("wu", "k1", "t3")],
+            200,
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(new, [false, true, true]);
+    let rows = store.activations().await.unwrap();
+    assert_eq!(rows.len(), 3);
+    let kept = rows
+        .iter()
+        .find(|a| a.contact == "li" && a.method_key == "k1")
+        .unwrap();
+    assert_eq!(kept.sent_at_ms, 1, "a known method keeps its link");
+    assert!(rows.iter().all(|a| !a.active));
+    assert_eq!(store.pend_all(&[], 0, 0).await.unwrap(), Vec::<bool>::new());
+}

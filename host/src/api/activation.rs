@@ -11,7 +11,7 @@
 //! robot's plugin and resolved config), so editing it makes it pending
 //! again while editing anything else of the contact does not.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use axum::Json;
@@ -20,14 +20,19 @@ use axum::extract::{Extension, Path, State as Extract};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use carillon_store::{Activation, Actor, LinkError, StoreError};
+use futures_util::StreamExt as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use super::config_store::{api_error, millis};
 use super::error::ApiError;
+use super::method_keys::{Keyed, MethodKeys, method_key};
 use super::{Live, Principal, State};
-use crate::config::{Config, Contact, Method};
+use crate::config::{Config, Contact};
 use crate::event::Event;
+
+/// Activation links enqueued at once by a sync.
+const LINKS_AT_ONCE: usize = 32;
 
 /// How long an activation link is valid.
 pub const LINK_VALIDITY_MS: i64 = 24 * 3600 * 1000;
@@ -55,6 +60,8 @@ pub struct MethodState {
 #[derive(Debug, Default)]
 pub struct Activations {
     by_destination: RwLock<HashMap<String, MethodState>>,
+    /// The methods' fingerprints, kept between syncs.
+    keys: MethodKeys,
 }
 
 impl Activations {
@@ -89,23 +96,6 @@ impl Activations {
     }
 }
 
-/// The fingerprint of method `m` of `config` (hex SHA-256, 32 digits).
-fn method_key(config: &Config, m: &Method) -> Option<String> {
-    let what = match m {
-        Method::Email { address, .. } => serde_json::json!({ "email": address.to_lowercase() }),
-        Method::Robot {
-            plugin,
-            destination,
-        } => serde_json::json!({
-            "robot": plugin,
-            "config": config.destinations.get(destination)?.config.expose(),
-        }),
-        Method::Mobile { .. } | Method::UserId { .. } => return None,
-    };
-    let digest = Sha256::digest(what.to_string().as_bytes());
-    Some(hex::encode(&digest[..16]))
-}
-
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -122,86 +112,124 @@ fn now_ms(state: &State) -> i64 {
 
 /// After a start or a config change: every method that delivers and is
 /// not known yet becomes pending and is sent its link; then the states
-/// are read back for routing.
+/// are read back for routing. The states are read once, and again only
+/// when a method was made pending.
 pub async fn sync(state: &State) {
     let live = state.live();
-    let known: std::collections::HashSet<(String, String)> = match state.store.activations().await {
-        Ok(rows) => rows
-            .into_iter()
-            .map(|a| (a.contact, a.method_key))
-            .collect(),
-        Err(error) => {
-            tracing::error!(%error, "cannot read the contact methods' activation");
-            return;
-        }
+    let Some(rows) = read(state).await else {
+        return;
     };
-    let now = now_ms(state);
-    for (name, contact) in &live.config.contacts {
-        for (index, method) in contact.methods.iter().enumerate() {
-            let (Some(destination), Some(key)) =
-                (method.destination(), method_key(&live.config, method))
-            else {
-                continue;
-            };
-            if known.contains(&(name.clone(), key.clone())) {
-                continue;
+    let methods = state.activations.keys.of(&live.config);
+    let known: HashSet<(&str, &str)> = rows
+        .iter()
+        .map(|a| (a.contact.as_str(), a.method_key.as_str()))
+        .collect();
+    // Every unknown method is made pending in one transaction (a start
+    // with a new directory has thousands), then sent its link.
+    let mut unknown = Vec::new();
+    for m in &methods {
+        if known.contains(&(m.contact, m.key.as_str())) {
+            continue;
+        }
+        let Some(contact) = live.config.contacts.get(m.contact) else {
+            continue;
+        };
+        let Ok(token) = new_token() else {
+            tracing::error!("no randomness for an activation link");
+            return;
+        };
+        unknown.push((m, contact, token));
+    }
+    let pended = !unknown.is_empty();
+    if pended {
+        let now = now_ms(state);
+        let hashes: Vec<String> = unknown.iter().map(|(_, _, t)| token_hash(t)).collect();
+        let batch: Vec<(&str, &str, &str)> = unknown
+            .iter()
+            .zip(&hashes)
+            .map(|((m, _, _), hash)| (m.contact, m.key.as_str(), hash.as_str()))
+            .collect();
+        match state
+            .store
+            .pend_all(&batch, now + LINK_VALIDITY_MS, now)
+            .await
+        {
+            Ok(new) => {
+                // Enqueued a group at a time: the outbox commits
+                // concurrent enqueues together.
+                let mut links = Vec::new();
+                for ((m, contact, token), new) in unknown.iter().zip(new) {
+                    if new {
+                        links.push(send_link(
+                            state,
+                            &live,
+                            m.contact,
+                            contact,
+                            m.index,
+                            m.destination,
+                            token,
+                        ));
+                    }
+                }
+                let mut sending = futures_util::stream::iter(links).buffer_unordered(LINKS_AT_ONCE);
+                while sending.next().await.is_some() {}
             }
-            let Ok(token) = new_token() else {
-                tracing::error!("no randomness for an activation link");
-                return;
-            };
-            match state
-                .store
-                .pend(name, &key, &token_hash(&token), now + LINK_VALIDITY_MS, now)
-                .await
-            {
-                Ok(true) => {
-                    send_link(state, &live, name, contact, index, destination, &token).await
-                }
-                Ok(false) => {}
-                Err(error) => {
-                    tracing::error!(%error, contact = %name, "cannot record a pending method")
-                }
+            Err(error) => {
+                tracing::error!(%error, methods = batch.len(), "cannot record the pending methods")
             }
         }
     }
-    refresh(state).await;
+    let rows = match pended {
+        true => match read(state).await {
+            Some(rows) => rows,
+            None => return,
+        },
+        false => rows,
+    };
+    publish(state, &live, &rows, &methods);
 }
 
 /// Reads every method's state back into [`Activations`].
 pub async fn refresh(state: &State) {
     let live = state.live();
-    let rows = match state.store.activations().await {
-        Ok(rows) => rows,
+    let Some(rows) = read(state).await else {
+        return;
+    };
+    let methods = state.activations.keys.of(&live.config);
+    publish(state, &live, &rows, &methods);
+}
+
+/// Every activation row; `None` (logged) when the store fails.
+async fn read(state: &State) -> Option<Vec<Activation>> {
+    match state.store.activations().await {
+        Ok(rows) => Some(rows),
         Err(error) => {
             tracing::error!(%error, "cannot read the contact methods' activation");
-            return;
+            None
         }
-    };
+    }
+}
+
+/// The states of `methods` (of `live`'s config) from `rows`, for routing:
+/// a method without an active row takes no alert.
+fn publish(state: &State, live: &Live, rows: &[Activation], methods: &[Keyed<'_>]) {
     let by_key: HashMap<(&str, &str), &Activation> = rows
         .iter()
         .map(|a| ((a.contact.as_str(), a.method_key.as_str()), a))
         .collect();
     let mut states = HashMap::new();
-    for (name, contact) in &live.config.contacts {
-        for method in &contact.methods {
-            let (Some(destination), Some(key)) =
-                (method.destination(), method_key(&live.config, method))
-            else {
-                continue;
-            };
-            if let Some(a) = by_key.get(&(name.as_str(), key.as_str())) {
-                states.insert(
-                    destination.to_owned(),
-                    MethodState {
-                        state: if a.active { "active" } else { "pending" },
-                        expires_at: a.expires_at_ms.map(millis),
-                        sent_at: millis(a.sent_at_ms),
-                        activated_at: a.activated_at_ms.map(millis),
-                        activated_by: a.activated_by.clone(),
-                    },
-                );
-            }
+    for m in methods {
+        if let Some(a) = by_key.get(&(m.contact, m.key.as_str())) {
+            states.insert(
+                m.destination.to_owned(),
+                MethodState {
+                    state: if a.active { "active" } else { "pending" },
+                    expires_at: a.expires_at_ms.map(millis),
+                    sent_at: millis(a.sent_at_ms),
+                    activated_at: a.activated_at_ms.map(millis),
+                    activated_by: a.activated_by.clone(),
+                },
+            );
         }
     }
     let inactive = live

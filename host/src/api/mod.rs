@@ -10,11 +10,13 @@ pub mod activation;
 mod admin;
 mod auth;
 mod body;
+pub mod config_diff;
 mod config_reload;
 pub mod config_store;
 mod contact_import;
 pub mod error;
 mod ingest;
+mod method_keys;
 pub mod metrics;
 mod monitor_run;
 mod monitors;
@@ -87,6 +89,8 @@ pub struct Live {
     pub activations: Arc<activation::Activations>,
     /// The alert quotas' open windows (shared by every config version).
     pub quotas: Arc<crate::quota::Quotas>,
+    /// `config`'s view, to tell which sections the next reload changes.
+    pub views: config_diff::SectionViews,
 }
 
 /// The state every handler shares.
@@ -115,6 +119,8 @@ pub struct State {
     pub clock: Arc<dyn Clock>,
     /// Where the config came from (a reload reads it again).
     pub source: reconfigure::ConfigSource,
+    /// The file text last checked, read (every write checks it again).
+    pub raw_cache: crate::config::RawCache,
     /// One config reload or API write at a time.
     pub reload_lock: tokio::sync::Mutex<()>,
     /// The objects created through the API, and the audit log.
@@ -175,6 +181,7 @@ impl State {
             waker: parts.waker,
             clock: parts.clock,
             source: parts.source,
+            raw_cache: Default::default(),
             reload_lock: tokio::sync::Mutex::new(()),
             store: parts.store,
             activations,

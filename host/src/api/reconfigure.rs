@@ -19,11 +19,12 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use super::config_diff::{SectionViews, differing};
 use super::{Live, State};
 use crate::catalog::Refusal;
 use crate::config::{
-    Checked, Config, ConfigError, LocalTokens, Overlay, Problems, Resolver, TokenFileError,
-    process_env,
+    Checked, Config, ConfigError, LocalTokens, Overlay, Problems, RawCache, Resolver,
+    TokenFileError, process_env,
 };
 use crate::render::Renderer;
 use crate::route::Router;
@@ -41,6 +42,16 @@ impl ConfigSource {
     /// `text` with `overlay` merged in, checked as the file is (`${file:…}`
     /// relative to the file's directory), with `--listen` applied.
     pub fn check(&self, text: &str, overlay: &Overlay) -> Result<Config, Problems> {
+        self.check_cached(text, overlay, &RawCache::default())
+    }
+
+    /// [`ConfigSource::check`], reading `text` through `cache`.
+    pub fn check_cached(
+        &self,
+        text: &str,
+        overlay: &Overlay,
+        cache: &RawCache,
+    ) -> Result<Config, Problems> {
         let base_dir = self
             .file
             .as_deref()
@@ -51,7 +62,7 @@ impl ConfigSource {
             env: &process_env,
             base_dir,
         };
-        let mut config = Checked::text_with(text, &resolver, overlay).into_config()?;
+        let mut config = Checked::text_cached(text, &resolver, overlay, cache).into_config()?;
         if let Some(listen) = self.listen {
             config.server.listen = listen;
         }
@@ -227,10 +238,14 @@ pub async fn apply<E>(
     gate: impl AsyncFnOnce() -> Result<(), E>,
 ) -> Result<Applied, ApplyError<E>> {
     let invalid = |p| ApplyError::Reload(ReloadError::Invalid(p));
-    let mut config = state.source.check(text, &overlay).map_err(invalid)?;
+    let mut config = state
+        .source
+        .check_cached(text, &overlay, &state.raw_cache)
+        .map_err(invalid)?;
     let old = state.live();
-    let old_view = view(&old.config);
-    let restart_required = differing(&old_view, &view(&config), RESTART_SECTIONS);
+    let old_view = (&old.config, &old.views);
+    let file_views = SectionViews::of(&mut config);
+    let restart_required = differing(old_view, (&config, &file_views), RESTART_SECTIONS);
     // What needs a restart keeps its running value, so that everything
     // reading the live config agrees with what was built at start; the
     // running data directory also holds the generated tokens.
@@ -244,7 +259,8 @@ pub async fn apply<E>(
     let renderer =
         compile_templates(&config).map_err(|e| ApplyError::Reload(ReloadError::Templates(e)))?;
     let router = Router::new(config.routes.clone());
-    let changed = differing(&old_view, &view(&config), LIVE_SECTIONS);
+    let views = SectionViews::of(&mut config);
+    let changed = differing(old_view, (&config, &views), LIVE_SECTIONS);
 
     state
         .plugins
@@ -264,6 +280,7 @@ pub async fn apply<E>(
         overlay,
         activations: old.activations.clone(),
         quotas: old.quotas.clone(),
+        views,
     });
     // New or changed contact methods are pending and get their link.
     super::activation::sync(state).await;
@@ -284,26 +301,4 @@ pub(crate) fn keep_restart_sections(old: &Config, new: &mut Config) {
     new.dispatch.workers = old.dispatch.workers;
     new.dispatch.retry = old.dispatch.retry.clone();
     new.timeouts.late_window = old.timeouts.late_window;
-}
-
-/// A config as its API view (secrets redacted), for [`differing`].
-fn view(config: &Config) -> serde_json::Value {
-    serde_json::to_value(config).unwrap_or_default()
-}
-
-/// The key paths of `sections` whose value differs between two config
-/// views (secrets redacted: a changed secret alone shows as no change).
-fn differing(
-    old: &serde_json::Value,
-    new: &serde_json::Value,
-    sections: &[&'static str],
-) -> Vec<&'static str> {
-    sections
-        .iter()
-        .copied()
-        .filter(|section| {
-            let pointer = format!("/{}", section.replace('.', "/"));
-            old.pointer(&pointer) != new.pointer(&pointer)
-        })
-        .collect()
 }

@@ -154,10 +154,20 @@ pub(super) fn destination_entries(
     config: &Config,
     plugin: &Plugin,
 ) -> Vec<DestinationEntry> {
+    destination_entries_where(runtime, config, plugin, |_| true)
+}
+
+/// [`destination_entries`] of the destinations `wanted` names.
+pub(super) fn destination_entries_where(
+    runtime: &Runtime,
+    config: &Config,
+    plugin: &Plugin,
+    wanted: impl Fn(&str) -> bool,
+) -> Vec<DestinationEntry> {
     config
         .destinations
         .iter()
-        .filter(|(_, d)| d.plugin == plugin.name())
+        .filter(|(name, d)| d.plugin == plugin.name() && wanted(name))
         .filter_map(|(name, _)| destination_entry(runtime, config, name, plugin))
         .collect()
 }

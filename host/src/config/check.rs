@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::overlay::Overlay;
 use super::parse::Document;
+use super::raw_cache::RawCache;
 use super::secret::{Resolver, process_env};
 use super::{Config, ConfigError, PluginCatalog, Source, plugins, validate};
 use crate::problem::{Findings, KeyPath, Problem, Problems};
@@ -40,8 +41,19 @@ impl Checked {
     /// API's objects (`overlay`) merged in: their problems carry key paths
     /// of their own (`destinations.NAME…`, API routes after the file's).
     pub fn text_with(text: &str, resolver: &Resolver<'_>, overlay: &Overlay) -> Checked {
-        let doc = match Document::parse(text) {
-            Ok(doc) => doc,
+        Checked::text_cached(text, resolver, overlay, &RawCache::default())
+    }
+
+    /// [`Checked::text_with`], reading `text` through `cache`: the same
+    /// text is read into its raw sections once (see [`RawCache`]).
+    pub fn text_cached(
+        text: &str,
+        resolver: &Resolver<'_>,
+        overlay: &Overlay,
+        cache: &RawCache,
+    ) -> Checked {
+        let (read, doc) = match cache.read(text) {
+            Ok(read) => read,
             Err(mut problems) => {
                 problems.0.push(note(
                     &KeyPath::root(),
@@ -55,16 +67,23 @@ impl Checked {
                 };
             }
         };
-        let mut problems = Vec::new();
-        let (mut raw, broken) = doc.raw(&mut problems);
+        let mut problems = read.problems.clone();
+        let mut raw = read.raw.clone();
+        let broken = &read.broken;
         let mut findings = Findings::default();
-        let api_route_base = overlay.merge_into(&mut raw, &broken, &mut findings);
-        let validated = validate::validate(&raw, &broken, resolver, &mut findings);
+        let api_route_base = overlay.merge_into(&mut raw, broken, &mut findings);
+        let validated = validate::validate(raw, broken, resolver, &mut findings);
         let origins = &validated.config.origins;
         findings.rebase(|p| origins.rebase(p));
-        doc.locate(&mut findings, &mut problems);
+        if !findings.is_empty() {
+            // The text parsed before (it was read from it), so it parses.
+            match doc.map_or_else(|| Document::parse(text), Ok) {
+                Ok(doc) => doc.locate(&mut findings, &mut problems),
+                Err(_) => problems.extend(findings.drain().map(|(at, m)| note(&at, &m))),
+            }
+        }
         problems.extend(
-            validate::skipped(&broken)
+            validate::skipped(broken)
                 .iter()
                 .map(|(at, message)| note(at, message)),
         );
@@ -158,6 +177,11 @@ impl Config {
     /// once already, so this does not fail; lines are simply missing if it
     /// ever did.
     pub(super) fn locate(&self, findings: &mut Findings, problems: &mut Vec<Problem>) {
+        // Parsing the text again costs as much as the first parse: only
+        // for findings to locate.
+        if findings.is_empty() {
+            return;
+        }
         findings.rebase(|p| self.origins.rebase(p));
         let doc = Document::parse(&self.source.0).or_else(|_| Document::parse(""));
         match doc {

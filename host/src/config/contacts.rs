@@ -264,7 +264,7 @@ pub(super) fn contacts(
             }
         }
         let mut methods = Vec::new();
-        let mut seen = BTreeSet::new();
+        let mut seen = Vec::new();
         for (i, m) in c.methods.iter().enumerate() {
             let mp = cp.key("methods").index(i);
             let destination = method_destination(name, i);
@@ -339,9 +339,13 @@ pub(super) fn contacts(
                     }
                 }
             };
-            if !seen.insert(serde_json::to_string(&strip_destination(&method)).unwrap_or_default())
-            {
+            // A contact has a few methods: compared one by one, not
+            // serialised to be kept in a set.
+            let twin = strip_destination(&method);
+            if seen.contains(&twin) {
                 f.add(&mp, "the contact has this method twice");
+            } else {
+                seen.push(twin);
             }
             methods.push(method);
         }
@@ -654,6 +658,33 @@ groups = ["oncall"]
         assert_eq!(
             config.routes[0].people,
             ["li-wei@0", "li-wei@2", "zhang-san@0"]
+        );
+    }
+
+    #[test]
+    fn a_method_given_twice_is_reported_at_every_repeat() {
+        let text = "[contacts.wu]\nmethods = [\
+                    { type = \"mobile\", number = \"+86 138 0013 8000\" }, \
+                    { type = \"robot\", plugin = \"webhook\", config = { url = \"https://h.example/a\" } }, \
+                    { type = \"mobile\", number = \"+86-138-0013-8000\" }, \
+                    { type = \"robot\", plugin = \"webhook\", config = { url = \"https://h.example/a\" } }, \
+                    { type = \"robot\", plugin = \"webhook\", config = { url = \"https://h.example/b\" } }]\n";
+        let problems = check(text).problems();
+        let twice: Vec<&str> = problems
+            .iter()
+            .filter(|p| p.message.contains("this method twice"))
+            .map(|p| p.path.as_str())
+            .collect();
+        // A robot is known by its plugin (its config is its destination's),
+        // so a second robot of the same plugin is a twin too.
+        assert_eq!(
+            twice,
+            [
+                "contacts.wu.methods[2]",
+                "contacts.wu.methods[3]",
+                "contacts.wu.methods[4]"
+            ],
+            "{problems}"
         );
     }
 

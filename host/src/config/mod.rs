@@ -37,6 +37,7 @@ mod plugin_config;
 mod plugins;
 mod quotas;
 pub mod raw;
+mod raw_cache;
 mod references;
 mod secret;
 mod sections;
@@ -62,6 +63,7 @@ pub use self::monitors::{MonitorRule, MonitorSettings};
 pub use self::overlay::{Kind, Overlay};
 pub use self::plugin_config::PluginConfig;
 pub use self::plugins::PluginCatalog;
+pub use self::raw_cache::RawCache;
 pub use self::secret::{
     BadReference, REDACTED, Resolver, Secret, SecretError, SecretSource, process_env,
 };
@@ -358,7 +360,7 @@ pub struct DispatchSettings {
 }
 
 /// One destination, validated.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DestinationConfig {
     /// The plugin's name.
     pub plugin: String,

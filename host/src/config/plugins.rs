@@ -113,9 +113,13 @@ pub(super) fn check(
             );
             continue;
         }
+        let issues = plugins.schema_issues(&d.plugin, d.config.expose());
+        if issues.is_empty() {
+            continue;
+        }
         let cp = dp.key("config");
         let shown = d.config.with_secrets(&plugins.secret_fields(&d.plugin));
-        for issue in plugins.schema_issues(&d.plugin, d.config.expose()) {
+        for issue in issues {
             f.add(&cp.pointer(&issue.path), shown.scrub(&issue.message));
         }
     }

@@ -24,14 +24,14 @@ pub(super) struct Validated {
 
 /// Validates every section of `raw`; problems go to `f`.
 pub(super) fn validate(
-    raw: &RawConfig,
+    mut raw: RawConfig,
     broken: &Broken,
     resolver: &Resolver<'_>,
     f: &mut Findings,
 ) -> Validated {
     // Contacts first: their methods that deliver become destinations, which
     // are then checked like every other.
-    let mut raw = raw.clone();
+
     let (contacts, groups, origins) = contacts::contacts(&mut raw, broken, f);
     let raw = &raw;
     let server = sections::server(&raw.server, f);
