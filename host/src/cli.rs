@@ -75,11 +75,16 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Validate a config file: syntax, values, secrets, references, and each
-    /// destination's config against its plugin. Prints every problem with
-    /// its key path and line; exits 1 when there are any.
+    /// destination's config against its plugin. Then, when the file's data
+    /// directory holds objects created through the API, the file with them,
+    /// as `serve` would start. Prints every problem with its key path and
+    /// line; exits 1 when there are any.
     Check {
         /// The config file; without it, the embedded defaults are checked.
         file: Option<PathBuf>,
+        /// Check the file alone, not with the API's stored objects.
+        #[arg(long)]
+        no_store: bool,
     },
     /// Print the effective configuration as TOML that `config check`
     /// accepts: the file plus the objects created through the API (read
@@ -126,7 +131,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             carillon::receive::run(listen, secret.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config(ConfigCommand::Check { file }) => config_check(file.as_deref()).await,
+        Command::Config(ConfigCommand::Check { file, no_store }) => {
+            config_check(file.as_deref(), !no_store).await
+        }
         Command::Config(ConfigCommand::Export { file, workspace }) => {
             config_export(file.as_deref(), workspace.as_deref()).await
         }
@@ -288,7 +295,7 @@ async fn wait_for_signal(gateway: &Gateway) {
 /// of every phase in one run (see [`Checked`]): the plugins are loaded and
 /// checked against even when the file has other problems, and a note names
 /// each check an earlier problem made impossible.
-async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
+async fn config_check(file: Option<&Path>, with_store: bool) -> anyhow::Result<ExitCode> {
     let (mut checked, what) = match file {
         Some(path) => (Checked::file(path)?, format!("{} is valid", path.display())),
         None => {
@@ -302,6 +309,7 @@ async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
             )
         }
     };
+    let mut plugins = None;
     if let Some(config) = checked.config() {
         let runtime = Runtime::new(RuntimeConfig {
             max_concurrent_calls: 4,
@@ -317,6 +325,7 @@ async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         }
         checked.check_plugins(&*catalog);
+        plugins = Some(catalog);
     }
     let mut out = std::io::stdout().lock();
     let problems = checked.problems();
@@ -329,6 +338,18 @@ async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let Ok(config) = checked.into_config() else {
         return Ok(ExitCode::from(1));
     };
+    let (config, what) = match (with_store, &plugins) {
+        (true, Some(catalog)) => match with_stored_objects(file, config, what, &**catalog).await? {
+            Ok(both) => both,
+            Err(problems) => {
+                for line in problems {
+                    writeln!(out, "{line}")?;
+                }
+                return Ok(ExitCode::from(1));
+            }
+        },
+        _ => (config, what),
+    };
     writeln!(
         out,
         "ok: {what} ({} destinations, {} routes, {} templates)",
@@ -337,6 +358,71 @@ async fn config_check(file: Option<&Path>) -> anyhow::Result<ExitCode> {
         config.templates.len()
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `config` with the objects of the store in its data directory merged in
+/// and checked again, as `serve` starts (nothing to do without a store);
+/// `Err` with the lines to print when they do not fit the file.
+async fn with_stored_objects(
+    file: Option<&Path>,
+    config: carillon::config::Config,
+    what: String,
+    catalog: &dyn carillon::config::PluginCatalog,
+) -> anyhow::Result<Result<(carillon::config::Config, String), Vec<String>>> {
+    let store_file = config
+        .server
+        .data_dir
+        .join(carillon::api::config_store::STORE_FILE);
+    if !store_file.exists() {
+        return Ok(Ok((config, what)));
+    }
+    let store = carillon_store::Store::open(&store_file)
+        .await
+        .with_context(|| format!("cannot open the config store {}", store_file.display()))?;
+    let objects = store.objects().await?;
+    store.close().await;
+    if objects.is_empty() {
+        return Ok(Ok((config, what)));
+    }
+    let header = format!(
+        "with the {} object(s) created through the API ({}):",
+        objects.len(),
+        store_file.display()
+    );
+    let overlay = match carillon::api::config_store::overlay(&objects) {
+        Ok(o) => o,
+        Err(problems) => {
+            let mut lines = vec![header];
+            lines.extend(problems.iter().map(ToString::to_string));
+            return Ok(Err(lines));
+        }
+    };
+    let source = carillon::api::reconfigure::ConfigSource {
+        file: file.map(Path::to_path_buf),
+        listen: None,
+    };
+    let merged = source.check(config.source_text(), &overlay).and_then(|c| {
+        let problems = c.check_plugins(catalog);
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(problems)
+        }
+    });
+    match merged {
+        Ok(c) => Ok(Ok((
+            c,
+            format!(
+                "{what}, with the {} object(s) created through the API",
+                objects.len()
+            ),
+        ))),
+        Err(problems) => {
+            let mut lines = vec![header];
+            lines.extend(problems.iter().map(ToString::to_string));
+            Ok(Err(lines))
+        }
+    }
 }
 
 /// `carillon config export`: the file's text and the store's objects, as

@@ -328,9 +328,28 @@ fn config_export_prints_the_file_and_the_api_objects_as_a_valid_config() {
     );
     let exported = dir.path().join("exported.toml");
     std::fs::write(&exported, &out).expect("write");
-    let (code, check, err) = carillon(&["config", "check", &exported.display().to_string()]);
+    // The export names the same data directory: checked alone, since its
+    // objects are the store's.
+    let exported_arg = exported.display().to_string();
+    let (code, check, err) = carillon(&["config", "check", "--no-store", &exported_arg]);
     assert_eq!(code, 0, "{check}{err}\n{out}");
     assert!(check.contains("2 destinations, 1 routes"), "{check}");
+
+    // `config check` reads the store as `serve` starts: the file with its
+    // objects passes; a file that declares an API object's name, or drops
+    // what an API object names, fails naming it.
+    let (code, check, err) = carillon(&["config", "check", &file_arg]);
+    assert_eq!(code, 0, "{check}{err}");
+    assert!(
+        check.contains("with the 2 object(s) created through the API"),
+        "{check}"
+    );
+    let (code, check, _) = carillon(&["config", "check", &exported_arg]);
+    assert_eq!(code, 1, "{check}");
+    assert!(
+        check.contains("config.db") && check.contains("api-hook"),
+        "{check}"
+    );
 
     let (code, out, err) = carillon(&["config", "export", &file_arg, "--workspace", "team"]);
     assert_eq!(code, 0, "{err}");
