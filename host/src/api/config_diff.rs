@@ -50,6 +50,9 @@ pub fn differing(old: Viewed<'_>, new: Viewed<'_>, sections: &[&'static str]) ->
             "destinations" => maps_differ(&old.0.destinations, &new.0.destinations),
             "contacts" => maps_differ(&old.0.contacts, &new.0.contacts),
             "groups" => maps_differ(&old.0.groups, &new.0.groups),
+            // A source's URL is a secret, redacted in the views; a new URL
+            // alone is still a change (it needs a restart).
+            "sources" => old.0.sources != new.0.sources,
             _ => {
                 let pointer = format!("/{}", section.replace('.', "/"));
                 old.1.light.pointer(&pointer) != new.1.light.pointer(&pointer)
@@ -110,6 +113,16 @@ mod tests {
         "groups",
         "auth",
     ];
+
+    #[test]
+    fn a_source_whose_url_alone_changes_differs() {
+        let a = config("[sources.s]\nurl = \"postgres://u:one@h/db\"\n");
+        let b = config("[sources.s]\nurl = \"postgres://u:two@h/db\"\n");
+        let (mut a2, mut b2) = (a.clone(), b.clone());
+        let (va, vb) = (SectionViews::of(&mut a2), SectionViews::of(&mut b2));
+        assert_eq!(differing((&a, &va), (&b, &vb), &["sources"]), ["sources"]);
+        assert!(differing((&a, &va), (&a, &va), &["sources"]).is_empty());
+    }
 
     #[test]
     fn the_sections_differing_are_those_whole_views_show() {
