@@ -158,6 +158,29 @@ async fn wait_for(receiver: &Receiver, n: usize) -> Vec<Received> {
     panic!("expected {n} requests, got {}", receiver.received().len());
 }
 
+/// Waits until the deliveries of the event `received` came from are
+/// recorded delivered: before a test moves the manual clock far, or a
+/// delivery answered but not yet recorded would see its lease expire and
+/// go out again.
+async fn recorded(gw: &Gw, received: &Received) {
+    let id = received.json()["event_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for _ in 0..500 {
+        let (_, body) = gw.get(&format!("/v1/events/{id}")).await;
+        let states: Vec<&str> = body["deliveries"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|d| d["state"].as_str()).collect())
+            .unwrap_or_default();
+        if !states.is_empty() && states.iter().all(|s| *s == "delivered") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the deliveries of event {id} were not recorded delivered");
+}
+
 /// Gives the gateway time to do what it should not, then counts.
 async fn settle(receiver: &Receiver) -> usize {
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -205,6 +228,7 @@ async fn a_timeout_fires_once_at_its_deadline() {
     assert!(text.contains("Running for:** 1m 0s"), "{text}");
     assert!(!text.contains("(late:"), "on time: {text}");
 
+    recorded(&gw, &got[0]).await;
     gw.advance(Duration::from_secs(3600));
     assert_eq!(settle(&gw.hook).await, 1, "exactly once");
     assert!(gw.timers().await.is_empty());
@@ -292,7 +316,8 @@ async fn a_completion_after_the_timeout_sends_finished_late() {
         StatusCode::ACCEPTED
     );
     gw.advance(Duration::from_secs(30));
-    wait_for(&gw.hook, 1).await;
+    let got = wait_for(&gw.hook, 1).await;
+    recorded(&gw, &got[0]).await;
     gw.advance(Duration::from_secs(600));
     let (s, body) = gw.post(&done("task.succeeded", "r9")).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
