@@ -1,5 +1,5 @@
 //! The query side against real databases: PostgreSQL and MariaDB on the
-//! machine (`tools/databases` starts them; `CARILLON_TEST_POSTGRES`,
+//! machine (`.ci/run` starts them; `CARILLON_TEST_POSTGRES`,
 //! `CARILLON_TEST_MYSQL` point elsewhere) and SQLite files. Each driver:
 //! bound parameters (an injection attempt stays data), typed results, the
 //! row cap, an empty result's columns, a missing parameter, a slow query

@@ -75,19 +75,14 @@ impl Store {
         expires_at_ms: i64,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT OR IGNORE INTO activations
-                 (contact, method_key, state, token_sha256, expires_at_ms, sent_at_ms)
-             VALUES (?, ?, 'pending', ?, ?, ?)",
-        )
-        .bind(contact)
-        .bind(method_key)
-        .bind(token_sha256)
-        .bind(expires_at_ms)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let new = self
+            .pend_all(
+                &[(contact, method_key, token_sha256)],
+                expires_at_ms,
+                now_ms,
+            )
+            .await?;
+        Ok(new.first().copied().unwrap_or(false))
     }
 
     /// [`Store::pend`] for many methods (contact, fingerprint, token

@@ -1,5 +1,5 @@
 //! Data sources through the API, against a SQLite file and the machine's
-//! PostgreSQL (`tools/databases`; `CARILLON_TEST_POSTGRES` points
+//! PostgreSQL (`.ci/run` starts them; `CARILLON_TEST_POSTGRES` points
 //! elsewhere): each source's health without its URL, a query with bound
 //! parameters (an injection attempt stays data), every refusal at its
 //! pointer, a slow query stopped, and who may query which source.

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::{Principal, State, body};
+use super::{Principal, State};
 use crate::config::Config;
 use crate::event::FieldError;
 
@@ -166,6 +166,44 @@ fn at(path: &str, message: impl Into<String>) -> ApiError {
     invalid(vec![FieldError::new(path, message.into())])
 }
 
+/// `e` as the API's answer: an unreachable database is a 503, everything
+/// else a 422 at its pointer (a timeout at `timeout_at`).
+fn failed(e: QueryError, name: &str, env: &str, timeout_at: &str) -> ApiError {
+    match e {
+        QueryError::Missing(names) => invalid(
+            names
+                .iter()
+                .map(|n| {
+                    FieldError::new(
+                        format!("/params/{n}"),
+                        "the statement uses it; give it a value".to_owned(),
+                    )
+                })
+                .collect(),
+        ),
+        QueryError::Connect(why) => ApiError::Unavailable(format!(
+            "source {name:?} ({env}): cannot reach the database: {why}"
+        )),
+        QueryError::Timeout(_) => at(timeout_at, e.to_string()),
+        QueryError::Database(_) | QueryError::Undecodable { .. } => at("/sql", e.to_string()),
+    }
+}
+
+/// What both endpoints read first: the source's pools (as `principal`
+/// may see them) and the JSON body.
+async fn request<'a, T: serde::de::DeserializeOwned>(
+    state: &'a State,
+    principal: &Principal,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(&'a Pools, String, T), ApiError> {
+    let (ws, name) = super::objects::two_params(path)?;
+    let pools = pools_of(state, principal, &ws, &name)?;
+    let bytes = super::body::read(headers, body, &principal.live.config.server).await?;
+    Ok((pools, name, super::body::json(&bytes)?))
+}
+
 /// The database `env` names (default: `dev` when there is one).
 fn pick<'a>(
     pools: &'a Pools,
@@ -226,21 +264,14 @@ pub async fn describe(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (ws, name) = super::objects::two_params(path)?;
-    let pools = pools_of(&state, &principal, &ws, &name)?;
-    let bytes = body::read(&headers, request, &principal.live.config.server).await?;
-    let q: DescribeBody = body::json(&bytes)?;
+    let (pools, name, q): (_, _, DescribeBody) =
+        self::request(&state, &principal, path, &headers, request).await?;
     let (env, source) = pick(pools, q.env.as_deref(), &name)?;
     let statement =
         Statement::parse(&q.sql, source.driver()).map_err(|e| at("/sql", e.to_string()))?;
     let columns = carillon_push::describe(source, &statement, DEFAULT_TIMEOUT)
         .await
-        .map_err(|e| match e {
-            QueryError::Connect(why) => ApiError::Unavailable(format!(
-                "source {name:?} ({env}): cannot reach the database: {why}"
-            )),
-            other => at("/sql", other.to_string()),
-        })?;
+        .map_err(|e| failed(e, &name, env, "/sql"))?;
     let zone = &principal.live.config.render.time_zone;
     let now = crate::timestamp::to_jiff(state.clock.now());
     let time_params: Vec<&str> = statement
@@ -265,10 +296,8 @@ pub async fn query(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (ws, name) = super::objects::two_params(path)?;
-    let pools = pools_of(&state, &principal, &ws, &name)?;
-    let bytes = body::read(&headers, request, &principal.live.config.server).await?;
-    let q: QueryBody = body::json(&bytes)?;
+    let (pools, name, q): (_, _, QueryBody) =
+        self::request(&state, &principal, path, &headers, request).await?;
     let (env, source) = pick(pools, q.env.as_deref(), &name)?;
     let row_cap = q.row_cap.unwrap_or(DEFAULT_ROWS);
     if !(1..=MAX_ROWS).contains(&row_cap) {
@@ -315,24 +344,7 @@ pub async fn query(
     let limits = carillon_push::Limits { row_cap, timeout };
     let table = carillon_push::run(source, &statement, &values, limits)
         .await
-        .map_err(|e| match e {
-            QueryError::Missing(names) => invalid(
-                names
-                    .iter()
-                    .map(|n| {
-                        FieldError::new(
-                            format!("/params/{n}"),
-                            "the statement uses it; give it a value".to_owned(),
-                        )
-                    })
-                    .collect(),
-            ),
-            QueryError::Connect(why) => ApiError::Unavailable(format!(
-                "source {name:?} ({env}): cannot reach the database: {why}"
-            )),
-            QueryError::Timeout(_) => at("/timeout_secs", e.to_string()),
-            QueryError::Database(_) | QueryError::Undecodable { .. } => at("/sql", e.to_string()),
-        })?;
+        .map_err(|e| failed(e, &name, env, "/timeout_secs"))?;
     tracing::info!(source = %name, env, rows = table.rows.len(), truncated = table.truncated, token = %principal.token().name, "data source queried");
     Ok(Json(json!({
         "source": name,
